@@ -1,0 +1,286 @@
+"""The SQLite index: files, symbols, references, chunks, an FTS5 table and graph edges.
+
+One database per repository at `.repoloop/index.db`, in WAL mode so readers never block on the
+writer. Every file's rows are replaced in one transaction, so a killed run leaves each file either
+fully old or fully new; `files.hash` is written in that same transaction, so the next run redoes
+exactly the files that did not make it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from repoloop.errors import IndexMissingError
+from repoloop.indexer.models import ParsedFile
+from repoloop.indexer.tokens import fts_text, split_identifier
+
+SCHEMA_VERSION = 1
+INDEX_DIRNAME = ".repoloop"
+DB_NAME = "index.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    language TEXT NOT NULL,
+    module TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL DEFAULT 0,
+    lines INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'ok',       -- ok | partial (syntax errors) | text (no grammar)
+    syntax_errors INTEGER NOT NULL DEFAULT 0,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS skips (path TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS symbols (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    qualname TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    signature TEXT NOT NULL DEFAULT '',
+    doc TEXT NOT NULL DEFAULT '',
+    parent TEXT
+);
+CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name);
+CREATE INDEX IF NOT EXISTS symbols_qualname ON symbols(qualname);
+CREATE INDEX IF NOT EXISTS symbols_file ON symbols(file_id);
+CREATE TABLE IF NOT EXISTS refs (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    scope TEXT,
+    full TEXT NOT NULL DEFAULT '',
+    module TEXT,
+    alias TEXT
+);
+CREATE INDEX IF NOT EXISTS refs_name ON refs(name);
+CREATE INDEX IF NOT EXISTS refs_file ON refs(file_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    symbol TEXT,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    header TEXT NOT NULL DEFAULT '',
+    hash TEXT NOT NULL                      -- sha1 of header + text: the embedding cache key
+);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+-- rowid = chunks.id. Columns hold code tokens (identifiers whole + split into words).
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(path, names, body, tokenize='unicode61');
+-- Graph edges (issue: dependency graph). src/dst are node keys: 'f:<path>' or 's:<qualname>'.
+CREATE TABLE IF NOT EXISTS edges (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,  -- the file whose refs made it
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- contains | imports | calls | references | inherits
+    weight REAL NOT NULL DEFAULT 1.0,
+    line INTEGER
+);
+CREATE INDEX IF NOT EXISTS edges_src ON edges(src);
+CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst);
+CREATE INDEX IF NOT EXISTS edges_file ON edges(file_id);
+"""
+
+
+def chunk_hash(header: str, text: str) -> str:
+    return hashlib.sha1(f"{header}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def index_dir_for(repo: Path, index_dir: Path | None = None) -> Path:
+    return Path(index_dir) if index_dir else Path(repo) / INDEX_DIRNAME
+
+
+@dataclass(slots=True)
+class FileRow:
+    id: int
+    path: str
+    hash: str
+    language: str
+    module: str
+    size: int
+    mtime: float
+    lines: int
+    status: str
+
+
+class IndexStore:
+    """Access to one repository's index database. Not thread-safe; open one per thread/process."""
+
+    def __init__(self, db_path: Path, *, readonly: bool = False) -> None:
+        self.db_path = Path(db_path)
+        if readonly and not self.db_path.exists():
+            raise IndexMissingError(f"no index at {self.db_path.parent} (run `repoloop index` first)")
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.db_path), timeout=30.0, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self._ensure_schema(readonly)
+
+    @classmethod
+    def open(cls, repo: Path, index_dir: Path | None = None, *, readonly: bool = False) -> IndexStore:
+        return cls(index_dir_for(repo, index_dir) / DB_NAME, readonly=readonly)
+
+    # -- schema -------------------------------------------------------------------------------
+    def _ensure_schema(self, readonly: bool) -> None:
+        have = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        version = None
+        if have:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else None
+        if version == SCHEMA_VERSION:
+            return
+        if readonly and version is None:
+            raise IndexMissingError(f"no index at {self.db_path.parent} (run `repoloop index` first)")
+        if version is not None and version != SCHEMA_VERSION:
+            # An index from another schema is rebuilt, never misread.
+            self._drop_all()
+        self.conn.executescript(SCHEMA)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def _drop_all(self) -> None:
+        rows = self.conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('table','view') AND name NOT LIKE 'sqlite_%'"
+            " AND name NOT LIKE 'chunks_fts_%'"
+        ).fetchall()
+        for r in rows:
+            self.conn.execute(f'DROP {r["type"].upper()} IF EXISTS "{r["name"]}"')
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- writes -------------------------------------------------------------------------------
+    def replace_file(self, parsed: ParsedFile, *, hash: str, size: int, mtime: float) -> int:
+        """Replace every row of one file in one transaction; returns the file id."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            file_id = self._delete_file_rows(parsed.path)
+            status = "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
+            cur = c.execute(
+                "INSERT INTO files(id, path, hash, language, module, size, mtime, lines, status,"
+                " syntax_errors, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (file_id, parsed.path, hash, parsed.language, parsed.module, size, mtime, parsed.lines,
+                 status, parsed.syntax_errors, time.time()),
+            )
+            file_id = cur.lastrowid
+            c.executemany(
+                "INSERT INTO symbols(file_id, name, qualname, kind, start_line, end_line, signature, doc,"
+                " parent) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(file_id, s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc,
+                  s.parent) for s in parsed.symbols],
+            )
+            c.executemany(
+                "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                [(file_id, r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
+            )
+            path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
+            for ch in parsed.chunks:
+                cur = c.execute(
+                    "INSERT INTO chunks(file_id, start_line, end_line, symbol, kind, text, header, hash)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
+                     chunk_hash(ch.header, ch.text)),
+                )
+                names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
+                if ch.symbol:
+                    names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
+                c.execute(
+                    "INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
+                    (cur.lastrowid, path_words, names, fts_text(ch.text)),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return file_id
+
+    def _delete_file_rows(self, path: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+        if not row:
+            return None
+        fid = row[0]
+        self.conn.execute(
+            "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id=?)", (fid,)
+        )
+        for table in ("chunks", "symbols", "refs", "edges"):
+            self.conn.execute(f"DELETE FROM {table} WHERE file_id=?", (fid,))
+        self.conn.execute("DELETE FROM files WHERE id=?", (fid,))
+        return fid
+
+    def delete_files(self, paths: Iterable[str]) -> int:
+        n = 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for p in paths:
+                n += self._delete_file_rows(p) is not None
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def set_skips(self, skips: dict[str, str]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("DELETE FROM skips")
+        self.conn.executemany("INSERT INTO skips(path, reason) VALUES (?,?)", skips.items())
+        self.conn.execute("COMMIT")
+
+    # -- reads --------------------------------------------------------------------------------
+    def files(self) -> Iterator[FileRow]:
+        for r in self.conn.execute(
+            "SELECT id, path, hash, language, module, size, mtime, lines, status FROM files ORDER BY path"
+        ):
+            yield FileRow(*r)
+
+    def file(self, path: str) -> FileRow | None:
+        r = self.conn.execute(
+            "SELECT id, path, hash, language, module, size, mtime, lines, status FROM files WHERE path=?",
+            (path,),
+        ).fetchone()
+        return FileRow(*r) if r else None
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for table in ("files", "symbols", "refs", "chunks", "edges"):
+            out[table] = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return out
+
+    def skip_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT reason, count(*) FROM skips GROUP BY reason")}

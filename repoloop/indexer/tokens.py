@@ -1,0 +1,46 @@
+"""Code-aware tokens for the lexical index: identifiers split into words, plus the whole identifier.
+
+`parseHTTPRequest` -> "parsehttprequest parse http request"; `snake_case_name` -> "snake_case_name snake case name".
+The same function prepares indexed text and queries, so both sides agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+STOP_WORDS = frozenset(
+    """a an and are as at be but by for from has have if in into is it its of on or so such that the their
+    then there these they this to was were will with not no can should would could do does did we you i
+    self""".split()
+)
+
+
+def split_identifier(ident: str) -> list[str]:
+    """Words of one identifier, lowercased: HTTPServerError -> [http, server, error]."""
+    words: list[str] = []
+    for part in ident.split("_"):
+        if part:
+            words.extend(w.lower() for w in _CAMEL.findall(part))
+    return words
+
+
+def code_tokens(text: str, *, min_len: int = 2, stop: bool = False) -> list[str]:
+    """Tokens of code or prose: each identifier whole (lowercased) and its words."""
+    out: list[str] = []
+    for m in _IDENT.finditer(text):
+        ident = m.group(0)
+        whole = ident.lower().strip("_")
+        words = split_identifier(ident)
+        if len(whole) >= min_len and not (stop and whole in STOP_WORDS):
+            out.append(whole)
+        if len(words) > 1:
+            out.extend(w for w in words if len(w) >= min_len and not (stop and w in STOP_WORDS))
+    return out
+
+
+def fts_text(text: str) -> str:
+    """Text as stored in the FTS5 table (space-joined code tokens)."""
+    return " ".join(code_tokens(text))
