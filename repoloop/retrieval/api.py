@@ -1,0 +1,75 @@
+"""The retrieval boundary that the agent, the CLI and the MCP server use.
+
+Callers open a `Retriever` once (a long-running process keeps it, with its model and graph, warm)
+and ask it for search results, symbol context, a budgeted context pack or a repo map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class SearchHit:
+    path: str  # relative to the repo root
+    start_line: int
+    end_line: int
+    symbol: str | None  # qualified name of the enclosing definition
+    kind: str
+    score: float
+    text: str
+    signals: dict[str, dict[str, float]] = field(default_factory=dict)  # signal -> {"rank", "score"} (--explain)
+
+    def to_json(self, *, explain: bool = False) -> dict:
+        d = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+             "symbol": self.symbol, "kind": self.kind, "score": round(self.score, 6), "text": self.text}
+        if explain:
+            d["signals"] = self.signals
+        return d
+
+
+@dataclass(slots=True)
+class ContextItem:
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    score: float
+    tokens: int
+    kind: str = "code"  # "code" (full text) or "map" (signatures only)
+
+
+@dataclass(slots=True)
+class ContextPack:
+    text: str  # what the model sees
+    tokens: int  # exact or over-counted, never under
+    budget: int
+    items: list[ContextItem] = field(default_factory=list)
+
+
+class Retriever:
+    """Facade over the index; implemented in repoloop.retrieval (see the retrieval issue)."""
+
+    @classmethod
+    def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False) -> Retriever:
+        raise NotImplementedError
+
+    def search(self, query: str, k: int = 10, *, explain: bool = False) -> list[SearchHit]:
+        raise NotImplementedError
+
+    def context(self, task: str, budget: int) -> ContextPack:
+        raise NotImplementedError
+
+    def definitions(self, name: str) -> list[dict]:
+        """DESIGN's `symbol` JSON definitions: qualname, kind, path, start_line, end_line, signature, doc."""
+        raise NotImplementedError
+
+    def repo_map(self, budget: int = 1024, focus: tuple[str, ...] = ()) -> str:
+        raise NotImplementedError
+
+    def outline(self, path: str) -> dict:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,10 @@
+"""Shared pytest configuration. Helpers that need fixtures put them in tests/fixtures_<topic>.py
+and list the module in pytest_plugins below (append only)."""
+
+import os
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+pytest_plugins: list[str] = []
