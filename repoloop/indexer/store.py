@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from repoloop.errors import IndexMissingError
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.tokens import fts_text, split_identifier
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_DIRNAME = ".repoloop"
 DB_NAME = "index.db"
 
@@ -36,9 +36,14 @@ CREATE TABLE IF NOT EXISTS files (
     lines INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'ok',       -- ok | partial (syntax errors) | text (no grammar)
     syntax_errors INTEGER NOT NULL DEFAULT 0,
+    decode_errors INTEGER NOT NULL DEFAULT 0,  -- 1: not valid UTF-8, indexed with replacement chars
     indexed_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS skips (path TEXT PRIMARY KEY, reason TEXT NOT NULL);
+-- Files whose rows changed (op 'changed') or went (op 'deleted') since the graph was last built:
+-- written in the same transaction as the rows, cleared after the graph phase, so a run killed
+-- between the two phases still rebuilds those edges next time.
+CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, op TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS symbols (
     id INTEGER PRIMARY KEY,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -151,6 +156,10 @@ class IndexStore:
             return
         if readonly and version is None:
             raise IndexMissingError(f"no index at {self.db_path.parent} (run `repoloop index` first)")
+        if readonly:
+            raise IndexMissingError(
+                f"the index at {self.db_path.parent} has schema {version}, this repoloop reads"
+                f" {SCHEMA_VERSION} (run `repoloop index` to rebuild it)")
         if version is not None and version != SCHEMA_VERSION:
             # An index from another schema is rebuilt, never misread.
             self._drop_all()
@@ -185,51 +194,80 @@ class IndexStore:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- writes -------------------------------------------------------------------------------
-    def replace_file(self, parsed: ParsedFile, *, hash: str, size: int, mtime: float) -> int:
+    def replace_file(self, parsed: ParsedFile, *, hash: str, size: int, mtime: float,
+                     decode_errors: int = 0) -> int:
         """Replace every row of one file in one transaction; returns the file id."""
+        return self.replace_files([(parsed, hash, size, mtime, decode_errors)])[0]
+
+    def replace_files(self, batch: Sequence[tuple[ParsedFile, str, int, float, int]]) -> list[int]:
+        """Replace the rows of several files (parsed, hash, size, mtime, decode_errors) in one
+        transaction: a kill leaves each of them fully old or fully new, and `files.hash` is
+        written with its rows. Marks them pending for the graph phase."""
         c = self.conn
+        ids: list[int] = []
         c.execute("BEGIN IMMEDIATE")
         try:
-            file_id = self._delete_file_rows(parsed.path)
-            status = "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
-            cur = c.execute(
-                "INSERT INTO files(id, path, hash, language, module, size, mtime, lines, status,"
-                " syntax_errors, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (file_id, parsed.path, hash, parsed.language, parsed.module, size, mtime, parsed.lines,
-                 status, parsed.syntax_errors, time.time()),
-            )
-            file_id = cur.lastrowid
-            c.executemany(
-                "INSERT INTO symbols(file_id, name, qualname, kind, start_line, end_line, signature, doc,"
-                " parent) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(file_id, s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc,
-                  s.parent) for s in parsed.symbols],
-            )
-            c.executemany(
-                "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                [(file_id, r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
-            )
-            path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
-            for ch in parsed.chunks:
-                cur = c.execute(
-                    "INSERT INTO chunks(file_id, start_line, end_line, symbol, kind, text, header, hash)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
-                     chunk_hash(ch.header, ch.text)),
-                )
-                names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
-                if ch.symbol:
-                    names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
-                c.execute(
-                    "INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
-                    (cur.lastrowid, path_words, names, fts_text(ch.text)),
-                )
+            for parsed, hash_, size, mtime, decode_errors in batch:
+                ids.append(self._insert_file(parsed, hash_, size, mtime, decode_errors))
+            c.executemany("INSERT OR REPLACE INTO pending(path, op) VALUES (?, 'changed')",
+                          [(b[0].path,) for b in batch])
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
+        return ids
+
+    def _insert_file(self, parsed: ParsedFile, hash: str, size: int, mtime: float, decode_errors: int) -> int:
+        c = self.conn
+        file_id = self._delete_file_rows(parsed.path)
+        status = "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
+        cur = c.execute(
+            "INSERT INTO files(id, path, hash, language, module, size, mtime, lines, status,"
+            " syntax_errors, decode_errors, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (file_id, parsed.path, hash, parsed.language, parsed.module, size, mtime, parsed.lines,
+             status, parsed.syntax_errors, decode_errors, time.time()),
+        )
+        file_id = cur.lastrowid
+        c.executemany(
+            "INSERT INTO symbols(file_id, name, qualname, kind, start_line, end_line, signature, doc,"
+            " parent) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(file_id, s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc,
+              s.parent) for s in parsed.symbols],
+        )
+        c.executemany(
+            "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [(file_id, r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
+        )
+        if parsed.chunks:
+            # Chunk ids are allocated here so chunks and their FTS rows go in with two executemany.
+            first = (c.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
+            path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
+            rows, fts_rows = [], []
+            for i, ch in enumerate(parsed.chunks):
+                cid = first + i
+                rows.append((cid, file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
+                             chunk_hash(ch.header, ch.text)))
+                names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
+                if ch.symbol:
+                    names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
+                fts_rows.append((cid, path_words, names, fts_text(ch.text)))
+            c.executemany(
+                "INSERT INTO chunks(id, file_id, start_line, end_line, symbol, kind, text, header, hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)", fts_rows)
         return file_id
+
+    def touch_files(self, stats: Iterable[tuple[str, int, float]]) -> None:
+        """Record a new size/mtime for files whose content hash did not change (the stat shortcut)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("UPDATE files SET size=?, mtime=? WHERE path=?",
+                                  [(size, mtime, path) for path, size, mtime in stats])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def _delete_file_rows(self, path: str) -> int | None:
         row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
@@ -249,7 +287,9 @@ class IndexStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             for p in paths:
-                n += self._delete_file_rows(p) is not None
+                if self._delete_file_rows(p) is not None:
+                    n += 1
+                    self.conn.execute("INSERT OR REPLACE INTO pending(path, op) VALUES (?, 'deleted')", (p,))
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -260,6 +300,19 @@ class IndexStore:
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.execute("DELETE FROM skips")
         self.conn.executemany("INSERT INTO skips(path, reason) VALUES (?,?)", skips.items())
+        self.conn.execute("COMMIT")
+
+    def pending(self) -> tuple[set[str], set[str]]:
+        """(changed, deleted) paths whose graph edges are not rebuilt yet."""
+        changed: set[str] = set()
+        deleted: set[str] = set()
+        for path, op in self.conn.execute("SELECT path, op FROM pending"):
+            (deleted if op == "deleted" else changed).add(path)
+        return changed, deleted
+
+    def clear_pending(self, paths: Iterable[str]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany("DELETE FROM pending WHERE path=?", [(p,) for p in paths])
         self.conn.execute("COMMIT")
 
     # -- reads --------------------------------------------------------------------------------
@@ -275,6 +328,11 @@ class IndexStore:
             (path,),
         ).fetchone()
         return FileRow(*r) if r else None
+
+    def file_stats(self) -> dict[str, tuple[str, int, float, float]]:
+        """path -> (hash, size, mtime, indexed_at) of every indexed file, for the incremental check."""
+        return {r[0]: (r[1], r[2], r[3], r[4])
+                for r in self.conn.execute("SELECT path, hash, size, mtime, indexed_at FROM files")}
 
     def counts(self) -> dict[str, int]:
         out = {}

@@ -1,0 +1,417 @@
+"""Build or update one repository's index: walk -> parse (worker processes) -> store -> graph -> embed.
+
+Incremental: a file is re-parsed only when its content hash changed. Its size and mtime, recorded
+with the hash, let the walk pass a file without reading it when neither moved (and the mtime is
+not in the same second as the indexing, where a later write could hide). Deleted, renamed and
+newly skipped files leave every table.
+
+Parsing spreads over worker processes that read the files themselves (paths go out, ParsedFile
+records come back); only this process writes SQLite, a batch of files per transaction, so a kill
+leaves each file fully old or fully new and the next run completes the job. One writer at a time:
+the index directory's lock (`lock.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repoloop.errors import RepoloopError
+from repoloop.indexer import walk as walk_mod
+from repoloop.indexer.lock import IndexLock
+from repoloop.indexer.models import ParsedFile
+from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
+from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
+
+_BATCH_FILES = 200  # files per store transaction
+_BATCH_SECONDS = 1.0  # ... or whatever arrived within this long
+_POOL_MIN_TASKS = 40  # below this, parsing in-process beats starting workers
+_TRUST_MARGIN = 1.0  # an mtime this close to the indexing time is not trusted (racy write)
+
+PHASES = ("walk", "parse", "store", "graph", "embed")
+
+
+@dataclass(slots=True)
+class IndexReport:
+    repo: str
+    index_dir: str
+    files_seen: int = 0  # files the walk kept
+    files_indexed: int = 0  # parsed and written this run
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message): indexed as text
+    decode_errors: int = 0  # files indexed with replacement characters this run
+    symbols: int = 0  # totals in the index after the run
+    chunks: int = 0
+    edges: int = 0
+    embedded: int | None = None  # chunks embedded this run (None: no embedding phase)
+    skips: dict[str, int] = field(default_factory=dict)  # reason -> count
+    seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    graph: bool = False  # whether the graph phase ran
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["errors"] = [{"path": p, "error": m} for p, m in self.errors]
+        d["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        d["total_seconds"] = round(self.total_seconds, 3)
+        return d
+
+    def summary(self) -> str:
+        skipped = sum(self.skips.values())
+        return (
+            f"indexed {self.files_seen:,} files ({self.files_indexed:,} parsed, {self.files_deleted:,} removed,"
+            f" {skipped:,} skipped{f', {len(self.errors)} errors' if self.errors else ''})"
+            f" · {self.symbols:,} symbols · {self.chunks:,} chunks · {self.edges:,} edges"
+            f" · {self.total_seconds:.1f} s"
+        )
+
+
+@dataclass(slots=True)
+class _Task:
+    path: str
+    abspath: str
+    size: int
+    mtime: float
+    known_hash: str | None
+
+
+@dataclass(slots=True)
+class _Result:
+    path: str
+    size: int
+    mtime: float
+    hash: str = ""
+    parsed: ParsedFile | None = None  # None: content unchanged (hash equal) or skipped
+    skip: str | None = None  # a skip reason found on reading
+    vanished: bool = False
+    decode_errors: int = 0
+    error: str | None = None
+
+
+# -- the worker side ------------------------------------------------------------------------------
+def _language_of(path: str, head: bytes) -> str | None:
+    """The grammar's language, TEXT_LANGUAGE for textual files without one, None to skip."""
+    try:
+        from repoloop.indexer.languages import detect_language
+    except ImportError:  # no parser installed: everything textual is text
+        return TEXT_LANGUAGE if is_text_name(path) else None
+    lang = detect_language(path, head)
+    if lang:
+        return lang
+    return TEXT_LANGUAGE if is_text_name(path) else None
+
+
+def wanted(path: str) -> bool:
+    """Name filter for the walk: files with a grammar or textual by name (read nothing yet)."""
+    try:
+        from repoloop.indexer.languages import detect_language
+    except ImportError:
+        return is_text_name(path)
+    return bool(detect_language(path)) or is_text_name(path)
+
+
+def _parse_file(task: _Task) -> _Result:
+    """Read, hash and parse one file. Runs in a worker; never raises for bad input."""
+    res = _Result(task.path, task.size, task.mtime)
+    try:
+        with open(task.abspath, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        res.vanished = True
+        return res
+    except OSError:
+        res.skip = walk_mod.UNREADABLE
+        return res
+    res.hash = hashlib.sha1(data).hexdigest()
+    if res.hash == task.known_hash:
+        return res
+    head_reason = walk_mod.classify_head(data[: walk_mod.HEAD_BYTES])
+    if head_reason:
+        res.skip = head_reason
+        return res
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not lost: indexed with replacement characters (line numbers stay right), and counted.
+        res.decode_errors = 1
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+    language = _language_of(task.path, data[:256])
+    if language is None:
+        res.skip = walk_mod.UNSUPPORTED
+        return res
+    if language != TEXT_LANGUAGE:
+        try:
+            from repoloop.indexer.parse import parse_source
+
+            res.parsed = parse_source(task.path, data, language)
+            return res
+        except Exception as e:  # a parser bug must not lose the file: keep it as text
+            res.error = f"{type(e).__name__}: {e}"
+    res.parsed = parse_text(task.path, data)
+    return res
+
+
+def _pool_init() -> None:
+    """Workers import the parser once, up front."""
+    try:
+        import repoloop.indexer.parse  # noqa: F401
+    except ImportError:
+        pass
+
+
+# -- the main side --------------------------------------------------------------------------------
+class _Progress:
+    """rich progress bars on a terminal, nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._p = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _Progress:
+        if self._p:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p:
+            self._p.__exit__(*exc)
+
+    def task(self, description: str, total: int | None) -> Any:
+        return self._p.add_task(description, total=total) if self._p else None
+
+    def advance(self, task: Any, n: int = 1) -> None:
+        if self._p is not None and task is not None:
+            self._p.advance(task, n)
+
+
+def index_repo(
+    repo: Path,
+    index_dir: Path | None = None,
+    *,
+    jobs: int | None = None,
+    embed: bool = True,
+    progress: bool | None = None,
+    max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE,
+    wait: bool = False,
+) -> IndexReport:
+    """Build or update the index of `repo`; returns what was done. Raises IndexLockedError when
+    another run holds the index (unless `wait`)."""
+    repo = Path(repo).expanduser().resolve()
+    if not repo.is_dir():
+        raise RepoloopError(f"{repo}: not a directory")
+    if max_file_size <= 0:
+        raise RepoloopError(f"--max-file-size must be positive, not {max_file_size}")
+    if jobs is not None and jobs < 1:
+        raise RepoloopError(f"--jobs must be at least 1, not {jobs}")
+    idx = index_dir_for(repo, index_dir).resolve()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    with IndexLock(idx, wait=wait):
+        store = IndexStore(idx / DB_NAME)
+        try:
+            return _Run(repo, idx, store, jobs or os.cpu_count() or 1, max_file_size, progress).run(embed)
+        finally:
+            store.close()
+
+
+class _Run:
+    """One indexing run's state (kept off module globals)."""
+
+    def __init__(self, repo: Path, idx: Path, store: IndexStore, jobs: int, max_file_size: int,
+                 progress: bool) -> None:
+        self.repo, self.idx, self.store = repo, idx, store
+        self.jobs, self.max_file_size = jobs, max_file_size
+        self.report = IndexReport(repo=str(repo), index_dir=str(idx))
+        self.progress = _Progress(progress)
+        self.known = store.file_stats()
+        self.skips: dict[str, str] = {}
+
+    def run(self, embed: bool) -> IndexReport:
+        rep = self.report
+        with self.progress:
+            t = time.perf_counter()
+            tasks, seen = self._walk()
+            rep.seconds["walk"] = time.perf_counter() - t
+            self._parse_and_store(tasks, seen)
+            t = time.perf_counter()
+            self._graph()
+            rep.seconds["graph"] = time.perf_counter() - t
+            t = time.perf_counter()
+            if embed:
+                self._embed()
+            rep.seconds["embed"] = time.perf_counter() - t
+        counts = self.store.counts()
+        rep.symbols, rep.chunks, rep.edges = counts["symbols"], counts["chunks"], counts["edges"]
+        self.store.set_meta("max_file_size", str(self.max_file_size))
+        self.store.set_meta("last_run", json.dumps(rep.to_json()))
+        return rep
+
+    # -- walk ---------------------------------------------------------------------------------
+    def _trusted(self, path: str, size: int, mtime: float) -> bool:
+        k = self.known.get(path)
+        return k is not None and k[1] == size and k[2] == mtime and mtime < k[3] - _TRUST_MARGIN
+
+    def _walk(self) -> tuple[list[_Task], set[str]]:
+        opts = walk_mod.WalkOptions(max_file_size=self.max_file_size, want=wanted,
+                                    known_unchanged=self._trusted)
+        walker = walk_mod.Walker(self.repo, opts)
+        bar = self.progress.task("scanning", None)
+        tasks: list[_Task] = []
+        seen: set[str] = set()
+        try:
+            rel_idx = self.idx.relative_to(self.repo).as_posix()
+        except ValueError:
+            rel_idx = None
+        for e in walker:
+            if rel_idx and (e.path == rel_idx or e.path.startswith(rel_idx + "/")):
+                continue  # an --index-dir inside the repository
+            seen.add(e.path)
+            self.progress.advance(bar)
+            if self._trusted(e.path, e.size, e.mtime):
+                self.report.files_unchanged += 1
+                continue
+            known = self.known.get(e.path)
+            tasks.append(_Task(e.path, e.abspath, e.size, e.mtime, known[0] if known else None))
+        self.skips.update(walker.skips)
+        return tasks, seen
+
+    # -- parse + store ------------------------------------------------------------------------
+    def _results(self, tasks: list[_Task]) -> Iterator[_Result]:
+        if self.jobs <= 1 or len(tasks) < _POOL_MIN_TASKS:
+            for t in tasks:
+                yield _parse_file(t)
+            return
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["repoloop.indexer.pipeline", "repoloop.indexer.parse"])
+        chunksize = max(1, min(32, len(tasks) // (self.jobs * 8)))
+        # Biggest first, so one huge file does not finish alone at the end.
+        tasks = sorted(tasks, key=lambda t: -t.size)
+        with ctx.Pool(self.jobs, initializer=_pool_init) as pool:
+            yield from pool.imap_unordered(_parse_file, tasks, chunksize=chunksize)
+
+    def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
+        rep, store = self.report, self.store
+        bar = self.progress.task("parsing", len(tasks))
+        batch: list[tuple[ParsedFile, str, int, float, int]] = []
+        touched: list[tuple[str, int, float]] = []
+        store_s = 0.0
+        t0 = time.perf_counter()
+        last_flush = t0
+        for res in self._results(tasks):
+            self.progress.advance(bar)
+            if res.vanished or res.skip:
+                seen.discard(res.path)
+                if res.skip:
+                    self.skips[res.path] = res.skip
+                continue
+            if res.parsed is None:
+                rep.files_unchanged += 1
+                touched.append((res.path, res.size, res.mtime))
+                continue
+            if res.error:
+                rep.errors.append((res.path, res.error))
+            rep.decode_errors += res.decode_errors
+            batch.append((res.parsed, res.hash, res.size, res.mtime, res.decode_errors))
+            now = time.perf_counter()
+            if len(batch) >= _BATCH_FILES or now - last_flush > _BATCH_SECONDS:
+                store_s += self._flush(batch)
+                rep.files_indexed += len(batch)
+                batch = []
+                last_flush = time.perf_counter()
+        store_s += self._flush(batch)
+        rep.files_indexed += len(batch)
+        t = time.perf_counter()
+        if touched:
+            store.touch_files(touched)
+        deleted = sorted(set(self.known) - seen)
+        if deleted:
+            rep.files_deleted = store.delete_files(deleted)
+        store.set_skips(self.skips)
+        store_s += time.perf_counter() - t
+        rep.files_seen = len(seen)
+        rep.skips = dict(Counter(self.skips.values()))
+        rep.seconds["parse"] = time.perf_counter() - t0 - store_s
+        rep.seconds["store"] = store_s
+
+    def _flush(self, batch: list[tuple[ParsedFile, str, int, float, int]]) -> float:
+        if not batch:
+            return 0.0
+        t = time.perf_counter()
+        self.store.replace_files(batch)
+        return time.perf_counter() - t
+
+    # -- graph, embeddings --------------------------------------------------------------------
+    def _graph(self) -> None:
+        try:
+            from repoloop.indexer.graph_build import update_edges
+        except ImportError:
+            return  # the graph builder is not installed; pending paths wait for it
+        changed, deleted = self.store.pending()
+        self.report.graph = True
+        if not changed and not deleted:
+            return
+        update_edges(self.store, changed, deleted)
+        self.store.clear_pending(changed | deleted)
+
+    def _embed(self) -> None:
+        try:
+            from repoloop.indexer.embed_phase import embed_missing
+        except ImportError:
+            return
+        self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None)
+
+
+def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None = None
+                        ) -> dict[str, list[str]]:
+    """What is stale: {"changed", "added", "deleted"} paths on disk versus the index (a quick walk;
+    files whose size or mtime moved are hashed to tell a real change from a touch)."""
+    known = store.file_stats()
+    skipped = {r[0] for r in store.conn.execute("SELECT path FROM skips")}
+    if max_file_size is None:
+        max_file_size = int(store.get_meta("max_file_size") or walk_mod.DEFAULT_MAX_FILE_SIZE)
+
+    def same_stat(path: str, size: int, mtime: float) -> bool:
+        k = known.get(path)
+        return k is not None and k[1] == size and k[2] == mtime
+
+    walker = walk_mod.Walker(Path(repo), walk_mod.WalkOptions(max_file_size=max_file_size, want=wanted,
+                                                              known_unchanged=same_stat))
+    changed: list[str] = []
+    added: list[str] = []
+    seen: set[str] = set()
+    for e in walker:
+        seen.add(e.path)
+        k = known.get(e.path)
+        if k is None:
+            if e.path not in skipped:
+                added.append(e.path)
+        elif not same_stat(e.path, e.size, e.mtime) and _hash_file(e.abspath) != k[0]:
+            changed.append(e.path)
+    deleted = sorted(set(known) - seen)
+    return {"changed": changed, "added": added, "deleted": deleted}
+
+
+def _hash_file(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest()
+    except OSError:
+        return None

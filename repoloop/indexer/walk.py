@@ -1,0 +1,267 @@
+"""Find the files worth indexing, streaming, and say why every other file was left out.
+
+The walk honours `.gitignore` (at every level, relative to its directory, with negations),
+`.git/info/exclude` and `.repoloopignore`; prunes dependency and build folders; never follows a
+symlink out of the repository or round a loop; and leaves out secrets, binaries, huge and
+minified files. Each skip is recorded with a reason, so `repoloop status` can say what was left
+out. It uses `os.scandir` and yields one file at a time: a large repository is never held whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+DEFAULT_MAX_FILE_SIZE = 1024 * 1024
+HEAD_BYTES = 8192
+
+# Folders that hold dependencies, build output or tool caches: never the user's source.
+PRUNED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".repoloop", "node_modules", "bower_components", ".venv", "venv",
+    "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis",
+    ".eggs", ".gradle", ".idea", ".next", ".nuxt", ".terraform", ".cache", "site-packages",
+    ".parcel-cache",
+})
+_SILENT_DIRS = frozenset({".git", ".hg", ".svn", ".repoloop"})
+# Build output or vendored code, pruned unless they hold a Python package of the project's own
+# (a `build/__init__.py` is source, `vendor/github.com/...` is not).
+SOFT_PRUNED_DIRS = frozenset({"dist", "build", "target", "_build", "out", "vendor"})
+
+# Likely secrets: never read, never indexed.
+SECRET_PATTERNS = (
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "id_rsa*",
+    "id_dsa*", "id_ecdsa*", "id_ed25519*", ".npmrc", ".pypirc", ".netrc", "_netrc", ".pgpass",
+    "credentials", "credentials*.json", "*credentials*.json", "service-account*.json", ".git-credentials",
+    "*.kdbx", "secrets.yml", "secrets.yaml", ".htpasswd", "*.asc", "*.gpg",
+)
+# Harmless files with secret-looking names.
+_SECRET_EXEMPT = (".env.example", ".env.sample", ".env.template", ".env.dist")
+
+# Generated or minified by name.
+GENERATED_PATTERNS = (
+    "*.min.js", "*.min.css", "*-min.js", "*.bundle.js", "*.chunk.js", "*.map", "package-lock.json",
+    "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Cargo.lock", "composer.lock", "Gemfile.lock",
+    "Pipfile.lock", "uv.lock", "go.sum", "*_pb2.py", "*.pb.go",
+)
+MINIFIED_AVG_LINE = 300
+MINIFIED_MAX_LINE = 5000
+
+# Skip reasons (the vocabulary shown by `repoloop status`).
+IGNORED = "gitignored"
+REPOLOOPIGNORED = "repoloopignored"
+PRUNED = "dependency_or_build_dir"
+SECRET = "secret"
+BINARY = "binary"
+TOO_LARGE = "too_large"
+MINIFIED = "minified_or_generated"
+SYMLINK_OUTSIDE = "symlink_outside_repo"
+SYMLINK_LOOP = "symlink_loop"
+BROKEN_SYMLINK = "broken_symlink"
+UNREADABLE = "unreadable"
+SPECIAL = "not_a_regular_file"
+UNSUPPORTED = "unsupported_type"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str  # relative to the repo root, forward slashes
+    abspath: str
+    size: int
+    mtime: float
+
+
+@dataclass(slots=True)
+class WalkOptions:
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    # Name filter applied before any file is read (e.g. "has a grammar or is text"); False -> UNSUPPORTED.
+    want: Callable[[str], bool] | None = None
+    # (path, size, mtime) -> True when the file is known unchanged, so its content is not sniffed again.
+    known_unchanged: Callable[[str, int, float], bool] | None = None
+
+
+@dataclass(slots=True)
+class _Ignores:
+    """The ignore specs in force in one directory: (directory prefix, spec, reason), outermost first."""
+
+    specs: tuple[tuple[str, pathspec.GitIgnoreSpec, str], ...] = ()
+
+    def extended(self, prefix: str, dirpath: str) -> _Ignores:
+        added = []
+        for fname, reason in ((".gitignore", IGNORED), (".repoloopignore", REPOLOOPIGNORED)):
+            spec = _read_spec(os.path.join(dirpath, fname))
+            if spec is not None:
+                added.append((prefix, spec, reason))
+        return _Ignores(self.specs + tuple(added)) if added else self
+
+    def reason(self, rel: str, is_dir: bool) -> str | None:
+        """Git semantics: the deepest (then last) matching pattern decides; negation re-includes."""
+        verdict: str | None = None
+        for prefix, spec, reason in self.specs:
+            sub = rel[len(prefix):] if prefix else rel
+            res = spec.check_file(sub + "/" if is_dir else sub)
+            if res.include is True:
+                verdict = reason
+            elif res.include is False:
+                verdict = None
+        return verdict
+
+
+def _read_spec(path: str) -> pathspec.GitIgnoreSpec | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(lines) if any(ln.strip() for ln in lines) else None
+
+
+def is_secret(name: str) -> bool:
+    if name in _SECRET_EXEMPT:
+        return False
+    return any(fnmatch.fnmatchcase(name, p) for p in SECRET_PATTERNS)
+
+
+def is_generated_name(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in GENERATED_PATTERNS)
+
+
+def classify_head(head: bytes) -> str | None:
+    """BINARY or MINIFIED from the first bytes of a file, else None."""
+    if b"\0" in head:
+        return BINARY
+    lines = head.split(b"\n")
+    complete = lines[:-1]
+    if any(len(ln) > MINIFIED_MAX_LINE for ln in lines):
+        return MINIFIED
+    if complete and len(head) >= 2048 and len(head) / len(lines) > MINIFIED_AVG_LINE:
+        return MINIFIED
+    return None
+
+
+class Walker:
+    """One walk over a repository. Iterate it for FileEntry; afterwards `skips` maps path -> reason.
+
+    A skipped directory is recorded once, with a trailing slash, not file by file.
+    """
+
+    def __init__(self, root: Path, options: WalkOptions | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.options = options or WalkOptions()
+        self.skips: dict[str, str] = {}
+
+    def skip_counts(self) -> dict[str, int]:
+        return dict(Counter(self.skips.values()))
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        root = str(self.root)
+        ignores = _Ignores()
+        exclude = _read_spec(os.path.join(root, ".git", "info", "exclude"))
+        if exclude is not None:
+            ignores = _Ignores((("", exclude, IGNORED),))
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            raise FileNotFoundError(f"cannot read {root}: {e.strerror}") from e
+        yield from self._walk_dir(root, "", ignores, {(st.st_dev, st.st_ino)})
+
+    # -- internals ----------------------------------------------------------------------------
+    def _skip(self, rel: str, reason: str) -> None:
+        self.skips[rel] = reason
+
+    def _walk_dir(self, dirpath: str, prefix: str, ignores: _Ignores,
+                  ancestors: set[tuple[int, int]]) -> Iterator[FileEntry]:
+        ignores = ignores.extended(prefix, dirpath)
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except PermissionError:
+            self._skip(prefix or "./", UNREADABLE)
+            return
+        except OSError:
+            self._skip(prefix or "./", UNREADABLE)
+            return
+        for entry in entries:
+            rel = prefix + entry.name
+            yield from self._entry(entry, rel, ignores, ancestors)
+
+    def _entry(self, entry: os.DirEntry, rel: str, ignores: _Ignores,
+               ancestors: set[tuple[int, int]]) -> Iterator[FileEntry]:
+        try:
+            is_link = entry.is_symlink()
+            st = entry.stat(follow_symlinks=True)
+        except FileNotFoundError:
+            self._skip(rel, BROKEN_SYMLINK)
+            return
+        except PermissionError:
+            self._skip(rel, UNREADABLE)
+            return
+        except OSError as e:  # ELOOP: a symlink pointing at itself
+            self._skip(rel, SYMLINK_LOOP if e.errno == errno.ELOOP else UNREADABLE)
+            return
+        is_dir = stat.S_ISDIR(st.st_mode)
+        name = entry.name
+        if is_dir and name in _SILENT_DIRS:
+            return  # VCS and repoloop's own data: not worth a line in the skip report
+        if is_dir and (name in PRUNED_DIRS or (name in SOFT_PRUNED_DIRS and not os.path.exists(
+                os.path.join(entry.path, "__init__.py")))):
+            self._skip(rel + "/", PRUNED)
+            return
+        why = ignores.reason(rel, is_dir)
+        if why:
+            self._skip(rel + "/" if is_dir else rel, why)
+            return
+        if is_link:
+            target = os.path.realpath(entry.path)
+            root = str(self.root)
+            if target != root and not target.startswith(root + os.sep):
+                self._skip(rel + "/" if is_dir else rel, SYMLINK_OUTSIDE)
+                return
+        if is_dir:
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                self._skip(rel + "/", SYMLINK_LOOP)
+                return
+            yield from self._walk_dir(entry.path, rel + "/", ignores, ancestors | {key})
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self._skip(rel, SPECIAL)
+            return
+        reason = self._file_reason(entry.path, rel, name, st)
+        if reason:
+            self._skip(rel, reason)
+            return
+        yield FileEntry(rel, entry.path, st.st_size, st.st_mtime)
+
+    def _file_reason(self, abspath: str, rel: str, name: str, st: os.stat_result) -> str | None:
+        opts = self.options
+        if is_secret(name):
+            return SECRET
+        if is_generated_name(name):
+            return MINIFIED
+        if opts.want is not None and not opts.want(rel):
+            return UNSUPPORTED
+        if st.st_size > opts.max_file_size:
+            return TOO_LARGE
+        if opts.known_unchanged is not None and opts.known_unchanged(rel, st.st_size, st.st_mtime):
+            return None
+        try:
+            with open(abspath, "rb") as f:
+                head = f.read(HEAD_BYTES)
+        except PermissionError:
+            return UNREADABLE
+        except OSError:
+            return UNREADABLE
+        return classify_head(head)
+
+
+def walk(root: Path, options: WalkOptions | None = None) -> Walker:
+    """A Walker over `root`: `for entry in w: ...`, then `w.skips`."""
+    return Walker(root, options)
