@@ -1,0 +1,85 @@
+"""One warm Retriever for a long-running process, touched by one thread only.
+
+SQLite connections belong to the thread that opened them and the embedding model is not meant
+for concurrent calls, so every call runs on a single worker thread. That thread is also where a
+reload (after the watcher re-indexed) swaps the Retriever, so a query never sees half of an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from repoloop.retrieval.api import Retriever
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class RetrieverHost:
+    """Owns the Retriever and its thread; `call` runs a function of the Retriever on that thread."""
+
+    def __init__(self, opener: Callable[[], Retriever]) -> None:
+        self._opener = opener
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retriever")
+        self._retriever: Retriever | None = None
+        self.generation = 0  # bumped on every successful (re)load; tests and logs read it
+
+    def start(self) -> None:
+        """Open the Retriever now (in its thread), so the first query is already warm."""
+        self._executor.submit(self._load).result()
+
+    def submit(self, fn: Callable[[Retriever], T]) -> Future[T]:
+        return self._executor.submit(self._run, fn)
+
+    async def call(self, fn: Callable[[Retriever], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def reload(self) -> Future[None]:
+        """See a fresh index: refresh the Retriever in place if it can, else open a new one.
+
+        The old Retriever stays in service until the new one is open, so a failed reopen (the
+        index being rewritten at that moment, say) keeps the server answering.
+        """
+        return self._executor.submit(self._reload)
+
+    def close(self) -> None:
+        def _close() -> None:
+            if self._retriever is not None:
+                self._retriever.close()
+                self._retriever = None
+
+        try:
+            self._executor.submit(_close).result(timeout=30)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    # -- on the worker thread ------------------------------------------------------------
+    def _load(self) -> None:
+        self._retriever = self._opener()
+        self.generation += 1
+
+    def _run(self, fn: Callable[[Retriever], T]) -> T:
+        if self._retriever is None:
+            self._load()
+        assert self._retriever is not None
+        return fn(self._retriever)
+
+    def _reload(self) -> None:
+        old = self._retriever
+        refresh: Any = getattr(old, "refresh", None)
+        if old is not None and callable(refresh):
+            refresh()
+            self.generation += 1
+            return
+        new = self._opener()
+        self._retriever = new
+        self.generation += 1
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # a stale handle failing to close must not take the new one down
+                log.exception("closing the previous Retriever failed")

@@ -1,0 +1,212 @@
+"""The MCP server: the index's retrieval tools for editors and other agents.
+
+Built on the official `mcp` SDK (2.x, `MCPServer`), over stdio or streamable HTTP on 127.0.0.1.
+One Retriever is opened at start and kept warm (model, graph, caches) by a `RetrieverHost`, so a
+query costs milliseconds, not a process start. Bad arguments and failed look-ups come back as tool
+errors (`isError` results) and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from repoloop.errors import RepoloopError
+from repoloop.retrieval.api import Retriever
+from repoloop.service.host import RetrieverHost
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Code retrieval over a pre-indexed repository. Start with search_code (natural language or "
+    "identifiers) or get_symbol (a known name); get_context packs the most relevant code for a task "
+    "into a token budget; repo_map gives the important files' signatures; outline lists one file's "
+    "definitions. Paths are relative to the repository root; lines are 1-based and inclusive."
+)
+
+
+class RepoTools:
+    """The tools, as methods: arguments are JSON-schema'd by their annotations."""
+
+    def __init__(self, host: RetrieverHost, repo: Path) -> None:
+        self.host = host
+        self.repo = repo.resolve()
+
+    async def _ask(self, fn: Any) -> Any:
+        try:
+            return await self.host.call(fn)
+        except RepoloopError as e:
+            raise ToolError(str(e)) from e
+        except NotImplementedError as e:
+            raise ToolError(f"not available in this build of repoloop: {e or 'not implemented'}") from e
+
+    async def search_code(
+        self,
+        query: Annotated[str, Field(min_length=1, description="what to look for: words, identifiers, a question")],
+        k: Annotated[int, Field(ge=1, le=100, description="how many results")] = 10,
+    ) -> dict[str, Any]:
+        """Ranked code snippets for a query (lexical + semantic + graph, fused)."""
+        if not query.strip():
+            raise ToolError("query is empty")
+        hits = await self._ask(lambda r: r.search(query, k))
+        return {"results": [h.to_json() for h in hits]}
+
+    async def get_symbol(
+        self,
+        name: Annotated[str, Field(min_length=1, description="a bare or qualified name, e.g. parse or pkg.mod.Class.parse")],
+    ) -> dict[str, Any]:
+        """Where a symbol is defined: path, lines, kind, qualified name, signature, docstring."""
+        defs = await self._ask(lambda r: r.definitions(name))
+        if not defs:
+            raise ToolError(f"no symbol named {name!r} in the index")
+        return {"definitions": defs}
+
+    async def get_context(
+        self,
+        task: Annotated[str, Field(min_length=1, description="the task or question the context is for")],
+        budget: Annotated[int, Field(ge=64, le=200_000, description="token budget; the pack never exceeds it")] = 4000,
+    ) -> dict[str, Any]:
+        """The most relevant code for a task, packed into a token budget (full code for the best
+        matches, signatures for the rest)."""
+        pack = await self._ask(lambda r: r.context(task, budget))
+        return {
+            "text": pack.text,
+            "tokens": pack.tokens,
+            "budget": pack.budget,
+            "items": [asdict(i) for i in pack.items],
+        }
+
+    async def repo_map(
+        self,
+        budget: Annotated[int, Field(ge=64, le=200_000, description="token budget of the map")] = 1024,
+        focus: Annotated[
+            list[str], Field(description="paths or symbols to centre the ranking on (optional)")
+        ] = [],  # noqa: B006 - pydantic copies defaults; the schema shows []
+    ) -> str:
+        """The repository map: the most important files' signatures, ranked by PageRank over the
+        dependency graph (personalized towards `focus`), within the budget."""
+        return await self._ask(lambda r: r.repo_map(budget, tuple(focus)))
+
+    async def outline(
+        self,
+        path: Annotated[str, Field(min_length=1, description="a file, relative to the repository root")],
+    ) -> dict[str, Any]:
+        """Every definition in one file, in order, with lines and signatures."""
+        rel = self.repo_relative(path)
+        return await self._ask(lambda r: r.outline(rel))
+
+    def repo_relative(self, path: str) -> str:
+        """`path` as a repo-relative posix path; refuses anything outside the repository."""
+        p = Path(path)
+        full = (p if p.is_absolute() else self.repo / p).resolve()
+        try:
+            rel = full.relative_to(self.repo)
+        except ValueError:
+            raise ToolError(f"{path}: outside the repository") from None
+        if not full.is_file():
+            raise ToolError(f"{path}: no such file in the repository")
+        return rel.as_posix()
+
+
+def build_server(host: RetrieverHost, repo: Path) -> MCPServer:
+    from repoloop import __version__
+
+    server = MCPServer(
+        "repoloop", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
+    )
+    tools = RepoTools(host, repo)
+    for fn in (tools.search_code, tools.get_symbol, tools.get_context, tools.repo_map, tools.outline):
+        server.add_tool(fn)
+    return server
+
+
+@dataclass(slots=True)
+class ServeOptions:
+    repo: Path
+    index_dir: Path | None = None
+    http_port: int | None = None  # None: stdio
+    watch: bool = False
+    lexical_only: bool = False
+    embed: bool = True  # for the watcher's index passes
+    debounce: float = 0.3
+
+
+def serve(opts: ServeOptions) -> None:
+    """Open the Retriever (and the watcher), then serve until the client goes away or Ctrl-C."""
+    import anyio
+
+    from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
+
+    sock = _bind(opts.http_port) if opts.http_port is not None else None
+    # Until the stdio transport takes over fd 1, nothing may write to stdout: it is the wire.
+    quiet = contextlib.redirect_stdout(sys.stderr) if sock is None else contextlib.nullcontext()
+    host = RetrieverHost(lambda: Retriever.open(opts.repo, opts.index_dir, lexical_only=opts.lexical_only))
+    watcher: Watcher | None = None
+    try:
+        with quiet:
+            if opts.watch:
+                def reload(report: UpdateReport) -> None:
+                    print(f"repoloop: {report.line()}", file=sys.stderr, flush=True)
+                    if report.error is None:
+                        host.reload().result()
+
+                watcher = Watcher(
+                    opts.repo,
+                    PipelineIndexer(opts.repo, opts.index_dir, embed=opts.embed),
+                    index_dir=opts.index_dir,
+                    debounce=opts.debounce,
+                    on_update=reload,
+                )
+                first = watcher.run_pass(None)  # catch up with what changed while nobody watched
+                if first.error:
+                    raise RepoloopError(f"indexing {opts.repo} failed: {first.error}")
+            host.start()
+            if watcher is not None:
+                watcher.start()
+        server = build_server(host, opts.repo)
+        if sock is None:
+            anyio.run(server.run_stdio_async)
+        else:
+            anyio.run(_serve_http, server, sock)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        host.close()
+        if sock is not None:
+            sock.close()
+
+
+def _bind(port: int) -> socket.socket:
+    """Bind 127.0.0.1:port ourselves: a port in use is a clear user error, and port 0 works."""
+    if not 0 <= port <= 65535:
+        raise RepoloopError(f"--http {port}: not a port number")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as e:
+        sock.close()
+        raise RepoloopError(f"--http {port}: cannot listen on 127.0.0.1:{port} ({e.strerror})") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve_http(server: MCPServer, sock: socket.socket) -> None:
+    import uvicorn
+
+    app = server.streamable_http_app(host="127.0.0.1")
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    print(f"repoloop: MCP server on http://127.0.0.1:{port}/mcp", file=sys.stderr, flush=True)
+    await uvicorn.Server(config).serve(sockets=[sock])
