@@ -1,0 +1,94 @@
+"""Run one host process (a bwrap, or the command itself for `local`) with a wall-clock timeout
+that kills its whole tree, and capped output. Shared by the host-side backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from repoloop.sandbox.base import TIMEOUT_EXIT_CODE, Limits, RunResult, exit_note
+from repoloop.sandbox.output import CappedBuffer, drain
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    limits: Limits,
+    env: Mapping[str, str] | None,
+    cwd: Path,
+    kill_extra: Callable[[], None] | None = None,
+) -> RunResult:
+    """Run argv in its own session; on timeout SIGKILL its process group (and `kill_extra`)."""
+    start = time.monotonic()
+    deadline = start + timeout
+    out, err = CappedBuffer(limits.output_bytes), CappedBuffer(limits.output_bytes)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,  # its own process group: killpg reaches the whole tree
+        )
+    except FileNotFoundError as e:
+        return RunResult(127, "", f"{e.filename}: command not found\n", duration=0.0, note="command not found")
+    except PermissionError as e:
+        return RunResult(126, "", f"{e.filename}: permission denied\n", duration=0.0, note="not executable")
+    readers = [drain(proc.stdout, out), drain(proc.stderr, err)]  # type: ignore[arg-type]
+    timed_out = False
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        if timed_out or proc.poll() is None:
+            _killpg(proc.pid)
+            if kill_extra:
+                kill_extra()
+            proc.wait()
+    # The command has ended; a stray background child may still hold the pipes open.
+    for t in readers:
+        t.join(timeout=max(deadline - time.monotonic(), 0.5))
+    if any(t.is_alive() for t in readers):
+        _killpg(proc.pid)
+        if kill_extra:
+            kill_extra()
+        for t in readers:
+            t.join(timeout=2)
+    for s in (proc.stdout, proc.stderr):
+        try:
+            s.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+    duration = time.monotonic() - start
+    rc = proc.returncode
+    code = 128 - rc if rc < 0 else rc  # Popen reports a signal death as -N
+    if timed_out:
+        code = TIMEOUT_EXIT_CODE
+        note = f"timed out after {timeout:g}s; the whole process tree was killed"
+    else:
+        note = exit_note(code, limits)
+    return RunResult(
+        exit_code=code,
+        stdout=out.text(),
+        stderr=err.text(),
+        timed_out=timed_out,
+        duration=duration,
+        stdout_cut=out.cut,
+        stderr_cut=err.cut,
+        note=note,
+    )
