@@ -1,0 +1,222 @@
+"""Source bytes -> ParsedFile (symbols, references, chunks) with tree-sitter.
+
+Why queries and not a Python walk over the tree: a walk pays Python overhead on every node (tens of
+millions on a big repo); tree-sitter queries run in C and hand back only the nodes we want
+(definitions, callees, identifiers, imports). Nesting, qualnames and scopes are then rebuilt from
+byte ranges: definitions sorted by start are nested with a stack, and any position's scope is found
+by bisecting into that list and climbing parents. Per-language knowledge (node types, how to name
+a definition, what an import looks like) lives in small `Handler` subclasses in
+`repoloop.indexer.handlers`; this module is the language-independent engine.
+
+Language/Parser/Query objects are memoized per process (workers parse many files each).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cache
+
+from tree_sitter import Node, Parser, Query, QueryCursor
+
+from repoloop.indexer.chunk import chunk_file
+from repoloop.indexer.handlers import Handler, handler_for, last_ident
+from repoloop.indexer.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
+from repoloop.indexer.models import ParsedFile, Reference, Symbol
+
+__all__ = ["parse_source", "parse_tree"]
+
+
+@dataclass(slots=True)
+class _Def:
+    """A definition while the file is being assembled (nodes stay here, never in the result)."""
+
+    node: Node
+    start: int
+    end: int
+    kind: str
+    name: str
+    parent: int  # index into the sorted definition list, -1 at top level
+    qualname: str = ""
+
+
+@dataclass(slots=True)
+class _Compiled:
+    handler: Handler
+    parser: Parser
+    defs: Query
+    calls: Query | None
+    refs: Query | None
+    imports: Query | None
+
+
+@cache
+def _compiled(language: str) -> _Compiled:
+    lang = ts_language(language)
+    h = handler_for(language)
+    return _Compiled(
+        handler=h,
+        parser=Parser(lang),
+        defs=Query(lang, h.def_query),
+        calls=Query(lang, h.call_query) if h.call_query else None,
+        refs=Query(lang, h.ref_query) if h.ref_query else None,
+        imports=Query(lang, h.import_query) if h.import_query else None,
+    )
+
+
+def parse_source(path: str, source: bytes, language: str, *, max_tokens: int = 400) -> ParsedFile:
+    """Parse one file; never raises on bad input (syntax errors give a partial result)."""
+    comp = _compiled(language)
+    tree = comp.parser.parse(source)
+    parsed, split_points = parse_tree(path, source, language, tree.root_node)
+    text = source.decode("utf-8", errors="replace")
+    parsed.chunks = chunk_file(parsed, text, max_tokens=max_tokens, split_points=split_points)
+    return parsed
+
+
+def _end_line(node: Node) -> int:
+    row, col = node.end_point
+    start = node.start_point[0] + 1
+    return max(start, row + 1 if col > 0 else row)
+
+
+def _count_errors(root: Node) -> int:
+    if not root.has_error:
+        return 0
+    n = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            n += 1
+        stack.extend(c for c in node.children if c.has_error or c.is_missing)
+    return n
+
+
+def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[ParsedFile, dict[str, list[int]]]:
+    """Extract symbols and references from a parsed tree; also return statement split points
+    (qualname -> first lines of the top-level statements of its body) for the chunker."""
+    comp = _compiled(language)
+    h = comp.handler
+    sep = QUALNAME_SEP[language]
+    module = h.module(root, path, module_name(path, language))
+    prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root)
+
+    # Definitions, nested by byte range.
+    found: list[tuple[int, int, str, Node]] = []
+    for cap, nodes in QueryCursor(comp.defs).captures(root).items():
+        kind = cap[4:] if cap.startswith("def.") else cap
+        for n in nodes:
+            found.append((n.start_byte, -n.end_byte, kind, n))
+    found.sort(key=lambda t: (t[0], t[1]))
+    defs: list[_Def] = []
+    stack: list[int] = []
+    for start, neg_end, kind, node in found:
+        end = -neg_end
+        while stack and defs[stack[-1]].end <= start:
+            stack.pop()
+        parent = stack[-1] if stack else -1
+        named = h.name(node, kind, source)
+        if named is None:
+            continue
+        name, kind = named
+        if parent >= 0 and defs[parent].node.id == node.id:
+            continue  # captured twice under two kinds
+        defs.append(_Def(node, start, end, kind, name, parent))
+        stack.append(len(defs) - 1)
+
+    symbols: list[Symbol] = []
+    split_points: dict[str, list[int]] = {}
+    for d in defs:
+        parent = defs[d.parent] if d.parent >= 0 else None
+        d.kind = h.adjust_kind(d.kind, parent.kind if parent else None, d.node)
+        outer = h.qualifier(d.node, d.kind, source)  # e.g. Go receiver type, C++ `Foo::` of Foo::bar
+        base = parent.qualname if parent else prefix
+        if outer:
+            base = sep.join(p for p in (base, *outer) if p)
+        d.qualname = f"{base}{sep}{d.name}" if base else d.name
+        parent_q = base if (parent is not None or outer) and base else None
+        symbols.append(
+            Symbol(
+                name=d.name,
+                qualname=d.qualname,
+                kind=d.kind,
+                start_line=d.node.start_point[0] + 1,
+                end_line=_end_line(d.node),
+                signature=h.signature(d.node, d.kind, source),
+                doc=h.doc(d.node, d.kind, source),
+                parent=parent_q,
+            )
+        )
+        pts = h.split_points(d.node, d.kind)
+        if pts:
+            split_points[d.qualname] = pts
+
+    starts = [d.start for d in defs]
+
+    def scope_of(pos: int) -> str | None:
+        i = bisect_right(starts, pos) - 1
+        while i >= 0 and defs[i].end <= pos:
+            i = defs[i].parent
+        return defs[i].qualname if i >= 0 else None
+
+    refs: list[Reference] = []
+    seen: set[tuple[str | None, str]] = set()
+    if comp.imports is not None:
+        for nodes in QueryCursor(comp.imports).captures(root).values():
+            for node in nodes:
+                scope = scope_of(node.start_byte)
+                for r in h.imports(node, source):
+                    r.scope = scope
+                    refs.append(r)
+                    seen.add((scope, r.name))
+                    if r.alias:
+                        seen.add((scope, r.alias))
+                    for part in (r.module or "").replace("/", ".").split("."):
+                        seen.add((scope, part))
+    for d, sym in zip(defs, symbols, strict=True):
+        for full in h.bases(d.node, d.kind, source):
+            name = last_ident(full)
+            if name:
+                refs.append(Reference(name=name, kind="inherit", line=sym.start_line, scope=sym.qualname, full=full))
+                seen.add((sym.qualname, name))
+    if comp.calls is not None:
+        for nodes in QueryCursor(comp.calls).captures(root).values():
+            for node in nodes:
+                name, full = h.callee(node, source)
+                if not name:
+                    continue
+                scope = scope_of(node.start_byte)
+                refs.append(Reference(name=name, kind="call", line=node.start_point[0] + 1, scope=scope, full=full))
+                seen.add((scope, name))
+    if comp.refs is not None:
+        def_names = {n.start_byte for n in map(h.name_node, (d.node for d in defs)) if n is not None}
+        skip = h.skip_refs
+        first: dict[tuple[str | None, str], int] = {}
+        for nodes in QueryCursor(comp.refs).captures(root).values():
+            for node in nodes:
+                sb = node.start_byte
+                if sb in def_names:
+                    continue
+                name = source[sb:node.end_byte].decode("utf-8", errors="replace")
+                if name in skip:
+                    continue
+                key = (scope_of(sb), name)
+                if key in seen:
+                    continue
+                line = node.start_point[0] + 1
+                if line < first.get(key, 1 << 30):
+                    first[key] = line
+        refs.extend(Reference(name=k[1], kind="ref", line=v, scope=k[0], full=k[1]) for k, v in first.items())
+    refs.sort(key=lambda r: r.line)
+    n_lines = source.count(b"\n") + (1 if source and not source.endswith(b"\n") else 0)
+    parsed = ParsedFile(
+        path=path,
+        language=language,
+        module=module,
+        symbols=symbols,
+        refs=refs,
+        syntax_errors=_count_errors(root),
+        lines=n_lines,
+    )
+    return parsed, split_points
