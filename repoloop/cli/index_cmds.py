@@ -1,0 +1,303 @@
+"""`repoloop index | status | outline | symbol`: build the index and read symbols out of it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.errors import RepoloopError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build or incrementally update the index")
+    p.add_argument("path", nargs="?", default=None, help="repository to index (default: --repo or the cwd's)")
+    add_repo_args(p)
+    p.add_argument("--no-embed", action="store_true", help="skip the embedding phase")
+    p.add_argument("--jobs", type=int, default=None, help="parser processes (default: all cores)")
+    p.add_argument("--max-file-size", type=int, default=None, metavar="BYTES",
+                   help="skip files bigger than this (default 1 MiB)")
+    p.add_argument("--wait", action="store_true", help="wait for another run on this index instead of refusing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no summary")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("status", help="what is indexed, what is skipped, what is stale")
+    add_repo_args(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("outline", help="every definition in one file, in order")
+    p.add_argument("file")
+    add_repo_args(p)
+    p.set_defaults(func=cmd_outline)
+
+    p = sub.add_parser("symbol", help="definitions of a symbol; with flags, references, callers, callees")
+    p.add_argument("name", help="bare name, qualified name or dotted suffix (Class.method)")
+    add_repo_args(p)
+    p.add_argument("--refs", action="store_true", help="list references")
+    p.add_argument("--callers", action="store_true", help="list callers (graph)")
+    p.add_argument("--callees", action="store_true", help="list callees (graph)")
+    p.add_argument("--depth", type=int, default=1, help="graph hops for --callers/--callees (default 1)")
+    p.set_defaults(func=cmd_symbol)
+
+
+# -- index ----------------------------------------------------------------------------------------
+def cmd_index(args: argparse.Namespace) -> int:
+    from repoloop.indexer.pipeline import index_repo
+    from repoloop.indexer.walk import DEFAULT_MAX_FILE_SIZE
+
+    if args.path and args.repo and Path(args.path).resolve() != Path(args.repo).resolve():
+        raise RepoloopError("give the repository either as PATH or as --repo, not both")
+    if args.path:
+        repo = Path(args.path).expanduser().resolve()
+        if not repo.is_dir():
+            raise RepoloopError(f"{args.path}: not a directory")
+    else:
+        repo = repo_root(args.repo)
+    report = index_repo(
+        repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed,
+        progress=(not args.quiet and not args.json and sys.stderr.isatty()),
+        max_file_size=args.max_file_size or DEFAULT_MAX_FILE_SIZE, wait=args.wait,
+    )
+    if args.json:
+        print_json(report.to_json())
+        return 0
+    for path, err in report.errors[:10]:
+        print(f"repoloop: warning: {path}: parser failed, indexed as text ({err})", file=sys.stderr)
+    if not args.quiet:
+        print(report.summary())
+    return 0
+
+
+# -- status ---------------------------------------------------------------------------------------
+def _open_store(args: argparse.Namespace) -> tuple[Path, Any]:
+    from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
+
+    repo = repo_root(args.repo)
+    idx = index_dir_for(repo, index_dir(args))
+    if not (idx / DB_NAME).exists():
+        raise RepoloopError(f"no index for {repo} (run `repoloop index` first)")
+    return repo, IndexStore(idx / DB_NAME, readonly=True)
+
+
+def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> dict[str, Any]:
+    from repoloop.indexer.pipeline import changed_since_index
+    from repoloop.indexer.store import SCHEMA_VERSION
+
+    conn = store.conn
+    counts = store.counts()
+    languages = {r[0]: r[1] for r in conn.execute(
+        "SELECT language, count(*) FROM files GROUP BY language ORDER BY count(*) DESC")}
+    partial = conn.execute("SELECT count(*) FROM files WHERE syntax_errors > 0").fetchone()[0]
+    decode = conn.execute("SELECT count(*) FROM files WHERE decode_errors > 0").fetchone()[0]
+    skipped = [{"path": r[0], "reason": r[1]} for r in conn.execute(
+        "SELECT path, reason FROM skips ORDER BY reason, path LIMIT 200")]
+    stale = changed_since_index(repo, store)
+    last_run = store.get_meta("last_run")
+    data: dict[str, Any] = {
+        "repo": str(repo),
+        "index_dir": str(idx),
+        "schema_version": SCHEMA_VERSION,
+        "files": counts["files"],
+        "languages": languages,
+        "symbols": counts["symbols"],
+        "refs": counts["refs"],
+        "chunks": counts["chunks"],
+        "edges": counts["edges"],
+        "embeddings": None,
+        "partial_parses": partial,
+        "decode_errors": decode,
+        "skips": store.skip_counts(),
+        "skipped": skipped,
+        "stale": {k: v[:stale_limit] for k, v in stale.items()},
+        "stale_counts": {k: len(v) for k, v in stale.items()},
+        "up_to_date": not any(stale.values()),
+        "last_run": json.loads(last_run) if last_run else None,
+    }
+    consistency = _consistency(store, idx)
+    if consistency is not None:
+        data["consistency"] = consistency
+        if isinstance(consistency, dict):
+            for key in ("embeddings", "embedded", "vectors"):
+                if isinstance(consistency.get(key), int):
+                    data["embeddings"] = consistency[key]
+                    break
+    return data
+
+
+def _consistency(store: Any, idx: Path) -> Any:
+    """The embedding engineer's consistency check, when it is installed."""
+    try:
+        from repoloop.indexer.embed_phase import check_consistency
+    except ImportError:
+        return None
+    try:
+        result = check_consistency(store, idx)
+    except Exception as e:  # a broken vector store must not hide the rest of the status
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return result
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    repo, store = _open_store(args)
+    with store:
+        data = status_data(repo, store, store.db_path.parent)
+    if args.json:
+        print_json(data)
+        return 0
+    _print_status(data)
+    return 0
+
+
+def _print_status(d: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    con.print(f"[bold]{d['repo']}[/bold]  (index: {d['index_dir']})")
+    langs = ", ".join(f"{k} {v:,}" for k, v in d["languages"].items()) or "none"
+    con.print(f"files {d['files']:,} ({langs})")
+    emb = "" if d["embeddings"] is None else f" · embeddings {d['embeddings']:,}"
+    con.print(f"symbols {d['symbols']:,} · refs {d['refs']:,} · chunks {d['chunks']:,} · edges {d['edges']:,}{emb}")
+    if d["partial_parses"] or d["decode_errors"]:
+        con.print(f"partial parses (syntax errors) {d['partial_parses']:,} · "
+                  f"bad encoding (indexed with replacement) {d['decode_errors']:,}")
+    if d["skips"]:
+        t = Table("skipped because", "count", box=None)
+        for reason, n in sorted(d["skips"].items(), key=lambda kv: -kv[1]):
+            t.add_row(reason, f"{n:,}")
+        con.print(t)
+    sc = d["stale_counts"]
+    if d["up_to_date"]:
+        con.print("[green]up to date[/green]")
+    else:
+        con.print(f"[yellow]stale[/yellow]: {sc['changed']} changed, {sc['added']} added, {sc['deleted']} deleted"
+                  " since the index (run `repoloop index`)")
+        for kind in ("changed", "added", "deleted"):
+            for p in d["stale"][kind][:10]:
+                con.print(f"  {kind:8} {p}")
+    if "consistency" in d:
+        con.print(f"consistency: {d['consistency']}")
+
+
+# -- outline --------------------------------------------------------------------------------------
+def _rel_path(repo: Path, file: str) -> str:
+    """FILE as given (relative to the cwd, absolute, or relative to the repo) -> repo-relative."""
+    p = Path(file).expanduser()
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, repo / p]
+    for c in candidates:
+        try:
+            return c.resolve().relative_to(repo).as_posix()
+        except ValueError:
+            continue
+    return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
+
+
+def cmd_outline(args: argparse.Namespace) -> int:
+    from repoloop.indexer.lookup import outline
+
+    repo, store = _open_store(args)
+    with store:
+        rel = _rel_path(repo, args.file)
+        data = outline(store, rel)
+        if data is None:
+            row = store.conn.execute("SELECT reason FROM skips WHERE path = ?", (rel,)).fetchone()
+            why = f" (skipped: {row[0]})" if row else ""
+            raise RepoloopError(f"{args.file}: not in the index{why}")
+    if args.json:
+        print_json(data)
+        return 0
+    from rich.console import Console
+
+    con = Console(highlight=False)
+    con.print(f"[bold]{data['path']}[/bold]")
+    for s in data["symbols"]:
+        depth = s["name"].count(".")
+        con.print(f"{'  ' * depth}[cyan]{s['kind']:9}[/cyan] {s['signature'] or s['name']}"
+                  f"  [dim]{s['start_line']}-{s['end_line']}[/dim]", soft_wrap=True)
+    return 0
+
+
+# -- symbol ---------------------------------------------------------------------------------------
+def _graph_neighbours(store: Any, qualnames: list[str], which: str, depth: int) -> list[dict[str, Any]]:
+    """Callers or callees from the graph engineer's module, [] when it is not installed."""
+    try:
+        from repoloop.retrieval import graph
+    except ImportError:
+        return []
+    fn = getattr(graph, which, None)
+    if fn is None:
+        return []
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for q in qualnames:
+        for item in fn(store, q, depth):
+            d = _as_dict(item)
+            key = json.dumps(d, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(d)
+    return out
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    if isinstance(item, str):
+        return {"qualname": item}
+    return {"value": str(item)}
+
+
+def cmd_symbol(args: argparse.Namespace) -> int:
+    from repoloop.indexer.lookup import find_definitions, find_refs
+
+    if args.depth < 1:
+        raise RepoloopError(f"--depth must be at least 1, not {args.depth}")
+    repo, store = _open_store(args)
+    with store:
+        defs = find_definitions(store, args.name)
+        data: dict[str, Any] = {"definitions": defs, "refs": [], "callers": [], "callees": []}
+        if args.refs:
+            data["refs"] = find_refs(store, args.name)
+        qualnames = [d["qualname"] for d in defs]
+        if args.callers:
+            data["callers"] = _graph_neighbours(store, qualnames, "callers", args.depth)
+        if args.callees:
+            data["callees"] = _graph_neighbours(store, qualnames, "callees", args.depth)
+    found = bool(defs or data["refs"])
+    if args.json:
+        print_json(data)
+    else:
+        _print_symbol(data, args)
+    if not found:
+        print(f"repoloop: no symbol named {args.name}", file=sys.stderr)
+    elif not defs:
+        print(f"repoloop: no definition of {args.name} in the index (references only)", file=sys.stderr)
+    return 0 if found else 1
+
+
+def _print_symbol(d: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    con = Console(highlight=False)
+    for s in d["definitions"]:
+        con.print(f"[bold]{s['qualname']}[/bold] [cyan]{s['kind']}[/cyan]  {s['path']}:{s['start_line']}-{s['end_line']}")
+        if s["signature"]:
+            con.print(f"  {s['signature']}", markup=False)
+        if s["doc"]:
+            con.print(f"  [dim]{s['doc'].splitlines()[0]}[/dim]")
+    for title, key, flag in (("references", "refs", args.refs), ("callers", "callers", args.callers),
+                             ("callees", "callees", args.callees)):
+        if not flag:
+            continue
+        con.print(f"[bold]{title}[/bold] ({len(d[key])})")
+        for r in d[key]:
+            where = f"{r.get('path', '')}:{r.get('line', r.get('start_line', ''))}" if r.get("path") else ""
+            con.print(f"  {where}  {r.get('qualname') or '(module level)'}", markup=False)
