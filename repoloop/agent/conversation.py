@@ -1,0 +1,93 @@
+"""The message list sent to the model, kept under the context limit.
+
+The first two messages (system + task) are the stable prefix and are never touched. When the
+estimate nears the limit, the oldest turns after the prefix are replaced by one summary message
+written locally (what was called, what came back, in one line each); the newest turns stay whole.
+Cuts happen only before an assistant message, so tool calls and their results stay paired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = 2  # system, task
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    """An over-estimate (about 3.5 characters a token) - cheap, and errs on the safe side."""
+    chars = 0
+    for m in messages:
+        c = m.get("content") or ""
+        chars += len(c) if isinstance(c, str) else len(json.dumps(c))
+        for tc in m.get("tool_calls") or []:
+            chars += len(tc["function"]["name"]) + len(tc["function"]["arguments"] or "")
+        chars += 16
+    return int(chars / 3.5) + 1
+
+
+@dataclass
+class Conversation:
+    context_limit: int = 128_000
+    reserve: int = 8_000  # room for the reply and the tool schemas
+    keep_recent: int = 6  # messages kept whole at the end
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    sent: int = 0  # messages already logged to the trajectory
+    compactions: int = 0
+
+    def add(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+    def new_since_last(self) -> list[dict]:
+        out = self.messages[self.sent:]
+        self.sent = len(self.messages)
+        return out
+
+    def tokens(self) -> int:
+        return estimate_tokens(self.messages)
+
+    def compact_if_needed(self, tools_tokens: int = 0) -> str | None:
+        """Summarise old turns when over the limit; returns the summary (None when nothing done)."""
+        limit = max(self.context_limit - self.reserve - tools_tokens, 2_000)
+        if self.tokens() <= limit or len(self.messages) <= PREFIX + self.keep_recent:
+            return None
+        cut = len(self.messages) - self.keep_recent
+        while cut > PREFIX and self.messages[cut].get("role") != "assistant":
+            cut -= 1  # never separate tool results from their call
+        if cut <= PREFIX:
+            return None
+        old = self.messages[PREFIX:cut]
+        summary = summarize(old)
+        self.messages[PREFIX:cut] = [{"role": "user", "content": summary}]
+        self.sent = max(PREFIX + 1, self.sent - len(old) + 1)
+        self.compactions += 1
+        # Still too long (huge recent outputs): shorten the remaining tool results.
+        if self.tokens() > limit:
+            for m in self.messages[PREFIX + 1:]:
+                if m.get("role") == "tool" and len(m.get("content") or "") > 2_000:
+                    m["content"] = m["content"][:1_000] + "\n[... shortened to fit the context limit ...]"
+        return summary
+
+
+def summarize(messages: list[dict]) -> str:
+    """One line per earlier action, so the model remembers what it did without the bulk."""
+    lines = ["Summary of earlier steps (compacted to fit the context window):"]
+    results = {m.get("tool_call_id"): (m.get("content") or "") for m in messages if m.get("role") == "tool"}
+    for m in messages:
+        role = m.get("role")
+        if role == "assistant":
+            if m.get("content"):
+                lines.append(f"- you said: {_one_line(m['content'], 200)}")
+            for tc in m.get("tool_calls") or []:
+                res = results.get(tc.get("id"), "")
+                lines.append(f"- {tc['function']['name']}({_one_line(tc['function']['arguments'], 160)})"
+                             f" -> {_one_line(res, 160)}")
+        elif role == "user":
+            lines.append(f"- observation: {_one_line(m.get('content') or '', 300)}")
+    return "\n".join(lines)
+
+
+def _one_line(text: str, n: int) -> str:
+    t = " ".join(str(text).split())
+    return t if len(t) <= n else t[: n - 3] + "..."

@@ -1,0 +1,431 @@
+"""The agent loop: observe (retrieve), plan (optionally approved by a person), act (tools), verify
+(tests in the sandbox), stop. Every step is written to the trajectory with its timing split into
+model, sandbox and repoloop's own time.
+
+The user's checkout is never written: edits happen in a git worktree on branch `repoloop/<id>`;
+only `apply=True` with a verified result copies the final diff back.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from repoloop.agent import prompts
+from repoloop.agent.conversation import Conversation, estimate_tokens
+from repoloop.agent.llm import LLMClient, LLMConfig, LLMError, LLMReply, PriceTable, Usage
+from repoloop.agent.observe import Observer, project_instructions
+from repoloop.agent.tools import TOOL_SCHEMAS, CommandRunner, Toolbox, truncate
+from repoloop.agent.trajectory import Redactor, Trajectory, runs_dir
+from repoloop.agent.verify import Verification, detect_test_command, failure_digest, failure_query
+from repoloop.agent.workspace import Workspace, ensure_state_dir
+from repoloop.errors import RepoloopError
+
+MUTATING = {"edit_file", "write_file", "run_command"}
+
+
+@dataclass
+class RunConfig:
+    task: str
+    repo: Path
+    model: str
+    index_dir: Path | None = None
+    plan_model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    sandbox: str | None = None
+    test_cmd: str | None = None
+    max_steps: int = 30
+    max_tokens: int | None = None  # total tokens (prompt + completion) over the run
+    max_cost: float | None = None  # USD
+    approve_plan: bool = False
+    apply: bool = False
+    context_limit: int = 128_000
+    context_budget: int = 6_000  # tokens of retrieved code for the task
+    failure_budget: int = 2_000  # tokens of retrieved code after each failed verification
+    map_budget: int = 1_024
+    lexical_only: bool = False
+    stream: bool = False
+    timeout: float = 120.0  # per model request
+    retries: int = 4
+    backoff: float = 1.0
+    prices: str | None = None
+    repeat_limit: int = 3  # identical failing tool calls before giving up
+    command_timeout: float = 120.0
+    verify_timeout: float = 900.0
+
+
+@dataclass
+class RunResult:
+    status: str  # success | failed | rejected | error
+    run_id: str
+    branch: str | None
+    diff: str
+    steps: int
+    usage: Usage
+    cost: float
+    cost_known: bool
+    trajectory: Path
+    reason: str = ""
+    summary: str = ""
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "success" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "run_id": self.run_id, "branch": self.branch, "diff": self.diff,
+                "steps": self.steps, "tokens": {"prompt": self.usage.prompt, "completion": self.usage.completion,
+                                                "total": self.usage.total},
+                "cost": round(self.cost, 6), "cost_known": self.cost_known,
+                "trajectory": str(self.trajectory), "reason": self.reason, "summary": self.summary,
+                "wall_s": round(self.wall_s, 3)}
+
+
+@dataclass
+class PlanDecision:
+    action: str  # approve | reject | edit
+    plan: str = ""
+
+
+class Reporter(Protocol):
+    """How the loop talks to a person (the CLI gives a rich one; tests and programs a quiet one)."""
+
+    def event(self, name: str, data: dict[str, Any]) -> None: ...
+
+    def approve_plan(self, plan: str) -> PlanDecision: ...
+
+
+class QuietReporter:
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        pass
+
+    def approve_plan(self, plan: str) -> PlanDecision:
+        return PlanDecision("approve")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class _State:
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    cost_known: bool = True
+    failing: dict[str, int] = field(default_factory=dict)
+    verified_tree: str | None = None  # tree hash at the last passing verification
+    last_failed_tree: str | None = None
+    summary: str = ""
+
+
+class Agent:
+    """One run. Build with a config; `run()` returns the result (never raises for model trouble)."""
+
+    def __init__(self, config: RunConfig, *, reporter: Reporter | None = None,
+                 runner_factory: Any = None, llm: LLMClient | None = None) -> None:
+        self.cfg = config
+        self.ui = reporter or QuietReporter()
+        self.repo = Path(config.repo).resolve()
+        self.run_id = new_run_id()
+        self.state_dir = ensure_state_dir(self.repo)
+        self.traj_path = runs_dir(self.state_dir) / f"{self.run_id}.jsonl"
+        self.prices = PriceTable.load(config.prices)
+        self.llm = llm or LLMClient(LLMConfig(
+            model=config.model, base_url=config.base_url, api_key=config.api_key, timeout=config.timeout,
+            max_retries=config.retries, backoff=config.backoff, stream=config.stream), self.prices)
+        self.runner_factory = runner_factory
+        self.st = _State()
+        self.conv = Conversation(context_limit=config.context_limit)
+        self.tools_tokens = estimate_tokens([{"content": json.dumps(TOOL_SCHEMAS)}])
+
+    # -- entry ---------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        Workspace.check(self.repo)  # a user error (not a git repository) ends here, before any record
+        redactor = Redactor.from_env([cfg.api_key] if cfg.api_key else [])
+        self.traj = Trajectory(self.traj_path, redactor)
+        self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,
+                        plan_model=cfg.plan_model or cfg.model, base_url=cfg.base_url, repo=str(self.repo),
+                        sandbox=cfg.sandbox, max_steps=cfg.max_steps, started=time.time())
+        ws: Workspace | None = None
+        runner: Any = None
+        observer: Observer | None = None
+        status, reason = "failed", ""
+        try:
+            observer = Observer.open(self.repo, cfg.index_dir, lexical_only=cfg.lexical_only,
+                                     log=lambda m: self.ui.event("note", {"text": m}))
+            test_cmd = cfg.test_cmd or detect_test_command(self.repo)
+            self._observe(observer, test_cmd)
+            decision = self._plan()
+            if decision.action == "reject":
+                return self._close(None, None, observer, "rejected", "plan rejected by the user", t0)
+            ws = Workspace.create(self.repo, self.run_id, self.state_dir)
+            self.traj.write("workspace", path=str(ws.path), branch=ws.branch, base=ws.base)
+            runner = (self.runner_factory or _default_runner)(cfg.sandbox, ws.path)
+            self.traj.write("sandbox", kind=getattr(runner, "kind", cfg.sandbox))
+            toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout)
+            status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
+        except LLMError as e:
+            status, reason = "error", str(e)
+        except RepoloopError as e:
+            status, reason = "error", str(e)
+        except KeyboardInterrupt:
+            status, reason = "failed", "interrupted"
+            self._close(ws, runner, observer, status, reason, t0)
+            raise
+        return self._close(ws, runner, observer, status, reason, t0)
+
+    # -- observe / plan --------------------------------------------------------------------------------
+    def _observe(self, observer: Observer, test_cmd: str | None) -> None:
+        cfg = self.cfg
+        instructions = project_instructions(self.repo)
+        repo_map = observer.repo_map(cfg.map_budget)
+        context, items = observer.context(cfg.task, cfg.context_budget)
+        system = prompts.system_message(instructions=instructions, repo_map=repo_map, test_cmd=test_cmd)
+        self.conv.add({"role": "system", "content": system})
+        self.conv.add({"role": "user", "content": prompts.task_message(cfg.task, context)})
+        self.traj.write("observe", query=cfg.task, context_items=items, repo_map_chars=len(repo_map),
+                        instructions_chars=len(instructions), test_cmd=test_cmd, notes=list(observer.notes),
+                        retrieval_s=round(observer.seconds, 4))
+        self.ui.event("observe", {"items": len(items), "test_cmd": test_cmd, "notes": observer.notes})
+
+    def _plan(self) -> PlanDecision:
+        cfg = self.cfg
+        self.conv.add({"role": "user", "content": prompts.PLAN_REQUEST})
+        reply = self._model(tools=None, model=cfg.plan_model or cfg.model, phase="plan")
+        plan = (reply.content or "").strip()
+        self.conv.add({"role": "assistant", "content": plan})
+        decision = self.ui.approve_plan(plan) if cfg.approve_plan else PlanDecision("approve")
+        self.traj.write("plan", text=plan, decision=decision.action, edited=decision.plan or None)
+        if decision.action == "edit" and decision.plan.strip():
+            self.conv.add({"role": "user", "content": prompts.plan_feedback(decision.plan) + "\n\n" + prompts.EXECUTE})
+        elif decision.action != "reject":
+            self.conv.add({"role": "user", "content": prompts.EXECUTE})
+        return decision
+
+    # -- the model ---------------------------------------------------------------------------------------
+    def _model(self, *, tools: list[dict] | None, model: str | None = None, phase: str = "act") -> LLMReply:
+        summary = self.conv.compact_if_needed(self.tools_tokens)
+        if summary is not None:
+            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages))
+        model = model or self.cfg.model
+        self.traj.write("request", step=self.st.steps, phase=phase, model=model,
+                        messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
+                        est_tokens=self.conv.tokens(), tools=bool(tools))
+        reply = self.llm.chat(self.conv.messages, tools, model=model)
+        self.st.usage.add(reply.usage)
+        if reply.cost is None:
+            self.st.cost_known = False
+        else:
+            self.st.cost += reply.cost
+        self.traj.write("reply", step=self.st.steps, phase=phase, model=model, content=reply.content,
+                        tool_calls=[{"id": t.id, "name": t.name, "arguments": t.arguments} for t in reply.tool_calls],
+                        usage=reply.usage.to_json(), cost=reply.cost, model_s=round(reply.seconds, 4),
+                        attempts=reply.attempts, errors=reply.errors)
+        return reply
+
+    # -- act / verify ------------------------------------------------------------------------------------
+    def _act(self, ws: Workspace, toolbox: Toolbox, runner: CommandRunner, observer: Observer,
+             test_cmd: str | None) -> tuple[str, str]:
+        cfg, st = self.cfg, self.st
+        no_tool_replies: dict[str, int] = {}
+        while st.steps < cfg.max_steps:
+            st.steps += 1
+            t_step = time.perf_counter()
+            retr0 = observer.seconds
+            reply = self._model(tools=TOOL_SCHEMAS)
+            self.conv.add(reply.message())
+            model_s, sandbox_s = reply.seconds, 0.0
+            finished, stop_reason = False, ""
+            mutated = False
+            if not reply.tool_calls:
+                key = (reply.content or "").strip()
+                no_tool_replies[key] = no_tool_replies.get(key, 0) + 1
+                self.conv.add({"role": "user", "content": prompts.NO_TOOL_NUDGE})
+                if no_tool_replies[key] >= cfg.repeat_limit:
+                    stop_reason = f"the model repeated the same reply {cfg.repeat_limit} times without acting"
+            for call in reply.tool_calls:
+                if finished:
+                    self._tool_message(call.id, "ignored: finish was already called in this turn")
+                    continue
+                t_tool = time.perf_counter()
+                if call.name == "finish":
+                    res = toolbox.call(call.name, call.arguments)
+                    if not res.finish:  # malformed finish arguments
+                        self._tool_message(call.id, res.output)
+                        self._log_tool(call, res.output, False, time.perf_counter() - t_tool, 0.0)
+                        continue
+                    st.summary = res.output
+                    ver, tree = self._verify_if_changed(ws, runner, test_cmd)
+                    if ver is not None:
+                        sandbox_s += ver.seconds
+                    if ver is None or ver.passed:
+                        self._commit(ws, f"repoloop: {_first_line(st.summary) or 'finish'}", tree)
+                        msg = "accepted: " + ("tests passed" if ver else "no test command; not verified")
+                        self._tool_message(call.id, msg)
+                        self._log_tool(call, msg, True, time.perf_counter() - t_tool, 0.0)
+                        finished = True
+                    else:
+                        msg = "finish refused: the tests fail (details follow)"
+                        self._tool_message(call.id, msg)
+                        self._log_tool(call, msg, False, time.perf_counter() - t_tool, 0.0)
+                        self._failure_observation(ver, observer)
+                    continue
+                res = toolbox.call(call.name, call.arguments)
+                sandbox_s += res.sandbox_s
+                mutated |= call.name in MUTATING
+                self._tool_message(call.id, res.output)
+                self._log_tool(call, res.output, res.ok, time.perf_counter() - t_tool, res.sandbox_s)
+                self.ui.event("tool", {"step": st.steps, "name": call.name, "ok": res.ok})
+                if not res.ok:
+                    sig = f"{call.name}:{_normalize_args(call.arguments)}"
+                    st.failing[sig] = st.failing.get(sig, 0) + 1
+                    if st.failing[sig] >= cfg.repeat_limit:
+                        stop_reason = (f"the model repeated the same failing call {cfg.repeat_limit} times "
+                                       f"({call.name})")
+            if not finished and mutated and not stop_reason:
+                ver, tree = self._verify_if_changed(ws, runner, test_cmd, edits_only=True)
+                if ver is not None:
+                    sandbox_s += ver.seconds
+                    if ver.passed:
+                        self._commit(ws, f"repoloop step {st.steps}: verified edit", tree)
+                    else:
+                        self._failure_observation(ver, observer)
+            wall = time.perf_counter() - t_step
+            self.traj.write("step", step=st.steps, wall_s=round(wall, 4), model_s=round(model_s, 4),
+                            sandbox_s=round(sandbox_s, 4), repoloop_s=round(max(wall - model_s - sandbox_s, 0), 4),
+                            retrieval_s=round(observer.seconds - retr0, 4), tokens=st.usage.to_json(),
+                            cost=round(st.cost, 6))
+            self.ui.event("step", {"step": st.steps, "max_steps": cfg.max_steps, "tokens": st.usage.total,
+                                   "cost": st.cost, "wall_s": wall, "model_s": model_s, "sandbox_s": sandbox_s,
+                                   "tools": [c.name for c in reply.tool_calls]})
+            if finished:
+                return "success", "verified" if test_cmd else "finished (no test command)"
+            if stop_reason:
+                return "failed", stop_reason
+            if cfg.max_tokens is not None and st.usage.total >= cfg.max_tokens:
+                return "failed", f"token budget exhausted ({st.usage.total} >= {cfg.max_tokens})"
+            if cfg.max_cost is not None and st.cost >= cfg.max_cost:
+                return "failed", f"cost budget exhausted (${st.cost:.4f} >= ${cfg.max_cost})"
+        return "failed", f"max steps reached ({cfg.max_steps})"
+
+    def _verify_if_changed(self, ws: Workspace, runner: CommandRunner, test_cmd: str | None,
+                           *, edits_only: bool = False) -> tuple[Verification | None, str]:
+        """Run the tests when the worktree differs from the last verified state."""
+        tree = ws.tree()
+        if tree == self.st.verified_tree:
+            return Verification(test_cmd or "", True, 0, "(unchanged since the last passing run)", 0.0), tree
+        if edits_only and (tree == self.st.last_failed_tree
+                           or (self.st.verified_tree is None and not ws.dirty())):
+            return None, tree  # nothing edited since the last run (or at all)
+        if not test_cmd:
+            return None, tree
+        t0 = time.perf_counter()
+        res = runner.run(test_cmd, timeout=self.cfg.verify_timeout)
+        secs = time.perf_counter() - t0
+        out = (res.stdout or "") + (("\n" + res.stderr) if res.stderr else "")
+        ver = Verification(test_cmd, res.exit_code == 0 and not res.timed_out, res.exit_code, out, secs,
+                           bool(res.timed_out))
+        self.traj.write("verify", step=self.st.steps, command=test_cmd, passed=ver.passed, exit_code=ver.exit_code,
+                        timed_out=ver.timed_out, seconds=round(secs, 4), output=truncate(out, 20_000))
+        self.ui.event("verify", {"step": self.st.steps, "passed": ver.passed, "seconds": secs})
+        if ver.passed:
+            self.st.verified_tree = tree
+        else:
+            self.st.last_failed_tree = tree
+        return ver, tree
+
+    def _failure_observation(self, ver: Verification, observer: Observer) -> None:
+        digest = failure_digest(ver.output)
+        query = failure_query(ver.output)
+        context, items = observer.context(query, self.cfg.failure_budget) if query else ("", [])
+        self.traj.write("observe", step=self.st.steps, query=query, context_items=items, after="failed verification")
+        self.conv.add({"role": "user", "content": prompts.failure_message(
+            ver.command, ver.exit_code, digest, truncate(ver.output, 8_000), context)})
+
+    def _commit(self, ws: Workspace, message: str, tree: str) -> None:
+        sha = ws.commit(message)
+        if sha:
+            self.traj.write("commit", step=self.st.steps, sha=sha, message=message, tree=tree)
+
+    def _tool_message(self, call_id: str, content: str) -> None:
+        self.conv.add({"role": "tool", "tool_call_id": call_id, "content": content})
+
+    def _log_tool(self, call: Any, output: str, ok: bool, seconds: float, sandbox_s: float) -> None:
+        self.traj.write("tool", step=self.st.steps, id=call.id, name=call.name, arguments=call.arguments,
+                        ok=ok, output=truncate(output, 20_000), seconds=round(seconds, 4),
+                        sandbox_s=round(sandbox_s, 4))
+
+    # -- end -------------------------------------------------------------------------------------------------
+    def _close(self, ws: Workspace | None, runner: Any, observer: Observer | None, status: str, reason: str,
+               t0: float) -> RunResult:
+        diff = ""
+        branch = None
+        try:
+            if runner is not None and hasattr(runner, "stop"):
+                runner.stop()
+        except Exception:  # noqa: BLE001
+            pass
+        if observer is not None:
+            observer.close()
+        if ws is not None:
+            branch = ws.branch
+            try:
+                if status != "success" and ws.dirty():
+                    sha = ws.commit(f"repoloop: unverified work at stop ({reason[:80]})")
+                    self.traj.write("commit", step=self.st.steps, sha=sha, message="unverified work at stop",
+                                    verified=False)
+                diff = ws.branch_diff()
+                if status == "success" and self.cfg.apply and diff:
+                    ws.apply(diff)
+                    self.traj.write("apply", ok=True)
+            except RepoloopError as e:
+                reason = f"{reason}; {e}" if reason else str(e)
+                if status == "success":
+                    status = "error"
+            finally:
+                ws.remove()
+        return self._finish(status, reason, branch, t0, diff)
+
+    def _finish(self, status: str, reason: str, branch: str | None, t0: float, diff: str = "") -> RunResult:
+        wall = time.perf_counter() - t0
+        result = RunResult(status=status, run_id=self.run_id, branch=branch, diff=diff, steps=self.st.steps,
+                           usage=self.st.usage, cost=self.st.cost, cost_known=self.st.cost_known,
+                           trajectory=self.traj_path, reason=reason, summary=self.st.summary, wall_s=wall)
+        self.traj.write("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
+                        tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
+                        model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),
+                        summary=self.st.summary, diff=diff)
+        self.traj.close()
+        self.ui.event("end", result.to_json())
+        return result
+
+
+def _default_runner(kind: str | None, workspace: Path) -> Any:
+    from repoloop.agent.sandboxing import SandboxRunner
+
+    return SandboxRunner.open(kind, workspace)
+
+
+def _normalize_args(raw: str) -> str:
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True)
+    except (json.JSONDecodeError, TypeError):
+        return (raw or "").strip()
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0][:72] if (text or "").strip() else ""
+
+
+def run_agent(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
+    """Run one task; the convenient entry for programs."""
+    return Agent(config, reporter=reporter).run()

@@ -1,0 +1,121 @@
+"""Observe: what the model is shown before acting and after each failure, drawn from retrieval.
+
+Retrieval is an aid, never a point of failure: a missing index is built (lexical only, fast), and
+when retrieval is unavailable or raises, the agent goes on with less context (a note says why).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md", "CONTRIBUTING.rst", "CONTRIBUTING.txt",
+                     ".github/CONTRIBUTING.md", "docs/CONTRIBUTING.md")
+MAX_INSTRUCTIONS_CHARS = 12_000
+
+
+def project_instructions(root: Path) -> str:
+    """AGENTS.md and contributing notes, as the project wrote them (truncated if huge)."""
+    parts = []
+    for name in INSTRUCTION_FILES:
+        p = root / name
+        if p.is_file():
+            try:
+                text = p.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                continue
+            if text:
+                parts.append(f"--- {name} ---\n{text}")
+    joined = "\n\n".join(parts)
+    if len(joined) > MAX_INSTRUCTIONS_CHARS:
+        joined = joined[:MAX_INSTRUCTIONS_CHARS] + "\n[... truncated ...]"
+    return joined
+
+
+@dataclass
+class Observer:
+    """Retrieval for the loop; `retriever` is None when none could be opened."""
+
+    retriever: Any | None
+    notes: list[str] = field(default_factory=list)  # why retrieval is degraded, for the trajectory
+    seconds: float = 0.0  # time spent in retrieval (part of repoloop's own share)
+
+    @classmethod
+    def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
+             log: Callable[[str], None] | None = None) -> Observer:
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        retriever = None
+        try:
+            from repoloop.errors import IndexMissingError
+            from repoloop.retrieval.api import Retriever
+
+            try:
+                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only)
+            except IndexMissingError:
+                if not build:
+                    raise
+                if log:
+                    log("no index yet: building a lexical one (run `repoloop index` for embeddings)")
+                from repoloop.indexer.pipeline import index_repo
+
+                index_repo(repo, index_dir, embed=False, progress=False)
+                retriever = Retriever.open(repo, index_dir, lexical_only=True)
+        except NotImplementedError:
+            notes.append("retrieval is not implemented in this build; going on without it")
+        except Exception as e:  # noqa: BLE001 - retrieval must never stop the agent
+            notes.append(f"retrieval unavailable ({type(e).__name__}: {e}); going on without it")
+        return cls(retriever=retriever, notes=notes, seconds=time.perf_counter() - t0)
+
+    def _try(self, what: str, fn: Callable[[], Any], default: Any) -> Any:
+        if self.retriever is None:
+            return default
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        except NotImplementedError:
+            self.notes.append(f"{what}: not implemented")
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"{what} failed: {type(e).__name__}: {e}")
+        finally:
+            self.seconds += time.perf_counter() - t0
+        return default
+
+    def repo_map(self, budget: int) -> str:
+        return self._try("repo map", lambda: self.retriever.repo_map(budget), "") or ""
+
+    def context(self, query: str, budget: int) -> tuple[str, list[dict]]:
+        """Rendered context pack and its items (path, lines, score, tokens) for the trajectory."""
+        if not query.strip():
+            return "", []
+        pack = self._try("context", lambda: self.retriever.context(query, budget), None)
+        if pack is None:
+            return "", []
+        items = [{"path": i.path, "start_line": i.start_line, "end_line": i.end_line, "tokens": i.tokens,
+                  "score": round(float(i.score), 4)} for i in getattr(pack, "items", [])]
+        return pack.text or "", items
+
+    # -- the tools' search backend ------------------------------------------------------------------
+    def search(self, query: str, k: int) -> str | None:
+        hits = self._try("search", lambda: self.retriever.search(query, k), None)
+        if hits is None:
+            return None
+        out = []
+        for h in hits:
+            head = f"{h.path}:{h.start_line}-{h.end_line}" + (f"  {h.symbol}" if h.symbol else "")
+            body = h.text if len(h.text) < 2500 else h.text[:2500] + "\n[...]"
+            out.append(f"{head}\n{body}")
+        return "\n\n".join(out) if out else ""
+
+    def symbol(self, name: str) -> list[dict] | None:
+        return self._try("definitions", lambda: list(self.retriever.definitions(name)), None)
+
+    def close(self) -> None:
+        if self.retriever is not None:
+            try:
+                self.retriever.close()
+            except Exception:  # noqa: BLE001
+                pass

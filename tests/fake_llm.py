@@ -1,0 +1,215 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (the only fake in the agent tests).
+
+It speaks the real protocol (JSON and server-sent-event streaming, tool calls, usage) so the agent
+is driven through the real `openai` client. Each request pops the next scripted reply; every request
+body and header is recorded so tests can check what the model saw. Also a pytest plugin: the
+`fake_llm` fixture starts one server per test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Reply:
+    """One scripted answer: text, tool calls, or an HTTP error status."""
+
+    content: str | None = None
+    tool_calls: list[tuple[str, Any]] = field(default_factory=list)  # (name, dict args or raw str)
+    status: int = 200
+    prompt_tokens: int = 100
+    completion_tokens: int = 20
+    delay: float = 0.0
+
+
+def text(content: str, **kw: Any) -> Reply:
+    return Reply(content=content, **kw)
+
+
+def call(name: str, args: Any = None, **kw: Any) -> Reply:
+    return Reply(tool_calls=[(name, {} if args is None else args)], **kw)
+
+
+def calls(*pairs: tuple[str, Any], **kw: Any) -> Reply:
+    return Reply(tool_calls=list(pairs), **kw)
+
+
+def error(status: int = 500) -> Reply:
+    return Reply(status=status)
+
+
+ScriptItem = Reply | Callable[[dict], Reply]
+
+
+class FakeLLM:
+    """The server. `script` is consumed in order; `default` answers once it runs out."""
+
+    def __init__(self, script: list[ScriptItem] | None = None, default: ScriptItem | None = None) -> None:
+        self.script: list[ScriptItem] = list(script or [])
+        self.default = default
+        self.requests: list[dict] = []  # request bodies, in order (including failed ones)
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add(self, *items: ScriptItem) -> None:
+        with self._lock:
+            self.script.extend(items)
+
+    # -- helpers for assertions -----------------------------------------------------------------
+    def request_text(self, i: int) -> str:
+        """All message contents of request i, joined (what the model saw)."""
+        parts = []
+        for m in self.requests[i].get("messages", []):
+            c = m.get("content")
+            if isinstance(c, list):
+                c = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            parts.append(c or "")
+        return "\n".join(parts)
+
+    # -- protocol -------------------------------------------------------------------------------
+    def _next(self, body: dict) -> Reply:
+        with self._lock:
+            self.requests.append(body)
+            item = self.script.pop(0) if self.script else self.default
+        if item is None:
+            return Reply(content="(fake server: script exhausted)")
+        return item(body) if callable(item) else item
+
+    def _completion(self, reply: Reply, model: str) -> tuple[dict, list[dict]]:
+        cid = f"chatcmpl-{next(self._ids)}"
+        tool_calls = []
+        for name, args in reply.tool_calls:
+            raw = args if isinstance(args, str) else json.dumps(args)
+            tool_calls.append({"id": f"call_{next(self._ids)}", "type": "function",
+                               "function": {"name": name, "arguments": raw}})
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                 "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+        finish = "tool_calls" if tool_calls else "stop"
+        full = {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+        chunks: list[dict] = []
+
+        def chunk(delta: dict, finish_reason: str | None = None, with_usage: bool = False) -> dict:
+            c = {"id": cid, "object": "chat.completion.chunk", "created": full["created"], "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+            if with_usage:
+                c["choices"] = []
+                c["usage"] = usage
+            return c
+
+        chunks.append(chunk({"role": "assistant", "content": ""}))
+        if reply.content:
+            half = len(reply.content) // 2
+            for piece in (reply.content[:half], reply.content[half:]):
+                if piece:
+                    chunks.append(chunk({"content": piece}))
+        for i, tc in enumerate(tool_calls):
+            raw = tc["function"]["arguments"]
+            cut = len(raw) // 2
+            chunks.append(chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
+                                                 "function": {"name": tc["function"]["name"],
+                                                              "arguments": raw[:cut]}}]}))
+            chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": raw[cut:]}}]}))
+        chunks.append(chunk({}, finish))
+        chunks.append(chunk({}, with_usage=True))
+        return full, chunks
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:  # quiet
+                pass
+
+            def _send_json(self, status: int, obj: dict) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # /v1/models
+                self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    self._send_json(400, {"error": {"message": "bad json"}})
+                    return
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                reply = fake._next(body)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status != 200:
+                    self._send_json(reply.status, {"error": {"message": f"scripted {reply.status}",
+                                                             "type": "server_error"}})
+                    return
+                full, chunks = fake._completion(reply, body.get("model", "fake-model"))
+                if not body.get("stream"):
+                    self._send_json(200, full)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for c in chunks:
+                    self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+@pytest.fixture
+def fake_llm():
+    """A started FakeLLM; add replies with `fake_llm.add(...)`."""
+    server = FakeLLM().start()
+    try:
+        yield server
+    finally:
+        server.stop()
