@@ -93,9 +93,11 @@ class _Ignores:
 
     specs: tuple[tuple[str, pathspec.GitIgnoreSpec, str], ...] = ()
 
-    def extended(self, prefix: str, dirpath: str) -> _Ignores:
+    def extended(self, prefix: str, dirpath: str, names: set[str]) -> _Ignores:
         added = []
         for fname, reason in ((".gitignore", IGNORED), (".repoloopignore", REPOLOOPIGNORED)):
+            if fname not in names:
+                continue
             spec = _read_spec(os.path.join(dirpath, fname))
             if spec is not None:
                 added.append((prefix, spec, reason))
@@ -163,7 +165,8 @@ class Walker:
     def __iter__(self) -> Iterator[FileEntry]:
         root = str(self.root)
         ignores = _Ignores()
-        exclude = _read_spec(os.path.join(root, ".git", "info", "exclude"))
+        exclude_path = os.path.join(root, ".git", "info", "exclude")
+        exclude = _read_spec(exclude_path) if os.path.isfile(exclude_path) else None
         if exclude is not None:
             ignores = _Ignores((("", exclude, IGNORED),))
         try:
@@ -178,7 +181,6 @@ class Walker:
 
     def _walk_dir(self, dirpath: str, prefix: str, ignores: _Ignores,
                   ancestors: set[tuple[int, int]]) -> Iterator[FileEntry]:
-        ignores = ignores.extended(prefix, dirpath)
         try:
             with os.scandir(dirpath) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -188,6 +190,7 @@ class Walker:
         except OSError:
             self._skip(prefix or "./", UNREADABLE)
             return
+        ignores = ignores.extended(prefix, dirpath, {e.name for e in entries})
         for entry in entries:
             rel = prefix + entry.name
             yield from self._entry(entry, rel, ignores, ancestors)
