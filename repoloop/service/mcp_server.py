@@ -169,6 +169,7 @@ def serve(opts: ServeOptions) -> None:
                 first = watcher.run_pass(None)  # catch up with what changed while nobody watched
                 if first.error:
                     raise RepoloopError(f"indexing {opts.repo} failed: {first.error}")
+            _require_index(opts)
             host.start()
             if watcher is not None:
                 watcher.start()
@@ -183,6 +184,15 @@ def serve(opts: ServeOptions) -> None:
         host.close()
         if sock is not None:
             sock.close()
+
+
+def _require_index(opts: ServeOptions) -> None:
+    from repoloop.errors import IndexMissingError
+    from repoloop.indexer.store import DB_NAME, index_dir_for
+
+    db = index_dir_for(opts.repo, opts.index_dir) / DB_NAME
+    if not db.is_file():
+        raise IndexMissingError(f"{opts.repo} has no index at {db.parent}; run `repoloop index` first (or serve --watch)")
 
 
 def _bind(port: int) -> socket.socket:

@@ -121,7 +121,7 @@ class PathFilter:
             rel = p.relative_to(self.repo)
         except ValueError:
             return None
-        if not rel.parts or self._pruned.intersection(rel.parts[:-1]) or rel.parts[-1] in _ALWAYS_IGNORED_DIRS:
+        if not rel.parts or self._pruned.intersection(rel.parts):
             return None
         posix = rel.as_posix()
         if self._spec.match_file(posix) or self._spec.match_file(posix + "/"):
