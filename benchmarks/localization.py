@@ -1,0 +1,276 @@
+"""Localization benchmark: the BM25 whole-file baseline vs repoloop's signals alone and fused.
+
+Two datasets (see /work/shared/bench/README.md and SWEBENCH_DEV.md):
+  dev  dev.jsonl: flask, requests, vue core at a fixed HEAD; query = commit subject (or message)
+  swe  swebench_verified_dev.jsonl: 407 issues, 12 Python repos, each at its base commit, visited in
+       commit-date order with one incrementally moved (and incrementally re-indexed) tree per repo
+
+    python benchmarks/localization.py swe --systems baseline,bm25,name,graph,fused --no-embed
+    python benchmarks/localization.py swe --systems dense,fused --sample dense
+    python benchmarks/localization.py dev --systems baseline,bm25,dense,name,graph,fused
+    python benchmarks/localization.py report
+
+Per-query rows are appended to OUT/<dataset>[-<tag>]_<system>.jsonl as they come (a restarted run
+skips what is there), so a stop loses nothing; `report` prints the tables. repoloop is called
+in-process (index_repo, Retriever.search) for the metrics; `--cli-sample N` also times N real
+`repoloop search` CLI calls per repo for the latency figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loc_metrics as M  # noqa: E402
+from loc_bm25 import BM25Files  # noqa: E402
+from materialize import (  # noqa: E402
+    BENCH_DIR,
+    BlobReader,
+    WorkTree,
+    checkout_name,
+    commit_time,
+    git_dir,
+    load_jsonl,
+    ls_tree,
+    materialize_dev,
+)
+
+OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
+WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
+REPOLOOP_SYSTEMS = ("bm25", "dense", "name", "graph", "fused", "fused-lex")
+DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
+
+
+class Sink:
+    """Append-only per-system result files; knows which ids are done."""
+
+    def __init__(self, dataset: str, system: str) -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.path = OUT / f"{dataset}_{system}.jsonl"
+        self.done = {json.loads(x)["id"] for x in self.path.open()} if self.path.exists() else set()
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.done.add(row["id"])
+
+
+def swe_sample(records: list[dict], kind: str, seed: int = 0) -> list[dict]:
+    """'all', or 'dense': every instance of the small repos plus a seeded few of each big one."""
+    if kind == "all":
+        return records
+    by_repo: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_repo[r["repo"]].append(r)
+    small = {"psf/requests", "pallets/flask", "mwaskom/seaborn", "pytest-dev/pytest", "pylint-dev/pylint"}
+    big_n = {"pydata/xarray": 3, "sphinx-doc/sphinx": 3, "astropy/astropy": 0, "scikit-learn/scikit-learn": 0,
+             "matplotlib/matplotlib": 0, "sympy/sympy": 0, "django/django": 0}
+    rng = random.Random(seed)
+    out = []
+    for repo, rs in sorted(by_repo.items()):
+        rs = sorted(rs, key=lambda r: r["id"])
+        out.extend(rs if repo in small else rng.sample(rs, min(big_n.get(repo, 0), len(rs))))
+    return out
+
+
+def make_repoloop(systems: list[str]):
+    import loc_repoloop
+
+    return loc_repoloop.RepoloopRunner(systems)
+
+
+def run_swe(a: argparse.Namespace) -> None:
+    records = load_jsonl(BENCH_DIR / "swebench_verified_dev.jsonl")
+    if a.repos:
+        records = [r for r in records if r["repo"] in a.repos.split(",")]
+    records = swe_sample(records, a.sample, a.seed)
+    if a.limit:
+        records = records[: a.limit]
+    tag = f"swe-{a.tag}" if a.tag else "swe"
+    systems = a.systems.split(",")
+    sinks = {s: Sink(tag, s) for s in systems}
+    rl_systems = [s for s in systems if s in REPOLOOP_SYSTEMS]
+    runner = make_repoloop(rl_systems) if rl_systems else None
+    index_log = Sink(tag, "index")
+    by_repo: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_repo[r["repo"]].append(r)
+    order = sorted(by_repo, key=lambda repo: len(by_repo[repo]))  # small repos first: results come early
+    for repo in order:
+        todo = [r for r in by_repo[repo] if any(r["id"] not in sinks[s].done for s in systems)]
+        if not todo:
+            continue
+        gd = git_dir(repo)
+        todo.sort(key=lambda r: commit_time(gd, r["base_commit"]))
+        wt = WorkTree(gd, WORK / f"{tag}-trees" / checkout_name(repo))
+        bm25 = None
+        with BlobReader(gd) as blobs:
+            for rec in todo:
+                c = rec["base_commit"]
+                if "baseline" in systems and rec["id"] not in sinks["baseline"].done:
+                    if bm25 is None:
+                        bm25 = BM25Files(blobs.read)
+                    t0 = time.perf_counter()
+                    bm25.set_docs((e.path, e.sha) for e in ls_tree(gd, c) if M.is_swe_candidate(e.path))
+                    t1 = time.perf_counter()
+                    ranked = bm25.rank(rec["query"])[:20]
+                    t2 = time.perf_counter()
+                    row = M.score_swe(rec, [{"path": p, "score": s} for p, s in ranked])
+                    row.update(latency_s=t2 - t1, index_s=t1 - t0)
+                    sinks["baseline"].write(row)
+                if runner is None or all(rec["id"] in sinks[s].done for s in rl_systems):
+                    continue
+                t0 = time.perf_counter()
+                moved = wt.move_to(c)
+                t1 = time.perf_counter()
+                stats = runner.index(wt.root, embed=not a.no_embed)
+                t2 = time.perf_counter()
+                index_log.write({"id": rec["id"], "repo": repo, "moved_paths": moved, "move_s": t1 - t0,
+                                 "index_s": t2 - t1, "stats": stats})
+                for s in rl_systems:
+                    if rec["id"] in sinks[s].done:
+                        continue
+                    res, lat = runner.search(wt.root, rec["query"], s, k=20)
+                    row = M.score_swe(rec, res)
+                    row["latency_s"] = lat
+                    sinks[s].write(row)
+                print(f"[{time.strftime('%H:%M:%S')}] {rec['id']} moved={moved} index={t2 - t1:.1f}s",
+                      flush=True)
+        if runner is not None:
+            runner.forget(wt.root)
+        print(f"[{time.strftime('%H:%M:%S')}] done {repo}", flush=True)
+
+
+def run_dev(a: argparse.Namespace) -> None:
+    records = load_jsonl(BENCH_DIR / "dev.jsonl")
+    if a.repos:
+        records = [r for r in records if r["repo"] in a.repos.split(",")]
+    field = a.field
+    tag = f"dev-{field}" + (f"-{a.tag}" if a.tag else "")
+    systems = a.systems.split(",")
+    sinks = {s: Sink(tag, s) for s in systems}
+    rl_systems = [s for s in systems if s in REPOLOOP_SYSTEMS]
+    runner = make_repoloop(rl_systems) if rl_systems else None
+    index_log = Sink(tag, "index")
+    dirs = materialize_dev(WORK / "dev", records)
+    for repo, root in dirs.items():
+        recs = [r for r in records if r["repo"] == repo]
+        if "baseline" in systems:
+            gd = git_dir(repo)
+            with BlobReader(gd) as blobs:
+                bm25 = BM25Files(blobs.read)
+                t0 = time.perf_counter()
+                bm25.set_docs((e.path, e.sha) for e in ls_tree(gd, recs[0]["head"])
+                              if e.path.endswith(DEV_CODE_EXT))
+                idx_s = time.perf_counter() - t0
+                for rec in recs:
+                    if rec["id"] in sinks["baseline"].done:
+                        continue
+                    t1 = time.perf_counter()
+                    ranked = bm25.rank(rec[field])[:20]
+                    row = M.score_dev(rec, [{"path": p, "score": s} for p, s in ranked])
+                    row.update(latency_s=time.perf_counter() - t1, index_s=idx_s)
+                    sinks["baseline"].write(row)
+        if runner is None:
+            continue
+        todo = [r for r in recs if any(r["id"] not in sinks[s].done for s in rl_systems)]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        stats = runner.index(root, embed=not a.no_embed)
+        index_log.write({"id": repo, "repo": repo, "index_s": time.perf_counter() - t0, "stats": stats})
+        print(f"[{time.strftime('%H:%M:%S')}] indexed {repo} in {time.perf_counter() - t0:.1f}s", flush=True)
+        for rec in todo:
+            for s in rl_systems:
+                if rec["id"] in sinks[s].done:
+                    continue
+                res, lat = runner.search(root, rec[field], s, k=20)
+                row = M.score_dev(rec, res)
+                row["latency_s"] = lat
+                sinks[s].write(row)
+        runner.forget(root)
+
+
+def _fmt(v, pct=True) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f}" if pct else f"{v:.3f}"
+
+
+def report(a: argparse.Namespace) -> None:
+    """Markdown tables from whatever result files exist (partial runs included, with their n)."""
+    files = sorted(OUT.glob("*.jsonl"))
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    for f in files:
+        tag, system = f.stem.rsplit("_", 1)
+        groups[tag][system] = [json.loads(x) for x in f.open()]
+    order = ["baseline", "bm25", "name", "graph", "dense", "fused-lex", "fused"]
+    for tag, systems in sorted(groups.items()):
+        swe = tag.startswith("swe")
+        metrics = M.SWE_METRICS if swe else M.DEV_METRICS
+        idx = systems.pop("index", [])
+        print(f"\n### {tag}\n")
+        base_ids = None
+        if a.common and len(systems) > 1:
+            base_ids = set.intersection(*({r["id"] for r in rows} for rows in systems.values()))
+        hdr = ["system", "n", *metrics, "p50 ms", "p95 ms", "errors"]
+        print("| " + " | ".join(hdr) + " |")
+        print("|" + "---|" * len(hdr))
+        for s in sorted(systems, key=lambda s: order.index(s) if s in order else 99):
+            rows = systems[s] if base_ids is None else [r for r in systems[s] if r["id"] in base_ids]
+            g = M.aggregate(rows, metrics)
+            cells = [s, str(g["n"])]
+            for m in metrics:
+                cells.append(_fmt(g[m], pct=(m != "mrr")))
+            cells += [f"{g.get('lat_p50_ms', float('nan')):.1f}", f"{g.get('lat_p95_ms', float('nan')):.1f}",
+                      str(g["errors"])]
+            print("| " + " | ".join(cells) + " |")
+        if a.by_repo:
+            for s in sorted(systems, key=lambda s: order.index(s) if s in order else 99):
+                by = defaultdict(list)
+                for r in systems[s]:
+                    by[r["repo"]].append(r)
+                line = ", ".join(f"{repo.split('/')[1]} {100 * M.aggregate(rs, ['acc@5'])['acc@5']:.0f} (n={len(rs)})"
+                                 for repo, rs in sorted(by.items()))
+                print(f"\n{s} Acc@5 by repo: {line}")
+        if idx:
+            by = defaultdict(list)
+            for r in idx:
+                by[r["repo"]].append(r["index_s"])
+            print("\nindex seconds per repo (first build / median incremental):",
+                  ", ".join(f"{repo.split('/')[1]} {v[0]:.1f}/{sorted(v[1:])[len(v[1:]) // 2] if len(v) > 1 else float('nan'):.1f}"
+                            for repo, v in sorted(by.items())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("swe", "dev"):
+        p = sub.add_parser(name)
+        p.add_argument("--systems", default="baseline,bm25,name,graph,fused")
+        p.add_argument("--repos", default="")
+        p.add_argument("--no-embed", action="store_true")
+        p.add_argument("--tag", default="")
+        p.add_argument("--limit", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0)
+        if name == "swe":
+            p.add_argument("--sample", choices=["all", "dense"], default="all")
+        else:
+            p.add_argument("--field", choices=["query_subject", "query"], default="query_subject")
+    p = sub.add_parser("report")
+    p.add_argument("--common", action="store_true", help="only ids every system of a group answered")
+    p.add_argument("--by-repo", action="store_true")
+    a = ap.parse_args()
+    {"swe": run_swe, "dev": run_dev, "report": report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
