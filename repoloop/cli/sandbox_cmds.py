@@ -1,0 +1,62 @@
+"""`repoloop exec`: run one command in the sandbox exactly as the agent would, to try a set-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "exec",
+        help="run one command in the sandbox, as the agent would",
+        description="Run CMD in a sandbox over the repository (docker if an engine answers, else "
+        "bubblewrap; `local` only when asked). The exit code is the command's; 124 on a timeout.",
+    )
+    p.add_argument("--repo", default=None, help="workspace: the repository root (default: the current one)")
+    p.add_argument("--sandbox", default=None, metavar="KIND", help="bwrap, docker or local (default: auto)")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="wall-clock limit (default 300)")
+    p.add_argument("--network", action="store_true", help="give the command a network (default: none)")
+    p.add_argument("--image", default=None, help="docker image (default: $REPOLOOP_SANDBOX_IMAGE or python:3.11-slim)")
+    p.add_argument("--memory-mb", type=int, default=None, help="memory limit in MB (default 2048)")
+    p.add_argument("--processes", type=int, default=None, help="process limit (default 256)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of the output")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...",
+                   help="the command (one argument runs through the shell, several run as an argv)")
+    p.set_defaults(func=_exec)
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from dataclasses import asdict, replace
+
+    from repoloop.cli.common import print_json, repo_root
+    from repoloop.errors import RepoloopError
+    from repoloop.sandbox import Limits, open_sandbox
+
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise RepoloopError("no command given: repoloop exec [options] -- CMD...")
+    if args.timeout <= 0:
+        raise RepoloopError("--timeout must be positive")
+    limits = Limits(timeout=args.timeout)
+    if args.memory_mb:
+        limits = replace(limits, memory_mb=args.memory_mb)
+    if args.processes:
+        limits = replace(limits, processes=args.processes)
+    command: str | list[str] = cmd[0] if len(cmd) == 1 else cmd
+    sandbox = open_sandbox(args.sandbox, repo_root(args.repo), network=args.network, image=args.image, limits=limits)
+    with sandbox:
+        result = sandbox.run(command, timeout=args.timeout)
+    if args.json:
+        print_json({"sandbox": sandbox.kind, **asdict(result)})
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stdout.flush()
+        sys.stderr.write(result.stderr)
+        if result.timed_out:
+            print(f"repoloop: command timed out after {args.timeout:g}s (its process tree was killed)", file=sys.stderr)
+        elif result.note:
+            print(f"repoloop: {result.note}", file=sys.stderr)
+    return result.exit_code
