@@ -218,6 +218,15 @@ def test_serve_watch_sees_fresh_index(tmp_path: Path) -> None:
 
             await _poll_async(gone, what="deleted file gone from the server's answers")
 
+        # changed while nobody watched: a new serve --watch answers at once and catches up behind
+        (repo / "pkg" / "late.py").write_text("def written_while_offline():\n    return 2\n")
+        async with Client(params, read_timeout_seconds=60) as client:
+            async def caught_up() -> bool:
+                res = await client.call_tool("get_symbol", {"name": "written_while_offline"})
+                return not res.is_error and _payload(res)["definitions"][0]["path"] == "pkg/late.py"
+
+            await _poll_async(caught_up, what="offline change caught up")
+
     asyncio.run(main())
 
 

@@ -166,13 +166,16 @@ def serve(opts: ServeOptions) -> None:
                     debounce=opts.debounce,
                     on_update=reload,
                 )
-                first = watcher.run_pass(None)  # catch up with what changed while nobody watched
-                if first.error:
-                    raise RepoloopError(f"indexing {opts.repo} failed: {first.error}")
+                if not _index_db(opts).is_file():  # nothing to serve yet: index first
+                    first = watcher.run_pass(None)
+                    if first.error:
+                        raise RepoloopError(f"indexing {opts.repo} failed: {first.error}")
             _require_index(opts)
             host.start()
             if watcher is not None:
                 watcher.start()
+                # catch up with what changed while nobody watched, in the background: serve now
+                watcher.notice((), full=True)
         server = build_server(host, opts.repo)
         if sock is None:
             anyio.run(server.run_stdio_async)
@@ -186,11 +189,16 @@ def serve(opts: ServeOptions) -> None:
             sock.close()
 
 
-def _require_index(opts: ServeOptions) -> None:
-    from repoloop.errors import IndexMissingError
+def _index_db(opts: ServeOptions) -> Path:
     from repoloop.indexer.store import DB_NAME, index_dir_for
 
-    db = index_dir_for(opts.repo, opts.index_dir) / DB_NAME
+    return index_dir_for(opts.repo, opts.index_dir) / DB_NAME
+
+
+def _require_index(opts: ServeOptions) -> None:
+    from repoloop.errors import IndexMissingError
+
+    db = _index_db(opts)
     if not db.is_file():
         raise IndexMissingError(f"{opts.repo} has no index at {db.parent}; run `repoloop index` first (or serve --watch)")
 
