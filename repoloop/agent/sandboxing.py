@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,12 @@ class SandboxRunner:
     sandbox: Any  # repoloop.sandbox.Sandbox
 
     @classmethod
-    def open(cls, kind: str | None, workspace: Path, *, network: bool = False, image: str | None = None
-             ) -> SandboxRunner:
+    def open(cls, kind: str | None, workspace: Path, *, network: bool = False, image: str | None = None,
+             ro_binds: tuple[Path, ...] = ()) -> SandboxRunner:
         from repoloop.sandbox import open_sandbox
 
-        sb = open_sandbox(kind, workspace, network=network, image=image)
+        binds = [*interpreter_binds(), *ro_binds]
+        sb = open_sandbox(kind, workspace, network=network, image=image, ro_binds=binds)
         sb.start()
         return cls(sb)
 
@@ -32,3 +35,14 @@ class SandboxRunner:
 
     def stop(self) -> None:
         self.sandbox.stop()
+
+
+def interpreter_binds() -> list[Path]:
+    """The Python that runs repoloop, when it lives where the sandbox hides things (a pyenv under
+    the home directory, a venv under /tmp): bound read-only so detected test commands can use it."""
+    hidden = [Path(p) for p in ("/root", "/home", "/tmp", "/var/tmp", os.environ.get("HOME") or "/root")]
+    out = []
+    for prefix in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
+        if any(prefix == h or h in prefix.parents for h in hidden if str(h) != "/"):
+            out.append(prefix)
+    return sorted(out)

@@ -1,0 +1,137 @@
+"""Past runs from their trajectories: a list, a readable replay of one, and loop-to-success figures."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repoloop.agent.trajectory import find, read, runs_dir
+
+
+@dataclass(slots=True)
+class RunSummary:
+    id: str
+    task: str
+    model: str
+    status: str  # success | failed | rejected | error | running (no run_end: in progress or killed)
+    steps: int
+    tokens: int
+    cost: float
+    cost_known: bool
+    wall_s: float
+    branch: str | None
+    started: float
+    path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "task": self.task, "model": self.model, "status": self.status, "steps": self.steps,
+                "tokens": self.tokens, "cost": self.cost, "cost_known": self.cost_known, "wall_s": self.wall_s,
+                "branch": self.branch, "started": self.started, "trajectory": str(self.path)}
+
+
+def summarize(path: Path) -> RunSummary:
+    start: dict = {}
+    end: dict = {}
+    steps = 0
+    for rec in read(path):
+        t = rec.get("type")
+        if t == "run_start":
+            start = rec
+        elif t == "run_end":
+            end = rec
+        elif t == "step":
+            steps = max(steps, int(rec.get("step", 0)))
+    tokens = (end.get("tokens") or {}).get("total", 0)
+    return RunSummary(id=start.get("id", path.stem), task=start.get("task", ""), model=start.get("model", "?"),
+                      status=end.get("status", "running"), steps=int(end.get("steps", steps)), tokens=int(tokens),
+                      cost=float(end.get("cost") or 0.0), cost_known=bool(end.get("cost_known", False)),
+                      wall_s=float(end.get("wall_s") or 0.0), branch=end.get("branch"),
+                      started=float(start.get("started") or 0.0), path=path)
+
+
+def list_runs(state_dir: Path) -> list[RunSummary]:
+    d = runs_dir(state_dir)
+    if not d.is_dir():
+        return []
+    runs = [summarize(p) for p in d.glob("*.jsonl")]
+    return sorted(runs, key=lambda r: (r.started, r.id))
+
+
+def stats(state_dir: Path) -> dict[str, Any]:
+    """Per model: runs, successes, and medians/means of steps, tokens, cost and wall time per success."""
+    by_model: dict[str, list[RunSummary]] = {}
+    for r in list_runs(state_dir):
+        by_model.setdefault(r.model, []).append(r)
+    out: dict[str, Any] = {}
+    for model, runs in sorted(by_model.items()):
+        ok = [r for r in runs if r.status == "success"]
+        finished = [r for r in runs if r.status in ("success", "failed", "error")]
+        entry: dict[str, Any] = {"runs": len(runs), "successes": len(ok),
+                                 "success_rate": round(len(ok) / len(finished), 3) if finished else None}
+        for key in ("steps", "tokens", "cost", "wall_s"):
+            vals = [float(getattr(r, key)) for r in ok]
+            entry[key] = ({"median": round(statistics.median(vals), 4), "mean": round(statistics.fmean(vals), 4),
+                           "max": round(max(vals), 4)} if vals else None)
+        entry["cost_known"] = all(r.cost_known for r in ok) if ok else None
+        out[model] = entry
+    return {"models": out}
+
+
+def replay(state_dir: Path, run_id: str, *, full: bool = False) -> str:
+    """A readable account of one run, from its trajectory."""
+    path = find(state_dir, run_id)
+    lines: list[str] = []
+    clip = (lambda s, n: s) if full else _clip  # noqa: E731
+    for rec in read(path):
+        t, at = rec.get("type"), f"[{rec.get('t', 0):7.2f}s]"
+        if t == "run_start":
+            lines.append(f"{at} run {rec.get('id')}  model {rec.get('model')}  repo {rec.get('repo')}")
+            lines.append(f"          task: {rec.get('task')}")
+        elif t == "observe":
+            items = rec.get("context_items") or []
+            what = "after a failure" if rec.get("after") else "for the task"
+            lines.append(f"{at} observe {what}: {len(items)} context items"
+                         + (f"; query: {clip(rec.get('query') or '', 120)}" if rec.get("after") else ""))
+            for n in rec.get("notes") or []:
+                lines.append(f"          note: {n}")
+        elif t == "plan":
+            lines.append(f"{at} plan ({rec.get('decision')}):")
+            lines += ["          " + ln for ln in clip(rec.get("edited") or rec.get("text") or "", 1200).splitlines()]
+        elif t == "reply":
+            u = rec.get("usage") or {}
+            head = (f"{at} model [{rec.get('phase')}] step {rec.get('step')}: {u.get('prompt', 0)}+"
+                    f"{u.get('completion', 0)} tokens, {rec.get('model_s', 0):.2f}s")
+            if rec.get("attempts", 1) > 1:
+                head += f", {rec['attempts']} attempts ({'; '.join(rec.get('errors') or [])})"
+            lines.append(head)
+            if rec.get("content") and rec.get("phase") != "plan":
+                lines.append("          says: " + clip(rec["content"], 400).replace("\n", "\n                "))
+        elif t == "tool":
+            mark = "ok" if rec.get("ok") else "ERROR"
+            lines.append(f"{at} tool {rec.get('name')}({clip(rec.get('arguments') or '', 160)}) -> {mark}")
+            lines.append("          " + clip(rec.get("output") or "", 600).replace("\n", "\n          "))
+        elif t == "verify":
+            lines.append(f"{at} verify `{rec.get('command')}`: {'PASSED' if rec.get('passed') else 'FAILED'} "
+                         f"(exit {rec.get('exit_code')}, {rec.get('seconds', 0):.2f}s)")
+            if not rec.get("passed"):
+                lines.append("          " + clip(rec.get("output") or "", 800).replace("\n", "\n          "))
+        elif t == "commit":
+            lines.append(f"{at} commit {str(rec.get('sha') or '')[:10]} {rec.get('message')}")
+        elif t == "compaction":
+            lines.append(f"{at} context compacted ({rec.get('messages')} messages kept)")
+        elif t == "run_end":
+            tok = rec.get("tokens") or {}
+            cost = f"${rec.get('cost', 0):.4f}" if rec.get("cost_known") else "cost unknown"
+            lines.append(f"{at} end: {str(rec.get('status')).upper()} ({rec.get('reason')}); {rec.get('steps')} steps, "
+                         f"{tok.get('total', 0)} tokens, {cost}, {rec.get('wall_s', 0):.2f}s; branch {rec.get('branch')}")
+            if rec.get("diff"):
+                lines.append(clip(rec["diff"], 4000))
+    return "\n".join(lines)
+
+
+def _clip(s: str, n: int) -> str:
+    s = s if isinstance(s, str) else json.dumps(s)
+    return s if len(s) <= n else s[:n] + f" [... {len(s) - n} more chars]"

@@ -1,0 +1,222 @@
+"""`repoloop run TASK` (the agent) and `repoloop runs [show ID | stats]` (its past runs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.errors import RepoloopError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the coding agent on a task (works on a git worktree)")
+    p.add_argument("task", help="what to do, in words (or @FILE to read it from a file)")
+    add_repo_args(p)
+    p.add_argument("--model", default=None, help="model name (env REPOLOOP_MODEL)")
+    p.add_argument("--plan-model", default=None, help="model that writes the plan (default: --model)")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (env OPENAI_BASE_URL)")
+    p.add_argument("--sandbox", default=None, choices=("bwrap", "docker", "local"),
+                   help="where commands run (default: docker if an engine answers, else bwrap)")
+    p.add_argument("--test-cmd", default=None, help="command that verifies the work (default: detected)")
+    p.add_argument("--max-steps", type=int, default=30)
+    p.add_argument("--max-tokens", type=int, default=None, help="token budget for the run (prompt+completion)")
+    p.add_argument("--max-cost", type=float, default=None, help="cost budget in USD")
+    p.add_argument("--approve-plan", action="store_true", help="show the plan and wait for approve/reject/edit")
+    p.add_argument("--apply", action="store_true", help="apply the verified diff to your working tree")
+    p.add_argument("--context-limit", type=int, default=128_000, help="the model's context window, tokens")
+    p.add_argument("--budget", type=int, default=6_000, help="tokens of retrieved code given with the task")
+    p.add_argument("--lexical", action="store_true", help="lexical retrieval only (no embedding model)")
+    p.add_argument("--stream", action="store_true", help="stream model replies")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
+    p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts")
+    p.add_argument("--backoff", type=float, default=float(os.environ.get("REPOLOOP_LLM_BACKOFF", "1.0")),
+                   help="seconds before the first retry (doubles each time)")
+    p.add_argument("--prices", default=None, help="price table JSON (or a path): {model: {input, output}} per 1M")
+    p.set_defaults(func=_run)
+
+    r = sub.add_parser("runs", help="past agent runs: list, `runs show ID`, `runs stats`")
+    r.add_argument("what", nargs="*", metavar="show ID | stats",
+                   help="nothing: list runs; `show ID`: replay one; `stats`: figures per model")
+    r.add_argument("--full", action="store_true", help="show: do not shorten long outputs")
+    add_repo_args(r)
+    r.set_defaults(func=_runs)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.max_steps < 1:
+        raise RepoloopError("--max-steps must be at least 1")
+    for name in ("max_tokens", "max_cost"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise RepoloopError(f"--{name.replace('_', '-')} must be positive")
+    if args.context_limit < 4_000:
+        raise RepoloopError("--context-limit must be at least 4000 tokens")
+    if args.timeout <= 0 or args.retries < 0 or args.backoff < 0:
+        raise RepoloopError("--timeout must be positive; --retries and --backoff must not be negative")
+
+
+def _task(text: str) -> str:
+    if text.startswith("@"):
+        try:
+            text = open(text[1:], encoding="utf-8").read()
+        except OSError as e:
+            raise RepoloopError(f"cannot read the task from {text[1:]}: {e.strerror}") from None
+    if not text.strip():
+        raise RepoloopError("the task is empty")
+    return text
+
+
+def _run(args: argparse.Namespace) -> int:
+    from repoloop.agent.loop import Agent, RunConfig
+
+    _validate(args)
+    model = args.model or os.environ.get("REPOLOOP_MODEL")
+    if not model:
+        raise RepoloopError("no model: pass --model or set REPOLOOP_MODEL")
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    api_key = os.environ.get("OPENAI_API_KEY")
+    if not base_url and not api_key:
+        raise RepoloopError("no endpoint: set OPENAI_API_KEY (OpenAI) or pass --base-url (a local server)")
+    cfg = RunConfig(
+        task=_task(args.task), repo=repo_root(args.repo), index_dir=index_dir(args), model=model,
+        plan_model=args.plan_model, base_url=base_url, api_key=api_key, sandbox=args.sandbox,
+        test_cmd=args.test_cmd, max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost,
+        approve_plan=args.approve_plan, apply=args.apply, context_limit=args.context_limit,
+        context_budget=args.budget, lexical_only=args.lexical, stream=args.stream, timeout=args.timeout,
+        retries=args.retries, backoff=args.backoff, prices=args.prices,
+    )
+    reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json)
+    result = Agent(cfg, reporter=reporter).run()
+    if args.json:
+        print_json(result.to_json())
+    else:
+        _print_result(result)
+    return result.exit_code
+
+
+def _print_result(result: Any) -> None:
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    out = Console(highlight=False)
+    style = {"success": "bold green", "rejected": "yellow"}.get(result.status, "bold red")
+    out.print(f"[{style}]{result.status}[/]: {result.reason}", markup=True)
+    if result.summary:
+        out.print(result.summary, markup=False)
+    cost = f"${result.cost:.4f}" if result.cost_known else "cost unknown (no price for this model)"
+    out.print(f"{result.steps} steps, {result.usage.total} tokens ({result.usage.prompt} prompt, "
+              f"{result.usage.completion} completion), {cost}, {result.wall_s:.1f}s", markup=False)
+    if result.branch:
+        out.print(f"branch: {result.branch}", markup=False)
+    out.print(f"trajectory: {result.trajectory}", markup=False)
+    if result.diff:
+        out.print(Syntax(result.diff, "diff", theme="ansi_dark") if out.is_terminal else result.diff, markup=False)
+
+
+class ConsoleReporter:
+    """Live progress on a terminal (stderr) and the plan approval prompt (stdin)."""
+
+    def __init__(self, *, live: bool) -> None:
+        from rich.console import Console
+
+        self.live = live
+        self.err = Console(stderr=True, highlight=False)
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        if not self.live:
+            return
+        if name == "note":
+            self.err.print(f"[dim]{data['text']}[/]")
+        elif name == "observe":
+            self.err.print(f"[dim]observe: {data['items']} context items; tests: {data['test_cmd'] or 'none'}[/]")
+        elif name == "step":
+            tools = ", ".join(data["tools"]) or "(no tool)"
+            self.err.print(f"[bold]step {data['step']}/{data['max_steps']}[/] {tools}  "
+                           f"[dim]{data['tokens']:,} tok  model {data['model_s']:.1f}s  sandbox {data['sandbox_s']:.1f}s"
+                           f"  step {data['wall_s']:.1f}s[/]")
+        elif name == "verify":
+            mark = "[green]tests pass[/]" if data["passed"] else "[red]tests fail[/]"
+            self.err.print(f"  verify: {mark} ({data['seconds']:.1f}s)")
+
+    def approve_plan(self, plan: str) -> Any:
+        from repoloop.agent.loop import PlanDecision
+
+        sys.stderr.write("\n--- plan ---\n" + plan + "\n------------\n")
+        while True:
+            sys.stderr.write("Approve the plan? [a]pprove / [r]eject / [e]dit: ")
+            sys.stderr.flush()
+            line = sys.stdin.readline()
+            if not line:  # EOF: nobody to approve, so nothing is changed
+                return PlanDecision("reject")
+            answer = line.strip().lower()
+            if answer in ("a", "approve", "y", "yes"):
+                return PlanDecision("approve")
+            if answer in ("r", "reject", "n", "no"):
+                return PlanDecision("reject")
+            if answer in ("e", "edit"):
+                sys.stderr.write("Type the plan; end with a line holding only '.':\n")
+                sys.stderr.flush()
+                lines = []
+                for ln in sys.stdin:
+                    if ln.rstrip("\n") == ".":
+                        break
+                    lines.append(ln)
+                return PlanDecision("edit", "".join(lines).strip())
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from repoloop.agent import runs
+
+    root = repo_root(args.repo)
+    state = root / ".repoloop"
+    what = list(args.what)
+    cmd = what[0] if what else None
+    if cmd not in (None, "show", "stats") or (cmd == "show" and len(what) != 2) or (cmd == "stats" and len(what) > 1):
+        raise RepoloopError("usage: repoloop runs [show ID | stats]")
+    if cmd == "show":
+        if args.json:
+            from repoloop.agent.trajectory import find, read
+
+            print_json({"records": list(read(find(state, what[1])))})
+        else:
+            print(runs.replay(state, what[1], full=args.full))
+        return 0
+    if cmd == "stats":
+        data = runs.stats(state)
+        if args.json:
+            print_json(data)
+        else:
+            _print_stats(data)
+        return 0
+    listed = runs.list_runs(state) if state.is_dir() else []
+    if args.json:
+        print_json({"runs": [r.to_json() for r in listed]})
+        return 0
+    if not listed:
+        print("no runs yet")
+        return 0
+    for r in listed:
+        cost = f"${r.cost:.4f}" if r.cost_known else "cost ?"
+        task = r.task.strip().splitlines()[0][:60] if r.task.strip() else ""
+        print(f"{r.id}  {r.status:<8} {r.steps:>3} steps {r.tokens:>8} tok {cost:>10} {r.wall_s:7.1f}s  "
+              f"{r.model}  {task}")
+    return 0
+
+
+def _print_stats(data: dict) -> None:
+    models = data["models"]
+    if not models:
+        print("no runs yet")
+        return
+    print(f"{'model':<24} {'runs':>5} {'ok':>4} {'rate':>6} {'steps':>7} {'tokens':>9} {'cost $':>9} {'wall s':>8}"
+          "   (medians per successful run)")
+    for model, e in models.items():
+        def med(key: str, fmt: str, e: dict = e) -> str:
+            return format(e[key]["median"], fmt) if e[key] else "-"
+        rate = f"{e['success_rate']:.0%}" if e["success_rate"] is not None else "-"
+        cost = med("cost", ".4f") if e.get("cost_known") else "?"
+        print(f"{model:<24} {e['runs']:>5} {e['successes']:>4} {rate:>6} {med('steps', '.1f'):>7} "
+              f"{med('tokens', '.0f'):>9} {cost:>9} {med('wall_s', '.1f'):>8}")
