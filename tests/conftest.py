@@ -8,3 +8,4 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 pytest_plugins: list[str] = []
+pytest_plugins += ["tests.fake_llm"]  # the scripted OpenAI-compatible server (agent tests)
