@@ -4,6 +4,7 @@ over stdio and over streamable HTTP on 127.0.0.1, against a really indexed sampl
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import shutil
 import socket
@@ -151,6 +152,12 @@ def test_http_tools_answer_and_bad_arguments_are_tool_errors(indexed_repo: Path)
                 assert not res.is_error and "pkg/util/strings.py" in _text(res)
 
         asyncio.run(main())
+        # DNS-rebinding protection: a request naming another host is refused
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/mcp", body=b"{}", headers={"Host": "evil.example", "Content-Type": "application/json",
+                                                         "Accept": "application/json, text/event-stream"})
+        assert 400 <= conn.getresponse().status < 500
+        conn.close()
         assert proc.poll() is None
     finally:
         stop(proc)

@@ -58,8 +58,15 @@ class RetrieverHost:
             self._executor.shutdown(wait=False)
 
     # -- on the worker thread ------------------------------------------------------------
+    def _open_warm(self) -> Retriever:
+        r = self._opener()
+        warm: Any = getattr(r, "warm", None)  # load the model, open the collection, fill caches now
+        if callable(warm):
+            warm()
+        return r
+
     def _load(self) -> None:
-        self._retriever = self._opener()
+        self._retriever = self._open_warm()
         self.generation += 1
 
     def _run(self, fn: Callable[[Retriever], T]) -> T:
@@ -75,7 +82,7 @@ class RetrieverHost:
             refresh()
             self.generation += 1
             return
-        new = self._opener()
+        new = self._open_warm()
         self._retriever = new
         self.generation += 1
         if old is not None:
