@@ -1,0 +1,247 @@
+"""Build and persist the dependency graph's edges (table `edges`) from the stored symbols and refs.
+
+Edges (node keys 'f:<path>' and 's:<qualname>'): `contains` (file -> top-level symbol, class ->
+method), `imports` (file -> file), `calls` and `references` (symbol or file -> symbol), `inherits`
+(class -> base). Each edge belongs to the file whose references produced it (`edges.file_id`).
+
+Incremental: a file's edges depend on its own refs and on the *interface* of other files (which
+qualnames they define, what they import/re-export, their classes' bases), never on their bodies.
+So the table `graph_files` remembers, per file, the content hash its edges were built from and its
+interface. An update re-resolves (1) files whose hash changed or that have no graph row yet (this
+also heals a run killed between storing files and building edges), (2) files whose refs mention a
+name whose definitions changed (added, removed or moved qualnames, changed imports/bases), and (3)
+files owning edges that now dangle. Everything is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import sqlite3
+from collections.abc import Iterable
+
+from repoloop.indexer.resolve import Resolver
+from repoloop.indexer.store import IndexStore
+
+GRAPH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS graph_files (
+    path TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,   -- files.hash when this file's edges were built
+    iface TEXT NOT NULL   -- JSON: defs, imports, bases (what other files' resolution depends on)
+);
+"""
+GENERATION_KEY = "graph_generation"
+FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
+_BATCH = 500
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(GRAPH_SCHEMA)
+
+
+def generation(store: IndexStore) -> int:
+    """A counter bumped by every update that changed the edges (cache key for graph results)."""
+    return int(store.get_meta(GENERATION_KEY, "0") or 0)
+
+
+def update_edges(
+    store: IndexStore, changed_paths: set[str], deleted_paths: set[str], *, full: bool = False
+) -> int:
+    """Bring the edges up to date after the pipeline stored/deleted files; returns the edge count.
+
+    `changed_paths`/`deleted_paths` are hints: files whose hash differs from the one their edges
+    were built from are found and redone anyway.
+    """
+    conn = store.conn
+    ensure_schema(conn)
+    files = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, id, hash FROM files")}
+    built = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, hash, iface FROM graph_files")}
+    changed = {p for p, (_fid, h) in files.items() if p not in built or built[p][0] != h}
+    changed |= {p for p in changed_paths if p in files}
+    deleted = {p for p in built if p not in files} | {p for p in deleted_paths if p in built}
+    has_edges = store.get_meta(GENERATION_KEY) is not None
+    if not changed and not deleted and has_edges and not full:
+        return _count(conn)
+
+    resolver = Resolver(conn)
+    new_iface = {p: _interface(conn, files[p][0]) for p in changed}
+    full = full or not has_edges or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1)
+    if full:
+        redo = set(files)
+    else:
+        redo = set(changed)
+        names, stems = set(), set()
+        for p in changed | deleted:
+            old = json.loads(built[p][1]) if p in built else None
+            new = new_iface.get(p)
+            names |= _trigger_names(old, new)
+            if old is None or new is None:
+                stems |= _stems(p)
+        redo |= _files_referring(conn, names, stems)
+        redo |= _files_with_dangling_edges(conn, resolver)
+        redo &= set(files)
+
+    rows: list[tuple] = []
+    for p in sorted(redo):
+        fid = files[p][0]
+        rows.extend((fid, *e) for e in file_edges(resolver, fid))
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if full:
+            conn.execute("DELETE FROM edges")
+            conn.execute("DELETE FROM graph_files")
+        else:
+            ids = [files[p][0] for p in redo]
+            for i in range(0, len(ids), _BATCH):
+                chunk = ids[i:i + _BATCH]
+                conn.execute(f"DELETE FROM edges WHERE file_id IN ({','.join('?' * len(chunk))})", chunk)
+            conn.executemany("DELETE FROM graph_files WHERE path=?", [(p,) for p in deleted])
+        conn.executemany(
+            "INSERT INTO edges(file_id, src, dst, kind, weight, line) VALUES (?,?,?,?,?,?)", rows
+        )
+        todo = set(files) if full else changed
+        conn.executemany(
+            "INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)",
+            [(p, files[p][1], json.dumps(new_iface[p] if p in new_iface else _interface(conn, files[p][0])))
+             for p in todo],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return _count(conn)
+
+
+def rebuild_edges(store: IndexStore) -> int:
+    """Recompute every edge from scratch (the reference the incremental path is tested against)."""
+    return update_edges(store, set(), set(), full=True)
+
+
+def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, float, int | None]]:
+    """All edges one file's symbols and references produce: (src, dst, kind, weight, line)."""
+    f = resolver.repo.by_id[file_id]
+    fnode = f"f:{f.path}"
+    best: dict[tuple[str, str, str], tuple[float, int | None]] = {}
+
+    def add(src: str, dst: str, kind: str, weight: float, line: int | None) -> None:
+        if src == dst and kind != "calls":
+            return  # recursion is a real call; anything else pointing at itself is noise
+        key = (src, dst, kind)
+        old = best.get(key)
+        if old is None:
+            best[key] = (weight, line)
+        elif weight > old[0]:
+            best[key] = (weight, old[1])
+
+    for qual, parent, line in resolver.conn.execute(
+        "SELECT qualname, parent, start_line FROM symbols WHERE file_id=? ORDER BY start_line", (file_id,)
+    ):
+        src = f"s:{parent}" if parent and parent in resolver.defs else fnode
+        add(src, f"s:{qual}", "contains", 1.0, line)
+    imp = resolver.imports(file_id)
+    for tid, line in imp.edges:
+        add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
+    kinds = {"call": "calls", "inherit": "inherits", "ref": "references"}
+    for r in resolver.refs(file_id):
+        kind = kinds.get(r.kind)
+        if kind is None:
+            continue
+        src = f"s:{r.scope}" if r.scope else fnode
+        for q, w in resolver.resolve(f, r):
+            add(src, f"s:{q}", kind, w, r.line)
+    return [(s, d, k, w, ln) for (s, d, k), (w, ln) in best.items()]
+
+
+# -- incremental helpers --------------------------------------------------------------------------
+def _interface(conn: sqlite3.Connection, file_id: int) -> dict:
+    defs = sorted(
+        [n, q, k, p or ""] for n, q, k, p in conn.execute(
+            "SELECT name, qualname, kind, parent FROM symbols WHERE file_id=?", (file_id,)
+        )
+    )
+    imports = sorted(
+        [n, m or "", a or "", fu] for n, m, a, fu in conn.execute(
+            "SELECT name, module, alias, full FROM refs WHERE file_id=? AND kind='import'", (file_id,)
+        )
+    )
+    bases = sorted(
+        [s or "", fu] for s, fu in conn.execute(
+            "SELECT scope, full FROM refs WHERE file_id=? AND kind='inherit'", (file_id,)
+        )
+    )
+    return {"defs": defs, "imports": imports, "bases": bases}
+
+
+def _trigger_names(old: dict | None, new: dict | None) -> set[str]:
+    """Names whose resolution elsewhere may differ because this file's interface changed."""
+    empty: dict = {"defs": [], "imports": [], "bases": []}
+    old, new = old or empty, new or empty
+    names: set[str] = set()
+    od = {tuple(d) for d in old["defs"]}
+    nd = {tuple(d) for d in new["defs"]}
+    names |= {d[0] for d in od ^ nd}
+    oi = {tuple(i) for i in old["imports"]}
+    ni = {tuple(i) for i in new["imports"]}
+    for n, _m, a, _f in oi ^ ni:
+        names.add(a or n)
+        names.add(n)
+    if {tuple(b) for b in old["bases"]} != {tuple(b) for b in new["bases"]}:
+        names |= {d[0] for d in od | nd}  # members reachable through changed bases
+    return names
+
+
+def _stems(path: str) -> set[str]:
+    """Names an import of this file may use: its stem and, for package index files, its dir."""
+    d, base = posixpath.split(path)
+    stem = base.split(".", 1)[0]
+    out = {stem}
+    if stem in ("__init__", "index", "mod", "lib", "main") and d:
+        out.add(posixpath.basename(d))
+    return out
+
+
+def _files_referring(conn: sqlite3.Connection, names: set[str], stems: set[str]) -> set[str]:
+    out: set[str] = set()
+    names = set(names)
+    for batch in _batches(sorted(names)):
+        out |= {r[0] for r in conn.execute(
+            "SELECT DISTINCT f.path FROM refs r JOIN files f ON f.id=r.file_id "
+            f"WHERE r.name IN ({','.join('?' * len(batch))})", batch,
+        )}
+    if stems:
+        for fid_path, module, full in conn.execute(
+            "SELECT f.path, r.module, r.full FROM refs r JOIN files f ON f.id=r.file_id WHERE r.kind='import'"
+        ):
+            text = f"{module or ''} {full or ''}"
+            if any(s in text for s in stems):
+                out.add(fid_path)
+    return out
+
+
+def _files_with_dangling_edges(conn: sqlite3.Connection, resolver: Resolver) -> set[str]:
+    paths = resolver.repo.by_path
+    dangling = [
+        d for (d,) in conn.execute("SELECT DISTINCT dst FROM edges")
+        if not (d[2:] in resolver.defs if d.startswith("s:") else d[2:] in paths)
+    ]
+    out: set[str] = set()
+    for batch in _batches(dangling):
+        out |= {r[0] for r in conn.execute(
+            "SELECT DISTINCT f.path FROM edges e JOIN files f ON f.id=e.file_id "
+            f"WHERE e.dst IN ({','.join('?' * len(batch))})", batch,
+        )}
+    return out
+
+
+def _batches(items: Iterable[str], n: int = _BATCH) -> Iterable[list[str]]:
+    items = list(items)
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM edges").fetchone()[0]

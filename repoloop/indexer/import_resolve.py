@@ -1,0 +1,447 @@
+"""Where an import statement points inside the repository, per language.
+
+Input: the stored import references of one file (`refs` rows of kind "import"); output: the files
+it imports (graph edges), the local names it binds (for call resolution) and the modules that stay
+unresolved (outside the repo: stdlib, third-party). Only the `files` table is needed, so this is
+cheap to recompute for one file at query time (`repoloop deps`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from repoloop.indexer.languages import QUALNAME_SEP
+
+# Languages that share one namespace of modules/symbols.
+FAMILY = {
+    "python": "python", "javascript": "js", "typescript": "js", "tsx": "js", "go": "go", "rust": "rust",
+    "java": "java", "c": "c", "cpp": "c", "c_sharp": "cs", "ruby": "ruby", "php": "php",
+}
+_JS_EXTS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts", ".d.ts")
+
+
+@dataclass(slots=True, frozen=True)
+class FileInfo:
+    id: int
+    path: str
+    language: str
+    module: str
+
+    @property
+    def family(self) -> str:
+        return FAMILY.get(self.language, self.language)
+
+    @property
+    def sep(self) -> str:
+        return QUALNAME_SEP.get(self.language, ".")
+
+
+@dataclass(slots=True)
+class ImportRef:
+    name: str
+    line: int
+    full: str
+    module: str | None
+    alias: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class Binding:
+    """A local name bound by an import: a module (qualname prefix) or a symbol qualname."""
+
+    target: str
+    is_module: bool
+
+
+@dataclass(slots=True)
+class ResolvedImports:
+    edges: list[tuple[int, int]] = field(default_factory=list)  # (imported file id, line)
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    stars: list[str] = field(default_factory=list)  # module prefixes imported with `*`
+    unresolved: list[str] = field(default_factory=list)  # module names not found in the repo
+
+    def bind(self, name: str, target: str, is_module: bool) -> None:
+        if name:
+            self.bindings.setdefault(name, []).append(Binding(target, is_module))
+
+
+class RepoFiles:
+    """The repository's files indexed the ways import resolution needs (by path, module, dir)."""
+
+    def __init__(self, files: Iterable[FileInfo], go_module: str | None = None) -> None:
+        self.by_id: dict[int, FileInfo] = {}
+        self.by_path: dict[str, FileInfo] = {}
+        self.modules: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.by_dir: dict[tuple[str, str], list[int]] = defaultdict(list)  # (family, dir) -> files
+        self.by_basename: dict[str, list[int]] = defaultdict(list)
+        self._py_suffix: dict[str, list[str]] = defaultdict(list)  # last module part -> modules
+        for f in files:
+            self.by_id[f.id] = f
+            self.by_path[f.path] = f
+            fam = f.family
+            self.modules[(fam, f.module)].append(f.id)
+            self.by_dir[(fam, posixpath.dirname(f.path))].append(f.id)
+            self.by_basename[posixpath.basename(f.path)].append(f.id)
+            if fam == "python" and f.module:
+                self._py_suffix[f.module.rsplit(".", 1)[-1]].append(f.module)
+        self.go_module = go_module
+
+    def module_files(self, family: str, module: str) -> list[int]:
+        return self.modules.get((family, module), [])
+
+    def python_module(self, module: str) -> str | None:
+        """The repo module an absolute Python module name refers to: exact, else a unique suffix
+        match (a package imported from a root other than the repo root, e.g. `project/pkg`)."""
+        if ("python", module) in self.modules:
+            return module
+        last = module.rsplit(".", 1)[-1]
+        cands = [m for m in self._py_suffix.get(last, ()) if m.endswith("." + module)]
+        return cands[0] if len(cands) == 1 else None
+
+
+def resolve_imports(repo: RepoFiles, f: FileInfo, refs: list[ImportRef]) -> ResolvedImports:
+    fn = _RESOLVERS.get(f.family)
+    out = ResolvedImports()
+    if fn is not None:
+        fn(repo, f, refs, out)
+    # One edge per imported file (the first line that imports it), never to itself.
+    seen: dict[int, int] = {}
+    for tid, line in out.edges:
+        if tid != f.id and tid not in seen:
+            seen[tid] = line
+    out.edges = sorted(seen.items(), key=lambda t: (t[1], t[0]))
+    out.unresolved = list(dict.fromkeys(out.unresolved))
+    return out
+
+
+# -- Python ----------------------------------------------------------------------------------------
+def _python(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    is_pkg = f.path.endswith("/__init__.py") or f.path == "__init__.py"
+    package = f.module if is_pkg else f.module.rpartition(".")[0]
+    for r in refs:
+        mod = r.module or ""
+        if mod == "__future__" or not mod and not r.full:
+            continue
+        if not mod:
+            mod = r.full
+        absmod = _py_absolute(mod, package)
+        plain = r.full == r.module  # `import a.b.c` (vs `from a.b import c`)
+        if plain:
+            target = repo.python_module(absmod) if absmod else None
+            if target is None:
+                out.unresolved.append(mod)
+                head = (r.alias or absmod.split(".", 1)[0]) if absmod else ""
+                out.bind(head, (absmod if r.alias else head), True)
+                continue
+            out.edges.extend((i, r.line) for i in repo.module_files("python", target))
+            if r.alias:
+                out.bind(r.alias, target, True)
+            else:  # `import a.b.c` binds `a`; `a.b.c.f` is then a qualname under a's prefix
+                head = absmod.split(".", 1)[0]
+                offset = target[: len(target) - len(absmod)] if target.endswith(absmod) else ""
+                out.bind(head, offset + head, True)
+            continue
+        base = repo.python_module(absmod) if absmod else None
+        if r.name == "*":
+            if base is None:
+                out.unresolved.append(mod)
+                continue
+            out.edges.extend((i, r.line) for i in repo.module_files("python", base))
+            out.stars.append(base)
+            continue
+        local = r.alias or r.name
+        sub = repo.python_module(f"{absmod}.{r.name}" if absmod else r.name)
+        if sub is not None:  # `from pkg import submodule`
+            out.edges.extend((i, r.line) for i in repo.module_files("python", sub))
+            out.bind(local, sub, True)
+        elif base is not None:
+            out.edges.extend((i, r.line) for i in repo.module_files("python", base))
+            out.bind(local, f"{base}.{r.name}", False)
+        else:
+            out.unresolved.append(mod)
+            out.bind(local, f"{absmod}.{r.name}", False)
+
+
+def _py_absolute(module: str, package: str) -> str:
+    if not module.startswith("."):
+        return module
+    level = len(module) - len(module.lstrip("."))
+    rest = module[level:]
+    parts = package.split(".") if package else []
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
+    if rest:
+        parts.append(rest)
+    return ".".join(parts)
+
+
+# -- JavaScript / TypeScript -----------------------------------------------------------------------
+def _js(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    here = posixpath.dirname(f.path)
+    for r in refs:
+        spec = (r.module or "").strip("'\"`")
+        if not spec:
+            continue
+        target = _js_file(repo, here, spec) if spec.startswith(".") or spec.startswith("/") else None
+        if target is None:
+            target = _js_alias_file(repo, spec)
+        if target is None:
+            out.unresolved.append(spec)
+            continue
+        t = repo.by_id[target]
+        out.edges.append((target, r.line))
+        local = r.alias or r.name
+        if r.name in ("*", "", spec) or r.name == "default" and not r.alias:
+            if r.alias:
+                out.bind(r.alias, t.module, True)
+            continue
+        if r.name == "default":
+            # `import Foo from './Foo'`: the default export; bind to a same-named symbol if any.
+            out.bind(local, f"{t.module}.{local}", False)
+        else:
+            out.bind(local, f"{t.module}.{r.name}", False)
+
+
+def _js_file(repo: RepoFiles, here: str, spec: str) -> int | None:
+    base = posixpath.normpath(posixpath.join(here, spec)) if not spec.startswith("/") else spec.lstrip("/")
+    if base.startswith("../"):
+        return None
+    cands = [base]
+    stem, ext = posixpath.splitext(base)
+    if ext in (".js", ".jsx", ".mjs", ".cjs"):  # TS sources imported by their compiled name
+        cands += [stem + e for e in (".ts", ".tsx", ".mts", ".cts")]
+    cands += [base + e for e in _JS_EXTS]
+    cands += [f"{base}/index{e}" for e in _JS_EXTS]
+    for c in cands:
+        fi = repo.by_path.get(c)
+        if fi is not None and fi.family == "js":
+            return fi.id
+    return None
+
+
+def _js_alias_file(repo: RepoFiles, spec: str) -> int | None:
+    """`@/ui/Button`, `~/ui/Button`, `src/ui/Button`: common path aliases for the source root."""
+    for prefix in ("@/", "~/", "src/", "/"):
+        if spec.startswith(prefix):
+            rest = spec[len(prefix):]
+            for root in ("src", ""):
+                hit = _js_file(repo, root, rest)
+                if hit is not None:
+                    return hit
+    return None
+
+
+# -- Go --------------------------------------------------------------------------------------------
+def _go(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    for r in refs:
+        spec = (r.module or r.full or "").strip("\"`")
+        if not spec:
+            continue
+        d = _go_dir(repo, spec)
+        if d is None:
+            out.unresolved.append(spec)
+            continue
+        files = [i for i in repo.by_dir[("go", d)] if not repo.by_id[i].path.endswith("_test.go")]
+        files = files or repo.by_dir[("go", d)]
+        out.edges.extend((i, r.line) for i in files)
+        local = r.alias if r.alias and r.alias not in ("_", ".") else spec.rsplit("/", 1)[-1]
+        pkg_module = repo.by_id[files[0]].module
+        if r.alias == ".":
+            out.stars.append(pkg_module)
+        elif r.alias != "_":
+            out.bind(local, pkg_module, True)
+
+
+def _go_dir(repo: RepoFiles, spec: str) -> str | None:
+    mod = repo.go_module
+    if mod and (spec == mod or spec.startswith(mod + "/")):
+        d = spec[len(mod):].lstrip("/")
+        return d if ("go", d) in repo.by_dir else None
+    parts = spec.split("/")
+    # Without go.mod: the longest suffix of the import path that is a directory of Go files.
+    # A single component ("fmt", "os") is the standard library, never a repo directory.
+    for i in range(len(parts) - 1):
+        d = "/".join(parts[i:])
+        if ("go", d) in repo.by_dir and (i > 0 or len(parts) > 1):
+            if i < len(parts) - 1 or "." in parts[0]:
+                return d
+    return None
+
+
+# -- Rust ------------------------------------------------------------------------------------------
+def _rust(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    crate = _rust_crate_dir(f.path)
+    for r in refs:
+        path = (r.full or "").replace(" ", "")
+        if r.module == "mod" or path.startswith("mod::") or r.full == r.name and r.module in (None, "", "mod"):
+            # `mod foo;` declares a child module file.
+            tid = _rust_mod_file(repo, f.path, r.name)
+            if tid is not None:
+                out.edges.append((tid, r.line))
+                out.bind(r.name, repo.by_id[tid].module, True)
+            continue
+        parts = [p for p in re.split(r"::", path) if p]
+        if not parts:
+            continue
+        parts = _rust_absolute(parts, f.module)
+        if parts is None:
+            out.unresolved.append(path)
+            continue
+        is_glob = parts[-1] == "*" or r.name == "*"
+        if is_glob:
+            parts = [p for p in parts if p != "*"]
+        # The longest prefix that is a module file; what follows is an item in it.
+        hit = None
+        for k in range(len(parts), 0, -1):
+            mod = "::".join(parts[:k])
+            ids = [i for i in repo.module_files("rust", mod) if _same_crate(repo.by_id[i].path, crate)]
+            if ids:
+                hit = (k, mod, ids)
+                break
+        if hit is None:
+            out.unresolved.append(path)
+            continue
+        k, mod, ids = hit
+        out.edges.extend((i, r.line) for i in ids)
+        full = "::".join(parts)
+        if is_glob:
+            out.stars.append(full)
+        else:
+            local = r.alias or parts[-1]
+            out.bind(local, full, k == len(parts))
+
+
+def _rust_absolute(parts: list[str], module: str) -> list[str] | None:
+    here = module.split("::") if module else ["crate"]
+    if parts[0] == "crate":
+        return parts
+    if parts[0] == "self":
+        return here + parts[1:]
+    if parts[0] == "super":
+        base = list(here)
+        while parts and parts[0] == "super":
+            if len(base) <= 1:
+                return None
+            base.pop()
+            parts = parts[1:]
+        return base + parts
+    # 2018 edition: `use foo::bar` names a crate (external) or a sibling module via `self`; try
+    # the current crate's top level.
+    return ["crate", *parts]
+
+
+def _rust_crate_dir(path: str) -> str:
+    i = path.find("src/")
+    return path[:i] if i >= 0 else ""
+
+
+def _same_crate(path: str, crate_dir: str) -> bool:
+    return _rust_crate_dir(path) == crate_dir
+
+
+def _rust_mod_file(repo: RepoFiles, path: str, name: str) -> int | None:
+    d, base = posixpath.split(path)
+    stem = posixpath.splitext(base)[0]
+    root = d if stem in ("lib", "main", "mod") else posixpath.join(d, stem)
+    for c in (f"{root}/{name}.rs", f"{root}/{name}/mod.rs"):
+        c = c.lstrip("/")
+        fi = repo.by_path.get(c)
+        if fi is not None:
+            return fi.id
+    return None
+
+
+# -- Java ------------------------------------------------------------------------------------------
+def _java(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    for r in refs:
+        full = (r.full or "").replace(" ", "")
+        if full.startswith("static."):
+            full = full[7:]
+        parts = full.split(".")
+        if not parts:
+            continue
+        if parts[-1] == "*" or r.name == "*":
+            pkg = ".".join(p for p in parts if p != "*")
+            ids = repo.module_files("java", pkg)
+            if ids:
+                out.edges.extend((i, r.line) for i in ids)
+                out.stars.append(pkg)
+            else:
+                out.unresolved.append(pkg)
+            continue
+        # `a.b.C` or `a.b.C.Inner` or static `a.b.C.member`: find the class file C in package a.b.
+        found = False
+        for k in range(len(parts) - 1, 0, -1):
+            pkg, cls = ".".join(parts[:k]), parts[k]
+            for i in repo.module_files("java", pkg):
+                if posixpath.splitext(posixpath.basename(repo.by_id[i].path))[0] == cls:
+                    out.edges.append((i, r.line))
+                    found = True
+            if found:
+                break
+        if not found:
+            out.unresolved.append(full)
+        out.bind(r.alias or parts[-1], full, False)
+
+
+# -- C / C++ ---------------------------------------------------------------------------------------
+def _c(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    here = posixpath.dirname(f.path)
+    for r in refs:
+        spec = (r.module or r.full or r.name or "").strip()
+        system = spec.startswith("<")
+        spec = spec.strip("<>\"")
+        if not spec:
+            continue
+        hit = None
+        if not system:
+            rel = posixpath.normpath(posixpath.join(here, spec))
+            fi = repo.by_path.get(rel)
+            hit = fi.id if fi is not None else None
+        if hit is None:
+            cands = [i for i in repo.by_basename.get(posixpath.basename(spec), ())
+                     if repo.by_id[i].path.endswith(spec) and repo.by_id[i].family == "c"]
+            if len(cands) == 1 or (cands and not system):
+                hit = sorted(cands, key=lambda i: len(repo.by_id[i].path))[0]
+        if hit is None:
+            out.unresolved.append(spec)
+        else:
+            out.edges.append((hit, r.line))
+
+
+def _generic(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    """C#, Ruby, PHP: namespaces/requires; resolve relative requires and namespace-like paths."""
+    here = posixpath.dirname(f.path)
+    ext = posixpath.splitext(f.path)[1]
+    for r in refs:
+        spec = (r.module or r.full or "").strip("'\"")
+        if not spec:
+            continue
+        hit = None
+        for cand in (spec, spec + ext):
+            fi = repo.by_path.get(posixpath.normpath(posixpath.join(here, cand)))
+            if fi is not None:
+                hit = fi.id
+                break
+        if hit is None:
+            tail = re.split(r"[\\./:]+", spec)
+            name = tail[-1] if tail else ""
+            cands = repo.by_basename.get(name + ext, [])
+            if len(cands) == 1:
+                hit = cands[0]
+        if hit is None:
+            out.unresolved.append(spec)
+        else:
+            out.edges.append((hit, r.line))
+        if r.alias:
+            out.bind(r.alias, spec, False)
+
+
+_RESOLVERS = {
+    "python": _python, "js": _js, "go": _go, "rust": _rust, "java": _java, "c": _c,
+    "cs": _generic, "ruby": _generic, "php": _generic,
+}

@@ -1,0 +1,301 @@
+"""Resolve a stored reference (a call, a base class, an identifier use) to symbol qualnames.
+
+Order, as a reader of the code would: the enclosing definitions and the module, then what the file
+imports, then `self`/`this` members of the enclosing class and its bases, then — only where the
+language's scoping is loose (C, C++, Ruby, PHP, C#, Java, JS, Rust) — a name unique in the repo.
+An ambiguous name gives one weaker edge per candidate (weight 1/n, at most MAX_CANDIDATES), never
+a guess presented as fact. Python and Go scoping is exact, so a bare name that is neither local nor
+imported (a builtin, a parameter) gives no edge there.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+
+from repoloop.indexer.import_resolve import (
+    FileInfo,
+    ImportRef,
+    RepoFiles,
+    ResolvedImports,
+    resolve_imports,
+)
+
+MAX_CANDIDATES = 5  # ambiguous names with more definitions than this give no edge at all
+RECEIVER_WEIGHT = 0.5  # `obj.method()` with an unknown receiver: a name match, weaker still
+CLASS_KINDS = frozenset({"class", "struct", "interface", "trait", "enum", "impl", "module", "namespace"})
+CALLABLE_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type",
+                            "macro", "impl"})
+SELF_WORDS = frozenset({"self", "this", "cls", "Self", "$this", "@"})
+SUPER_WORDS = frozenset({"super", "super()", "base", "parent"})
+# Families where names from enclosing classes are not visible unqualified inside methods.
+_CLASS_SCOPE_HIDDEN = frozenset({"python", "js", "go", "rust"})
+# Families whose unresolved bare names fall back to a unique name in the repo (and its weight).
+_FALLBACK = {"c": 1.0, "cs": 1.0, "ruby": 1.0, "php": 1.0, "java": 1.0, "js": 0.5, "rust": 0.5}
+_PY_BUILTINS = frozenset(dir(builtins))
+_SPLIT = re.compile(r"::|->|\.|\\")
+_IDENT = re.compile(r"^[A-Za-z_$@][\w$]*$")
+
+
+@dataclass(slots=True)
+class RefRow:
+    name: str
+    kind: str
+    line: int
+    scope: str | None
+    full: str
+
+
+@dataclass(slots=True, frozen=True)
+class SymInfo:
+    kind: str
+    file_id: int
+    parent: str | None
+
+
+class Resolver:
+    """Whole-repo symbol tables plus memoized per-file import bindings and class bases."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        files = [FileInfo(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
+        self.repo = RepoFiles(files, go_module=_go_module(conn))
+        self.defs: dict[str, SymInfo] = {}
+        self.by_name: dict[str, list[str]] = defaultdict(list)
+        self.file_syms: dict[int, list[str]] = defaultdict(list)
+        for fid, name, qual, kind, parent in conn.execute(
+            "SELECT file_id, name, qualname, kind, parent FROM symbols ORDER BY id"
+        ):
+            if qual not in self.defs:
+                self.defs[qual] = SymInfo(kind, fid, parent)
+                self.by_name[name].append(qual)
+            self.file_syms[fid].append(qual)
+        self._imports: dict[int, ResolvedImports] = {}
+        self._bases: dict[str, list[str]] = {}
+        self._inherits: dict[int, list[RefRow]] = {}
+        self._go_recv: dict[str, str | None] = {}
+
+    # -- per-file data ------------------------------------------------------------------------
+    def imports(self, file_id: int) -> ResolvedImports:
+        got = self._imports.get(file_id)
+        if got is None:
+            rows = self.conn.execute(
+                "SELECT name, line, full, module, alias FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
+                (file_id,),
+            ).fetchall()
+            f = self.repo.by_id[file_id]
+            got = resolve_imports(self.repo, f, [ImportRef(*r) for r in rows])
+            self._imports[file_id] = got
+        return got
+
+    def refs(self, file_id: int) -> list[RefRow]:
+        return [RefRow(*r) for r in self.conn.execute(
+            "SELECT name, kind, line, scope, full FROM refs WHERE file_id=? AND kind!='import' ORDER BY id",
+            (file_id,),
+        )]
+
+    # -- classes ------------------------------------------------------------------------------
+    def bases(self, cls: str) -> list[str]:
+        """Resolved base classes of a class (memoized; cycles cut)."""
+        got = self._bases.get(cls)
+        if got is not None:
+            return got
+        self._bases[cls] = []  # cut cycles while resolving
+        info = self.defs.get(cls)
+        out: list[str] = []
+        if info is not None:
+            rows = self._inherits.get(info.file_id)
+            if rows is None:
+                rows = [RefRow(*r) for r in self.conn.execute(
+                    "SELECT name, kind, line, scope, full FROM refs WHERE file_id=? AND kind='inherit'",
+                    (info.file_id,),
+                )]
+                self._inherits[info.file_id] = rows
+            f = self.repo.by_id[info.file_id]
+            for r in rows:
+                if r.scope == cls:
+                    out += [q for q, _w in self.resolve(f, r) if q != cls]
+        self._bases[cls] = out
+        return out
+
+    def mro(self, cls: str) -> list[str]:
+        seen: list[str] = []
+        todo = [cls]
+        while todo and len(seen) < 64:
+            c = todo.pop(0)
+            if c in seen:
+                continue
+            seen.append(c)
+            todo.extend(self.bases(c))
+        return seen
+
+    def member(self, cls: str, name: str, sep: str) -> str | None:
+        for c in self.mro(cls):
+            q = f"{c}{sep}{name}"
+            if q in self.defs:
+                return q
+        return None
+
+    def enclosing_class(self, scope: str | None) -> str | None:
+        s = scope
+        while s:
+            info = self.defs.get(s)
+            if info is None:
+                return None
+            if info.kind in CLASS_KINDS:
+                return s
+            s = info.parent
+        return None
+
+    # -- names --------------------------------------------------------------------------------
+    def lookup(self, f: FileInfo, scope: str | None, name: str) -> tuple[str, bool] | None:
+        """What a bare name means at `scope` in file f: (qualname or module prefix, is_module)."""
+        sep = f.sep
+        hide_class = f.family in _CLASS_SCOPE_HIDDEN
+        s = scope
+        while s:
+            info = self.defs.get(s)
+            if info is None:
+                break
+            if not (hide_class and s != scope and info.kind in CLASS_KINDS):
+                q = f"{s}{sep}{name}"
+                if q in self.defs:
+                    return q, False
+            s = info.parent
+        if f.module and f.language in _MODULE_PREFIXED:
+            q = f"{f.module}{sep}{name}"
+            if q in self.defs:
+                return q, False
+        else:
+            for q in self.file_syms.get(f.id, ()):
+                if q == name or q.endswith(sep + name):
+                    if self.defs[q].parent is None:
+                        return q, False
+        imp = self.imports(f.id)
+        for b in imp.bindings.get(name, ()):
+            if b.is_module:
+                return b.target, True
+            q = self.chase(b.target, sep)
+            if q is not None:
+                return q, False
+        for star in imp.stars:
+            q = self.chase(f"{star}{sep}{name}", sep)
+            if q is not None:
+                return q, False
+        if imp.bindings.get(name):
+            return imp.bindings[name][0].target, False  # bound to something outside the repo
+        return None
+
+    def chase(self, qual: str, sep: str, depth: int = 0) -> str | None:
+        """A symbol qualname, following re-exports (`from .impl import f` in a package)."""
+        if qual in self.defs:
+            return qual
+        if depth > 4:
+            return None
+        mod, _, name = qual.rpartition(sep)
+        if not mod:
+            return None
+        for fam in ("python", "js", "rust"):
+            for fid in self.repo.modules.get((fam, mod), ()):
+                imp = self.imports(fid)
+                for b in imp.bindings.get(name, ()):
+                    if not b.is_module:
+                        q = self.chase(b.target, sep, depth + 1)
+                        if q is not None:
+                            return q
+                for star in imp.stars:
+                    q = self.chase(f"{star}{sep}{name}", sep, depth + 1)
+                    if q is not None:
+                        return q
+        return None
+
+    def resolve(self, f: FileInfo, r: RefRow) -> list[tuple[str, float]]:
+        """Targets of one reference with their confidence weights (empty: unresolved/external)."""
+        full = r.full or r.name
+        for ch in "[<":  # generic arguments / subscripts of base classes: `Generic[T]`, `List<T>`
+            full = full.split(ch, 1)[0]
+        parts = [p for p in _SPLIT.split(full) if p != ""]
+        sep = f.sep
+        if not parts:
+            return []
+        if len(parts) == 1 and _IDENT.match(parts[0]):
+            hit = self.lookup(f, r.scope, parts[0])
+            if hit is not None:
+                return [(hit[0], 1.0)] if not hit[1] and hit[0] in self.defs else []
+            if r.kind == "ref":
+                return []
+            return self._fallback(f, parts[0], _FALLBACK.get(f.family, 0.0), bare=True)
+        head, rest = parts[0], parts[1:]
+        if head in SELF_WORDS or head in SUPER_WORDS or (f.family == "go" and self._is_go_receiver(r.scope, head)):
+            cls = self.enclosing_class(r.scope)
+            if cls is None or len(rest) != 1:
+                return []
+            start = self.bases(cls) if head in SUPER_WORDS else [cls]
+            for c in start:
+                q = self.member(c, rest[0], sep)
+                if q is not None:
+                    return [(q, 1.0)]
+            return []
+        if not all(_IDENT.match(p) for p in parts):
+            # The receiver is an expression (`foo().bar`, `a[0].b`): only the name is known.
+            return self._fallback(f, r.name, RECEIVER_WEIGHT, bare=False) if r.kind == "call" else []
+        hit = self.lookup(f, r.scope, head)
+        if hit is None:
+            if r.kind != "call" or (f.family == "python" and head in _PY_BUILTINS):
+                return []
+            return self._fallback(f, parts[-1], RECEIVER_WEIGHT, bare=False)  # a local variable's method
+        target, is_module = hit
+        q = self.chase(sep.join([target, *rest]), sep)
+        if q is not None:
+            return [(q, 1.0)]
+        if not is_module and target in self.defs and len(rest) == 1:
+            q = self.member(target, rest[0], sep)  # `Class.inherited_method`
+            if q is not None:
+                return [(q, 1.0)]
+        return []
+
+    def _fallback(self, f: FileInfo, name: str, weight: float, *, bare: bool) -> list[tuple[str, float]]:
+        if weight <= 0 or name.startswith("__"):
+            return []  # dunders (`__init__`) name a protocol, not one definition
+        fam = f.family
+        cands = [q for q in self.by_name.get(name, ())
+                 if self.defs[q].kind in CALLABLE_KINDS
+                 and self.repo.by_id[self.defs[q].file_id].family == fam
+                 and (not bare or self.defs[q].kind != "method" or fam in ("c", "ruby", "java", "cs", "php"))]
+        if not cands or len(cands) > MAX_CANDIDATES:
+            return []
+        w = weight / len(cands)
+        return [(q, w) for q in cands]
+
+    def _is_go_receiver(self, scope: str | None, head: str) -> bool:
+        """In a Go method, is `head` its receiver variable (`func (s *Server) ...`)?"""
+        if not scope:
+            return False
+        if scope not in self._go_recv:
+            row = self.conn.execute(
+                "SELECT signature FROM symbols WHERE qualname=? AND kind='method' LIMIT 1", (scope,)
+            ).fetchone()
+            m = re.match(r"\s*func\s*\(\s*([A-Za-z_]\w*)", row[0]) if row else None
+            self._go_recv[scope] = m.group(1) if m else None
+        return self._go_recv[scope] == head
+
+
+_MODULE_PREFIXED = frozenset({"python", "javascript", "typescript", "tsx", "go", "java", "rust"})
+
+
+def _go_module(conn: sqlite3.Connection) -> str | None:
+    """The module path in go.mod (stored as a text file's chunk), for resolving Go imports."""
+    try:
+        row = conn.execute(
+            "SELECT c.text FROM chunks c JOIN files f ON f.id=c.file_id WHERE f.path='go.mod' "
+            "ORDER BY c.start_line LIMIT 1"
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    if not row:
+        return None
+    m = re.search(r"^\s*module\s+(\S+)", row[0], re.M)
+    return m.group(1).strip('"') if m else None
