@@ -124,15 +124,15 @@ class _Chunker:
     def gap(self, start: int, end: int, owner: tuple[str | None, str]) -> None:
         if self.pieces and (self.blank(start, end) or self.tokens(start, end) <= _TINY_GAP_TOKENS):
             last = self.pieces[-1]
-            if last.end == start - 1 and (
-                self.blank(start, end) or self._size(last) + self.tokens(start, end) <= self.max
-            ):
+            if last.end == start - 1 and self._size(last, end) <= self.max:
                 last.end = end
                 return
         self.code(start, end, *owner)
 
-    def _size(self, p: _Piece) -> int:
-        return self.tokens(p.start, p.end) + estimate_tokens(p.prefix)
+    def _size(self, p: _Piece, end: int) -> int:
+        """Tokens of piece `p` if it were extended to line `end`."""
+        extra = len(p.prefix) + 1 if p.prefix else 0
+        return math.ceil((self.cum[end] - self.cum[p.start - 1] + extra) / 3.5)
 
     def node(self, n: _Node) -> None:
         s = n.sym

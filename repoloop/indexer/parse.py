@@ -21,10 +21,16 @@ from tree_sitter import Node, Parser, Query, QueryCursor
 
 from repoloop.indexer.chunk import chunk_file
 from repoloop.indexer.handlers import Handler, handler_for, last_ident
+from repoloop.indexer.handlers.base import CLASS_KINDS
 from repoloop.indexer.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
 from repoloop.indexer.models import ParsedFile, Reference, Symbol
 
 __all__ = ["parse_source", "parse_tree"]
+
+
+# Definitions that name a value but are not a scope of their own: code inside them (an initializer)
+# belongs to the enclosing scope.
+_NOT_SCOPES = frozenset({"constant", "variable", "field"})
 
 
 @dataclass(slots=True)
@@ -100,12 +106,14 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
     h = comp.handler
     sep = QUALNAME_SEP[language]
     module = h.module(root, path, module_name(path, language))
-    prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root)
+    prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root, source)
 
     # Definitions, nested by byte range.
     found: list[tuple[int, int, str, Node]] = []
     for cap, nodes in QueryCursor(comp.defs).captures(root).items():
-        kind = cap[4:] if cap.startswith("def.") else cap
+        if not cap.startswith("def."):
+            continue
+        kind = cap[4:]
         for n in nodes:
             found.append((n.start_byte, -n.end_byte, kind, n))
     found.sort(key=lambda t: (t[0], t[1]))
@@ -134,7 +142,8 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         base = parent.qualname if parent else prefix
         if outer:
             base = sep.join(p for p in (base, *outer) if p)
-        d.qualname = f"{base}{sep}{d.name}" if base else d.name
+        join = h.member_sep if h.member_sep and (outer or (parent and parent.kind in CLASS_KINDS)) else sep
+        d.qualname = f"{base}{join}{d.name}" if base else d.name
         parent_q = base if (parent is not None or outer) and base else None
         symbols.append(
             Symbol(
@@ -156,14 +165,14 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
 
     def scope_of(pos: int) -> str | None:
         i = bisect_right(starts, pos) - 1
-        while i >= 0 and defs[i].end <= pos:
+        while i >= 0 and (defs[i].end <= pos or defs[i].kind in _NOT_SCOPES):
             i = defs[i].parent
         return defs[i].qualname if i >= 0 else None
 
     refs: list[Reference] = []
     seen: set[tuple[str | None, str]] = set()
     if comp.imports is not None:
-        for nodes in QueryCursor(comp.imports).captures(root).values():
+        for nodes in (QueryCursor(comp.imports).captures(root).get("import", []),):
             for node in nodes:
                 scope = scope_of(node.start_byte)
                 for r in h.imports(node, source):
@@ -181,7 +190,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
                 refs.append(Reference(name=name, kind="inherit", line=sym.start_line, scope=sym.qualname, full=full))
                 seen.add((sym.qualname, name))
     if comp.calls is not None:
-        for nodes in QueryCursor(comp.calls).captures(root).values():
+        for nodes in (QueryCursor(comp.calls).captures(root).get("call", []),):
             for node in nodes:
                 name, full = h.callee(node, source)
                 if not name:
@@ -193,7 +202,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         def_names = {n.start_byte for n in map(h.name_node, (d.node for d in defs)) if n is not None}
         skip = h.skip_refs
         first: dict[tuple[str | None, str], int] = {}
-        for nodes in QueryCursor(comp.refs).captures(root).values():
+        for nodes in (QueryCursor(comp.refs).captures(root).get("ref", []),):
             for node in nodes:
                 sb = node.start_byte
                 if sb in def_names:
