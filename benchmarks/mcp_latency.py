@@ -1,0 +1,217 @@
+"""Warm query latency through the MCP server, against the costs it saves.
+
+Indexes a snapshot of a repository (default: this repository's HEAD, via `git archive`, so the
+measured tree is fixed and the working copy's index is untouched), then in one run measures:
+
+- direct: the Retriever in-process, opened and warmed once (the floor: no protocol at all);
+- MCP stdio: `repoloop serve` as a subprocess, the official `mcp` client, each tool N times;
+- MCP HTTP: `repoloop serve --http` on 127.0.0.1, search_code N times;
+- cold CLI: `repoloop search QUERY --json` as a new process per query (what a client pays with
+  no server: start, imports, index open, model load, one query).
+
+Usage: .venv/bin/python benchmarks/mcp_latency.py [--repo PATH] [--calls 50] [--cold 5] [--lexical]
+Prints a markdown report (medians, p95, ratios) for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUERIES = [
+    "where are index runs locked against concurrent writers?",
+    "parse a source file into symbols with tree-sitter",
+    "reciprocal rank fusion of lexical and dense results",
+    "token budget for the context pack",
+    "sandbox command with bubblewrap and no network",
+    "incremental indexing skips unchanged files by content hash",
+    "OpenAI chat completions client with retries",
+    "walk the repository honouring gitignore",
+    "store chunks in the FTS5 table",
+    "debounce file change events before re-indexing",
+]
+SYMBOLS = ["IndexStore", "index_repo", "Walker", "IndexLock", "Retriever", "RepoloopError", "build_parser",
+           "SearchHit", "ContextPack", "main"]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
+
+
+def row(name: str, xs: list[float]) -> str:
+    return f"| {name} | {len(xs)} | {statistics.median(xs) * 1000:.1f} | {pct(xs, 95) * 1000:.1f} |"
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return e
+
+
+def repoloop_exe() -> list[str]:
+    exe = Path(sys.executable).parent / "repoloop"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "repoloop.cli"]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def snapshot(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=src, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+    return dst
+
+
+async def measure_mcp(client, calls: int, outline_paths: list[str], tools: bool) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+
+    async def timed(name: str, tool: str, args_of) -> None:
+        xs = []
+        for i in range(calls):
+            t = time.perf_counter()
+            res = await client.call_tool(tool, args_of(i))
+            xs.append(time.perf_counter() - t)
+            if res.is_error:
+                raise SystemExit(f"{tool} failed: {res.content}")
+        out[name] = xs
+
+    await timed("search_code (k=10)", "search_code", lambda i: {"query": QUERIES[i % len(QUERIES)], "k": 10})
+    if tools:
+        await timed("get_symbol", "get_symbol", lambda i: {"name": SYMBOLS[i % len(SYMBOLS)]})
+        await timed("get_context (budget 2000)", "get_context",
+                    lambda i: {"task": QUERIES[i % len(QUERIES)], "budget": 2000})
+        await timed("outline", "outline", lambda i: {"path": outline_paths[i % len(outline_paths)]})
+        await timed("repo_map (budget 1024)", "repo_map", lambda i: {"budget": 1024})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repo", default=None, help="repository to index (default: a snapshot of this one's HEAD)")
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--cold", type=int, default=5, help="cold CLI invocations (each a new process)")
+    ap.add_argument("--lexical", action="store_true", help="no embeddings: lexical + graph + names only")
+    args = ap.parse_args()
+
+    from mcp import Client, StdioServerParameters
+
+    from repoloop.indexer.pipeline import index_repo
+    from repoloop.retrieval.api import Retriever
+
+    tmp = Path(tempfile.mkdtemp(prefix="mcp_latency_"))
+    try:
+        repo = Path(args.repo).resolve() if args.repo else snapshot(ROOT, tmp / "repo")
+        t = time.perf_counter()
+        rep = index_repo(repo, embed=not args.lexical, progress=False)
+        index_s = time.perf_counter() - t
+        lex = ["--lexical"] if args.lexical else []
+        outline_paths = [p.relative_to(repo).as_posix() for p in sorted(repo.glob("repoloop/*/*.py"))[:10]] or \
+            [p.relative_to(repo).as_posix() for p in sorted(repo.rglob("*.py"))[:10]]
+
+        # direct, in-process
+        t = time.perf_counter()
+        r = Retriever.open(repo, lexical_only=args.lexical)
+        if hasattr(r, "warm"):
+            r.warm()
+        open_s = time.perf_counter() - t
+        direct = []
+        for i in range(args.calls):
+            t = time.perf_counter()
+            r.search(QUERIES[i % len(QUERIES)], 10)
+            direct.append(time.perf_counter() - t)
+        r.close()
+
+        # MCP over stdio
+        async def stdio() -> tuple[float, dict[str, list[float]]]:
+            cmd = repoloop_exe()
+            params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--repo", str(repo), *lex],
+                                           env=env())
+            t0 = time.perf_counter()
+            async with Client(params, read_timeout_seconds=300) as c:
+                await c.call_tool("search_code", {"query": "warm", "k": 1})
+                first = time.perf_counter() - t0
+                return first, await measure_mcp(c, args.calls, outline_paths, tools=True)
+
+        first_s, stdio_res = asyncio.run(stdio())
+
+        # MCP over streamable HTTP
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([*repoloop_exe(), "serve", "--repo", str(repo), "--http", str(port), *lex],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+        try:
+            deadline = time.monotonic() + 300
+            while not _listening(port):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("HTTP server did not come up")
+                time.sleep(0.1)
+
+            async def http() -> dict[str, list[float]]:
+                async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=300) as c:
+                    await c.call_tool("search_code", {"query": "warm", "k": 1})
+                    return await measure_mcp(c, args.calls, outline_paths, tools=False)
+
+            http_res = asyncio.run(http())
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+        # cold CLI, a process per query
+        cold = []
+        for i in range(args.cold):
+            t = time.perf_counter()
+            subprocess.run([*repoloop_exe(), "search", QUERIES[i % len(QUERIES)], "--repo", str(repo), "--json",
+                            "-k", "10", *lex], check=True, capture_output=True, env=env())
+            cold.append(time.perf_counter() - t)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    mode = "lexical (no embeddings)" if args.lexical else "hybrid (BM25 + dense MiniLM + names + graph)"
+    cmdline = "nice .venv/bin/python benchmarks/mcp_latency.py" + "".join(
+        f" {a}" for a in sys.argv[1:])
+    warm_med = statistics.median(stdio_res["search_code (k=10)"])
+    lines = [
+        f"Command: `{cmdline}` · machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}),"
+        f" Python {platform.python_version()}, load average at end {os.getloadavg()[0]:.1f}"
+        f" (shared with other jobs) · retrieval: {mode}.",
+        f"Corpus: {'a `git archive HEAD` snapshot of this repository' if not args.repo else repo.name}:"
+        f" {rep.files_seen} files, {rep.chunks} chunks, {rep.symbols} symbols; indexed in {index_s:.1f} s.",
+        f"Retriever open + warm in-process: {open_s * 1000:.0f} ms; `repoloop serve` spawn to first answer"
+        f" over stdio: {first_s * 1000:.0f} ms.",
+        "",
+        "| call | n | median ms | p95 ms |",
+        "|---|---|---|---|",
+        row("direct `Retriever.search` (in-process, no protocol)", direct),
+        *(row(f"MCP stdio `{k}`", v) for k, v in stdio_res.items()),
+        *(row(f"MCP HTTP `{k}`", v) for k, v in http_res.items()),
+        row("baseline: cold `repoloop search --json` (new process each)", cold),
+        "",
+        f"Warm MCP search_code (stdio) vs a cold CLI search: {statistics.median(cold) / warm_med:.0f}x faster"
+        f" (median {warm_med * 1000:.1f} ms vs {statistics.median(cold) * 1000:.0f} ms); protocol overhead"
+        f" over the in-process call: {(warm_med - statistics.median(direct)) * 1000:.1f} ms (stdio),"
+        f" {(statistics.median(http_res['search_code (k=10)']) - statistics.median(direct)) * 1000:.1f} ms (HTTP).",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
