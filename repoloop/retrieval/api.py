@@ -53,7 +53,9 @@ class Retriever:
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False) -> Retriever:
-        raise NotImplementedError
+        from repoloop.retrieval.retriever import HybridRetriever  # the implementation (overrides open)
+
+        return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only)
 
     def search(self, query: str, k: int = 10, *, explain: bool = False) -> list[SearchHit]:
         raise NotImplementedError

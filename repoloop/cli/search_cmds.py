@@ -1,0 +1,112 @@
+"""`repoloop search | context`: ranked snippets, and the budgeted context the agent would get.
+
+Heavy imports stay inside the handlers; with --lexical (or a --no-embed index) neither torch nor
+chromadb is ever imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.errors import RepoloopError
+
+
+def _retrieval_args(p: argparse.ArgumentParser) -> None:
+    add_repo_args(p)
+    p.add_argument("--lexical", action="store_true", help="no dense retrieval (never loads the model)")
+    p.add_argument("--signals", default=None, metavar="LIST",
+                   help="comma list of signals to use: bm25,dense,name,graph,trace (default: all)")
+    p.add_argument("--chroma-url", default=None, metavar="URL",
+                   help="Chroma server (default: the one the index was built with, else embedded)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="ranked code snippets for a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--explain", action="store_true", help="each signal's rank and score per result")
+    p.add_argument("--files", action="store_true", help="rank files instead of chunks")
+    _retrieval_args(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("context", help="the context the agent would get for a task, within a token budget")
+    p.add_argument("task")
+    p.add_argument("--budget", type=int, default=4000, help="token budget (default 4000)")
+    _retrieval_args(p)
+    p.set_defaults(func=cmd_context)
+
+
+def _open(args: argparse.Namespace):  # noqa: ANN202 - HybridRetriever, imported lazily
+    from repoloop.retrieval.retriever import HybridRetriever, parse_signals
+
+    signals = parse_signals(args.signals)
+    lexical = args.lexical or "dense" not in signals
+    return HybridRetriever.open(repo_root(args.repo), index_dir(args), lexical_only=lexical,
+                                chroma_url=args.chroma_url), signals
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise RepoloopError(f"-k must be at least 1, not {args.k}")
+    if not args.query.strip():
+        raise RepoloopError("the query is empty")
+    r, signals = _open(args)
+    try:
+        if args.files:
+            ranked = r.search_files(args.query, args.k, signals=signals)
+            if args.json:
+                print_json({"files": [{"path": p, "score": round(s, 6)} for p, s in ranked]})
+            else:
+                for p, s in ranked:
+                    print(f"{s:.3f}  {p}")
+            return 0
+        hits = r.search(args.query, args.k, explain=args.explain, signals=signals)
+    finally:
+        r.close()
+    if args.json:
+        print_json({"results": [h.to_json(explain=args.explain) for h in hits]})
+        return 0
+    _print_hits(hits, args.explain)
+    return 0
+
+
+def _print_hits(hits: list, explain: bool) -> None:
+    from rich.console import Console
+
+    con = Console(highlight=False, soft_wrap=True)
+    if not hits:
+        con.print("no results")
+    for h in hits:
+        sym = f"  [bold]{h.symbol}[/bold] ({h.kind})" if h.symbol else f"  ({h.kind})"
+        con.print(f"[cyan]{h.path}:{h.start_line}-{h.end_line}[/cyan]{sym}  score {h.score:.3f}")
+        if explain and h.signals:
+            con.print("    " + "  ".join(f"{s}: #{v['rank']} ({v['score']:.3g})" for s, v in h.signals.items()))
+        lines = h.text.split("\n")
+        for ln in lines[:6]:
+            con.print("    " + ln, markup=False)
+        if len(lines) > 6:
+            con.print(f"    ... ({len(lines) - 6} more lines)")
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    if args.budget < 0:
+        raise RepoloopError(f"--budget must not be negative, not {args.budget}")
+    r, _signals = _open(args)
+    try:
+        pack = r.context(args.task, args.budget)
+        counter = r.counter
+    finally:
+        r.close()
+    if args.json:
+        print_json({
+            "budget": pack.budget, "tokens": pack.tokens, "tokenizer": counter.name, "exact": counter.exact,
+            "items": [{"path": i.path, "start_line": i.start_line, "end_line": i.end_line, "symbol": i.symbol,
+                       "kind": i.kind, "score": i.score, "tokens": i.tokens} for i in pack.items],
+            "text": pack.text,
+        })
+        return 0
+    sys.stdout.write(pack.text + ("\n" if pack.text else ""))
+    print(f"-- {pack.tokens} of {pack.budget} tokens ({counter.name})", file=sys.stderr)
+    return 0

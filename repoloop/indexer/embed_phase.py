@@ -1,0 +1,229 @@
+"""The embedding phase of indexing: embed every chunk text not yet in the vector store.
+
+Cache: a vector's id is `key = sha1(embedded text)`; the text embedded is the chunk's local symbol
+name (its qualname without the module prefix) plus its code, so it does not change when the file is
+renamed or moved. `embed_keys` (in index.db) maps chunk ids to keys; a collection per model holds
+the vectors, so the same text is embedded once per model, across re-indexes and renames.
+
+Crash safety: keys are written in SQLite transactions and vectors are upserted batch by batch, so a
+run killed at any point leaves some keys without vectors; `check_consistency` reports them
+("missing") and the next `embed_missing` embeds exactly those. Vectors whose key no chunk uses any
+more ("orphans", after deletes) are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from repoloop.indexer.embed import Embedder, embedder_from_config
+from repoloop.indexer.store import IndexStore
+
+EMBED_TEXT_VERSION = "v1"
+MAX_EMBED_CHARS = 1500  # the model reads 256 word pieces (~1,000 chars of code); more is wasted work
+BATCH = 128  # texts per embed+upsert round: the unit of progress lost to a kill -9
+
+META_MODEL = "embed_model"
+META_DIM = "embed_dim"
+META_TAG = "chroma_tag"
+META_URL = "chroma_url"
+
+_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embed_keys (
+    chunk_id INTEGER PRIMARY KEY,      -- chunks.id
+    chunk_hash TEXT NOT NULL,          -- chunks.hash when the key was computed (guards reused ids)
+    key TEXT NOT NULL                  -- sha1 of the embedded text: the vector's id
+);
+CREATE INDEX IF NOT EXISTS embed_keys_key ON embed_keys(key);
+"""
+
+
+def embed_text(text: str, symbol: str | None, module: str) -> str:
+    """What is embedded for a chunk: its local name and code, truncated to what the model reads."""
+    local = symbol or ""
+    if module and local.startswith(module + "."):
+        local = local[len(module) + 1 :]
+    body = f"{local}\n{text}" if local else text
+    return body[:MAX_EMBED_CHARS]
+
+
+def embed_key(text: str) -> str:
+    return hashlib.sha1(f"{EMBED_TEXT_VERSION}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def ensure_keys_table(store: IndexStore) -> None:
+    store.conn.executescript(_KEYS_SCHEMA)
+
+
+def sync_keys(store: IndexStore) -> int:
+    """Drop key rows of chunks that are gone or changed, add rows for new chunks; returns rows added."""
+    ensure_keys_table(store)
+    c = store.conn
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        c.execute(
+            "DELETE FROM embed_keys WHERE NOT EXISTS (SELECT 1 FROM chunks c"
+            " WHERE c.id=embed_keys.chunk_id AND c.hash=embed_keys.chunk_hash)"
+        )
+        rows = c.execute(
+            "SELECT c.id, c.hash, c.text, c.symbol, f.module FROM chunks c JOIN files f ON f.id=c.file_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM embed_keys e WHERE e.chunk_id=c.id)"
+        ).fetchall()
+        c.executemany(
+            "INSERT OR REPLACE INTO embed_keys(chunk_id, chunk_hash, key) VALUES (?,?,?)",
+            [(r[0], r[1], embed_key(embed_text(r[2], r[3], r[4]))) for r in rows],
+        )
+        c.execute("COMMIT")
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def _texts_for(store: IndexStore, keys: list[str]) -> Iterator[tuple[str, str]]:
+    """(key, embedded text) for each key, from one chunk that uses it."""
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        q = ",".join("?" * len(part))
+        seen: set[str] = set()
+        for key, text, symbol, module in store.conn.execute(
+            "SELECT e.key, c.text, c.symbol, f.module FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id"
+            f" JOIN files f ON f.id=c.file_id WHERE e.key IN ({q})", part
+        ):
+            if key not in seen:
+                seen.add(key)
+                yield key, embed_text(text, symbol, module)
+
+
+def _chroma_tag(store: IndexStore) -> str:
+    tag = store.get_meta(META_TAG)
+    if not tag:
+        tag = uuid.uuid4().hex[:10]
+        store.set_meta(META_TAG, tag)
+    return tag
+
+
+def stored_chroma_url(store: IndexStore) -> str | None:
+    return store.get_meta(META_URL) or None
+
+
+def embed_missing(
+    store: IndexStore,
+    index_dir: Path,
+    progress: bool = False,
+    embedder: Embedder | None = None,
+    chroma_url: str | None = None,
+    *,
+    batch: int = BATCH,
+) -> int:
+    """Embed every chunk text that has no vector yet for this model; returns how many were embedded.
+    Also removes orphan vectors. The model is loaded only if something is missing."""
+    from repoloop.indexer.vectors import VectorStore
+
+    embedder = embedder or embedder_from_config()
+    chroma_url = chroma_url or os.environ.get("REPOLOOP_CHROMA_URL") or stored_chroma_url(store)
+    sync_keys(store)
+    vs = VectorStore.open(index_dir, chroma_url)
+    store.set_meta(META_URL, chroma_url or "")
+    coll = vs.collection(_chroma_tag(store), embedder.name)
+    store.set_meta(META_MODEL, embedder.name)
+    have = VectorStore.ids(coll)
+    needed = {r[0] for r in store.conn.execute("SELECT DISTINCT key FROM embed_keys")}
+    orphans = have - needed
+    if orphans:
+        VectorStore.delete(coll, orphans)
+    missing = sorted(needed - have)
+    if not missing:
+        return 0
+    done = 0
+    bar = _progress(progress, len(missing))
+    try:
+        pending: list[tuple[str, str]] = []
+        for item in _texts_for(store, missing):
+            pending.append(item)
+            if len(pending) >= batch:
+                done += _flush(embedder, coll, pending, store)
+                bar.advance(len(pending)) if bar else None
+                pending = []
+        if pending:
+            done += _flush(embedder, coll, pending, store)
+            bar.advance(len(pending)) if bar else None
+    finally:
+        if bar:
+            bar.stop()
+    return done
+
+
+def _flush(embedder: Embedder, coll: object, pending: list[tuple[str, str]], store: IndexStore) -> int:
+    from repoloop.indexer.vectors import VectorStore
+
+    vecs = embedder.embed([t for _, t in pending])
+    VectorStore.upsert(coll, [k for k, _ in pending], vecs)
+    if vecs and store.get_meta(META_DIM) != str(len(vecs[0])):
+        store.set_meta(META_DIM, str(len(vecs[0])))
+    return len(pending)
+
+
+class _Bar:
+    """A rich progress bar on a terminal (stderr); nothing otherwise."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          transient=True)
+        self.task = self.p.add_task("embed", total=total)
+        self.p.start()
+
+    def advance(self, n: int) -> None:
+        self.p.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+def _progress(enabled: bool, total: int) -> _Bar | None:
+    return _Bar(total) if enabled and sys.stderr.isatty() else None
+
+
+def check_consistency(store: IndexStore, index_dir: Path) -> dict:
+    """Compare the chunks in SQLite with the vectors in chroma, without loading any model.
+
+    Returns {"enabled", "model", "location", "chunks", "unkeyed_chunks", "keys", "vectors",
+    "missing", "orphans", "consistent"}: `missing` counts chunk texts without a vector (including
+    chunks the embedding phase has not seen), `orphans` vectors no chunk uses."""
+    n_chunks = store.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    model = store.get_meta(META_MODEL)
+    if not model:
+        return {"enabled": False, "model": None, "location": None, "chunks": n_chunks,
+                "unkeyed_chunks": n_chunks, "keys": 0, "vectors": 0, "missing": n_chunks, "orphans": 0,
+                "consistent": n_chunks == 0}
+    from repoloop.errors import RepoloopError
+    from repoloop.indexer.vectors import VectorStore
+
+    ensure_keys_table(store)
+    valid = (
+        "FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
+    )
+    keyed = store.conn.execute(f"SELECT count(*) {valid}").fetchone()[0]
+    keys = {r[0] for r in store.conn.execute(f"SELECT DISTINCT e.key {valid}")}
+    unkeyed = n_chunks - keyed
+    out = {"enabled": True, "model": model, "location": None, "chunks": n_chunks, "unkeyed_chunks": unkeyed,
+           "keys": len(keys)}
+    try:
+        vs = VectorStore.open(index_dir, stored_chroma_url(store))
+        out["location"] = vs.location
+        coll = vs.collection(store.get_meta(META_TAG) or "", model, create=False)
+        have = VectorStore.ids(coll) if coll is not None else set()
+    except RepoloopError as e:
+        out.update(vectors=None, missing=None, orphans=None, consistent=False, error=str(e))
+        return out
+    missing = len(keys - have)
+    orphans = len(have - keys)
+    out.update(vectors=len(have), missing=missing + unkeyed, orphans=orphans,
+               consistent=missing == 0 and orphans == 0 and unkeyed == 0)
+    return out

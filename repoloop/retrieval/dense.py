@@ -1,0 +1,65 @@
+"""Dense retrieval: the query embedded with the model the index was built with, nearest vectors
+from chromadb, mapped back to chunks through `embed_keys` (one vector may serve several chunks).
+
+Imported only when dense retrieval is on: it pulls in chromadb and the embedding model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from repoloop.indexer.embed import Embedder, embedder_by_name
+from repoloop.indexer.embed_phase import MAX_EMBED_CHARS, META_MODEL, META_TAG, stored_chroma_url
+from repoloop.indexer.store import IndexStore
+from repoloop.indexer.vectors import VectorStore
+from repoloop.retrieval.fusion import Ranked
+
+
+class Dense:
+    """Warm dense search: model, client and collection are opened once, on first use."""
+
+    def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None = None,
+                 chroma_url: str | None = None) -> None:
+        self.store = store
+        self.index_dir = Path(index_dir)
+        self.model = store.get_meta(META_MODEL) or ""
+        self.embedder = embedder
+        self.chroma_url = chroma_url or stored_chroma_url(store)
+        self._coll: Any = None
+
+    @property
+    def available(self) -> bool:
+        return bool(self.model)
+
+    def _collection(self) -> Any:
+        if self._coll is None:
+            vs = VectorStore.open(self.index_dir, self.chroma_url)
+            self._coll = vs.collection(self.store.get_meta(META_TAG) or "", self.model, create=False)
+        return self._coll
+
+    def warm(self) -> None:
+        """Load the model and open the collection now (a long-running process pays this once)."""
+        if self.available:
+            self._collection()
+            self.search("warm up", 1)
+
+    def search(self, query: str, limit: int) -> Ranked:
+        if not self.available or not query.strip():
+            return Ranked("dense", [], [])
+        coll = self._collection()
+        if coll is None:
+            return Ranked("dense", [], [])
+        if self.embedder is None:
+            self.embedder = embedder_by_name(self.model, None)
+        vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
+        hits = VectorStore.query(coll, vec, limit)
+        if not hits:
+            return Ranked("dense", [], [])
+        sim = dict(hits)
+        q = ",".join("?" * len(hits))
+        rows = self.store.conn.execute(
+            "SELECT e.key, e.chunk_id FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
+            f" WHERE e.key IN ({q})", [k for k, _ in hits]).fetchall()
+        scored = sorted(((sim[k], cid) for k, cid in rows), key=lambda x: (-x[0], x[1]))[:limit]
+        return Ranked("dense", [cid for _, cid in scored], [s for s, _ in scored])

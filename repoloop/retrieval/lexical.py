@@ -1,0 +1,64 @@
+"""BM25 over the FTS5 table with identifier-aware query tokens.
+
+The query is tokenised exactly like the indexed text (repoloop.indexer.tokens): identifiers whole
+and split into words, stop words dropped. Terms are OR-ed; for long texts (issues, traces) only the
+rarest `max_query_terms` terms are kept, by document frequency from an fts5vocab view.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from repoloop.indexer.tokens import code_tokens
+from repoloop.retrieval.fusion import Ranked
+from repoloop.retrieval.weights import Weights
+
+
+class Lexical:
+    """BM25 search on one store connection (the vocab view is created once per connection)."""
+
+    def __init__(self, conn: sqlite3.Connection, weights: Weights) -> None:
+        self.conn = conn
+        self.weights = weights
+        self._vocab = False
+
+    def _doc_freq(self, terms: list[str]) -> dict[str, int]:
+        if not self._vocab:
+            self.conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, 'row')"
+            )
+            self._vocab = True
+        out: dict[str, int] = {}
+        for t in terms:
+            row = self.conn.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (t,)).fetchone()
+            out[t] = row[0] if row else 0
+        return out
+
+    def terms(self, query: str) -> list[str]:
+        """The query's terms, at most max_query_terms, rarest kept; terms absent from the index dropped."""
+        toks = list(dict.fromkeys(code_tokens(query, stop=True)))
+        # A whole snake_case identifier is a phrase of its words in FTS5; its words are listed too.
+        single = [t for t in toks if "_" not in t]
+        phrases = [t for t in toks if "_" in t]
+        df = self._doc_freq(single)
+        single = [t for t in single if df[t] > 0]
+        limit = self.weights.max_query_terms
+        if len(single) + len(phrases) > limit:
+            single.sort(key=lambda t: df[t])
+            single = single[: max(limit - len(phrases), limit // 2)]
+            phrases = phrases[: limit - len(single)]
+        return phrases + single
+
+    def search(self, query: str, limit: int) -> Ranked:
+        terms = self.terms(query)
+        if not terms:
+            return Ranked("bm25", [], [])
+        match = " OR ".join('"' + t.replace("_", " ") + '"' for t in terms)
+        wp, wn, wb = self.weights.bm25_columns
+        rows = self.conn.execute(
+            f"SELECT rowid, bm25(chunks_fts, {wp}, {wn}, {wb}) AS s FROM chunks_fts"
+            " WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        # bm25() is lower-is-better (negative); report a positive score.
+        return Ranked("bm25", [r[0] for r in rows], [-r[1] for r in rows])

@@ -1,0 +1,267 @@
+"""The hybrid Retriever: BM25, dense, name, stack-trace and graph signals fused by weighted RRF.
+
+Opened once per process and kept warm (model, chroma client, path and name tables). With
+`lexical_only` (or an index built with --no-embed) neither torch nor chromadb is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from repoloop.errors import RepoloopError
+from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
+from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
+from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
+from repoloop.retrieval.lexical import Lexical
+from repoloop.retrieval.names import NameMatcher
+from repoloop.retrieval.query import analyze
+from repoloop.retrieval.tokens_count import TokenCounter, get_counter
+from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
+
+META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
+
+
+def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
+    """`"bm25,dense"` -> ("bm25", "dense"); unknown names are a user error."""
+    if spec is None:
+        return SIGNALS
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    bad = [s for s in items if s not in SIGNALS]
+    if bad or not items:
+        raise RepoloopError(f"--signals: unknown signal {', '.join(bad) or '(none)'}; choose from {','.join(SIGNALS)}")
+    return tuple(dict.fromkeys(items))
+
+
+class HybridRetriever(Retriever):
+    def __init__(self, repo: Path, idx: Path, store: IndexStore, *, lexical_only: bool, weights: Weights,
+                 chroma_url: str | None, embedder: Any, counter: TokenCounter | None) -> None:
+        self.repo = repo
+        self.idx = idx
+        self.store = store
+        self.weights = weights
+        self.lexical = Lexical(store.conn, weights)
+        self.names = NameMatcher(store.conn, weights)
+        self.lexical_only = lexical_only or not store.get_meta(META_MODEL)
+        self._dense: Any = None
+        self._chroma_url = chroma_url
+        self._embedder = embedder
+        self._counter = counter
+        self._graph: Any = None  # (pagerank function, graph) once loaded; False if unavailable
+
+    @classmethod
+    def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
+             weights: Weights | None = None, chroma_url: str | None = None, embedder: Any = None,
+             counter: TokenCounter | None = None) -> HybridRetriever:
+        repo = Path(repo).expanduser().resolve()
+        idx = index_dir_for(repo, index_dir)
+        store = IndexStore(idx / DB_NAME, readonly=True)
+        return cls(repo, idx, store, lexical_only=lexical_only, weights=weights or DEFAULT,
+                   chroma_url=chroma_url, embedder=embedder, counter=counter)
+
+    # -- signals ------------------------------------------------------------------------------
+    @property
+    def dense(self) -> Any:
+        if self._dense is None:
+            from repoloop.retrieval.dense import Dense
+
+            self._dense = Dense(self.store, self.idx, embedder=self._embedder, chroma_url=self._chroma_url)
+        return self._dense
+
+    def warm(self) -> None:
+        """Pay the one-time costs now (model load, chroma open, path/name tables)."""
+        if not self.lexical_only:
+            self.dense.warm()
+        self.search("warm up", 1)
+
+    def _graph_rank(self, seeds: dict[str, float], limit: int) -> dict[str, float]:
+        """Personalized PageRank over the dependency graph from seed nodes; {} if no graph."""
+        if self._graph is None:
+            try:
+                from repoloop.retrieval.graph import load_graph, pagerank  # type: ignore[attr-defined]
+
+                self._graph = (pagerank, load_graph(self.store))
+            except (ImportError, AttributeError):
+                try:
+                    from repoloop.retrieval.graph import pagerank
+
+                    self._graph = (pagerank, self.store)
+                except ImportError:
+                    self._graph = False
+        if not self._graph or not seeds:
+            return {}
+        fn, g = self._graph
+        try:
+            pr = fn(g, seeds)
+        except Exception:  # noqa: BLE001 - a graph problem must not break search
+            return {}
+        if not isinstance(pr, dict):
+            pr = dict(pr)
+        return pr
+
+    def _graph_signal(self, lists: list[Ranked], rows: dict[int, tuple], limit: int) -> Ranked:
+        seeds: dict[str, float] = {}
+        n = self.weights.graph_seeds
+        for r in lists:
+            for rank, cid in enumerate(r.ids[:n], start=1):
+                row = rows.get(cid)
+                if row is None:
+                    continue
+                node = f"s:{row[3]}" if row[3] else f"f:{row[0]}"
+                seeds[node] = seeds.get(node, 0.0) + 1.0 / rank
+        pr = self._graph_rank(seeds, limit)
+        if not pr:
+            return Ranked("graph", [], [])
+        scored = []
+        for cid, row in rows.items():
+            s = pr.get(f"s:{row[3]}", 0.0) if row[3] else 0.0
+            s = max(s, 0.5 * pr.get(f"f:{row[0]}", 0.0))
+            if s > 0:
+                scored.append((s, cid))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        scored = scored[:limit]
+        return Ranked("graph", [c for _, c in scored], [s for s, _ in scored])
+
+    def _rows(self, ids: Iterable[int]) -> dict[int, tuple]:
+        ids = list(dict.fromkeys(ids))
+        out: dict[int, tuple] = {}
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            q = ",".join("?" * len(part))
+            for r in self.store.conn.execute(
+                "SELECT c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, c.text FROM chunks c"
+                f" JOIN files f ON f.id=c.file_id WHERE c.id IN ({q})", part):
+                out[r[0]] = (r[1], r[2], r[3], r[4], r[5], r[6])
+        return out
+
+    # -- the facade ---------------------------------------------------------------------------
+    def fused(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None
+              ) -> tuple[list[Fused], dict[int, tuple]]:
+        """Fused ranking (chunk ids) and the rows of every candidate."""
+        sig = parse_signals(signals)
+        qa = analyze(query)
+        depth = max(self.weights.depth, k)
+        lists: list[Ranked] = []
+        if "trace" in sig:
+            lists.append(self.names.trace(qa, depth))
+        if "name" in sig:
+            lists.append(self.names.names(qa, depth))
+        if "bm25" in sig:
+            lists.append(self.lexical.search(query, depth))
+        if "dense" in sig and not self.lexical_only:
+            lists.append(self.dense.search(query, depth))
+        rows = self._rows(i for r in lists for i in r.ids)
+        if "graph" in sig:
+            # Rows hold (path, start, end, symbol, kind, text); seeds need path and symbol.
+            seed_rows = {cid: (row[0], row[1], row[2], row[3]) for cid, row in rows.items()}
+            g = self._graph_signal(lists, seed_rows, depth)
+            if g.ids:
+                lists.append(g)
+        wk = self.weights
+        boosts = {cid: wk.kind_boost.get(row[4], wk.default_kind_boost) for cid, row in rows.items()}
+        # Where the evidence names a definition inside a bigger chunk (a method in a class chunk),
+        # report that definition: the result's symbol is the most specific one the query points at.
+        for r in reversed(lists):  # trace first (listed first), so it wins
+            for cid, qual in r.focus.items():
+                row = rows.get(cid)
+                if row and row[3] and qual != row[3] and qual.startswith(row[3] + "."):
+                    k = self.store.conn.execute("SELECT kind FROM symbols WHERE qualname=? LIMIT 1", (qual,)).fetchone()
+                    rows[cid] = (*row[:3], qual, k[0] if k else row[4], row[5])
+        return rrf(lists, wk, boosts=boosts), rows
+
+    def search(self, query: str, k: int = 10, *, explain: bool = False,
+               signals: Iterable[str] | str | None = None) -> list[SearchHit]:
+        if k < 1:
+            raise RepoloopError(f"-k must be at least 1, not {k}")
+        fused, rows = self.fused(query, k, signals=signals)
+        hits = []
+        for f in fused[:k]:
+            path, start, end, symbol, kind, text = rows[f.chunk_id]
+            hits.append(SearchHit(path, start, end, symbol, kind, f.score, text,
+                                  signals=f.signals if explain else {}))
+        return hits
+
+    def search_files(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None,
+                     depth: int = 50) -> list[tuple[str, float]]:
+        """File-level ranking aggregated from the chunk ranking."""
+        fused, rows = self.fused(query, depth, signals=signals)
+        return rank_files([(rows[f.chunk_id][0], f.score) for f in fused[:depth]])[:k]
+
+    @property
+    def counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = get_counter()
+        return self._counter
+
+    def _lines(self, path: str) -> list[str] | None:
+        try:
+            return (self.repo / path).read_text(encoding="utf-8", errors="replace").split("\n")
+        except OSError:
+            return None
+
+    def context(self, task: str, budget: int, *, k: int = 30) -> ContextPack:
+        from repoloop.retrieval.context import build_context
+
+        if budget < 0:
+            raise RepoloopError(f"--budget must not be negative, not {budget}")
+        hits = self.search(task, k) if task.strip() else []
+        return build_context(hits, budget, self.counter, self._lines, self._map_source)
+
+    def _map_source(self, budget: int, focus: tuple[str, ...]) -> str:
+        try:
+            from repoloop.retrieval.repomap import render_repo_map
+        except ImportError:
+            return self._simple_map(budget, focus)
+        try:
+            return render_repo_map(self.store, budget, focus)
+        except TypeError:
+            return render_repo_map(self.store, budget=budget, focus=list(focus))
+
+    def _simple_map(self, budget: int, focus: tuple[str, ...]) -> str:
+        """Signatures of the focus files first, then of the files with the most symbols referenced."""
+        paths = list(focus)
+        for (p,) in self.store.conn.execute(
+                "SELECT f.path FROM files f JOIN symbols s ON s.file_id=f.id GROUP BY f.id"
+                " ORDER BY count(*) DESC LIMIT 200"):
+            if p not in paths:
+                paths.append(p)
+        out: list[str] = []
+        approx = 0
+        for p in paths:
+            rows = self.store.conn.execute(
+                "SELECT s.signature, s.name, s.kind, s.parent FROM symbols s JOIN files f ON f.id=s.file_id"
+                " WHERE f.path=? AND s.kind NOT IN ('variable','field','constant') ORDER BY s.start_line", (p,)
+            ).fetchall()
+            if not rows:
+                continue
+            out.append(f"{p}:")
+            for sig, name, kind, parent in rows:
+                out.append(("    " if parent else "  ") + (sig or f"{kind} {name}"))
+            approx += sum(len(x) for x in out[-len(rows) - 1:]) // 3
+            if approx > budget * 2:
+                break
+        return "\n".join(out)
+
+    def definitions(self, name: str) -> list[dict]:
+        from repoloop.indexer.lookup import find_definitions
+
+        return find_definitions(self.store, name)
+
+    def outline(self, path: str) -> dict:
+        from repoloop.indexer.lookup import outline
+
+        got = outline(self.store, path)
+        if got is None:
+            raise RepoloopError(f"{path}: not in the index")
+        return got
+
+    def repo_map(self, budget: int = 1024, focus: tuple[str, ...] = ()) -> str:
+        text = self._map_source(budget, tuple(focus))
+        lines = text.split("\n")
+        while lines and self.counter.count("\n".join(lines)) > budget:
+            lines = lines[: max(0, len(lines) - max(1, len(lines) // 8))]
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        self.store.close()

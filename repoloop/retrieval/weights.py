@@ -1,0 +1,43 @@
+"""Fusion weights and retrieval constants, in one tunable dataclass.
+
+The benchmark engineer tunes the defaults here (benchmarks/localization.py); everything else reads
+them through `Weights`, so an experiment can pass its own instance without touching code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SIGNALS = ("bm25", "dense", "name", "graph", "trace")
+
+
+@dataclass(slots=True, frozen=True)
+class Weights:
+    # Weighted reciprocal-rank fusion: score(d) = sum_s w_s / (rrf_k + rank_s(d)).
+    rrf_k: float = 60.0
+    signal: dict[str, float] = field(default_factory=lambda: {
+        "bm25": 1.0,
+        "dense": 1.0,
+        "name": 1.2,  # exact/fuzzy symbol-name and path matches
+        "graph": 0.5,  # personalized PageRank from the other signals' top hits
+        "trace": 3.0,  # stack-trace frames and file:line mentions: the strongest evidence there is
+    })
+    depth: int = 100  # candidates taken from each signal before fusion
+    # BM25 (FTS5 columns path, names, body).
+    bm25_columns: tuple[float, float, float] = (2.0, 4.0, 1.0)
+    max_query_terms: int = 24  # long issue texts: keep the rarest terms (highest IDF)
+    # Name matches: score of each kind of evidence (higher ranks first within the signal).
+    name_exact_ident: float = 1.0  # a code-looking identifier equals a symbol name / qualname suffix
+    name_fuzzy_ident: float = 0.7  # same, ignoring case and underscores
+    name_word: float = 0.2  # a plain word equals a symbol name
+    name_path: float = 0.8  # a mentioned path / module name matches a file
+    # Graph: personalization seeds from each signal's top hits.
+    graph_seeds: int = 10
+    # Results: prefer function/method-level chunks over module-level code.
+    kind_boost: dict[str, float] = field(default_factory=lambda: {
+        "function": 1.0, "method": 1.0, "class": 0.95, "code": 0.85,
+    })
+    default_kind_boost: float = 0.9
+
+
+DEFAULT = Weights()

@@ -1,0 +1,146 @@
+"""Hybrid retrieval on a real (lexical) index: stack traces, file:line, names, signals, CLI JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.retriever import HybridRetriever
+from tests.test_retrieval_fixtures import index, write_repo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_repo(tmp_path_factory.mktemp("shop"))
+    index(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def retriever(repo: Path):
+    r = Retriever.open(repo)
+    yield r
+    r.close()
+
+
+def test_open_returns_the_hybrid_implementation_and_is_lexical_without_embeddings(retriever) -> None:
+    assert isinstance(retriever, HybridRetriever)
+    assert retriever.lexical_only  # built with --no-embed: implies lexical
+
+
+def test_python_traceback_ranks_the_failing_function_first(retriever) -> None:
+    trace = '''Traceback (most recent call last):
+  File "/home/ci/build/app/main.py", line 3, in <module>
+    checkout()
+  File "/home/ci/build/shop/cart.py", line 21, in total_price
+    return compute_total(self.items, prices)
+  File "/home/ci/build/shop/pricing.py", line 8, in compute_total
+    total += prices[sku] * quantity
+KeyError: 'apple'
+'''
+    hits = retriever.search(trace, 5, explain=True)
+    assert hits[0].path == "shop/pricing.py"
+    assert hits[0].symbol == "shop.pricing.compute_total"
+    assert hits[0].signals["trace"]["rank"] == 1
+    # The caller frame comes right after the innermost one.
+    assert hits[1].path == "shop/cart.py" and hits[1].start_line <= 21 <= hits[1].end_line
+
+
+def test_trace_boost_beats_lexically_stronger_chunks(retriever) -> None:
+    # The words favour apply_discount, the trace points at validate_card.
+    q = ('percent discount total reduce percent discount\n  File "/srv/x/shop/payment.py", line 9, in validate_card\n'
+         "ValueError: invalid literal for int()")
+    hits = retriever.search(q, 3)
+    assert hits[0].symbol == "shop.payment.validate_card"
+    without = retriever.search(q, 3, signals="bm25")
+    assert without[0].symbol == "shop.pricing.apply_discount"
+
+
+def test_file_line_mention_is_recognised(retriever) -> None:
+    hits = retriever.search("the bug is at shop/inventory.py:12 when stock runs out", 3, explain=True)
+    assert hits[0].path == "shop/inventory.py"
+    assert hits[0].start_line <= 12 <= hits[0].end_line
+    assert hits[0].symbol == "shop.inventory.Inventory.reserve_stock"
+    assert "trace" in hits[0].signals
+
+
+def test_identifier_in_query_matches_symbol_name(retriever) -> None:
+    hits = retriever.search("why does `Inventory.release_stock` not check anything", 3, explain=True)
+    assert hits[0].symbol == "shop.inventory.Inventory.release_stock"
+    assert hits[0].signals["name"]["rank"] == 1
+    # Fuzzy: case and underscores ignored.
+    hits = retriever.search("parse_http_header drops the value", 3, explain=True)
+    assert hits[0].symbol == "util.text.parseHttpHeader"
+
+
+def test_results_are_qualified_function_level_chunks(retriever) -> None:
+    hits = retriever.search("luhn checksum of a card number", 3)
+    assert hits[0].symbol == "shop.payment.validate_card"
+    assert hits[0].kind == "function"
+    assert hits[0].text.lstrip().startswith("def validate_card")
+
+
+def test_signal_subsets_and_file_ranking(retriever) -> None:
+    only_bm25 = retriever.search("slugify title for urls", 5, explain=True, signals="bm25")
+    assert only_bm25 and all(set(h.signals) == {"bm25"} for h in only_bm25)
+    files = retriever.search_files("reserve and release stock", 3)
+    assert files[0][0] == "shop/inventory.py"
+    assert len({p for p, _ in files}) == len(files)
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "repoloop.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=120)
+
+
+def test_search_json_shape(repo: Path) -> None:
+    out = _cli("search", "validate the card number", "--repo", str(repo), "-k", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert set(data) == {"results"}
+    assert 1 <= len(data["results"]) <= 3
+    for r in data["results"]:
+        assert set(r) == {"path", "start_line", "end_line", "symbol", "kind", "score", "text"}
+        assert not r["path"].startswith("/")
+        assert 1 <= r["start_line"] <= r["end_line"]
+        assert isinstance(r["score"], float)
+    first = data["results"][0]
+    lines = (repo / first["path"]).read_text().split("\n")[first["start_line"] - 1 : first["end_line"]]
+    assert first["text"] == "\n".join(lines)
+    scores = [r["score"] for r in data["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    ex = json.loads(_cli("search", "validate the card number", "--repo", str(repo), "--json", "--explain").stdout)
+    assert all("signals" in r and r["signals"] for r in ex["results"])
+
+
+def test_search_user_errors_exit_2_with_one_line(repo: Path) -> None:
+    for args in (["--signals", "bm25,magic"], ["-k", "0"]):
+        out = _cli("search", "x", "--repo", str(repo), *args)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    out = _cli("search", "x", "--repo", str(repo / "shop"))  # a directory without an index
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_lexical_search_never_imports_torch_or_chromadb(repo: Path) -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from repoloop.cli import main\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        f"    rc = main(['search', 'card payment', '--repo', {str(repo)!r}, '--lexical', '--json'])\n"
+        "    rc2 = main(['context', 'card payment', '--repo', " + repr(str(repo)) + ", '--lexical'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'chromadb', 'sentence_transformers'))\n"
+        "print(rc, rc2, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 0 []"
