@@ -118,6 +118,7 @@ async def _exercise(client: Client, repo: Path) -> None:
         ("outline", {"path": "/etc/passwd"}, "outside the repository"),
         ("outline", {"path": "pkg/missing.py"}, "no such file"),
         ("get_context", {"task": "x", "budget": "big"}, "budget"),
+        ("no_such_tool", {"x": 1}, "no_such_tool"),  # unknown tool
     ]
     for name, args, needle in bad:
         res = await client.call_tool(name, args)
