@@ -234,6 +234,8 @@ def _comment_marks(language: str) -> tuple[str, ...]:
         return ("//", "/*", "*", "#[")
     if language == "php":
         return ("//", "/*", "*", "#")
+    if language == "cpp":
+        return ("//", "/*", "*", "template")
     return ("//", "/*", "*", "[")  # `[` : C# attributes
 
 

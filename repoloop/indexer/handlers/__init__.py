@@ -15,6 +15,14 @@ _REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "javascript": ("javascript", "JavaScriptHandler", ("javascript",)),
     "typescript": ("javascript", "JavaScriptHandler", ("typescript",)),
     "tsx": ("javascript", "JavaScriptHandler", ("tsx",)),
+    "go": ("go", "GoHandler", ()),
+    "rust": ("rust", "RustHandler", ()),
+    "java": ("java", "JavaHandler", ()),
+    "c": ("cfamily", "CFamilyHandler", ("c",)),
+    "cpp": ("cfamily", "CFamilyHandler", ("cpp",)),
+    "c_sharp": ("csharp", "CSharpHandler", ()),
+    "ruby": ("ruby", "RubyHandler", ()),
+    "php": ("php", "PhpHandler", ()),
 }
 
 

@@ -1,0 +1,120 @@
+"""Rust: functions, structs, enums, unions, traits (with their method signatures), impl blocks,
+modules, consts/statics, type aliases, macros; `use` trees; `impl Trait for Type` as a base.
+
+An impl block is a symbol of kind `impl` named after its type (`crate::shapes::Point`), so the
+methods inside are `crate::shapes::Point::new` whether they come from `impl Point` or from
+`impl Area for Point`; the block's signature keeps the full header (`impl Area for Point`).
+"""
+
+from __future__ import annotations
+
+from tree_sitter import Node
+
+from repoloop.indexer.handlers.base import Handler, compact, last_ident, text_of
+from repoloop.indexer.models import Reference
+
+
+class RustHandler(Handler):
+    def_query = """
+    (function_item) @def.function
+    (function_signature_item) @def.function
+    (struct_item) @def.struct
+    (union_item) @def.struct
+    (enum_item) @def.enum
+    (trait_item) @def.trait
+    (impl_item) @def.impl
+    (mod_item) @def.module
+    (const_item) @def.constant
+    (static_item) @def.constant
+    (type_item) @def.type
+    (macro_definition) @def.macro
+    """
+    call_query = "(call_expression function: (_) @call) (macro_invocation macro: (_) @call)"
+    ref_query = "(identifier) @ref (type_identifier) @ref"
+    import_query = "(use_declaration) @import"
+    comment_marks = ("//", "/*", "*")
+    preamble_marks = ("#[",)
+    skip_refs = frozenset({"self", "Self"})
+
+    def name_node(self, node: Node) -> Node | None:
+        if node.type == "impl_item":
+            return None
+        return node.child_by_field_name("name")
+
+    def name(self, node: Node, kind: str, src: bytes) -> tuple[str, str] | None:
+        if node.type == "impl_item":
+            t = node.child_by_field_name("type")
+            if t is None:
+                return None
+            return _type_name(t, src), kind
+        return super().name(node, kind, src)
+
+    def bases(self, node: Node, kind: str, src: bytes) -> list[str]:
+        if node.type == "impl_item":
+            trait = node.child_by_field_name("trait")
+            return [_type_path(trait, src)] if trait is not None else []
+        if node.type == "trait_item":  # supertraits: `trait A: B + C`
+            bounds = node.child_by_field_name("bounds")
+            return [_type_path(b, src) for b in bounds.named_children] if bounds is not None else []
+        return []
+
+    def callee(self, node: Node, src: bytes) -> tuple[str, str]:
+        name, full = super().callee(node, src)
+        if node.parent is not None and node.parent.type == "macro_invocation":
+            return name, full + "!"
+        return name, full
+
+    def imports(self, node: Node, src: bytes) -> list[Reference]:
+        line = node.start_point[0] + 1
+        out: list[Reference] = []
+
+        def walk(n: Node, prefix: str) -> None:
+            t = n.type
+            if t in ("scoped_identifier", "identifier", "crate", "self", "super", "metavariable"):
+                full = compact(text_of(n, src))
+                if prefix:
+                    full = f"{prefix}::{full}"
+                if t == "self" and prefix:  # `use a::b::{self}`
+                    full = prefix
+                module, _, name = full.rpartition("::")
+                out.append(Reference(name=name, kind="import", line=line, full=full, module=module or None))
+            elif t == "use_as_clause":
+                before = len(out)
+                p = n.child_by_field_name("path")
+                if p is not None:
+                    walk(p, prefix)
+                if len(out) > before:
+                    out[-1].alias = text_of(n.child_by_field_name("alias"), src) or None
+            elif t == "scoped_use_list":
+                p = n.child_by_field_name("path")
+                sub = compact(text_of(p, src)) if p is not None else ""
+                lst = n.child_by_field_name("list")
+                new_prefix = "::".join(x for x in (prefix, sub) if x)
+                if lst is not None:
+                    walk(lst, new_prefix)
+            elif t == "use_list":
+                for c in n.named_children:
+                    walk(c, prefix)
+            elif t == "use_wildcard":
+                text = compact(text_of(n, src)).removesuffix("::*").removesuffix("*")
+                module = "::".join(x for x in (prefix, text) if x)
+                out.append(Reference(name="*", kind="import", line=line, full=f"{module}::*", module=module))
+
+        arg = node.child_by_field_name("argument")
+        if arg is not None:
+            walk(arg, "")
+        return out
+
+
+def _type_name(node: Node, src: bytes) -> str:
+    """`Wrapper<T>` -> `Wrapper`, `fmt::Display` -> `Display`, `&mut T` -> `T`."""
+    if node.type == "generic_type":
+        node = node.child_by_field_name("type") or node
+    return last_ident(compact(text_of(node, src)).split("<", 1)[0].replace("::", "."))
+
+
+def _type_path(node: Node, src: bytes) -> str:
+    """`fmt::Display<T>` -> `fmt::Display`."""
+    if node.type == "generic_type":
+        node = node.child_by_field_name("type") or node
+    return compact(text_of(node, src)).split("<", 1)[0]
