@@ -89,10 +89,21 @@ def test_timeout_kills_the_commands_processes(dsb, ws):
 def test_workspace_ownership_is_given_back(docker_engine, ws):
     if os.geteuid() != 0 or ws.stat().st_uid != 0:
         pytest.skip("only a root-owned workspace is lent to the sandbox user")
+    import subprocess
+
+    (ws / "sub").mkdir()
+    (ws / "sub" / "a.txt").write_text("a\n")
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    mode = ws.stat().st_mode
     with DockerSandbox(ws, image=docker_engine.image, base_url=docker_engine.base_url) as sb:
-        assert sb.run("echo x > created").exit_code == 0
-    assert (ws / "created").stat().st_uid == 0
-    assert (ws / "hello.txt").stat().st_uid == 0
+        r = sb.run("echo x > created && echo y >> hello.txt && echo b > sub/b.txt && rm sub/a.txt")
+        assert r.exit_code == 0, r
+        assert ws.stat().st_uid == 0  # the worktree's top stays root's: git keeps working meanwhile
+        git = subprocess.run(["git", "-C", str(ws), "status", "--porcelain"], capture_output=True, text=True)
+        assert git.returncode == 0 and "created" in git.stdout, git.stderr
+    for p in (ws, ws / "created", ws / "hello.txt", ws / "sub", ws / "sub" / "b.txt", ws / ".git" / "HEAD"):
+        assert p.stat().st_uid == 0, p
+    assert ws.stat().st_mode == mode
 
 
 def test_missing_image_is_a_clear_error(docker_engine, ws):

@@ -84,6 +84,7 @@ class DockerSandbox(SandboxBase):
         self.container: Any = None
         self._shell = "sh"
         self._chowned: dict[str, tuple[int, int]] = {}  # path -> original (uid, gid)
+        self._top: tuple[int, int, int] | None = None  # the workspace dir's uid, gid, mode when lent
         self.info = SandboxInfo(kind=self.kind, network=network)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -192,33 +193,52 @@ class DockerSandbox(SandboxBase):
             self._lend_workspace(uid, gid)
         return f"{uid}:{gid}"
 
-    def _lend_workspace(self, uid: int, gid: int) -> None:
+    def _entries(self) -> list[str]:
+        """Every path below the workspace except its `.git` (git metadata stays the owner's)."""
+        out = []
         for root, dirs, files in os.walk(self.workspace):
-            for name in [".", *dirs, *files]:
-                p = os.path.join(root, name) if name != "." else root
-                try:
-                    st = os.lstat(p)
-                    if (st.st_uid, st.st_gid) != (uid, gid):
-                        os.lchown(p, uid, gid)
-                        self._chowned[p] = (st.st_uid, st.st_gid)
-                except OSError:
-                    pass
+            if root == str(self.workspace):
+                dirs[:] = [d for d in dirs if d != ".git"]
+                files = [f for f in files if f != ".git"]
+            out.extend(os.path.join(root, n) for n in (*dirs, *files))
+        return out
+
+    def _lend_workspace(self, uid: int, gid: int) -> None:
+        """Everything below the workspace goes to uid:gid for the run. The top directory keeps
+        its owner (git refuses a worktree owned by someone else) and lets group gid write."""
+        top = str(self.workspace)
+        st = os.stat(top)
+        self._top = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+        os.chown(top, st.st_uid, gid)
+        os.chmod(top, (st.st_mode & 0o7777) | 0o070)
+        for p in self._entries():
+            try:
+                st = os.lstat(p)
+                if (st.st_uid, st.st_gid) != (uid, gid):
+                    os.lchown(p, uid, gid)
+                    self._chowned[p] = (st.st_uid, st.st_gid)
+            except OSError:
+                pass
 
     def _restore_owner(self) -> None:
-        if not self._chowned:
+        if self._top is None:
             return
-        default = self._chowned.get(str(self.workspace), (0, 0))
+        top_uid, top_gid, top_mode = self._top
         uid, gid = FALLBACK_USER
-        for root, dirs, files in os.walk(self.workspace):
-            for name in [".", *dirs, *files]:
-                p = os.path.join(root, name) if name != "." else root
-                try:
-                    st = os.lstat(p)
-                    if (st.st_uid, st.st_gid) == (uid, gid):
-                        os.lchown(p, *self._chowned.get(p, default))
-                except OSError:
-                    pass
+        for p in self._entries():
+            try:
+                st = os.lstat(p)
+                if (st.st_uid, st.st_gid) == (uid, gid):
+                    os.lchown(p, *self._chowned.get(p, (top_uid, top_gid)))
+            except OSError:
+                pass
+        try:
+            os.chown(self.workspace, top_uid, top_gid)
+            os.chmod(self.workspace, top_mode)
+        except OSError:
+            pass
         self._chowned.clear()
+        self._top = None
 
     # -- running -------------------------------------------------------------------------------
     def run(
