@@ -1,0 +1,84 @@
+"""C and C++: structs/functions, namespaces, templates, in-class and out-of-class methods."""
+
+from __future__ import annotations
+
+from repoloop.indexer.languages import detect_language
+from repoloop.indexer.parse import parse_source
+
+C = b'''#include <stdio.h>
+#include "util.h"
+#define MAX 10
+/* A point. */
+struct point { int x; int y; };
+typedef struct { int a; } pair_t;
+enum color { RED, GREEN };
+static int add(int a, int b) { return helper(a) + b; }
+int *make(void);
+int main(int argc, char **argv) {
+    printf("%d\\n", add(1, 2));
+    return 0;
+}
+'''
+
+CPP = b'''#include <vector>
+namespace geo {
+namespace detail { int helper(int x) { return x; } }
+/// A shape.
+class Shape : public Base, private Other {
+public:
+    Shape() {}
+    virtual double area() const { return detail::helper(1); }
+    void draw();
+    struct Inner { int f() { return 0; } };
+};
+template <typename T>
+T max_of(T a, T b) { return a > b ? a : b; }
+void Shape::draw() { this->area(); std::sort(v.begin(), v.end()); }
+}
+template <class T> class Box { T get() { return t; } T t; };
+double geo::Shape::extra() { return 1.0; }
+'''
+
+
+def test_c() -> None:
+    assert detect_language("x.c") == "c" and detect_language("x.h") == "c" and detect_language("x.hpp") == "cpp"
+    p = parse_source("src/a.c", C, "c")
+    assert p.syntax_errors == 0
+    s = {x.qualname: x for x in p.symbols}
+    assert (s["point"].kind, s["point"].start_line, s["point"].doc) == ("struct", 5, "A point.")
+    assert s["pair_t"].kind == "struct"
+    assert s["color"].kind == "enum"
+    assert s["MAX"].kind == "macro"
+    assert (s["add"].kind, s["add"].start_line, s["add"].signature) == ("function", 8, "static int add(int a, int b)")
+    assert (s["main"].start_line, s["main"].end_line) == (10, 13)
+    assert "make" not in s  # a prototype is not a definition
+    assert {(r.module, r.name) for r in p.refs if r.kind == "import"} == {("stdio.h", "stdio.h"), ("util.h", "util.h")}
+    calls = {(r.name, r.scope, r.line) for r in p.refs if r.kind == "call"}
+    assert {("helper", "add", 8), ("printf", "main", 11), ("add", "main", 11)} <= calls
+
+
+def test_cpp() -> None:
+    p = parse_source("src/geo.cpp", CPP, "cpp")
+    assert p.syntax_errors == 0
+    s = {x.qualname: x for x in p.symbols}
+    assert s["geo"].kind == "namespace" and s["geo::detail"].kind == "namespace"
+    assert s["geo::detail::helper"].kind == "function"
+    shape = s["geo::Shape"]
+    assert (shape.kind, shape.start_line, shape.end_line, shape.doc) == ("class", 5, 11, "A shape.")
+    assert s["geo::Shape::Shape"].kind == "method"  # constructor
+    area = s["geo::Shape::area"]  # in-class definition
+    assert (area.kind, area.start_line, area.parent) == ("method", 8, "geo::Shape")
+    assert "geo::Shape::draw" in s and s["geo::Shape::draw"].start_line == 14  # out-of-class `Shape::draw`
+    assert s["geo::Shape::draw"].parent == "geo::Shape" and s["geo::Shape::draw"].kind == "method"
+    assert s["geo::Shape::Inner"].kind == "struct" and s["geo::Shape::Inner::f"].kind == "method"
+    assert (s["geo::max_of"].kind, s["geo::max_of"].start_line) == ("function", 13)  # template
+    assert s["Box"].kind == "class" and s["Box::get"].kind == "method"
+    assert s["geo::Shape::extra"].parent == "geo::Shape"  # `geo::Shape::extra` at file level
+    assert {(r.name, r.scope) for r in p.refs if r.kind == "inherit"} == {("Base", "geo::Shape"), ("Other", "geo::Shape")}
+    calls = {(r.full, r.scope) for r in p.refs if r.kind == "call"}
+    assert ("detail::helper", "geo::Shape::area") in calls
+    assert ("std::sort", "geo::Shape::draw") in calls and ("this->area", "geo::Shape::draw") in calls
+    # the template line belongs to the chunk of its function (small budget: the namespace is split)
+    small = parse_source("src/geo.cpp", CPP, "cpp", max_tokens=60)
+    chunk = next(c for c in small.chunks if c.symbol == "geo::max_of")
+    assert chunk.start_line == 12
