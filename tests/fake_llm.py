@@ -8,13 +8,18 @@ body and header is recorded so tests can check what the model saw. Also a pytest
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +52,8 @@ def calls(*pairs: tuple[str, Any], **kw: Any) -> Reply:
 def error(status: int = 500) -> Reply:
     return Reply(status=status)
 
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ScriptItem = Reply | Callable[[dict], Reply]
 
@@ -213,3 +220,75 @@ def fake_llm():
         yield server
     finally:
         server.stop()
+
+
+# -- helpers for the agent tests: a small buggy repository and the CLI as a subprocess ----------------
+
+FAKE_KEY = "sk-test-NEVERLOGTHISKEY-0123456789"
+TEST_CMD = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+
+BUG_FILES = {
+    "calc/__init__.py": 'def add(a, b):\n    """Sum of a and b."""\n    return a - b\n\n\n'
+                        'def mul(a, b):\n    return a * b\n',
+    "tests/test_calc.py": "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n"
+                          "def test_mul():\n    assert mul(2, 3) == 6\n",
+    "AGENTS.md": "# Notes for agents\nKeep functions pure. AGENTS-MARKER-7731\n",
+    "README.md": "calc: tiny arithmetic helpers\n",
+}
+
+
+def make_bug_repo(root: Path) -> Path:
+    """A git repository whose test fails because add() subtracts."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in BUG_FILES.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "initial"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture
+def bug_repo(tmp_path: Path) -> Path:
+    return make_bug_repo(tmp_path / "repo")
+
+
+def snapshot(repo: Path) -> dict[str, Any]:
+    """What the user would notice: git status, HEAD, branches' heads aside, and every file's hash."""
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout
+    hashes = {}
+    for p in sorted(repo.rglob("*")):
+        rel = p.relative_to(repo).as_posix()
+        if rel.startswith((".git/", ".repoloop/")) or rel in (".git", ".repoloop") or not p.is_file():
+            continue
+        hashes[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return {"status": status, "head": head, "files": hashes}
+
+
+def run_repoloop(args: list[str], *, cwd: Path | None = None, input: str | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`repoloop ARGS` as a real subprocess (python -m repoloop.cli) with a fake key and quick retries."""
+    full_env = dict(os.environ)
+    full_env.update({"OPENAI_API_KEY": FAKE_KEY, "REPOLOOP_LLM_BACKOFF": "0.01", "PYTHONPATH": str(ROOT)})
+    full_env.pop("OPENAI_BASE_URL", None)
+    full_env.pop("REPOLOOP_MODEL", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "repoloop.cli", *args], cwd=cwd or ROOT, input=input,
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def run_agent_cli(fake: FakeLLM, repo: Path, task: str = "Fix add(): test_add fails", *extra: str,
+                  input: str | None = None, json_out: bool = True) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`repoloop run` against the fake server in the real bwrap sandbox; returns the process and JSON."""
+    args = ["run", task, "--repo", str(repo), "--base-url", fake.base_url, "--model", "fake-model",
+            "--sandbox", "bwrap", "--test-cmd", TEST_CMD, "--lexical", *extra]
+    if json_out:
+        args.append("--json")
+    proc = run_repoloop(args, input=input if input is not None else "")
+    data = json.loads(proc.stdout) if json_out and proc.stdout.strip().startswith("{") else {}
+    return proc, data
