@@ -13,6 +13,8 @@ from repoloop.sandbox import Limits, open_sandbox
 from repoloop.sandbox.docker_backend import DockerSandbox, engine_reachable
 from repoloop.sandbox.select import choose_kind
 
+pytestmark = pytest.mark.docker
+
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:
@@ -73,6 +75,13 @@ def test_container_is_reused_across_runs_and_removed_at_stop(docker_engine, ws):
             c.containers.get(cid)
     finally:
         c.close()
+
+
+def test_a_stopped_container_is_brought_back(dsb):
+    cid = dsb.container_id
+    dsb.container.kill()
+    assert dsb.run("echo back").stdout == "back\n"
+    assert dsb.container_id == cid
 
 
 def test_timeout_kills_the_commands_processes(dsb, ws):

@@ -21,6 +21,15 @@ def test_local_warns_and_runs(tmp_path, capsys):
     assert (tmp_path / "f").read_text() == "hi\n"
 
 
+def test_backends_satisfy_the_protocol(tmp_path):
+    from repoloop.sandbox import Sandbox
+    from repoloop.sandbox.bwrap import BwrapSandbox
+    from repoloop.sandbox.docker_backend import DockerSandbox
+
+    for cls in (LocalSandbox, BwrapSandbox, DockerSandbox):
+        assert isinstance(cls(tmp_path), Sandbox)
+
+
 def test_local_warning_text(tmp_path, capsys):
     LocalSandbox(tmp_path).start()
     err = capsys.readouterr().err

@@ -255,12 +255,25 @@ class DockerSandbox(SandboxBase):
         )
 
     def _exec(self, argv: list[str], *, timeout: float, env: Mapping[str, str] | None, workdir: str) -> RunResult:
+        import docker
+
         api = self.client.api
         start = time.monotonic()
-        exec_id = api.exec_create(
-            self.container.id, argv, stdout=True, stderr=True, user=self.user or "", workdir=workdir,
-            environment=dict(env or {}),
-        )["Id"]
+
+        def create() -> str:
+            return api.exec_create(
+                self.container.id, argv, stdout=True, stderr=True, user=self.user or "", workdir=workdir,
+                environment=dict(env or {}),
+            )["Id"]
+
+        try:
+            exec_id = create()
+        except docker.errors.APIError as e:  # the container stopped (e.g. killed): bring it back once
+            try:
+                self.container.start()
+                exec_id = create()
+            except docker.errors.APIError:
+                raise RepoloopError(f"the docker sandbox container is not usable: {e.explanation or e}") from None
         out, err = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
         failure: list[BaseException] = []
 
