@@ -29,7 +29,7 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
-from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
+from repoloop.indexer.store import DB_NAME, FileWrite, IndexStore, chunk_index_rows, index_dir_for
 from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
 
 _BATCH_FILES = 200  # files per store transaction
@@ -99,6 +99,7 @@ class _Result:
     vanished: bool = False
     decode_errors: int = 0
     error: str | None = None
+    chunk_rows: list[tuple[str, str, str, str]] | None = None  # FTS/hash rows, tokenized here in the worker
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -124,7 +125,14 @@ def wanted(path: str) -> bool:
 
 
 def _parse_file(task: _Task) -> _Result:
-    """Read, hash and parse one file. Runs in a worker; never raises for bad input."""
+    """Read, hash, parse and tokenize one file. Runs in a worker; never raises for bad input."""
+    res = _read_and_parse(task)
+    if res.parsed is not None:
+        res.chunk_rows = chunk_index_rows(res.parsed)
+    return res
+
+
+def _read_and_parse(task: _Task) -> _Result:
     res = _Result(task.path, task.size, task.mtime)
     try:
         with open(task.abspath, "rb") as f:
@@ -310,7 +318,7 @@ class _Run:
     def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
         rep, store = self.report, self.store
         bar = self.progress.task("parsing", len(tasks))
-        batch: list[tuple[ParsedFile, str, int, float, int]] = []
+        batch: list[FileWrite] = []
         touched: list[tuple[str, int, float]] = []
         store_s = 0.0
         t0 = time.perf_counter()
@@ -329,7 +337,7 @@ class _Run:
             if res.error:
                 rep.errors.append((res.path, res.error))
             rep.decode_errors += res.decode_errors
-            batch.append((res.parsed, res.hash, res.size, res.mtime, res.decode_errors))
+            batch.append(FileWrite(res.parsed, res.hash, res.size, res.mtime, res.decode_errors, res.chunk_rows))
             now = time.perf_counter()
             if len(batch) >= _BATCH_FILES or now - last_flush > _BATCH_SECONDS:
                 store_s += self._flush(batch)
@@ -351,7 +359,7 @@ class _Run:
         rep.seconds["parse"] = time.perf_counter() - t0 - store_s
         rep.seconds["store"] = store_s
 
-    def _flush(self, batch: list[tuple[ParsedFile, str, int, float, int]]) -> float:
+    def _flush(self, batch: list[FileWrite]) -> float:
         if not batch:
             return 0.0
         t = time.perf_counter()

@@ -106,6 +106,31 @@ def chunk_hash(header: str, text: str) -> str:
     return hashlib.sha1(f"{header}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def chunk_index_rows(parsed: ParsedFile) -> list[tuple[str, str, str, str]]:
+    """Per chunk: (content hash, FTS path, FTS names, FTS body). Pure and CPU-heavy (tokenizing),
+    so the pipeline computes it in the parser workers and hands it over in `FileWrite`."""
+    path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
+    out = []
+    for ch in parsed.chunks:
+        names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
+        if ch.symbol:
+            names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
+        out.append((chunk_hash(ch.header, ch.text), path_words, names, fts_text(ch.text)))
+    return out
+
+
+@dataclass(slots=True)
+class FileWrite:
+    """One file's new content for `replace_files`."""
+
+    parsed: ParsedFile
+    hash: str
+    size: int
+    mtime: float
+    decode_errors: int = 0
+    chunk_rows: list[tuple[str, str, str, str]] | None = None  # chunk_index_rows(parsed), if precomputed
+
+
 def index_dir_for(repo: Path, index_dir: Path | None = None) -> Path:
     return Path(index_dir) if index_dir else Path(repo) / INDEX_DIRNAME
 
@@ -197,35 +222,36 @@ class IndexStore:
     def replace_file(self, parsed: ParsedFile, *, hash: str, size: int, mtime: float,
                      decode_errors: int = 0) -> int:
         """Replace every row of one file in one transaction; returns the file id."""
-        return self.replace_files([(parsed, hash, size, mtime, decode_errors)])[0]
+        return self.replace_files([FileWrite(parsed, hash, size, mtime, decode_errors)])[0]
 
-    def replace_files(self, batch: Sequence[tuple[ParsedFile, str, int, float, int]]) -> list[int]:
-        """Replace the rows of several files (parsed, hash, size, mtime, decode_errors) in one
-        transaction: a kill leaves each of them fully old or fully new, and `files.hash` is
-        written with its rows. Marks them pending for the graph phase."""
+    def replace_files(self, batch: Sequence[FileWrite]) -> list[int]:
+        """Replace the rows of several files in one transaction: a kill leaves each of them fully
+        old or fully new, and `files.hash` is written with its rows. Marks them pending for the
+        graph phase."""
         c = self.conn
         ids: list[int] = []
         c.execute("BEGIN IMMEDIATE")
         try:
-            for parsed, hash_, size, mtime, decode_errors in batch:
-                ids.append(self._insert_file(parsed, hash_, size, mtime, decode_errors))
+            for w in batch:
+                ids.append(self._insert_file(w))
             c.executemany("INSERT OR REPLACE INTO pending(path, op) VALUES (?, 'changed')",
-                          [(b[0].path,) for b in batch])
+                          [(w.parsed.path,) for w in batch])
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
         return ids
 
-    def _insert_file(self, parsed: ParsedFile, hash: str, size: int, mtime: float, decode_errors: int) -> int:
+    def _insert_file(self, w: FileWrite) -> int:
         c = self.conn
+        parsed = w.parsed
         file_id = self._delete_file_rows(parsed.path)
         status = "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
         cur = c.execute(
             "INSERT INTO files(id, path, hash, language, module, size, mtime, lines, status,"
             " syntax_errors, decode_errors, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (file_id, parsed.path, hash, parsed.language, parsed.module, size, mtime, parsed.lines,
-             status, parsed.syntax_errors, decode_errors, time.time()),
+            (file_id, parsed.path, w.hash, parsed.language, parsed.module, w.size, w.mtime, parsed.lines,
+             status, parsed.syntax_errors, w.decode_errors, time.time()),
         )
         file_id = cur.lastrowid
         c.executemany(
@@ -242,16 +268,12 @@ class IndexStore:
         if parsed.chunks:
             # Chunk ids are allocated here so chunks and their FTS rows go in with two executemany.
             first = (c.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
-            path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
+            index_rows = w.chunk_rows if w.chunk_rows is not None else chunk_index_rows(parsed)
             rows, fts_rows = [], []
-            for i, ch in enumerate(parsed.chunks):
+            for i, (ch, (h, path_words, names, body)) in enumerate(zip(parsed.chunks, index_rows, strict=True)):
                 cid = first + i
-                rows.append((cid, file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
-                             chunk_hash(ch.header, ch.text)))
-                names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
-                if ch.symbol:
-                    names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
-                fts_rows.append((cid, path_words, names, fts_text(ch.text)))
+                rows.append((cid, file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header, h))
+                fts_rows.append((cid, path_words, names, body))
             c.executemany(
                 "INSERT INTO chunks(id, file_id, start_line, end_line, symbol, kind, text, header, hash)"
                 " VALUES (?,?,?,?,?,?,?,?,?)", rows)

@@ -1,0 +1,130 @@
+"""Indexing speed on the Python standard library: full index, one-file re-index, no-change re-index,
+against universal-ctags on the same tree in the same run.
+
+    nice .venv/bin/python benchmarks/index_bench.py [--runs 3] [--jobs N] [--out results.json]
+
+The tree is a copy of `sysconfig.get_paths()["stdlib"]` without site-packages/dist-packages
+(and without __pycache__, which the walk would prune anyway). `repoloop index --no-embed` runs as
+a subprocess; peak RSS is the largest sum of RSS over its process tree (sampled every 20 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_stdlib(dst: Path) -> Path:
+    src = Path(sysconfig.get_paths()["stdlib"])
+    shutil.copytree(src, dst, symlinks=True,
+                    ignore=shutil.ignore_patterns("site-packages", "dist-packages", "__pycache__"))
+    return dst
+
+
+def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """(seconds, peak RSS bytes of the process tree, stdout) of one command."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    secs = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
+    return secs, peak, out
+
+
+def repoloop_index(tree: Path, idx: Path, jobs: int | None) -> tuple[float, int, dict]:
+    cmd = [sys.executable, "-m", "repoloop.cli", "index", str(tree), "--index-dir", str(idx), "--no-embed",
+           "--json"]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    secs, peak, out = run_tree(cmd)
+    return secs, peak, json.loads(out)
+
+
+def ctags(tree: Path, tags: Path) -> tuple[float, int, int]:
+    secs, peak, _ = run_tree(["ctags", "-R", "-f", str(tags), "--languages=Python", "."], cwd=tree)
+    n = sum(1 for line in tags.open(errors="replace") if not line.startswith("!_TAG_"))
+    return secs, peak, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="index_bench_") as tmp:
+        tmp_p = Path(tmp)
+        tree = copy_stdlib(tmp_p / "stdlib")
+        n_py = sum(1 for _ in tree.rglob("*.py"))
+        print(f"tree: {tree} ({n_py} .py files); cores: {os.cpu_count()}; runs: {args.runs}", flush=True)
+        full, full_rss, one, one_rss, noop, ct, ct_rss = [], [], [], [], [], [], []
+        last: dict = {}
+        target = tree / "json" / "decoder.py"
+        for i in range(args.runs):
+            idx = tmp_p / f"idx{i}"
+            secs, rss, rep = repoloop_index(tree, idx, args.jobs)
+            full.append(secs)
+            full_rss.append(rss)
+            last = rep
+            print(f"full #{i}: {secs:.2f} s, {rep['files_indexed']} files, {rep['symbols']} symbols,"
+                  f" peak RSS {rss / 2**20:.0f} MiB, phases {rep['seconds']}", flush=True)
+            secs, _, rep0 = repoloop_index(tree, idx, args.jobs)
+            noop.append(secs)
+            assert rep0["files_indexed"] == 0, rep0
+            with target.open("a") as f:
+                f.write(f"\n\ndef _bench_added_{i}(x):\n    return x\n")
+            secs, rss, rep1 = repoloop_index(tree, idx, args.jobs)
+            assert rep1["files_indexed"] == 1, rep1
+            one.append(secs)
+            one_rss.append(rss)
+            print(f"one-file #{i}: {secs:.2f} s (phases {rep1['seconds']}); no-change: {noop[-1]:.2f} s",
+                  flush=True)
+            secs, rss, ntags = ctags(tree, tmp_p / f"tags{i}")
+            ct.append(secs)
+            ct_rss.append(rss)
+            print(f"ctags #{i}: {secs:.2f} s, {ntags} tags", flush=True)
+            shutil.rmtree(idx)
+
+        med = statistics.median
+        res = {
+            "files": last["files_indexed"], "symbols": last["symbols"], "chunks": last["chunks"],
+            "edges": last["edges"], "ctags_tags": ntags,
+            "full_s": med(full), "full_runs": full, "files_per_s": last["files_indexed"] / med(full),
+            "symbols_per_s": last["symbols"] / med(full), "peak_rss_mib": med(full_rss) / 2**20,
+            "one_file_s": med(one), "one_file_runs": one, "one_file_pct_of_full": 100 * med(one) / med(full),
+            "one_file_peak_rss_mib": med(one_rss) / 2**20,
+            "no_change_s": med(noop), "ctags_s": med(ct), "ctags_runs": ct, "ctags_peak_rss_mib": med(ct_rss) / 2**20,
+            "full_vs_ctags": med(full) / med(ct), "phases_last_full": last["seconds"], "skips": last["skips"],
+        }
+        print(json.dumps(res, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
