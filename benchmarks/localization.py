@@ -45,7 +45,7 @@ from materialize import (  # noqa: E402
 
 OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
 WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
-REPOLOOP_SYSTEMS = ("bm25", "dense", "name", "graph", "fused", "fused-lex")
+REPOLOOP_SYSTEMS = ("bm25", "dense", "name", "graph", "trace", "fused", "fused-lex")
 DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
 
 
@@ -87,6 +87,28 @@ def make_repoloop(systems: list[str]):
     return loc_repoloop.RepoloopRunner(systems)
 
 
+def cli_check(a: argparse.Namespace, sinks: dict, tag: str, rec: dict, root: Path, n_done: int,
+              inproc: dict[str, list[dict] | None], score) -> None:  # noqa: ANN001
+    """Time a real `repoloop search` CLI call for the first --cli-sample queries of a repo."""
+    if n_done >= a.cli_sample:
+        return
+    import loc_repoloop
+
+    for s in a.cli_systems.split(","):
+        if s not in inproc:
+            continue
+        key = f"cli-{s}"
+        if key not in sinks:
+            sinks[key] = Sink(tag, key)
+        if rec["id"] in sinks[key].done:
+            continue
+        res, dt = loc_repoloop.cli_search(root, rec[a.query_field], s)
+        row = score(rec, res)
+        same = res is not None and inproc[s] is not None and [r["path"] for r in res] == [r["path"] for r in inproc[s]]
+        row.update(latency_s=dt, same_as_inprocess=same)
+        sinks[key].write(row)
+
+
 def run_swe(a: argparse.Namespace) -> None:
     records = load_jsonl(BENCH_DIR / "swebench_verified_dev.jsonl")
     if a.repos:
@@ -112,6 +134,7 @@ def run_swe(a: argparse.Namespace) -> None:
         todo.sort(key=lambda r: commit_time(gd, r["base_commit"]))
         wt = WorkTree(gd, WORK / f"{tag}-trees" / checkout_name(repo))
         bm25 = None
+        n_cli = 0
         with BlobReader(gd) as blobs:
             for rec in todo:
                 c = rec["base_commit"]
@@ -135,13 +158,17 @@ def run_swe(a: argparse.Namespace) -> None:
                 t2 = time.perf_counter()
                 index_log.write({"id": rec["id"], "repo": repo, "moved_paths": moved, "move_s": t1 - t0,
                                  "index_s": t2 - t1, "stats": stats})
+                inproc = {}
                 for s in rl_systems:
                     if rec["id"] in sinks[s].done:
                         continue
                     res, lat = runner.search(wt.root, rec["query"], s, k=20)
+                    inproc[s] = res
                     row = M.score_swe(rec, res)
                     row["latency_s"] = lat
                     sinks[s].write(row)
+                cli_check(a, sinks, tag, rec, wt.root, n_cli, inproc, M.score_swe)
+                n_cli += 1
                 print(f"[{time.strftime('%H:%M:%S')}] {rec['id']} moved={moved} index={t2 - t1:.1f}s",
                       flush=True)
         if runner is not None:
@@ -188,14 +215,17 @@ def run_dev(a: argparse.Namespace) -> None:
         stats = runner.index(root, embed=not a.no_embed)
         index_log.write({"id": repo, "repo": repo, "index_s": time.perf_counter() - t0, "stats": stats})
         print(f"[{time.strftime('%H:%M:%S')}] indexed {repo} in {time.perf_counter() - t0:.1f}s", flush=True)
-        for rec in todo:
+        for n, rec in enumerate(todo):
+            inproc = {}
             for s in rl_systems:
                 if rec["id"] in sinks[s].done:
                     continue
                 res, lat = runner.search(root, rec[field], s, k=20)
+                inproc[s] = res
                 row = M.score_dev(rec, res)
                 row["latency_s"] = lat
                 sinks[s].write(row)
+            cli_check(a, sinks, tag, rec, root, n, inproc, M.score_dev)
         runner.forget(root)
 
 
@@ -212,7 +242,7 @@ def report(a: argparse.Namespace) -> None:
     for f in files:
         tag, system = f.stem.rsplit("_", 1)
         groups[tag][system] = [json.loads(x) for x in f.open()]
-    order = ["baseline", "bm25", "name", "graph", "dense", "fused-lex", "fused"]
+    order = ["baseline", "bm25", "name", "graph", "trace", "dense", "fused-lex", "fused"]
     for tag, systems in sorted(groups.items()):
         swe = tag.startswith("swe")
         metrics = M.SWE_METRICS if swe else M.DEV_METRICS
@@ -261,6 +291,8 @@ def main() -> None:
         p.add_argument("--tag", default="")
         p.add_argument("--limit", type=int, default=0)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--cli-sample", type=int, default=0, help="also time N real CLI calls per repo")
+        p.add_argument("--cli-systems", default="fused")
         if name == "swe":
             p.add_argument("--sample", choices=["all", "dense"], default="all")
         else:
@@ -269,6 +301,7 @@ def main() -> None:
     p.add_argument("--common", action="store_true", help="only ids every system of a group answered")
     p.add_argument("--by-repo", action="store_true")
     a = ap.parse_args()
+    a.query_field = getattr(a, "field", "query")
     {"swe": run_swe, "dev": run_dev, "report": report}[a.cmd](a)
 
 
