@@ -1,0 +1,300 @@
+"""Scale and speed on big trees, side by side with universal-ctags and Aider's repo map.
+
+    nice .venv/bin/python benchmarks/scale_bench.py prepare [--data DIR]
+    nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|monorepo [--data DIR]
+         [--aider PY] [--embed-sample N] [--out FILE.json]
+    .venv/bin/python benchmarks/scale_bench.py plot RESULT.json... --png benchmarks/scale.png
+
+Corpora (built by `prepare` from what every machine here has, no internet):
+- `stdlib`: the machine's Python standard library without site-packages;
+- `monorepo`: stdlib + this project's venv site-packages (torch, chromadb, transformers, ...) +
+  the Django sdist from PyPI, source files only (native libraries and archives left out).
+
+`run` measures, on one corpus, in one run: full `repoloop index --no-embed` split by phase (walk,
+parse, store, graph), files/s, symbols/s, peak RSS of the process tree, index size on disk;
+re-index after 1, 10 and 100 changed files; cold CLI (`repoloop search --lexical`) and warm
+in-process query latency; the embedding overhead (repoloop's embed phase over a sample of the
+corpus' chunks versus the raw sentence-transformers `encode` of the same texts); universal-ctags
+(`ctags -R`) and Aider's RepoMap (tag extraction, map building) on the same tree, and repoloop's
+own single-process tag extraction (parse only) for the like-for-like ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from index_bench import ctags as run_ctags  # noqa: E402
+from index_bench import run_tree  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("REPOLOOP_BENCH_DATA", "/work/benchdata/scale"))
+SKIP_SUFFIXES = (".so", ".a", ".o", ".dylib", ".dll", ".pyc", ".pyd", ".whl", ".pt", ".pth", ".bin",
+                 ".zip", ".gz", ".tar", ".png", ".jpg", ".gif", ".ico", ".ttf", ".woff", ".woff2", ".onnx")
+QUERIES = [
+    "parse a configuration file", "http request retry with backoff", "json decoder error position",
+    "thread pool executor shutdown", "tokenize unicode identifiers", "sqlite connection cursor execute",
+    "tensor shape mismatch error", "url routing resolver", "embedding function batch", "tar archive extract member",
+    "asyncio event loop run until complete", "csv dialect sniffer", "logging handler rotate file",
+    "email header parser", "template rendering context", "argument parser subcommands",
+    "gzip compress stream", "ssl certificate verify", "unittest mock patch object", "pickle protocol load",
+]
+
+
+# -- corpora ------------------------------------------------------------------------------------
+def _ignore(_dir: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == "__pycache__" or n.endswith(SKIP_SUFFIXES) or ".so." in n}
+
+
+def prepare(data: Path) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    stdlib_src = Path(sysconfig.get_paths()["stdlib"])
+    stdlib = data / "stdlib"
+    if not stdlib.exists():
+        shutil.copytree(stdlib_src, stdlib, symlinks=True,
+                        ignore=lambda d, n: _ignore(d, n) | {x for x in n if x in ("site-packages", "dist-packages")})
+    mono = data / "monorepo"
+    if not mono.exists():
+        mono.mkdir()
+        shutil.copytree(stdlib, mono / "stdlib", symlinks=True)
+        site = Path(sysconfig.get_paths()["purelib"])
+        shutil.copytree(site, mono / "site-packages", symlinks=True, ignore=_ignore)
+        sdist_dir = data / "sdists"
+        sdist_dir.mkdir(exist_ok=True)
+        if not list(sdist_dir.glob("django-*.tar.gz")) and not list(sdist_dir.glob("Django-*.tar.gz")):
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                            "django==5.2.8", "-d", str(sdist_dir)], check=True)
+        for sd in sorted(sdist_dir.glob("*.tar.gz")):
+            with tarfile.open(sd) as tf:
+                tf.extractall(mono / "sdists", filter="data")
+    for name in ("stdlib", "monorepo"):
+        n = sum(1 for _ in (data / name).rglob("*") if _.is_file())
+        print(f"{name}: {n:,} files at {data / name}")
+
+
+# -- measurements -------------------------------------------------------------------------------
+def _index(tree: Path, idx: Path, jobs: int | None = None) -> tuple[float, int, dict]:
+    cmd = [sys.executable, "-m", "repoloop.cli", "index", str(tree), "--index-dir", str(idx), "--no-embed", "--json"]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    secs, peak, out = run_tree(cmd)
+    return secs, peak, json.loads(out)
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _changed_reindex(tree: Path, idx: Path, n: int, rng: random.Random) -> tuple[float, dict]:
+    con = sqlite3.connect(idx / "index.db")
+    paths = [r[0] for r in con.execute("SELECT path FROM files WHERE language='python' ORDER BY path")]
+    con.close()
+    for p in rng.sample(paths, n):
+        with (tree / p).open("a", encoding="utf-8") as f:
+            f.write(f"\n# scale_bench touch {time.time_ns()}\n")
+    secs, _, rep = _index(tree, idx)
+    if rep["files_indexed"] != n:
+        print(f"warning: {n} files changed, {rep['files_indexed']} re-indexed", file=sys.stderr)
+    return secs, rep
+
+
+def _cold_cli(tree: Path, idx: Path, queries: list[str]) -> list[float]:
+    out = []
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for q in queries:
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "repoloop.cli", "search", q, "--repo", str(tree), "--index-dir",
+                            str(idx), "--lexical", "-k", "10", "--json"], capture_output=True, text=True, env=env)
+        out.append(time.perf_counter() - t)
+        if r.returncode != 0:
+            raise SystemExit(f"search failed: {r.stderr[-500:]}")
+    return out
+
+
+def _warm(tree: Path, idx: Path, queries: list[str]) -> list[float]:
+    from repoloop.retrieval.api import Retriever
+
+    r = Retriever.open(tree, idx, lexical_only=True)
+    r.search(queries[0], 10)  # warm-up
+    out = []
+    for q in queries:
+        t = time.perf_counter()
+        r.search(q, 10)
+        out.append(time.perf_counter() - t)
+    r.close()
+    return out
+
+
+def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
+    """repoloop's tag extraction in one process (no store, no pool): like-for-like with Aider."""
+    from repoloop.indexer.languages import detect_language
+    from repoloop.indexer.parse import parse_source
+
+    con = sqlite3.connect(idx / "index.db")
+    paths = [r[0] for r in con.execute("SELECT path FROM files ORDER BY path")]
+    con.close()
+    nfiles = nsym = 0
+    t = time.perf_counter()
+    for p in paths:
+        lang = detect_language(p)
+        if not lang:
+            continue
+        pf = parse_source(p, (tree / p).read_bytes(), lang)
+        nfiles += 1
+        nsym += len(pf.symbols)
+    return time.perf_counter() - t, nfiles, nsym
+
+
+def _embed_overhead(tree: Path, idx: Path, sample: int, rng: random.Random) -> dict:
+    """Repoloop's embed phase on a sample index vs raw `encode` of exactly the texts it embeds."""
+    from repoloop.indexer.embed import embedder_from_config
+    from repoloop.indexer.embed_phase import embed_missing, embed_text
+    from repoloop.indexer.store import IndexStore
+
+    sub = Path(tempfile.mkdtemp(prefix="scale_embed_"))
+    try:
+        shutil.copy(idx / "index.db", sub / "index.db")
+        store = IndexStore(sub / "index.db")
+        ids = [r[0] for r in store.conn.execute("SELECT id FROM chunks")]
+        keep = set(rng.sample(ids, min(sample, len(ids))))
+        store.conn.execute("CREATE TEMP TABLE keep(id INTEGER PRIMARY KEY)")
+        store.conn.executemany("INSERT INTO keep VALUES (?)", [(i,) for i in keep])
+        store.conn.execute("DELETE FROM chunks WHERE id NOT IN (SELECT id FROM keep)")
+        texts = list({embed_text(t, s, m) for t, s, m in store.conn.execute(
+            "SELECT c.text, c.symbol, f.module FROM chunks c JOIN files f ON f.id=c.file_id")})
+        emb = embedder_from_config()
+        emb.embed(texts[:8])  # load the model before either timing
+        t = time.perf_counter()
+        n = embed_missing(store, sub, embedder=emb)
+        ours = time.perf_counter() - t
+        model = emb._load()  # the same SentenceTransformer object
+        t = time.perf_counter()
+        model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+        raw = time.perf_counter() - t
+        store.close()
+        return {"chunks": n, "texts": len(texts), "repoloop_s": ours, "raw_encode_s": raw,
+                "chunks_per_s": n / ours, "raw_per_s": len(texts) / raw, "overhead_pct": 100 * (ours - raw) / raw}
+    finally:
+        shutil.rmtree(sub, ignore_errors=True)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def run(args: argparse.Namespace) -> dict:
+    tree_src = args.data / args.corpus
+    if not tree_src.exists():
+        raise SystemExit(f"{tree_src} missing: run `scale_bench.py prepare` first")
+    rng = random.Random(7)
+    res: dict = {"corpus": args.corpus, "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    with tempfile.TemporaryDirectory(prefix="scale_bench_", dir=args.data) as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(tree_src, tree, symlinks=True)
+        idx = Path(tmp) / "idx"
+        secs, peak, rep = _index(tree, idx)
+        res["index"] = {"seconds": secs, "phases": rep["seconds"], "files": rep["files_indexed"],
+                        "symbols": rep["symbols"], "chunks": rep["chunks"], "edges": rep["edges"],
+                        "skips": rep["skips"], "peak_rss_mib": peak / 2**20, "index_mib": _du(idx) / 2**20,
+                        "files_per_s": rep["files_indexed"] / secs, "symbols_per_s": rep["symbols"] / secs}
+        print("index:", json.dumps(res["index"]), flush=True)
+        secs, _, rep0 = _index(tree, idx)
+        res["reindex_0"] = {"seconds": secs, "files_indexed": rep0["files_indexed"]}
+        for n in (1, 10, 100):
+            secs, rep_n = _changed_reindex(tree, idx, n, rng)
+            res[f"reindex_{n}"] = {"seconds": secs, "phases": rep_n["seconds"], "files_indexed": rep_n["files_indexed"]}
+            print(f"re-index {n}:", json.dumps(res[f"reindex_{n}"]), flush=True)
+        cold = _cold_cli(tree, idx, QUERIES[:10])
+        warm = _warm(tree, idx, QUERIES)
+        res["query"] = {"cold_cli_p50_s": statistics.median(cold), "cold_cli_p95_s": _pct(cold, 0.95),
+                        "warm_p50_ms": 1000 * statistics.median(warm), "warm_p95_ms": 1000 * _pct(warm, 0.95)}
+        print("query:", json.dumps(res["query"]), flush=True)
+        secs, nf, ns = _parse_only(tree, idx)
+        res["parse_only"] = {"seconds": secs, "files": nf, "symbols": ns}
+        print("parse only:", json.dumps(res["parse_only"]), flush=True)
+        secs, peak, ntags = run_ctags(tree, Path(tmp) / "tags")
+        res["ctags"] = {"seconds": secs, "tags": ntags, "peak_rss_mib": peak / 2**20}
+        print("ctags:", json.dumps(res["ctags"]), flush=True)
+        if args.aider:
+            peer = Path(tmp) / "aider_tree"
+            shutil.copytree(tree_src, peer, symlinks=True)
+            secs, peak, out = run_tree([args.aider, str(ROOT / "benchmarks" / "aider_peer.py"), str(peer)])
+            res["aider"] = {**json.loads(out.strip().splitlines()[-1]), "wall_s": secs, "peak_rss_mib": peak / 2**20}
+            print("aider:", json.dumps(res["aider"]), flush=True)
+        if args.embed_sample:
+            res["embed"] = _embed_overhead(tree, idx, args.embed_sample, rng)
+            print("embed:", json.dumps(res["embed"]), flush=True)
+    ix, c = res["index"], res["ctags"]
+    res["ratios"] = {"index_vs_ctags": ix["seconds"] / c["seconds"], "parse_only_vs_ctags": res["parse_only"]["seconds"] / c["seconds"]}
+    if "aider" in res:
+        res["ratios"]["aider_extract_vs_parse_only"] = res["aider"]["extract_s"] / res["parse_only"]["seconds"]
+        res["ratios"]["aider_map_vs_index"] = res["aider"]["map_s"] / ix["seconds"]
+    print(json.dumps(res, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def plot(paths: list[Path], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [json.loads(p.read_text()) for p in paths]
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        bars = {"ctags -R": r["ctags"]["seconds"], "repoloop parse (1 proc)": r["parse_only"]["seconds"],
+                "repoloop index": r["index"]["seconds"]}
+        if "aider" in r:
+            bars["aider tags (1 proc)"] = r["aider"]["extract_s"]
+            bars["aider map"] = r["aider"]["map_s"]
+        ax.barh(list(bars), list(bars.values()), color="#4a7")
+        for i, v in enumerate(bars.values()):
+            ax.text(v, i, f" {v:.1f}s", va="center")
+        ax.set_title(f"{r['corpus']}: {r['index']['files']:,} files, {r['cores']} cores")
+        ax.set_xlabel("seconds (lower is better)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    print(f"wrote {png}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    r = sub.add_parser("run")
+    r.add_argument("--corpus", choices=("stdlib", "monorepo"), default="stdlib")
+    r.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    r.add_argument("--aider", default=None, help="python of a venv with aider-chat installed")
+    r.add_argument("--embed-sample", type=int, default=0, help="chunks for the embedding-overhead measure")
+    r.add_argument("--out", type=Path, default=None)
+    pl = sub.add_parser("plot")
+    pl.add_argument("results", nargs="+", type=Path)
+    pl.add_argument("--png", type=Path, required=True)
+    args = ap.parse_args()
+    if args.cmd == "prepare":
+        prepare(args.data)
+    elif args.cmd == "run":
+        run(args)
+    else:
+        plot(args.results, args.png)
+
+
+if __name__ == "__main__":
+    main()
