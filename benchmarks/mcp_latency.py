@@ -10,7 +10,7 @@ measured tree is fixed and the working copy's index is untouched), then in one r
   no server: start, imports, index open, model load, one query).
 
 Usage: .venv/bin/python benchmarks/mcp_latency.py [--repo PATH] [--calls 50] [--cold 5] [--lexical]
-Prints a markdown report (medians, p95, ratios) for benchmarks/RESULTS.md.
+Each tool gets one untimed warm-up call. Prints a markdown report (medians, p95, ratios) for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ async def measure_mcp(client, calls: int, outline_paths: list[str], tools: bool)
     out: dict[str, list[float]] = {}
 
     async def timed(name: str, tool: str, args_of) -> None:
+        await client.call_tool(tool, args_of(-1))  # first use of a tool loads its parts (e.g. the tokenizer)
         xs = []
         for i in range(calls):
             t = time.perf_counter()
