@@ -170,6 +170,20 @@ def test_git_checkout_burst_is_debounced_into_few_single_passes(tmp_path: Path) 
         w.stop()
 
 
+def test_polling_observer_fallback_sees_changes(tmp_path: Path) -> None:
+    """--poll (and the fallback when inotify runs out of watches) uses watchdog's PollingObserver."""
+    repo = write_sample(tmp_path / "repo")
+    index(repo)
+    w = Watcher(repo, PipelineIndexer(repo, embed=False), debounce=0.1, polling=True)
+    w.start()
+    try:
+        assert type(w._observer).__name__ == "PollingObserver"
+        (repo / "pkg" / "polled.py").write_text("def found_by_polling():\n    return 3\n")
+        poll(lambda: "pkg/polled.py" in _hits(repo, "found_by_polling"), what="polled change indexed")
+    finally:
+        w.stop()
+
+
 def test_a_locked_index_is_retried_not_lost(tmp_path: Path) -> None:
     repo = write_sample(tmp_path / "repo")
     index(repo)
