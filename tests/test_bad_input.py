@@ -106,3 +106,29 @@ def test_max_file_size_option(messy: Path) -> None:
     rep = index_repo(messy, embed=False, progress=False, max_file_size=20)
     assert rep.skips["too_large"] >= 4  # good.py etc. now over the limit, and removed from the index
     assert rep.files_deleted >= 4
+
+
+def test_parser_crash_keeps_the_file_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "fine.py").write_text("def fine():\n    pass\n")
+    (repo / "crashy.py").write_text("def crashy():\n    return 'needle_word'\n")
+    import repoloop.indexer.parse as parse_mod
+
+    real = parse_mod.parse_source
+
+    def flaky(path, source, language, **kw):
+        if path == "crashy.py":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(path, source, language, **kw)
+
+    monkeypatch.setattr(parse_mod, "parse_source", flaky)
+    rep = index_repo(repo, embed=False, progress=False, jobs=1)
+    assert rep.files_indexed == 2
+    assert rep.errors == [("crashy.py", "RecursionError: maximum recursion depth exceeded")]
+    from repoloop.indexer.store import IndexStore
+
+    with IndexStore.open(repo, readonly=True) as store:
+        langs = dict(store.conn.execute("SELECT path, language FROM files"))
+        hits = store.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'needle_word'").fetchone()[0]
+    assert langs == {"fine.py": "python", "crashy.py": "text"} and hits == 1

@@ -78,8 +78,7 @@ def test_full_index(repo: Path) -> None:
     rep = index_repo(repo, embed=False, progress=False)
     assert rep.files_seen == rep.files_indexed == len(FILES)
     assert rep.files_unchanged == 0
-    # A language whose handler has not landed yet is kept as text, never lost.
-    assert all("no parser" in msg for _path, msg in rep.errors), rep.errors
+    assert not rep.errors
     conn = db(repo)
     paths = {r[0] for r in conn.execute("SELECT path FROM files")}
     assert paths == set(FILES)
@@ -87,6 +86,9 @@ def test_full_index(repo: Path) -> None:
     assert langs["pkg/core.py"] == "python" and langs["README.md"] == "text" and langs["pyproject.toml"] == "text"
     quals = {r[0] for r in conn.execute("SELECT qualname FROM symbols")}
     assert {"pkg.core.Engine", "pkg.core.Engine.start", "pkg.core.helper", "pkg.util.slugify"} <= quals
+    names = {r[0] for r in conn.execute("SELECT name FROM symbols")}
+    assert {"render", "View", "show", "main"} <= names  # JavaScript and Go parsed too
+    assert langs["web/app.js"] == "javascript" and langs["svc/main.go"] == "go"
     # Every file has chunks and FTS rows; the text files are findable.
     assert conn.execute("SELECT count(*) FROM files WHERE id NOT IN (SELECT file_id FROM chunks)").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM chunks").fetchone()[0] == \
