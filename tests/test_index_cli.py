@@ -112,6 +112,10 @@ def test_symbol_json_shape_and_lookup_forms(repo: Path) -> None:
     (d,) = data["definitions"]
     assert d == {"qualname": "shop.cart.Cart.checkout", "kind": "method", "path": "shop/cart.py",
                  "start_line": 13, "end_line": 14, "signature": d["signature"], "doc": ""}
+    # The graph (built during `index`) answers callers/callees.
+    assert "shop.prices.total" in [c["qualname"] for c in data["callees"]]
+    callers = json.loads(run("symbol", "total", "--repo", str(repo), "--json", "--callers").stdout)["callers"]
+    assert [(c["qualname"], c["path"], c["line"]) for c in callers] == [("shop.cart.Cart.checkout", "shop/cart.py", 14)]
     for name in ("checkout", "shop.cart.Cart.checkout"):  # bare and fully qualified
         data = json.loads(run("symbol", name, "--repo", str(repo), "--json").stdout)
         assert [x["qualname"] for x in data["definitions"]] == ["shop.cart.Cart.checkout"]
