@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 IMAGE = "repoloop-sandbox-test:latest"
-_TOOLS = ("sh", "id", "cat", "sleep", "ls", "dd", "seq", "echo", "touch", "kill", "head", "grep", "rm", "mkdir")
+_TOOLS = ("sh", "id", "cat", "sleep", "ls", "dd", "seq", "echo", "touch", "kill", "head", "grep", "rm", "mkdir", "true")
 
 
 @dataclass(frozen=True)

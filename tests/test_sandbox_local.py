@@ -63,3 +63,22 @@ def test_local_argv_and_missing_command(tmp_path):
 @pytest.mark.parametrize("kind", ["LOCAL", " local "])
 def test_kind_names_are_forgiving(tmp_path, kind):
     assert open_sandbox(kind, tmp_path).kind == "local"
+
+
+def test_background_children_do_not_outlive_the_command(tmp_path):
+    token = uuid.uuid4().hex
+    start = time.monotonic()
+    with LocalSandbox(tmp_path) as sb:
+        r = sb.run(f"sh -c 'sleep 30' {token} & echo started", timeout=20)
+    assert r.exit_code == 0 and r.stdout == "started\n"
+    assert time.monotonic() - start < 8
+    time.sleep(0.2)
+    alive = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if token.encode() in (d / "cmdline").read_bytes():
+                    alive.append(d.name)
+            except OSError:
+                pass
+    assert alive == []

@@ -55,25 +55,18 @@ def run_process(
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
-        if timed_out or proc.poll() is None:
-            _killpg(proc.pid)
-            if kill_extra:
-                kill_extra()
-            proc.wait()
-    # The command has ended; a stray background child may still hold the pipes open.
-    for t in readers:
-        t.join(timeout=max(deadline - time.monotonic(), 0.5))
-    if any(t.is_alive() for t in readers):
+        # Over, or out of time: nothing of the command outlives it (background children included;
+        # in bwrap the PID namespace already saw to that).
         _killpg(proc.pid)
         if kill_extra:
             kill_extra()
-        for t in readers:
-            t.join(timeout=2)
-    for s in (proc.stdout, proc.stderr):
-        try:
-            s.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
+        proc.wait()
+    for t in readers:
+        t.join(timeout=5)  # the pipes close once the last writer is gone
+    if not any(t.is_alive() for t in readers):  # else a setsid'd escapee still holds them (local)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     duration = time.monotonic() - start
     rc = proc.returncode
     code = 128 - rc if rc < 0 else rc  # Popen reports a signal death as -N
