@@ -240,3 +240,35 @@ def test_open_sandbox_by_name_and_auto(ws, monkeypatch):
 def test_missing_workspace_is_a_clear_error(tmp_path):
     with pytest.raises(RepoloopError, match="not a directory"):
         BwrapSandbox(tmp_path / "nope").start()
+
+
+def test_sandbox_dies_with_its_parent(ws):
+    """Kill the Python process that owns the sandbox with SIGKILL: the command dies too."""
+    import signal
+    import sys
+
+    token = f"orphan{uuid.uuid4().hex}"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from repoloop.sandbox.bwrap import BwrapSandbox\n"
+        f"sb = BwrapSandbox(Path({str(ws)!r})); sb.start()\n"
+        f"sb.run(\"touch started; sh -c 'sleep 1000' {token}\", timeout=60)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
+    try:
+        for _ in range(200):
+            if (ws / "started").exists() and _procs_with(token):
+                break
+            time.sleep(0.05)
+        assert _procs_with(token), "the sandboxed command never started"
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        for _ in range(100):
+            if not _procs_with(token):
+                break
+            time.sleep(0.05)
+        assert _procs_with(token) == []
+    finally:
+        if owner.poll() is None:
+            owner.kill()

@@ -105,6 +105,7 @@ class CgroupJail:
         return jail
 
     def _make(self, ctrl: str, d: Path, version: int, value: int) -> bool:
+        _sweep(d.parent)
         try:
             d.mkdir(exist_ok=True)
             if ctrl == "pids":
@@ -204,6 +205,25 @@ class CgroupJail:
         for d in self.dirs.values():
             _rmdir(d)
         self.dirs.clear()
+
+
+STALE_AFTER_S = 60.0  # a jail is entered within milliseconds of its creation
+
+
+def _sweep(parent: Path) -> None:
+    """Remove jails left by a repoloop that was killed: rmdir only succeeds on an empty cgroup, and
+    only those older than STALE_AFTER_S are tried (a fresh one may be about to be entered)."""
+    try:
+        entries = list(parent.glob("repoloop-sbx-*"))
+    except OSError:
+        return
+    now = time.time()
+    for d in entries:
+        try:
+            if now - d.stat().st_mtime > STALE_AFTER_S and not (d / "cgroup.procs").read_text().strip():
+                d.rmdir()
+        except OSError:
+            pass
 
 
 def _rmdir(d: Path) -> None:
