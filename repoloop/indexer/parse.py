@@ -14,6 +14,7 @@ Language/Parser/Query objects are memoized per process (workers parse many files
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -50,24 +51,15 @@ class _Def:
 class _Compiled:
     handler: Handler
     parser: Parser
-    defs: Query
-    calls: Query | None
-    refs: Query | None
-    imports: Query | None
+    query: Query  # definitions, calls, identifiers and imports in one query: one pass over the tree
 
 
 @cache
 def _compiled(language: str) -> _Compiled:
     lang = ts_language(language)
     h = handler_for(language)
-    return _Compiled(
-        handler=h,
-        parser=Parser(lang),
-        defs=Query(lang, h.def_query),
-        calls=Query(lang, h.call_query) if h.call_query else None,
-        refs=Query(lang, h.ref_query) if h.ref_query else None,
-        imports=Query(lang, h.import_query) if h.import_query else None,
-    )
+    scm = "\n".join((h.def_query, h.call_query, h.ref_query, h.import_query))
+    return _Compiled(handler=h, parser=Parser(lang), query=Query(lang, scm))
 
 
 def parse_source(path: str, source: bytes, language: str, *, max_tokens: int = 400) -> ParsedFile:
@@ -109,8 +101,9 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
     prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root, source)
 
     # Definitions, nested by byte range.
+    captures = QueryCursor(comp.query).captures(root)
     found: list[tuple[int, int, str, Node]] = []
-    for cap, nodes in QueryCursor(comp.defs).captures(root).items():
+    for cap, nodes in captures.items():
         if not cap.startswith("def."):
             continue
         kind = cap[4:]
@@ -161,62 +154,26 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         if pts:
             split_points[d.qualname] = pts
 
-    starts = [d.start for d in defs]
-
-    def scope_of(pos: int) -> str | None:
-        i = bisect_right(starts, pos) - 1
-        while i >= 0 and (defs[i].end <= pos or defs[i].kind in _NOT_SCOPES):
-            i = defs[i].parent
-        return defs[i].qualname if i >= 0 else None
+    scopes = _Scopes(defs)
+    scope_of = scopes.scope_of
 
     refs: list[Reference] = []
-    seen: set[tuple[str | None, str]] = set()
-    if comp.imports is not None:
-        for nodes in (QueryCursor(comp.imports).captures(root).get("import", []),):
-            for node in nodes:
-                scope = scope_of(node.start_byte)
-                for r in h.imports(node, source):
-                    r.scope = scope
-                    refs.append(r)
-                    seen.add((scope, r.name))
-                    if r.alias:
-                        seen.add((scope, r.alias))
-                    for part in (r.module or "").replace("/", ".").split("."):
-                        seen.add((scope, part))
+    seen: set[tuple[str | None, str]] = set()  # (scope, name) already referenced: no plain "ref" then
+    _import_refs(h, captures.get("import", ()), source, scope_of, refs, seen)
     for d, sym in zip(defs, symbols, strict=True):
         for full in h.bases(d.node, d.kind, source):
             name = last_ident(full)
             if name:
                 refs.append(Reference(name=name, kind="inherit", line=sym.start_line, scope=sym.qualname, full=full))
                 seen.add((sym.qualname, name))
-    if comp.calls is not None:
-        for nodes in (QueryCursor(comp.calls).captures(root).get("call", []),):
-            for node in nodes:
-                name, full = h.callee(node, source)
-                if not name:
-                    continue
-                scope = scope_of(node.start_byte)
-                refs.append(Reference(name=name, kind="call", line=node.start_point[0] + 1, scope=scope, full=full))
-                seen.add((scope, name))
-    if comp.refs is not None:
-        def_names = {n.start_byte for n in map(h.name_node, (d.node for d in defs)) if n is not None}
-        skip = h.skip_refs
-        first: dict[tuple[str | None, str], int] = {}
-        for nodes in (QueryCursor(comp.refs).captures(root).get("ref", []),):
-            for node in nodes:
-                sb = node.start_byte
-                if sb in def_names:
-                    continue
-                name = source[sb:node.end_byte].decode("utf-8", errors="replace")
-                if name in skip:
-                    continue
-                key = (scope_of(sb), name)
-                if key in seen:
-                    continue
-                line = node.start_point[0] + 1
-                if line < first.get(key, 1 << 30):
-                    first[key] = line
-        refs.extend(Reference(name=k[1], kind="ref", line=v, scope=k[0], full=k[1]) for k, v in first.items())
+    for node in captures.get("call", ()):
+        name, full = h.callee(node, source)
+        if name:
+            scope = scope_of(node.start_byte)
+            refs.append(Reference(name=name, kind="call", line=node.start_point[0] + 1, scope=scope, full=full))
+            seen.add((scope, name))
+    def_names = {n.start_byte for n in map(h.name_node, (d.node for d in defs)) if n is not None}
+    refs.extend(_identifier_refs(captures.get("ref", ()), source, scopes, seen, def_names, h.skip_refs))
     refs.sort(key=lambda r: r.line)
     n_lines = source.count(b"\n") + (1 if source and not source.endswith(b"\n") else 0)
     parsed = ParsedFile(
@@ -229,3 +186,66 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         lines=n_lines,
     )
     return parsed, split_points
+
+
+def _import_refs(h: Handler, nodes: Iterable[Node], source: bytes, scope_of: Callable[[int], str | None],
+                 refs: list[Reference], seen: set[tuple[str | None, str]]) -> None:
+    for node in nodes:
+        scope = scope_of(node.start_byte)
+        for r in h.imports(node, source):
+            r.scope = scope
+            refs.append(r)
+            seen.add((scope, r.name))
+            if r.alias:
+                seen.add((scope, r.alias))
+            for part in (r.module or "").replace("/", ".").split("."):
+                seen.add((scope, part))
+
+
+def _identifier_refs(nodes: Iterable[Node], source: bytes, scopes: _Scopes,
+                     seen: set[tuple[str | None, str]], def_names: set[int], skip: frozenset[str]) -> list[Reference]:
+    """One "ref" per (scope, identifier), at its first line. The hot loop of the parser (an
+    identifier is most of the nodes a query returns), hence the inlined scope lookup and keys made
+    of the scope's index and the raw bytes."""
+    starts, ends, parents, scoped = scopes.starts, scopes.ends, scopes.parents, scopes.scoped
+    skip_b = {s.encode() for s in skip}
+    first: dict[tuple[int, bytes], Node] = {}
+    for node in nodes:
+        sb = node.start_byte
+        if sb in def_names:
+            continue
+        name = source[sb:node.end_byte]
+        if name in skip_b:
+            continue
+        i = bisect_right(starts, sb) - 1
+        while i >= 0 and (ends[i] <= sb or not scoped[i]):
+            i = parents[i]
+        key = (i, name)
+        prev = first.get(key)
+        if prev is None or sb < prev.start_byte:
+            first[key] = node
+    out = []
+    quals = scopes.quals
+    for (i, raw), node in first.items():
+        scope = quals[i] if i >= 0 else None
+        name = raw.decode("utf-8", errors="replace")
+        if (scope, name) not in seen:
+            out.append(Reference(name=name, kind="ref", line=node.start_point[0] + 1, scope=scope, full=name))
+    return out
+
+
+class _Scopes:
+    """Definitions as parallel arrays, to find the innermost scope around a byte offset."""
+
+    def __init__(self, defs: list[_Def]) -> None:
+        self.starts = [d.start for d in defs]
+        self.ends = [d.end for d in defs]
+        self.parents = [d.parent for d in defs]
+        self.scoped = [d.kind not in _NOT_SCOPES for d in defs]
+        self.quals = [d.qualname for d in defs]
+
+    def scope_of(self, pos: int) -> str | None:
+        i = bisect_right(self.starts, pos) - 1
+        while i >= 0 and (self.ends[i] <= pos or not self.scoped[i]):
+            i = self.parents[i]
+        return self.quals[i] if i >= 0 else None

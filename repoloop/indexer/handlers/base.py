@@ -133,17 +133,23 @@ class Handler:
             n = node.child_by_field_name("name") or node.child_by_field_name("method") or node.child_by_field_name(
                 "function") or node.child_by_field_name("type")
             return (last_ident(text_of(n, src)) if n is not None else last_ident(full)), full
-        text = text_of(node, src)
-        full = compact(text)
-        if node.type in ("identifier", "field_identifier", "property_identifier", "constant", "name", "type_identifier"):
+        raw = src[node.start_byte:node.end_byte]
+        text = raw.decode("utf-8", errors="replace")
+        full = compact(text) if (b" " in raw or b"\n" in raw or len(raw) > 200) else text
+        if node.type in _NAME_NODE_TYPES:
             return text, full
-        for field in ("attribute", "property", "field", "name"):
+        for field in _CALLEE_NAME_FIELDS:
             f = node.child_by_field_name(field)
             if f is not None:
-                return last_ident(text_of(f, src)), full
+                name = src[f.start_byte:f.end_byte].decode("utf-8", errors="replace")
+                return (name if f.type in _NAME_NODE_TYPES else last_ident(name)), full
         return last_ident(text), full
 
 
+_NAME_NODE_TYPES = frozenset({
+    "identifier", "field_identifier", "property_identifier", "constant", "name", "type_identifier",
+})
+_CALLEE_NAME_FIELDS = ("attribute", "property", "field", "name")
 _MODIFIERS = re.compile(rb"^[\w\s]*$")  # `export `, `pub `, `public static ` before a definition
 _COMMENT_MARKS = re.compile(r"^\s*(///?|//!|/\*\*?|\*/|\*|#+|--)\s?")
 
