@@ -263,3 +263,25 @@ def test_usage_errors_are_one_line(bug_repo, tmp_path):
     bad = run_repoloop(["run", "x", "--repo", str(bug_repo), "--model", "m", "--max-steps", "0",
                         "--base-url", "http://127.0.0.1:9/v1"])
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_long_runs_compact_old_turns_and_keep_the_prefix_stable(fake_llm, bug_repo):
+    big = "".join(f"line {i:04d} " + "x" * 40 + "\n" for i in range(400))
+    reads = [call("read_file", {"path": "big.txt", "start_line": 1 + 50 * i}) for i in range(5)]
+    fake_llm.add(PLAN, call("write_file", {"path": "big.txt", "content": big}), *reads, FIX,
+                 call("run_command", {"command": "rm big.txt"}), FINISH)
+    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add", "--context-limit", "6000")
+    assert proc.returncode == 0, proc.stderr
+    assert out["status"] == "success"
+    assert "big.txt" not in out["diff"]
+    reqs = fake_llm.requests
+    compacted = [i for i, r in enumerate(reqs) if "Summary of earlier steps" in fake_llm.request_text(i)]
+    assert compacted, "no request was compacted"
+    # The prefix (system, task, plan exchange) is byte-identical in every executor request: cacheable.
+    prefix = reqs[1]["messages"][:5]
+    assert all(r["messages"][:5] == prefix for r in reqs[1:])
+    assert "Plan: change add()" in json.dumps(prefix)
+    # Later requests stay near the limit instead of growing with every read.
+    sizes = [len(json.dumps(r["messages"])) for r in reqs]
+    assert sizes[-1] < sizes[compacted[0] - 1] + 20_000
+    assert max(sizes) < 6000 * 4 * 1.5

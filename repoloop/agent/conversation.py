@@ -1,6 +1,6 @@
 """The message list sent to the model, kept under the context limit.
 
-The first two messages (system + task) are the stable prefix and are never touched. When the
+The first messages (system, task, and the plan exchange) are the stable prefix and are never touched. When the
 estimate nears the limit, the oldest turns after the prefix are replaced by one summary message
 written locally (what was called, what came back, in one line each); the newest turns stay whole.
 Cuts happen only before an assistant message, so tool calls and their results stay paired.
@@ -35,6 +35,7 @@ class Conversation:
     messages: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0  # messages already logged to the trajectory
     compactions: int = 0
+    prefix: int = PREFIX  # leading messages never compacted (the loop extends it over the plan)
 
     def add(self, message: dict[str, Any]) -> None:
         self.messages.append(message)
@@ -48,26 +49,37 @@ class Conversation:
         return estimate_tokens(self.messages)
 
     def compact_if_needed(self, tools_tokens: int = 0) -> str | None:
-        """Summarise old turns when over the limit; returns the summary (None when nothing done)."""
-        limit = max(self.context_limit - self.reserve - tools_tokens, 2_000)
-        if self.tokens() <= limit or len(self.messages) <= PREFIX + self.keep_recent:
+        """Summarise old turns (and shorten old tool outputs) when over the limit; returns what was
+        done (None when nothing was)."""
+        reserve = min(self.reserve, self.context_limit // 4)
+        limit = max(self.context_limit - reserve - tools_tokens, 2_000)
+        if self.tokens() <= limit:
             return None
+        keep = self.prefix
+        done = None
         cut = len(self.messages) - self.keep_recent
-        while cut > PREFIX and self.messages[cut].get("role") != "assistant":
+        while cut > keep and self.messages[cut].get("role") != "assistant":
             cut -= 1  # never separate tool results from their call
-        if cut <= PREFIX:
-            return None
-        old = self.messages[PREFIX:cut]
-        summary = summarize(old)
-        self.messages[PREFIX:cut] = [{"role": "user", "content": summary}]
-        self.sent = max(PREFIX + 1, self.sent - len(old) + 1)
-        self.compactions += 1
-        # Still too long (huge recent outputs): shorten the remaining tool results.
-        if self.tokens() > limit:
-            for m in self.messages[PREFIX + 1:]:
+        if cut > keep + 1:
+            old = self.messages[keep:cut]
+            done = summarize(old)
+            self.messages[keep:cut] = [{"role": "user", "content": done}]
+            self.sent = max(keep + 1, self.sent - len(old) + 1)
+            self.compactions += 1
+        if self.tokens() > limit:  # huge recent outputs: shorten all but the newest
+            shortened = 0
+            for m in self.messages[keep:-1]:
                 if m.get("role") == "tool" and len(m.get("content") or "") > 2_000:
                     m["content"] = m["content"][:1_000] + "\n[... shortened to fit the context limit ...]"
-        return summary
+                    shortened += 1
+                for tc in m.get("tool_calls") or []:
+                    if len(tc["function"].get("arguments") or "") > 2_000:
+                        tc["function"]["arguments"] = _shorten_args(tc["function"]["arguments"])
+                        shortened += 1
+            if shortened:
+                self.compactions += 1
+                done = (done + "\n" if done else "") + f"shortened {shortened} earlier tool outputs"
+        return done
 
 
 def summarize(messages: list[dict]) -> str:
@@ -91,3 +103,16 @@ def summarize(messages: list[dict]) -> str:
 def _one_line(text: str, n: int) -> str:
     t = " ".join(str(text).split())
     return t if len(t) <= n else t[: n - 3] + "..."
+
+
+def _shorten_args(raw: str) -> str:
+    """Tool-call arguments with long string values elided, still valid JSON (providers check)."""
+    try:
+        args = json.loads(raw)
+    except json.JSONDecodeError:
+        return json.dumps({"elided": raw[:200]})
+    if not isinstance(args, dict):
+        return json.dumps({"elided": str(args)[:200]})
+    out = {k: (v[:200] + f"...[{len(v) - 200} chars elided]" if isinstance(v, str) and len(v) > 500 else v)
+           for k, v in args.items()}
+    return json.dumps(out)

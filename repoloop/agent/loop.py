@@ -209,6 +209,7 @@ class Agent:
             self.conv.add({"role": "user", "content": prompts.plan_feedback(decision.plan) + "\n\n" + prompts.EXECUTE})
         elif decision.action != "reject":
             self.conv.add({"role": "user", "content": prompts.EXECUTE})
+        self.conv.prefix = len(self.conv.messages)  # system, task and plan stay whole
         return decision
 
     # -- the model ---------------------------------------------------------------------------------------
@@ -278,6 +279,10 @@ class Agent:
                         self._tool_message(call.id, msg)
                         self._log_tool(call, msg, False, time.perf_counter() - t_tool, 0.0)
                         self._failure_observation(ver, observer)
+                        sig = f"finish@{tree}"  # finishing again on the same failing state
+                        st.failing[sig] = st.failing.get(sig, 0) + 1
+                        if st.failing[sig] >= cfg.repeat_limit:
+                            stop_reason = f"the model called finish {cfg.repeat_limit} times with the tests failing"
                     continue
                 res = toolbox.call(call.name, call.arguments)
                 sandbox_s += res.sandbox_s
