@@ -141,7 +141,10 @@ class BwrapSandbox(SandboxBase):
             if os.path.isfile(f):
                 a += ["--ro-bind", "/dev/null", f]
         for h in self.hide:
-            a += ["--tmpfs", str(h)] if h.is_dir() else ["--ro-bind", "/dev/null", str(h)]
+            if h.is_dir():
+                a += ["--tmpfs", str(h)]
+            elif h.exists():
+                a += ["--ro-bind", "/dev/null", str(h)]
         if self.network:
             resolv = Path("/etc/resolv.conf").resolve()
             if resolv.exists() and str(resolv).startswith("/run/"):

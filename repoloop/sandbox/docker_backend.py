@@ -128,6 +128,7 @@ class DockerSandbox(SandboxBase):
             ulimits=[
                 Ulimit(name="fsize", soft=lim.file_size_mb << 20, hard=lim.file_size_mb << 20),
                 Ulimit(name="nofile", soft=lim.open_files, hard=lim.open_files),
+                *([Ulimit(name="cpu", soft=lim.cpu_seconds, hard=lim.cpu_seconds)] if lim.cpu_seconds else []),
             ],
             environment={"HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb", "REPOLOOP_SANDBOX": "docker"},
             labels={"repoloop.sandbox": "1"},
