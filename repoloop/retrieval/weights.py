@@ -35,9 +35,9 @@ class Weights:
     graph_seeds: int = 10
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
-        "function": 1.0, "method": 1.0, "class": 0.95, "code": 0.85,
+        "function": 1.0, "method": 1.0, "class": 1.0, "code": 0.9,
     })
-    default_kind_boost: float = 0.9
+    default_kind_boost: float = 0.95
 
 
 DEFAULT = Weights()
