@@ -35,9 +35,11 @@ def tokenize(text: str) -> list[str]:
 class BM25Files:
     """A whole-file BM25 index over (path, sha) documents, re-usable across commits."""
 
-    def __init__(self, read: Callable[[str], bytes], k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(self, read: Callable[[str], bytes], k1: float = 1.2, b: float = 0.75,
+                 *, query_tf: bool = False) -> None:
         self._read = read
         self.k1, self.b = k1, b
+        self.query_tf = query_tf  # count repeated query terms (False: each distinct term once)
         self._cache: dict[str, tuple[Counter, int]] = {}  # key (sha or path) -> (tf, length)
         self.docs: list[tuple[str, Counter, int]] = []
 
@@ -58,7 +60,8 @@ class BM25Files:
         self.docs = docs
 
     def rank(self, query: str) -> list[tuple[str, float]]:
-        qtf = Counter(tokenize(query))
+        toks = tokenize(query)
+        qtf = Counter(toks if self.query_tf else set(toks))
         if not self.docs or not qtf:
             return []
         n = len(self.docs)

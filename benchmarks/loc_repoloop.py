@@ -56,17 +56,20 @@ class RepoloopRunner:
         if r is None:
             from repoloop.retrieval.retriever import HybridRetriever
 
-            lexical = not any(s in ("dense", "fused") for s in self.systems)
+            lexical = not any(s.split("@")[0] in ("dense", "fused") for s in self.systems)
             r = HybridRetriever.open(root, index_dir(root), lexical_only=lexical, weights=self.weights)
             self._open[root] = r
         return r
 
     def search(self, root: Path, query: str, system: str, k: int = 20) -> tuple[list[dict] | None, float]:
-        """Results as the CLI's JSON would list them, and the seconds the call took (None on error)."""
+        """Results as the CLI's JSON would list them, and the seconds the call took (None on error).
+        `system@variant` searches with the weight variant of benchmarks/loc_grid.py."""
         r = self.retriever(root)
+        base, _, variant = system.partition("@")
+        _set_weights(r, self._variant(variant) if variant else self.weights)
         t0 = time.perf_counter()
         try:
-            hits = r.search(query, k, signals=SIGNALS[system])
+            hits = r.search(query, k, signals=SIGNALS[base])
         except Exception as e:  # noqa: BLE001 - a failing query is scored as a miss and an error
             print(f"search error ({system}): {type(e).__name__}: {e}", file=sys.stderr)
             return None, time.perf_counter() - t0
@@ -74,10 +77,29 @@ class RepoloopRunner:
         return [{"path": h.path, "symbol": h.symbol, "start_line": h.start_line, "end_line": h.end_line,
                  "score": h.score} for h in hits], dt
 
+    def _variant(self, name: str):  # noqa: ANN202
+        from loc_grid import make_weights
+
+        return make_weights(name)
+
     def forget(self, root: Path) -> None:
         r = self._open.pop(root, None)
         if r is not None:
             r.close()
+
+
+def _set_weights(r: object, w: object) -> None:
+    """Swap the weights of an open retriever and its parts (cheaper than re-opening per variant)."""
+    if w is None:
+        from repoloop.retrieval.weights import DEFAULT
+
+        w = DEFAULT
+    for obj in (r, *vars(r).values()) if hasattr(r, "__dict__") else (r,):
+        if hasattr(obj, "weights"):
+            try:
+                obj.weights = w
+            except AttributeError:
+                pass
 
 
 def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float = 120

@@ -119,7 +119,7 @@ def run_swe(a: argparse.Namespace) -> None:
     tag = f"swe-{a.tag}" if a.tag else "swe"
     systems = a.systems.split(",")
     sinks = {s: Sink(tag, s) for s in systems}
-    rl_systems = [s for s in systems if s in REPOLOOP_SYSTEMS]
+    rl_systems = [s for s in systems if s.split("@")[0] in REPOLOOP_SYSTEMS]
     runner = make_repoloop(rl_systems) if rl_systems else None
     index_log = Sink(tag, "index")
     by_repo: dict[str, list[dict]] = defaultdict(list)
@@ -184,7 +184,7 @@ def run_dev(a: argparse.Namespace) -> None:
     tag = f"dev-{field}" + (f"-{a.tag}" if a.tag else "")
     systems = a.systems.split(",")
     sinks = {s: Sink(tag, s) for s in systems}
-    rl_systems = [s for s in systems if s in REPOLOOP_SYSTEMS]
+    rl_systems = [s for s in systems if s.split("@")[0] in REPOLOOP_SYSTEMS]
     runner = make_repoloop(rl_systems) if rl_systems else None
     index_log = Sink(tag, "index")
     dirs = materialize_dev(WORK / "dev", records)
@@ -243,6 +243,11 @@ def report(a: argparse.Namespace) -> None:
         tag, system = f.stem.rsplit("_", 1)
         groups[tag][system] = [json.loads(x) for x in f.open()]
     order = ["baseline", "bm25", "name", "graph", "trace", "dense", "fused-lex", "fused"]
+
+    def sortkey(s: str) -> tuple:
+        b = s.removeprefix("cli-").split("@")[0]
+        return (s.startswith("cli-"), order.index(b) if b in order else 99, s)
+
     for tag, systems in sorted(groups.items()):
         swe = tag.startswith("swe")
         metrics = M.SWE_METRICS if swe else M.DEV_METRICS
@@ -254,7 +259,7 @@ def report(a: argparse.Namespace) -> None:
         hdr = ["system", "n", *metrics, "p50 ms", "p95 ms", "errors"]
         print("| " + " | ".join(hdr) + " |")
         print("|" + "---|" * len(hdr))
-        for s in sorted(systems, key=lambda s: order.index(s) if s in order else 99):
+        for s in sorted(systems, key=sortkey):
             rows = systems[s] if base_ids is None else [r for r in systems[s] if r["id"] in base_ids]
             g = M.aggregate(rows, metrics)
             cells = [s, str(g["n"])]
@@ -264,7 +269,7 @@ def report(a: argparse.Namespace) -> None:
                       str(g["errors"])]
             print("| " + " | ".join(cells) + " |")
         if a.by_repo:
-            for s in sorted(systems, key=lambda s: order.index(s) if s in order else 99):
+            for s in sorted(systems, key=sortkey):
                 by = defaultdict(list)
                 for r in systems[s]:
                     by[r["repo"]].append(r)

@@ -1,0 +1,37 @@
+"""Named weight variants for tuning repoloop.retrieval.weights (systems `fused@NAME`, `fused-lex@NAME`).
+
+Each variant is a set of overrides on the current defaults; all are measured on the same indexes in
+the same run, since querying is cheap next to indexing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+
+def _sig(**kw: float) -> dict[str, Any]:
+    return {"signal": kw}
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "bm25x2": _sig(bm25=2.0),
+    "name0.6": _sig(name=0.6),
+    "graph0": _sig(graph=0.0),
+    "k20": {"rrf_k": 20.0},
+    "q48": {"max_query_terms": 48},
+    "q96": {"max_query_terms": 96},
+    "q48-bm25x2": {"max_query_terms": 48, **_sig(bm25=2.0)},
+    "dense2": _sig(dense=2.0),
+    "dense0.5": _sig(dense=0.5),
+}
+
+
+def make_weights(name: str):  # noqa: ANN201 - a repoloop Weights
+    from repoloop.retrieval.weights import DEFAULT
+
+    over = dict(VARIANTS[name])
+    if "signal" in over:
+        over["signal"] = {**DEFAULT.signal, **over["signal"]}
+    return replace(DEFAULT, **over)
