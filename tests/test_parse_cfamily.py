@@ -42,6 +42,8 @@ double geo::Shape::extra() { return 1.0; }
 
 def test_c() -> None:
     assert detect_language("x.c") == "c" and detect_language("x.h") == "c" and detect_language("x.hpp") == "cpp"
+    assert detect_language("x.h", b"#pragma once\nint f(void);\n") == "c"
+    assert detect_language("x.h", b"#pragma once\nnamespace geo {\n") == "cpp"  # a C++ header named .h
     p = parse_source("src/a.c", C, "c")
     assert p.syntax_errors == 0
     s = {x.qualname: x for x in p.symbols}

@@ -22,6 +22,7 @@ language (see `QUALNAME_SEP`):
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 
 from tree_sitter import Language
@@ -46,6 +47,7 @@ EXTENSIONS: dict[str, str] = {
     ".php": "php", ".phtml": "php",
 }
 _FILENAMES = {"Rakefile": "ruby", "Gemfile": "ruby", "Vagrantfile": "ruby"}
+_CPP_HEADER = re.compile(rb"^\s*(namespace\s+\w|class\s+\w+\s*[:{]|template\s*<|#include\s*<(iostream|string|vector|memory)>)", re.M)
 _SHEBANGS = {"python": "python", "node": "javascript", "ruby": "ruby", "php": "php"}
 
 # Separator between the components of a qualified name, per language.
@@ -62,6 +64,8 @@ def detect_language(path: str, head: bytes | None = None) -> str | None:
     base = os.path.basename(path)
     ext = os.path.splitext(base)[1].lower()
     lang = EXTENSIONS.get(ext) or _FILENAMES.get(base)
+    if lang == "c" and ext == ".h" and head and _CPP_HEADER.search(head):
+        return "cpp"  # a C++ header with the C extension
     if lang is None and head and head.startswith(b"#!"):
         first = head.split(b"\n", 1)[0].decode("latin-1")
         for word, name in _SHEBANGS.items():
