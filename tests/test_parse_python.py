@@ -139,3 +139,11 @@ def test_bad_bytes_empty_and_comments_only() -> None:
     assert [(c.start_line, c.end_line, c.kind) for c in comments.chunks] == [(1, 2, "code")]
     nul = parse_source("n.py", b"\x00\x01\x02 binary \x00", "python")
     assert nul.lines == 1
+
+
+def test_leading_comment_is_the_doc_without_a_docstring() -> None:
+    src = b"X = 1  # trailing\n# Adds things.\n# Really.\n@dec\ndef add(a, b):\n    return a + b\n"
+    p = parse_source("a.py", src, "python")
+    add = next(s for s in p.symbols if s.name == "add")
+    assert (add.start_line, add.doc) == (5, "Adds things.\nReally.")
+    assert next(s for s in p.symbols if s.name == "X").doc == ""

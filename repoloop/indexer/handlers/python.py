@@ -41,7 +41,14 @@ class PythonHandler(Handler):
             return one_line(text_of(node, src).split("\n", 1)[0], 200)
         return super().signature(node, kind, src).rstrip(":").rstrip()
 
+    comment_marks = ("#",)
+
     def doc(self, node: Node, kind: str, src: bytes) -> str:
+        """The docstring, else the comment lines right above (decorators skipped)."""
+        return self._docstring(node, src) or super().doc(node, kind, src)
+
+    @staticmethod
+    def _docstring(node: Node, src: bytes) -> str:
         body = node.child_by_field_name("body")
         if body is None or body.named_child_count == 0:
             return ""
