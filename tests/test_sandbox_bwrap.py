@@ -221,6 +221,19 @@ def test_environment_is_clean_and_passed(sb, monkeypatch):
     assert "s3cret" not in r.stdout
 
 
+def test_path_is_kept_and_the_workspace_venv_comes_first(ws):
+    (ws / ".venv" / "bin").mkdir(parents=True)
+    tool = ws / ".venv" / "bin" / "mytool"
+    tool.write_text("#!/bin/sh\necho from-venv\n")
+    tool.chmod(0o755)
+    with BwrapSandbox(ws) as sb:
+        r = sb.run("mytool; echo $PATH")
+        assert r.stdout.splitlines()[0] == "from-venv", r
+        assert r.stdout.splitlines()[1].startswith(f"{ws}/.venv/bin:")
+        r = sb.run("echo $PATH", env={"PATH": "/opt/custom/bin:/usr/bin:/bin"})
+        assert r.stdout == "/opt/custom/bin:/usr/bin:/bin\n"
+
+
 def test_cwd_inside_workspace_only(sb, ws):
     (ws / "sub").mkdir()
     assert sb.run("pwd", cwd="sub").stdout.strip() == str(ws / "sub")

@@ -127,9 +127,10 @@ class SandboxBase:
 
 
 def shell_argv(command: Command, shell: str = "bash") -> list[str]:
-    """A string runs through the shell (`bash -lc` where there is bash), a list runs as is."""
+    """A string runs through the shell (`bash -c` where there is bash), a list runs as is.
+    Not a login shell: Debian's /etc/profile resets PATH, losing the venv and the caller's PATH."""
     if isinstance(command, str):
-        return [shell, "-lc", command] if shell == "bash" else [shell, "-c", command]
+        return [shell, "-c", command]
     argv = [str(a) for a in command]
     if not argv:
         from repoloop.errors import RepoloopError
