@@ -62,7 +62,7 @@ class Resolver:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         files = [FileInfo(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
-        self.repo = RepoFiles(files, go_module=_go_module(conn))
+        self.repo = RepoFiles(files, go_module=go_module_path(conn))
         self.defs: dict[str, SymInfo] = {}
         self.by_name: dict[str, list[str]] = defaultdict(list)
         self.file_syms: dict[int, list[str]] = defaultdict(list)
@@ -286,7 +286,7 @@ class Resolver:
 _MODULE_PREFIXED = frozenset({"python", "javascript", "typescript", "tsx", "go", "java", "rust"})
 
 
-def _go_module(conn: sqlite3.Connection) -> str | None:
+def go_module_path(conn: sqlite3.Connection) -> str | None:
     """The module path in go.mod (stored as a text file's chunk), for resolving Go imports."""
     try:
         row = conn.execute(

@@ -1,0 +1,130 @@
+"""The repo map: the most important files with their definitions' signatures, within a token budget.
+
+Like Aider's repo map: symbols are ranked by (personalized) PageRank over the dependency graph;
+the top K are shown grouped by file (files in rank order, symbols in line order, indented by
+nesting, bodies elided, enclosing classes shown for context), with K the largest that fits the
+budget (binary search). Everything comes from the persisted index: nothing is re-parsed.
+Token counts use the exact offline tokenizer when available (repoloop.retrieval.tokens_count),
+and the final text is re-counted as a whole, so the result is never over the budget.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.graph import pagerank, personalization_for
+from repoloop.retrieval.tokens_count import TokenCounter, get_counter
+
+SHOWN_KINDS = frozenset({"class", "struct", "interface", "trait", "enum", "impl", "function", "method",
+                         "type", "module", "namespace", "macro", "constant"})
+MAX_CANDIDATES = 4000  # symbols considered for the map (the top of the ranking)
+MAX_LINE = 160  # characters per signature line
+
+
+@dataclass(slots=True)
+class _Sym:
+    qualname: str
+    path: str
+    line: int
+    depth: int
+    text: str
+    parent: str | None
+
+
+@dataclass(slots=True)
+class RepoMap:
+    text: str
+    tokens: int
+    budget: int
+    files: list[str] = field(default_factory=list)
+    unmatched_focus: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "tokens": self.tokens, "budget": self.budget, "files": self.files,
+                "unmatched_focus": self.unmatched_focus}
+
+
+def render_repo_map(store: IndexStore, budget: int, focus: Sequence[str] = ()) -> str:
+    """The map as text (empty when the budget is too small for anything)."""
+    return build_repo_map(store, budget, focus).text
+
+
+def build_repo_map(store: IndexStore, budget: int, focus: Sequence[str] = (),
+                   counter: TokenCounter | None = None) -> RepoMap:
+    counter = counter or get_counter()
+    pers, unmatched = personalization_for(store, focus) if focus else ({}, [])
+    if budget <= 0:
+        return RepoMap("", 0, budget, [], unmatched)
+    ranks = pagerank(store, pers or None)
+    syms, file_rank = _candidates(store, ranks)
+    if not syms:
+        return RepoMap("", 0, budget, [], unmatched)
+
+    by_q = {s.qualname: s for s in syms}
+
+    def render(k: int) -> tuple[str, list[str]]:
+        return _render(syms[:k], by_q, file_rank)
+
+    lo, hi = 0, len(syms)
+    best = ("", [])
+    while lo < hi:  # the largest K whose rendering fits
+        mid = (lo + hi + 1) // 2
+        text, files = render(mid)
+        if counter.count(text) <= budget:
+            lo, best = mid, (text, files)
+        else:
+            hi = mid - 1
+    text, files = best
+    lines = text.split("\n")
+    while lines and counter.count("\n".join(lines)) > budget:  # belt and braces
+        lines.pop()
+    text = "\n".join(lines)
+    return RepoMap(text, counter.count(text), budget, files, unmatched)
+
+
+def _candidates(store: IndexStore, ranks: dict[str, float]) -> tuple[list[_Sym], dict[str, float]]:
+    """Shown-kind symbols ordered by rank (best first), and each file's rank."""
+    rows = store.conn.execute(
+        "SELECT s.qualname, s.name, s.kind, s.signature, s.parent, s.start_line, f.path FROM symbols s"
+        " JOIN files f ON f.id=s.file_id ORDER BY f.path, s.start_line"
+    ).fetchall()
+    file_rank: dict[str, float] = defaultdict(float)
+    out: list[tuple[float, _Sym]] = []
+    depth_of: dict[str, tuple[str, int]] = {}
+    for qual, name, kind, sig, parent, line, path in rows:
+        score = ranks.get(f"s:{qual}", 0.0)
+        file_rank[path] += score
+        up = depth_of.get(parent) if parent else None
+        depth = up[1] + 1 if up is not None and up[0] == path else 0  # nesting within this file
+        depth_of[qual] = (path, depth)
+        if kind not in SHOWN_KINDS:
+            continue
+        text = (sig or f"{kind} {name}").strip()
+        if len(text) > MAX_LINE:
+            text = text[: MAX_LINE - 1] + "…"
+        out.append((score, _Sym(qual, path, line, depth, text, parent)))
+    for key, score in ranks.items():
+        if key.startswith("f:"):
+            file_rank[key[2:]] += score
+    out.sort(key=lambda t: (-t[0], t[1].path, t[1].line))
+    return [s for _, s in out[:MAX_CANDIDATES]], dict(file_rank)
+
+
+def _render(chosen: list[_Sym], by_q: dict[str, _Sym], file_rank: dict[str, float]) -> tuple[str, list[str]]:
+    per_file: dict[str, dict[str, _Sym]] = defaultdict(dict)
+    for s in chosen:
+        per_file[s.path][s.qualname] = s
+        p = s.parent
+        while p and p in by_q and by_q[p].path == s.path and p not in per_file[s.path]:
+            per_file[s.path][p] = by_q[p]  # enclosing classes give the method its context
+            p = by_q[p].parent
+    files = sorted(per_file, key=lambda p: (-file_rank.get(p, 0.0), p))
+    lines: list[str] = []
+    for path in files:
+        lines.append(f"{path}:")
+        for s in sorted(per_file[path].values(), key=lambda s: s.line):
+            lines.append(f"{'    ' * s.depth}{s.text}")
+    return "\n".join(lines), files
