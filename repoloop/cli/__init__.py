@@ -16,7 +16,8 @@ from repoloop.errors import RepoloopError
 
 # Modules registering subcommands, in help order.
 _COMMAND_MODULES = (
-    "repoloop.cli.index_cmds",  # index, status, outline, symbol, deps, map
+    "repoloop.cli.index_cmds",  # index, status, outline, symbol
+    "repoloop.cli.graph_cmds",  # deps, map
     "repoloop.cli.search_cmds",  # search, context
     "repoloop.cli.agent_cmds",  # run, runs
     "repoloop.cli.sandbox_cmds",  # exec
