@@ -295,15 +295,16 @@ class DockerSandbox(SandboxBase):
         while t.is_alive() and time.monotonic() < deadline:
             t.join(min(wait, max(deadline - time.monotonic(), 0)))
             wait = min(wait * 2, 0.25)
-            if t.is_alive() and not api.exec_inspect(exec_id).get("Running", True):
+            if t.is_alive() and not self._running(exec_id):
                 break  # the command ended; a background child still holds its output open
         timed_out = t.is_alive() and time.monotonic() >= deadline
         # Like bwrap, nothing outlives a command: stray background processes are killed.
         self._kill_all()
         t.join(10)
         code = self._exit_code(exec_id)
-        if failure and code is None:
-            raise RepoloopError(f"docker exec failed: {failure[0]}")
+        if code is None and (failure or t.is_alive()):
+            why = failure[0] if failure else "no exit status"
+            raise RepoloopError(f"the docker engine lost the command: {why}")
         if timed_out:
             code, note = TIMEOUT_EXIT_CODE, f"timed out after {timeout:g}s; the command's processes were killed"
         else:
@@ -338,9 +339,18 @@ class DockerSandbox(SandboxBase):
         except Exception:
             pass
 
+    def _running(self, exec_id: str) -> bool:
+        try:
+            return bool(self.client.api.exec_inspect(exec_id).get("Running", True))
+        except Exception:  # the engine is busy or gone: keep waiting for the stream or the deadline
+            return True
+
     def _exit_code(self, exec_id: str) -> int | None:
         for _ in range(50):
-            info = self.client.api.exec_inspect(exec_id)
+            try:
+                info = self.client.api.exec_inspect(exec_id)
+            except Exception:
+                return None
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             time.sleep(0.05)
