@@ -183,6 +183,22 @@ def test_memory_hog_is_contained(ws):
         assert sb.run(["python3", "-c", "x = bytearray(50 << 20); print('ok')"]).stdout == "ok\n"
 
 
+def test_memory_cgroup_caps_the_whole_tree(ws):
+    """Three children each under RLIMIT_AS, together over the limit: the cgroup OOM-kills some."""
+    hog = "import time; x = bytes([1]) * (120 << 20); time.sleep(1)"
+    parent = (
+        "import subprocess, sys\n"
+        f"ps = [subprocess.Popen([sys.executable, '-c', {hog!r}]) for _ in range(3)]\n"
+        "codes = [p.wait() for p in ps]; print(codes); sys.exit(max(abs(c) for c in codes))"
+    )
+    with BwrapSandbox(ws, limits=Limits(memory_mb=200, timeout=30)) as sb:
+        if not sb.info.enforced["memory_cgroup"]:
+            pytest.skip("no memory cgroup can be created here")
+        r = sb.run(["python3", "-c", parent])
+        assert r.exit_code == 9 and "-9" in r.stdout, r
+        assert "memory limit 200 MB exceeded" in r.note
+
+
 def test_file_size_limit(ws):
     with BwrapSandbox(ws, limits=Limits(file_size_mb=1)) as sb:
         r = sb.run("head -c 3000000 /dev/zero > big")
