@@ -97,12 +97,22 @@ def test_kill_9_mid_index_then_resume_equals_clean(big_repo: Path, tmp_path: Pat
     assert proc.returncode == -signal.SIGKILL
     done = _check_consistent(db)
     assert 0 < done < N_FILES, f"kill landed after the run finished ({done} files)"
+    c = sqlite3.connect(db)
+    assert c.execute("SELECT count(*) FROM sqlite_master WHERE name='refs_name'").fetchone()[0] == 0  # bulk mode
+    c.close()
 
     # The next run is not refused (the kernel dropped the lock) and finishes the job.
     rerun = _cli("index", str(big_repo), "--index-dir", str(idx), "--no-embed", "--json")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert _check_consistent(db) == N_FILES
+    # The first run was bulk-loading an empty index without its secondary indexes: they are back.
+    from repoloop.indexer.store import BULK_INDEXES
+
+    c = sqlite3.connect(db)
+    have = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    c.close()
+    assert set(BULK_INDEXES) <= have
 
     clean_idx = tmp_path / "clean"
     clean = _cli("index", str(big_repo), "--index-dir", str(clean_idx), "--no-embed", "--quiet")

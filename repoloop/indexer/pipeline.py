@@ -36,6 +36,8 @@ _BATCH_FILES = 200  # files per store transaction
 _BATCH_SECONDS = 1.0  # ... or whatever arrived within this long
 _POOL_MIN_TASKS = 40  # below this, parsing in-process beats starting workers
 _TRUST_MARGIN = 1.0  # an mtime this close to the indexing time is not trusted (racy write)
+_BULK_MIN_TASKS = 500  # an empty index filled with at least this many files loads without indexes
+_WRITER_CACHE_KIB = 131072  # SQLite page cache of the writer (index B-trees stay in memory)
 
 PHASES = ("walk", "parse", "store", "graph", "embed")
 
@@ -317,6 +319,11 @@ class _Run:
 
     def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
         rep, store = self.report, self.store
+        store.conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+        store.ensure_indexes()  # a run killed while bulk-loading left them dropped
+        bulk = not self.known and len(tasks) >= _BULK_MIN_TASKS
+        if bulk:
+            store.drop_bulk_indexes()
         bar = self.progress.task("parsing", len(tasks))
         batch: list[FileWrite] = []
         touched: list[tuple[str, int, float]] = []
@@ -347,6 +354,8 @@ class _Run:
         store_s += self._flush(batch)
         rep.files_indexed += len(batch)
         t = time.perf_counter()
+        if bulk:
+            store.ensure_indexes()
         if touched:
             store.touch_files(touched)
         deleted = sorted(set(self.known) - seen)

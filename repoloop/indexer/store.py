@@ -102,6 +102,11 @@ CREATE INDEX IF NOT EXISTS edges_file ON edges(file_id);
 """
 
 
+# Secondary indexes dropped while bulk-loading an empty index (see IndexStore.drop_bulk_indexes).
+BULK_INDEXES = ("symbols_name", "symbols_qualname", "symbols_file", "refs_name", "refs_file", "chunks_file",
+                "chunks_hash")
+
+
 def chunk_hash(header: str, text: str) -> str:
     return hashlib.sha1(f"{header}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -203,6 +208,18 @@ class IndexStore:
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- bulk loading -------------------------------------------------------------------------
+    def drop_bulk_indexes(self) -> None:
+        """Drop the secondary indexes of symbols/refs/chunks before filling an empty index: rows
+        then go in about twice as fast, and `ensure_indexes` rebuilds them in one sorted pass.
+        A run killed in between leaves them missing; every index run starts with ensure_indexes."""
+        for name in BULK_INDEXES:
+            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def ensure_indexes(self) -> None:
+        """(Re)create any missing table or index of the schema (idempotent, cheap when present)."""
+        self.conn.executescript(SCHEMA)
 
     def __enter__(self) -> IndexStore:
         return self
