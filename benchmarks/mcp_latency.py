@@ -109,6 +109,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--cold", type=int, default=5, help="cold CLI invocations (each a new process)")
     ap.add_argument("--lexical", action="store_true", help="no embeddings: lexical + graph + names only")
+    ap.add_argument("--workdir", default=None,
+                    help="keep the snapshot and its index here across runs (re-runs skip the embedding)")
     args = ap.parse_args()
 
     from mcp import Client, StdioServerParameters
@@ -116,9 +118,14 @@ def main() -> int:
     from repoloop.indexer.pipeline import index_repo
     from repoloop.retrieval.api import Retriever
 
-    tmp = Path(tempfile.mkdtemp(prefix="mcp_latency_"))
+    tmp = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="mcp_latency_"))
     try:
-        repo = Path(args.repo).resolve() if args.repo else snapshot(ROOT, tmp / "repo")
+        if args.repo:
+            repo = Path(args.repo).resolve()
+        elif (tmp / "repo").is_dir():
+            repo = tmp / "repo"
+        else:
+            repo = snapshot(ROOT, tmp / "repo")
         t = time.perf_counter()
         rep = index_repo(repo, embed=not args.lexical, progress=False)
         index_s = time.perf_counter() - t
@@ -183,7 +190,8 @@ def main() -> int:
                             "-k", "10", *lex], check=True, capture_output=True, env=env())
             cold.append(time.perf_counter() - t)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     mode = "lexical (no embeddings)" if args.lexical else "hybrid (BM25 + dense MiniLM + names + graph)"
     cmdline = "nice .venv/bin/python benchmarks/mcp_latency.py" + "".join(
@@ -194,7 +202,8 @@ def main() -> int:
         f" Python {platform.python_version()}, load average at end {os.getloadavg()[0]:.1f}"
         f" (shared with other jobs) · retrieval: {mode}.",
         f"Corpus: {'a `git archive HEAD` snapshot of this repository' if not args.repo else repo.name}:"
-        f" {rep.files_seen} files, {rep.chunks} chunks, {rep.symbols} symbols; indexed in {index_s:.1f} s.",
+        f" {rep.files_seen} files, {rep.chunks} chunks, {rep.symbols} symbols;"
+        f" {'index update' if rep.files_unchanged else 'indexed'} in {index_s:.1f} s.",
         f"Retriever open + warm in-process: {open_s * 1000:.0f} ms; `repoloop serve` spawn to first answer"
         f" over stdio: {first_s * 1000:.0f} ms.",
         "",
