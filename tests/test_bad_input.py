@@ -132,3 +132,30 @@ def test_parser_crash_keeps_the_file_as_text(tmp_path: Path, monkeypatch: pytest
         langs = dict(store.conn.execute("SELECT path, language FROM files"))
         hits = store.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'needle_word'").fetchone()[0]
     assert langs == {"fine.py": "python", "crashy.py": "text"} and hits == 1
+
+
+def test_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    (repo / ".repoloop").mkdir(parents=True)
+    (repo / "a.py").write_text("def a():\n    pass\n")
+    garbage = os.urandom(4096)
+    (repo / ".repoloop" / "index.db").write_bytes(garbage)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cli = [sys.executable, "-m", "repoloop.cli"]
+    r = subprocess.run([*cli, "status", "--repo", str(repo)], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "damaged" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*cli, "index", str(repo), "--no-embed"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "set aside" in r.stderr
+    (aside,) = (repo / ".repoloop").glob("index.db.damaged-*")
+    assert aside.read_bytes() == garbage  # kept, not destroyed
+    assert _status(repo)["files"] == 1
+
+
+def test_unwritable_index_dir_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "plainfile").write_text("")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "repoloop.cli", "index", str(tmp_path), "--no-embed",
+                        "--index-dir", str(tmp_path / "plainfile" / "idx")], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot write the index directory" in r.stderr

@@ -65,6 +65,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json())
         return 0
+    if report.damaged_index:
+        print(f"repoloop: warning: the index was damaged; set aside as {report.damaged_index} and rebuilt",
+              file=sys.stderr)
     for path, err in report.errors[:10]:
         print(f"repoloop: warning: {path}: parser failed, indexed as text ({err})", file=sys.stderr)
     if not args.quiet:

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from repoloop.errors import IndexLockedError
+from repoloop.errors import IndexLockedError, RepoloopError
 
 LOCK_NAME = "index.lock"
 
@@ -26,8 +26,11 @@ class IndexLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RepoloopError(f"cannot write the index directory {self.path.parent}: {e.strerror}") from e
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             try:

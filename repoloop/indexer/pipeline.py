@@ -59,6 +59,7 @@ class IndexReport:
     skips: dict[str, int] = field(default_factory=dict)  # reason -> count
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     graph: bool = False  # whether the graph phase ran
+    damaged_index: str | None = None  # a damaged index file found and set aside (then rebuilt)
 
     @property
     def total_seconds(self) -> float:
@@ -250,6 +251,8 @@ class _Run:
         self.repo, self.idx, self.store = repo, idx, store
         self.jobs, self.max_file_size = jobs, max_file_size
         self.report = IndexReport(repo=str(repo), index_dir=str(idx))
+        if store.damaged_copy is not None:
+            self.report.damaged_index = str(store.damaged_copy)
         self.progress = _Progress(progress)
         self.known = store.file_stats()
         self.skips: dict[str, str] = {}

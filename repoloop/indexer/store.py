@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repoloop.errors import IndexMissingError
+from repoloop.errors import IndexMissingError, RepoloopError
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.tokens import fts_text, split_identifier
 
@@ -107,6 +107,12 @@ BULK_INDEXES = ("symbols_name", "symbols_qualname", "symbols_file", "refs_name",
                 "chunks_hash")
 
 
+def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
+    """Not a database or a malformed one (as opposed to busy/locked, which are transient)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code in (11, 26) or "not a database" in str(e) or "malformed" in str(e)
+
+
 def chunk_hash(header: str, text: str) -> str:
     return hashlib.sha1(f"{header}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -160,7 +166,30 @@ class IndexStore:
         self.db_path = Path(db_path)
         if readonly and not self.db_path.exists():
             raise IndexMissingError(f"no index at {self.db_path.parent} (run `repoloop index` first)")
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RepoloopError(f"cannot create the index directory {self.db_path.parent}: {e.strerror}") from e
+        try:
+            self._connect(readonly)
+        except sqlite3.DatabaseError as e:
+            if not _is_corrupt(e):
+                raise
+            self.conn.close()
+            if readonly:
+                raise IndexMissingError(f"the index at {self.db_path.parent} is damaged ({e});"
+                                        " run `repoloop index` to rebuild it") from e
+            # The index is a cache of the repository: keep the damaged file aside and start afresh.
+            aside = self.db_path.with_name(f"{self.db_path.name}.damaged-{int(time.time())}")
+            self.db_path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
+            self.damaged_copy: Path | None = aside
+            self._connect(readonly)
+        else:
+            self.damaged_copy = None
+
+    def _connect(self, readonly: bool) -> None:
         self.conn = sqlite3.connect(str(self.db_path), timeout=30.0, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
