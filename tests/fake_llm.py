@@ -227,6 +227,8 @@ def fake_llm():
 
 FAKE_KEY = "sk-test-NEVERLOGTHISKEY-0123456789"
 TEST_CMD = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+# The same check without pytest's start-up, for tests where verification is not the point.
+QUICK_TEST_CMD = f"{sys.executable} -c 'import calc; assert calc.add(2, 3) == 5, calc.add(2, 3)'"
 
 BUG_FILES = {
     "calc/__init__.py": 'def add(a, b):\n    """Sum of a and b."""\n    return a - b\n\n\n'
@@ -284,10 +286,11 @@ def run_repoloop(args: list[str], *, cwd: Path | None = None, input: str | None 
 
 
 def run_agent_cli(fake: FakeLLM, repo: Path, task: str = "Fix add(): test_add fails", *extra: str,
-                  input: str | None = None, json_out: bool = True) -> tuple[subprocess.CompletedProcess[str], dict]:
+                  input: str | None = None, json_out: bool = True, test_cmd: str = QUICK_TEST_CMD,
+                  ) -> tuple[subprocess.CompletedProcess[str], dict]:
     """`repoloop run` against the fake server in the real bwrap sandbox; returns the process and JSON."""
     args = ["run", task, "--repo", str(repo), "--base-url", fake.base_url, "--model", "fake-model",
-            "--sandbox", "bwrap", "--test-cmd", TEST_CMD, "--lexical", *extra]
+            "--sandbox", "bwrap", "--test-cmd", test_cmd, "--lexical", *extra]
     if json_out:
         args.append("--json")
     proc = run_repoloop(args, input=input if input is not None else "")

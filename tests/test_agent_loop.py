@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_llm import FAKE_KEY, call, calls, error, run_agent_cli, run_repoloop, snapshot, text
+from tests.fake_llm import FAKE_KEY, TEST_CMD, call, calls, error, run_agent_cli, run_repoloop, snapshot, text
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -39,7 +39,7 @@ def tool_messages(request: dict) -> list[str]:
 def test_scripted_fix_ends_verified_with_the_diff_on_the_branch(fake_llm, bug_repo):
     before = snapshot(bug_repo)
     fake_llm.add(PLAN, READ, FIX, FINISH)
-    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add(): test_add fails", "--stream")
+    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add(): test_add fails", "--stream", test_cmd=TEST_CMD)
     assert proc.returncode == 0, proc.stderr
     assert out["status"] == "success"
     assert out["steps"] == 3
@@ -51,8 +51,8 @@ def test_scripted_fix_ends_verified_with_the_diff_on_the_branch(fake_llm, bug_re
     branch = out["branch"]
     assert branches(bug_repo) == [branch]
     assert git(bug_repo, "show", f"{branch}:calc/__init__.py").count("return a + b") == 1
-    assert "verified" in git(bug_repo, "log", "-1", "--format=%s", branch) or git(
-        bug_repo, "log", "--format=%s", branch).count("repoloop") >= 1
+    assert git(bug_repo, "log", "--format=%s", f"main..{branch}").splitlines() == [
+        "repoloop step 2: calc/__init__.py (tests pass)"]
     assert git(bug_repo, "diff", f"main..{branch}").strip() == out["diff"].strip()
     assert len(git(bug_repo, "worktree", "list").splitlines()) == 1
     # The user's checkout is exactly as it was.
@@ -74,7 +74,7 @@ def test_scripted_fix_ends_verified_with_the_diff_on_the_branch(fake_llm, bug_re
 
 def test_model_sees_context_and_then_the_failure(fake_llm, bug_repo):
     fake_llm.add(PLAN, WRONG, REFIX, FINISH)
-    proc, out = run_agent_cli(fake_llm, bug_repo, "add() returns the wrong result")
+    proc, out = run_agent_cli(fake_llm, bug_repo, "add() returns the wrong result", test_cmd=TEST_CMD)
     assert proc.returncode == 0, proc.stderr
     assert out["status"] == "success"
     first = fake_llm.request_text(0)
@@ -228,7 +228,7 @@ def test_apply_puts_the_verified_diff_in_the_working_tree(fake_llm, bug_repo):
 def test_trajectory_replays_and_runs_are_listed(fake_llm, bug_repo):
     fake_llm.add(PLAN, WRONG, REFIX, FINISH)
     proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add", "--prices",
-                              '{"fake-model": {"input": 1000, "output": 2000}}')
+                              '{"fake-model": {"input": 1000, "output": 2000}}', test_cmd=TEST_CMD)
     assert proc.returncode == 0, proc.stderr
     # 4 calls of 100 prompt + 20 completion tokens at $1000/$2000 per 1M tokens.
     assert out["cost"] == pytest.approx(4 * (100 * 1000 + 20 * 2000) / 1e6)

@@ -143,6 +143,7 @@ class Agent:
         self.runner_factory = runner_factory
         self.st = _State()
         self.conv = Conversation(context_limit=config.context_limit)
+        self._base_tree_cache: str | None = None
         self.tools_tokens = estimate_tokens([{"content": json.dumps(TOOL_SCHEMAS)}])
 
     # -- entry ---------------------------------------------------------------------------------------
@@ -247,6 +248,7 @@ class Agent:
             model_s, sandbox_s = reply.seconds, 0.0
             finished, stop_reason = False, ""
             mutated = False
+            edited: list[str] = []
             if not reply.tool_calls:
                 key = (reply.content or "").strip()
                 no_tool_replies[key] = no_tool_replies.get(key, 0) + 1
@@ -287,6 +289,8 @@ class Agent:
                 res = toolbox.call(call.name, call.arguments)
                 sandbox_s += res.sandbox_s
                 mutated |= call.name in MUTATING
+                if res.edited:
+                    edited.append(_path_arg(call.arguments))
                 self._tool_message(call.id, res.output)
                 self._log_tool(call, res.output, res.ok, time.perf_counter() - t_tool, res.sandbox_s)
                 self.ui.event("tool", {"step": st.steps, "name": call.name, "ok": res.ok})
@@ -301,7 +305,8 @@ class Agent:
                 if ver is not None:
                     sandbox_s += ver.seconds
                     if ver.passed:
-                        self._commit(ws, f"repoloop step {st.steps}: verified edit", tree)
+                        what = ", ".join(dict.fromkeys(p for p in edited if p)) or "changes from a command"
+                        self._commit(ws, f"repoloop step {st.steps}: {what[:100]} (tests pass)", tree)
                     else:
                         self._failure_observation(ver, observer)
             wall = time.perf_counter() - t_step
@@ -329,7 +334,7 @@ class Agent:
         if tree == self.st.verified_tree:
             return Verification(test_cmd or "", True, 0, "(unchanged since the last passing run)", 0.0), tree
         if edits_only and (tree == self.st.last_failed_tree
-                           or (self.st.verified_tree is None and not ws.dirty())):
+                           or (self.st.verified_tree is None and tree == self._base_tree(ws))):
             return None, tree  # nothing edited since the last run (or at all)
         if not test_cmd:
             return None, tree
@@ -348,6 +353,11 @@ class Agent:
             self.st.last_failed_tree = tree
         return ver, tree
 
+    def _base_tree(self, ws: Workspace) -> str:
+        if self._base_tree_cache is None:
+            self._base_tree_cache = ws.base_tree()
+        return self._base_tree_cache
+
     def _failure_observation(self, ver: Verification, observer: Observer) -> None:
         digest = failure_digest(ver.output)
         query = failure_query(ver.output)
@@ -357,7 +367,7 @@ class Agent:
             ver.command, ver.exit_code, digest, truncate(ver.output, 8_000), context)})
 
     def _commit(self, ws: Workspace, message: str, tree: str) -> None:
-        sha = ws.commit(message)
+        sha = ws.commit(message, tree)
         if sha:
             self.traj.write("commit", step=self.st.steps, sha=sha, message=message, tree=tree)
 
@@ -384,8 +394,8 @@ class Agent:
         if ws is not None:
             branch = ws.branch
             try:
-                if status != "success" and ws.dirty():
-                    sha = ws.commit(f"repoloop: unverified work at stop ({reason[:80]})")
+                sha = ws.commit(f"repoloop: unverified work at stop ({reason[:80]})") if status != "success" else None
+                if sha:
                     self.traj.write("commit", step=self.st.steps, sha=sha, message="unverified work at stop",
                                     verified=False)
                 diff = ws.branch_diff()
@@ -425,6 +435,13 @@ def _normalize_args(raw: str) -> str:
         return json.dumps(json.loads(raw), sort_keys=True)
     except (json.JSONDecodeError, TypeError):
         return (raw or "").strip()
+
+
+def _path_arg(raw: str) -> str:
+    try:
+        return str(json.loads(raw).get("path", ""))
+    except (json.JSONDecodeError, AttributeError):
+        return ""
 
 
 def _first_line(text: str) -> str:

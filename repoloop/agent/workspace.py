@@ -86,13 +86,19 @@ class Workspace:
     def dirty(self) -> bool:
         return bool(git(["status", "--porcelain", "--untracked-files=all"], self.path).stdout.strip())
 
-    def commit(self, message: str) -> str | None:
-        """Commit everything in the worktree; None when there was nothing to commit."""
-        self._add()
-        if not git(["diff", "--cached", "--quiet"], self.path, check=False).returncode:
+    def commit(self, message: str, tree: str | None = None) -> str | None:
+        """Commit everything in the worktree (or `tree`, just written from its index by `tree()`);
+        None when there was nothing to commit. commit-tree + update-ref: two processes, not four."""
+        tree = tree or self.tree()
+        head = git(["rev-parse", "HEAD"], self.path).stdout.strip()
+        if git(["rev-parse", f"{head}^{{tree}}"], self.path).stdout.strip() == tree:
             return None
-        git([*_IDENTITY, "commit", "--quiet", "--no-verify", "-m", message], self.path)
-        return git(["rev-parse", "HEAD"], self.path).stdout.strip()
+        sha = git([*_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], self.path).stdout.strip()
+        git(["update-ref", "-m", "repoloop: step", f"refs/heads/{self.branch}", sha, head], self.path)
+        return sha
+
+    def base_tree(self) -> str:
+        return git(["rev-parse", f"{self.base}^{{tree}}"], self.path).stdout.strip()
 
     def diff(self) -> str:
         """The branch's change against the starting commit, uncommitted work in the worktree included."""
