@@ -88,9 +88,10 @@ class VectorStore:
             coll.delete(ids=ids[i : i + MAX_BATCH])
 
     @staticmethod
-    def query(coll: Any, vector: Sequence[float], n: int) -> list[tuple[str, float]]:
-        """Nearest ids with cosine similarity (1 - distance), best first."""
-        count = coll.count()
+    def query(coll: Any, vector: Sequence[float], n: int, count: int | None = None) -> list[tuple[str, float]]:
+        """Nearest ids with cosine similarity (1 - distance), best first. `count` (the collection's
+        size, if the caller keeps it) saves a round trip per query."""
+        count = coll.count() if count is None else count
         if count == 0:
             return []
         res = coll.query(query_embeddings=[list(vector)], n_results=min(n, count), include=["distances"])

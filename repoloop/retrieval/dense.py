@@ -27,6 +27,7 @@ class Dense:
         self.embedder = embedder
         self.chroma_url = chroma_url or stored_chroma_url(store)
         self._coll: Any = None
+        self._count: int | None = None  # collection size, read once (a reload opens a new Retriever)
 
     @property
     def available(self) -> bool:
@@ -53,7 +54,9 @@ class Dense:
         if self.embedder is None:
             self.embedder = embedder_by_name(self.model, None)
         vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
-        hits = VectorStore.query(coll, vec, limit)
+        if self._count is None:
+            self._count = coll.count()
+        hits = VectorStore.query(coll, vec, limit, self._count)
         if not hits:
             return Ranked("dense", [], [])
         sim = dict(hits)

@@ -6,6 +6,7 @@ Opened once per process and kept warm (model, chroma client, path and name table
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,10 @@ class HybridRetriever(Retriever):
             return {}
         fn, g = self._graph
         try:
-            pr = fn(g, seeds)
+            try:  # a looser tolerance: same top ranks (checked on the stdlib graph), half the time
+                pr = fn(g, seeds, tol=self.weights.graph_tol, max_iter=50)
+            except TypeError:
+                pr = fn(g, seeds)
         except Exception:  # noqa: BLE001 - a graph problem must not break search
             return {}
         if not isinstance(pr, dict):
@@ -101,6 +105,8 @@ class HybridRetriever(Retriever):
         return pr
 
     def _graph_signal(self, lists: list[Ranked], rows: dict[int, tuple], limit: int) -> Ranked:
+        """Rank candidates (and the chunks of the best-ranked other symbols) by personalized
+        PageRank seeded with every signal's top hits."""
         seeds: dict[str, float] = {}
         n = self.weights.graph_seeds
         for r in lists:
@@ -113,6 +119,17 @@ class HybridRetriever(Retriever):
         pr = self._graph_rank(seeds, limit)
         if not pr:
             return Ranked("graph", [], [])
+        known = {row[3] for row in rows.values() if row[3]}
+        extra = heapq.nlargest(self.weights.graph_seeds + len(known),
+                               ((v, k[2:]) for k, v in pr.items() if k[:2] == "s:"))
+        extra = [(v, q) for v, q in extra if q not in known][: self.weights.graph_seeds]
+        for _, qual in extra:
+            got = self.store.conn.execute(
+                "SELECT c.id, f.path, c.start_line, c.end_line, c.symbol FROM symbols s JOIN files f"
+                " ON f.id=s.file_id JOIN chunks c ON c.file_id=s.file_id AND c.start_line<=s.start_line"
+                " AND c.end_line>=s.start_line WHERE s.qualname=? LIMIT 1", (qual,)).fetchone()
+            if got and got[0] not in rows:
+                rows[got[0]] = tuple(got[1:])
         scored = []
         for cid, row in rows.items():
             s = pr.get(f"s:{row[3]}", 0.0) if row[3] else 0.0
@@ -158,6 +175,7 @@ class HybridRetriever(Retriever):
             g = self._graph_signal(lists, seed_rows, depth)
             if g.ids:
                 lists.append(g)
+                rows.update(self._rows(cid for cid in g.ids if cid not in rows))
         wk = self.weights
         boosts = {cid: wk.kind_boost.get(row[4], wk.default_kind_boost) for cid, row in rows.items()}
         # Where the evidence names a definition inside a bigger chunk (a method in a class chunk),

@@ -33,6 +33,7 @@ class Weights:
     name_path: float = 0.8  # a mentioned path / module name matches a file
     # Graph: personalization seeds from each signal's top hits.
     graph_seeds: int = 10
+    graph_tol: float = 1e-5  # PageRank convergence (per node); the top ranks are stable well before 1e-6
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
         "function": 1.0, "method": 1.0, "class": 1.0, "code": 0.9,
