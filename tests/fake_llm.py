@@ -32,6 +32,7 @@ class Reply:
     content: str | None = None
     tool_calls: list[tuple[str, Any]] = field(default_factory=list)  # (name, dict args or raw str)
     status: int = 200
+    message: str | None = None  # error message for a non-200 status
     prompt_tokens: int = 100
     completion_tokens: int = 20
     delay: float = 0.0
@@ -49,8 +50,8 @@ def calls(*pairs: tuple[str, Any], **kw: Any) -> Reply:
     return Reply(tool_calls=list(pairs), **kw)
 
 
-def error(status: int = 500) -> Reply:
-    return Reply(status=status)
+def error(status: int = 500, message: str | None = None) -> Reply:
+    return Reply(status=status, message=message)
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +193,7 @@ class FakeLLM:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
-                    self._send_json(reply.status, {"error": {"message": f"scripted {reply.status}",
+                    self._send_json(reply.status, {"error": {"message": reply.message or f"scripted {reply.status}",
                                                              "type": "server_error"}})
                     return
                 full, chunks = fake._completion(reply, body.get("model", "fake-model"))

@@ -285,3 +285,18 @@ def test_long_runs_compact_old_turns_and_keep_the_prefix_stable(fake_llm, bug_re
     sizes = [len(json.dumps(r["messages"])) for r in reqs]
     assert sizes[-1] < sizes[compacted[0] - 1] + 20_000
     assert max(sizes) < 6000 * 4 * 1.5
+
+
+def test_context_overflow_from_the_server_compacts_and_retries(fake_llm, bug_repo):
+    big = "".join(f"row {i:04d} " + "y" * 40 + "\n" for i in range(300))
+    fake_llm.add(PLAN, call("write_file", {"path": "big.txt", "content": big}),
+                 call("read_file", {"path": "big.txt"}), call("read_file", {"path": "big.txt", "start_line": 2}),
+                 error(400, "This model's maximum context length is 8192 tokens; your messages exceed it"),
+                 FIX, call("run_command", {"command": "rm big.txt"}), FINISH)
+    proc, out = run_agent_cli(fake_llm, bug_repo)
+    assert proc.returncode == 0, proc.stderr
+    assert out["status"] == "success"
+    sizes = [len(json.dumps(r["messages"])) for r in fake_llm.requests]
+    refused = 4  # the request answered with 400
+    assert sizes[refused + 1] < sizes[refused] * 0.7  # resent smaller, not the same
+    assert fake_llm.requests[refused + 1]["messages"][:5] == fake_llm.requests[refused]["messages"][:5]

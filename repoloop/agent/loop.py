@@ -156,6 +156,10 @@ class Agent:
         self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,
                         plan_model=cfg.plan_model or cfg.model, base_url=cfg.base_url, repo=str(self.repo),
                         sandbox=cfg.sandbox, max_steps=cfg.max_steps, started=time.time())
+        if Workspace.user_changes(self.repo):
+            note = "your checkout has uncommitted changes; the agent starts from HEAD and does not see them"
+            self.ui.event("note", {"text": note})
+            self.traj.write("note", text=note)
         ws: Workspace | None = None
         runner: Any = None
         observer: Observer | None = None
@@ -222,7 +226,16 @@ class Agent:
         self.traj.write("request", step=self.st.steps, phase=phase, model=model,
                         messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
                         est_tokens=self.conv.tokens(), tools=bool(tools))
-        reply = self.llm.chat(self.conv.messages, tools, model=model)
+        try:
+            reply = self.llm.chat(self.conv.messages, tools, model=model)
+        except LLMError as e:
+            if not _context_overflow(str(e)):
+                raise
+            # The server's window is smaller than --context-limit said: shrink to fit and retry once.
+            self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
+            summary = self.conv.compact_if_needed(self.tools_tokens)
+            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])
+            reply = self.llm.chat(self.conv.messages, tools, model=model)
         self.st.usage.add(reply.usage)
         if reply.cost is None:
             self.st.cost_known = False
@@ -435,6 +448,11 @@ def _normalize_args(raw: str) -> str:
         return json.dumps(json.loads(raw), sort_keys=True)
     except (json.JSONDecodeError, TypeError):
         return (raw or "").strip()
+
+
+def _context_overflow(message: str) -> bool:
+    m = message.lower()
+    return "context" in m and any(w in m for w in ("length", "too long", "maximum", "exceed", "window"))
 
 
 def _path_arg(raw: str) -> str:

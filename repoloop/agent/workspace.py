@@ -68,6 +68,12 @@ class Workspace:
             raise RepoloopError(f"{repo} has no commits yet; commit something first")
         return head.stdout.strip()
 
+    @staticmethod
+    def user_changes(repo: Path) -> bool:
+        """Whether the user's checkout has uncommitted changes to tracked files."""
+        out = git(["status", "--porcelain", "--untracked-files=no"], repo, check=False)
+        return bool(out.stdout.strip())
+
     @classmethod
     def create(cls, repo: Path, run_id: str, state_dir: Path | None = None) -> Workspace:
         repo = repo.resolve()
