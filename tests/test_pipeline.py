@@ -273,3 +273,47 @@ def test_index_dir_outside_and_inside_repo(repo: Path, tmp_path: Path) -> None:
     assert rep.files_seen == len(FILES)
     rep = index_repo(repo, repo / "myindex", embed=False, progress=False)
     assert rep.files_seen == len(FILES) and rep.files_indexed == 0
+
+
+def test_index_paths_updates_only_the_given_paths(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / ".gitignore").write_text("*.log\n")
+    index_repo(repo, embed=False, progress=False)
+    (repo / "pkg/util.py").write_text("def slug2(t):\n    return t\n")
+    (repo / "pkg/core.py").unlink()
+    (repo / "pkg/new.py").write_text("def fresh():\n    pass\n")
+    (repo / "debug.log").write_text("noise\n")
+    (repo / "node_modules/dep").mkdir(parents=True)
+    (repo / "node_modules/dep/index.js").write_text("module.exports = 1;\n")
+    (repo / "README.md").write_text("# Changed but not reported\n")
+    parsed: list[str] = []
+    real = pipeline._parse_file
+
+    def spy(t):
+        r = real(t)
+        if r.parsed is not None:
+            parsed.append(t.path)
+        return r
+
+    monkeypatch.setattr(pipeline, "_parse_file", spy)
+    rep = pipeline.index_paths(repo, ["pkg/util.py", "pkg/core.py", str(repo / "pkg/new.py"), "debug.log",
+                                      "node_modules/dep/index.js", "/elsewhere/x.py"], embed=False)
+    assert sorted(parsed) == ["pkg/new.py", "pkg/util.py"]
+    assert rep.files_indexed == 2 and rep.files_deleted == 1
+    conn = db(repo)
+    quals = {r[0] for r in conn.execute("SELECT qualname FROM symbols")}
+    assert {"pkg.util.slug2", "pkg.new.fresh"} <= quals and not any(q.startswith("pkg.core") for q in quals)
+    skips = dict(conn.execute("SELECT path, reason FROM skips"))
+    assert skips == {"debug.log": "gitignored", "node_modules/": "dependency_or_build_dir"}
+    # README.md was not among the paths: still the old content until a full run.
+    assert conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'reported'").fetchone()[0] == 0
+    parsed.clear()
+    rep = index_repo(repo, embed=False, progress=False, jobs=1)
+    assert parsed == ["README.md"]
+
+
+def test_index_paths_with_a_directory_runs_a_full_pass(repo: Path) -> None:
+    index_repo(repo, embed=False, progress=False)
+    (repo / "extra").mkdir()
+    (repo / "extra/m.py").write_text("def m():\n    pass\n")
+    rep = pipeline.index_paths(repo, ["extra"], embed=False)
+    assert rep.files_seen == len(FILES) + 1 and rep.files_indexed == 1

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,18 +236,61 @@ def index_repo(
     if progress is None:
         progress = sys.stderr.isatty()
     with IndexLock(idx, wait=wait):
-        store = IndexStore(idx / DB_NAME)
-        try:
-            return _Run(repo, idx, store, jobs or os.cpu_count() or 1, max_file_size, progress).run(embed)
-        finally:
-            store.close()
+        return _locked_run(repo, idx, jobs or os.cpu_count() or 1, max_file_size, progress, embed, None)
+
+
+def index_paths(
+    repo: Path,
+    paths: Iterable[str],
+    index_dir: Path | None = None,
+    *,
+    embed: bool = True,
+    progress: bool = False,
+    wait: bool = False,
+) -> IndexReport:
+    """Update the index for a few changed paths (a watcher's events) without walking the whole
+    tree: each path gets the walk's rules, and is re-parsed if its hash changed, removed if gone or
+    now skipped. A directory among them, or an index never built, means a full incremental run."""
+    repo = Path(repo).expanduser().resolve()
+    idx = index_dir_for(repo, index_dir).resolve()
+    rels: set[str] = set()
+    full = False
+    for p in paths:
+        pp = Path(p)
+        if pp.is_absolute():
+            try:
+                pp = pp.relative_to(repo)
+            except ValueError:
+                continue  # outside the repository
+        rel = pp.as_posix()
+        if (repo / rel).is_dir():
+            full = True
+        rels.add(rel)
+    with IndexLock(idx, wait=wait):
+        limit = None
+        if not full and (idx / DB_NAME).exists():
+            with IndexStore(idx / DB_NAME) as store:
+                limit = store.get_meta("max_file_size")
+        if limit is None:
+            return _locked_run(repo, idx, os.cpu_count() or 1, walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
+                               None)
+        return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels))
+
+
+def _locked_run(repo: Path, idx: Path, jobs: int, max_file_size: int, progress: bool, embed: bool,
+                scope: list[str] | None) -> IndexReport:
+    store = IndexStore(idx / DB_NAME)
+    try:
+        return _Run(repo, idx, store, jobs, max_file_size, progress, scope).run(embed)
+    finally:
+        store.close()
 
 
 class _Run:
     """One indexing run's state (kept off module globals)."""
 
     def __init__(self, repo: Path, idx: Path, store: IndexStore, jobs: int, max_file_size: int,
-                 progress: bool) -> None:
+                 progress: bool, scope: list[str] | None = None) -> None:
         self.repo, self.idx, self.store = repo, idx, store
         self.jobs, self.max_file_size = jobs, max_file_size
         self.report = IndexReport(repo=str(repo), index_dir=str(idx))
@@ -256,6 +299,7 @@ class _Run:
         self.progress = _Progress(progress)
         self.known = store.file_stats()
         self.skips: dict[str, str] = {}
+        self.scope = scope  # only these paths (index_paths), or None for the whole tree
 
     def run(self, embed: bool) -> IndexReport:
         rep = self.report
@@ -293,7 +337,8 @@ class _Run:
             rel_idx = self.idx.relative_to(self.repo).as_posix()
         except ValueError:
             rel_idx = None
-        for e in walker:
+        entries = walker if self.scope is None else filter(None, map(walker.check, self.scope))
+        for e in entries:
             if rel_idx and (e.path == rel_idx or e.path.startswith(rel_idx + "/")):
                 continue  # an --index-dir inside the repository
             seen.add(e.path)
@@ -361,10 +406,14 @@ class _Run:
             store.ensure_indexes()
         if touched:
             store.touch_files(touched)
-        deleted = sorted(set(self.known) - seen)
+        candidates = set(self.known) if self.scope is None else set(self.scope) & set(self.known)
+        deleted = sorted(candidates - seen)
         if deleted:
             rep.files_deleted = store.delete_files(deleted)
-        store.set_skips(self.skips)
+        if self.scope is None:
+            store.set_skips(self.skips)
+        else:
+            store.update_skips(self.scope, self.skips)
         store_s += time.perf_counter() - t
         rep.files_seen = len(seen)
         rep.skips = dict(Counter(self.skips.values()))

@@ -370,6 +370,13 @@ class IndexStore:
         self.conn.executemany("INSERT INTO skips(path, reason) VALUES (?,?)", skips.items())
         self.conn.execute("COMMIT")
 
+    def update_skips(self, paths: Iterable[str], skips: dict[str, str]) -> None:
+        """Forget the skip records of `paths`, then record `skips` (a partial re-index)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany("DELETE FROM skips WHERE path=?", [(p,) for p in paths])
+        self.conn.executemany("INSERT OR REPLACE INTO skips(path, reason) VALUES (?,?)", skips.items())
+        self.conn.execute("COMMIT")
+
     def pending(self) -> tuple[set[str], set[str]]:
         """(changed, deleted) paths whose graph edges are not rebuilt yet."""
         changed: set[str] = set()

@@ -164,16 +164,40 @@ class Walker:
 
     def __iter__(self) -> Iterator[FileEntry]:
         root = str(self.root)
-        ignores = _Ignores()
-        exclude_path = os.path.join(root, ".git", "info", "exclude")
+        st = os.stat(root)
+        yield from self._walk_dir(root, "", self._root_ignores(), {(st.st_dev, st.st_ino)})
+
+    def check(self, rel: str) -> FileEntry | None:
+        """Apply the walk's rules to one path without walking the tree (for a watcher's changed
+        paths): its FileEntry, or None when it is gone, a directory, or skipped (then in `skips`)."""
+        root = str(self.root)
+        st = os.stat(root)
+        ancestors = {(st.st_dev, st.st_ino)}
+        ignores = self._root_ignores()
+        parts = [p for p in rel.replace(os.sep, "/").split("/") if p and p != "."]
+        dirpath, prefix = root, ""
+        for i, name in enumerate(parts):
+            present = {n for n in (".gitignore", ".repoloopignore") if os.path.isfile(os.path.join(dirpath, n))}
+            ignores = ignores.extended(prefix, dirpath, present)
+            path = os.path.join(dirpath, name)
+            if not os.path.lexists(path):
+                return None
+            verdict = self._classify(_PathEntry(name, path), prefix + name, ignores, ancestors)
+            if verdict is None:
+                return None
+            is_dir, st = verdict
+            if i == len(parts) - 1:
+                return None if is_dir else FileEntry(prefix + name, path, st.st_size, st.st_mtime)
+            if not is_dir:
+                return None
+            ancestors = ancestors | {(st.st_dev, st.st_ino)}
+            dirpath, prefix = path, prefix + name + "/"
+        return None
+
+    def _root_ignores(self) -> _Ignores:
+        exclude_path = os.path.join(str(self.root), ".git", "info", "exclude")
         exclude = _read_spec(exclude_path) if os.path.isfile(exclude_path) else None
-        if exclude is not None:
-            ignores = _Ignores((("", exclude, IGNORED),))
-        try:
-            st = os.stat(root)
-        except OSError as e:
-            raise FileNotFoundError(f"cannot read {root}: {e.strerror}") from e
-        yield from self._walk_dir(root, "", ignores, {(st.st_dev, st.st_ino)})
+        return _Ignores((("", exclude, IGNORED),)) if exclude is not None else _Ignores()
 
     # -- internals ----------------------------------------------------------------------------
     def _skip(self, rel: str, reason: str) -> None:
@@ -197,51 +221,62 @@ class Walker:
 
     def _entry(self, entry: os.DirEntry, rel: str, ignores: _Ignores,
                ancestors: set[tuple[int, int]]) -> Iterator[FileEntry]:
+        verdict = self._classify(entry, rel, ignores, ancestors)
+        if verdict is None:
+            return
+        is_dir, st = verdict
+        if is_dir:
+            yield from self._walk_dir(entry.path, rel + "/", ignores, ancestors | {(st.st_dev, st.st_ino)})
+        else:
+            yield FileEntry(rel, entry.path, st.st_size, st.st_mtime)
+
+    def _classify(self, entry: os.DirEntry | _PathEntry, rel: str, ignores: _Ignores,
+                  ancestors: set[tuple[int, int]]) -> tuple[bool, os.stat_result] | None:
+        """(is_dir, stat) for an entry to keep (a directory to descend into, or a file to index);
+        None when skipped, with the reason recorded."""
         try:
             is_link = entry.is_symlink()
             st = entry.stat(follow_symlinks=True)
         except FileNotFoundError:
             self._skip(rel, BROKEN_SYMLINK)
-            return
+            return None
         except PermissionError:
             self._skip(rel, UNREADABLE)
-            return
+            return None
         except OSError as e:  # ELOOP: a symlink pointing at itself
             self._skip(rel, SYMLINK_LOOP if e.errno == errno.ELOOP else UNREADABLE)
-            return
+            return None
         is_dir = stat.S_ISDIR(st.st_mode)
         name = entry.name
         if is_dir and name in _SILENT_DIRS:
-            return  # VCS and repoloop's own data: not worth a line in the skip report
+            return None  # VCS and repoloop's own data: not worth a line in the skip report
         if is_dir and (name in PRUNED_DIRS or (name in SOFT_PRUNED_DIRS and not os.path.exists(
                 os.path.join(entry.path, "__init__.py")))):
             self._skip(rel + "/", PRUNED)
-            return
+            return None
         why = ignores.reason(rel, is_dir)
         if why:
             self._skip(rel + "/" if is_dir else rel, why)
-            return
+            return None
         if is_link:
             target = os.path.realpath(entry.path)
             root = str(self.root)
             if target != root and not target.startswith(root + os.sep):
                 self._skip(rel + "/" if is_dir else rel, SYMLINK_OUTSIDE)
-                return
+                return None
         if is_dir:
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
+            if (st.st_dev, st.st_ino) in ancestors:
                 self._skip(rel + "/", SYMLINK_LOOP)
-                return
-            yield from self._walk_dir(entry.path, rel + "/", ignores, ancestors | {key})
-            return
+                return None
+            return True, st
         if not stat.S_ISREG(st.st_mode):
             self._skip(rel, SPECIAL)
-            return
+            return None
         reason = self._file_reason(entry.path, rel, name, st)
         if reason:
             self._skip(rel, reason)
-            return
-        yield FileEntry(rel, entry.path, st.st_size, st.st_mtime)
+            return None
+        return False, st
 
     def _file_reason(self, abspath: str, rel: str, name: str, st: os.stat_result) -> str | None:
         opts = self.options
@@ -263,6 +298,19 @@ class Walker:
         except OSError:
             return UNREADABLE
         return classify_head(head)
+
+
+class _PathEntry:
+    """The bits of os.DirEntry that _classify uses, for a path not found by scandir."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, path
+
+    def is_symlink(self) -> bool:
+        return os.path.islink(self.path)
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        return os.stat(self.path, follow_symlinks=follow_symlinks)
 
 
 def walk(root: Path, options: WalkOptions | None = None) -> Walker:
