@@ -147,17 +147,18 @@ def main() -> int:
         r.close()
 
         # MCP over stdio
-        async def stdio() -> tuple[float, dict[str, list[float]]]:
+        async def stdio() -> tuple[float, float, dict[str, list[float]]]:
             cmd = repoloop_exe()
             params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--repo", str(repo), *lex],
                                            env=env())
             t0 = time.perf_counter()
             async with Client(params, read_timeout_seconds=300) as c:
+                ready = time.perf_counter() - t0
                 await c.call_tool("search_code", {"query": "warm", "k": 1})
                 first = time.perf_counter() - t0
-                return first, await measure_mcp(c, args.calls, outline_paths, tools=True)
+                return ready, first, await measure_mcp(c, args.calls, outline_paths, tools=True)
 
-        first_s, stdio_res = asyncio.run(stdio())
+        ready_s, first_s, stdio_res = asyncio.run(stdio())
 
         # MCP over streamable HTTP
         with socket.socket() as s:
@@ -204,8 +205,8 @@ def main() -> int:
         f"Corpus: {'a `git archive HEAD` snapshot of this repository' if not args.repo else repo.name}:"
         f" {rep.files_seen} files, {rep.chunks} chunks, {rep.symbols} symbols;"
         f" {'index update' if rep.files_unchanged else 'indexed'} in {index_s:.1f} s.",
-        f"Retriever open + warm in-process: {open_s * 1000:.0f} ms; `repoloop serve` spawn to first answer"
-        f" over stdio: {first_s * 1000:.0f} ms.",
+        f"Retriever open + warm in-process: {open_s * 1000:.0f} ms; `repoloop serve` over stdio, from spawn:"
+        f" handshake done {ready_s * 1000:.0f} ms, first search answered {first_s * 1000:.0f} ms.",
         "",
         "| call | n | median ms | p95 ms |",
         "|---|---|---|---|",

@@ -28,9 +28,17 @@ class RetrieverHost:
         self._retriever: Retriever | None = None
         self.generation = 0  # bumped on every successful (re)load; tests and logs read it
 
-    def start(self) -> None:
-        """Open the Retriever now (in its thread), so the first query is already warm."""
-        self._executor.submit(self._load).result()
+    def start(self, *, warm_in_background: bool = False) -> None:
+        """Open the Retriever now, in its thread (errors such as a missing index raise here), and
+        warm it (model, collection, caches) so the first query does not pay for that. With
+        `warm_in_background` the warming runs after this returns, so a server can answer the
+        client's handshake at once; the first query then queues behind it."""
+        self._executor.submit(self._load_cold).result()
+        warming = self._executor.submit(self._warm_current)
+        if not warm_in_background:
+            warming.result()
+        else:
+            warming.add_done_callback(_log_failure)
 
     def submit(self, fn: Callable[[Retriever], T]) -> Future[T]:
         return self._executor.submit(self._run, fn)
@@ -60,14 +68,20 @@ class RetrieverHost:
     # -- on the worker thread ------------------------------------------------------------
     def _open_warm(self) -> Retriever:
         r = self._opener()
-        warm: Any = getattr(r, "warm", None)  # load the model, open the collection, fill caches now
-        if callable(warm):
-            warm()
+        _warm(r)
         return r
 
     def _load(self) -> None:
         self._retriever = self._open_warm()
         self.generation += 1
+
+    def _load_cold(self) -> None:
+        self._retriever = self._opener()
+        self.generation += 1
+
+    def _warm_current(self) -> None:
+        if self._retriever is not None:
+            _warm(self._retriever)
 
     def _run(self, fn: Callable[[Retriever], T]) -> T:
         if self._retriever is None:
@@ -90,3 +104,14 @@ class RetrieverHost:
                 old.close()
             except Exception:  # a stale handle failing to close must not take the new one down
                 log.exception("closing the previous Retriever failed")
+
+
+def _warm(r: Retriever) -> None:
+    warm: Any = getattr(r, "warm", None)  # load the model, open the collection, fill caches now
+    if callable(warm):
+        warm()
+
+
+def _log_failure(f: Future[None]) -> None:
+    if not f.cancelled() and f.exception() is not None:
+        log.error("warming the Retriever failed: %s", f.exception())

@@ -171,7 +171,7 @@ def serve(opts: ServeOptions) -> None:
                     if first.error:
                         raise RepoloopError(f"indexing {opts.repo} failed: {first.error}")
             _require_index(opts)
-            host.start()
+            host.start(warm_in_background=True)  # answer the handshake now; queries wait for warm
             if watcher is not None:
                 watcher.start()
                 # catch up with what changed while nobody watched, in the background: serve now
