@@ -84,7 +84,7 @@ def test_watch_command_follows_edit_add_delete_rename(tmp_path: Path) -> None:
         stop(proc)
     assert proc.returncode == 0, log  # SIGTERM stops it cleanly
     assert proc.stdout is not None and proc.stdout.read() == ""
-    assert any("re-indexed" in ln for ln in log), log
+    assert any("re-indexed 1 path(s)" in ln for ln in log), log  # a file edit: only that path, no walk
 
 
 def _git(repo: Path, *args: str) -> None:
