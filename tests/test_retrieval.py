@@ -144,3 +144,14 @@ def test_lexical_search_never_imports_torch_or_chromadb(repo: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "0 0 []"
+
+
+def test_graph_signal_alone_follows_calls_from_the_query_hits(retriever) -> None:
+    hits = retriever.search("why does Cart.total_price return the wrong total", 5, explain=True, signals="graph")
+    syms = [h.symbol for h in hits]
+    assert all(set(h.signals) == {"graph"} for h in hits)
+    assert syms[0] == "shop.cart.Cart"  # the seed itself
+    # compute_total is called by the seed: it outranks its uncalled neighbours in the same file.
+    assert syms.index("shop.pricing.compute_total") < syms.index("shop.pricing.apply_discount")
+    fused = retriever.search("why does Cart.total_price return the wrong total", 5, explain=True)
+    assert fused[0].symbol == "shop.cart.Cart.total_price" and "graph" in fused[0].signals

@@ -45,18 +45,30 @@ class Dense:
             self._collection()
             self.search("warm up", 1)
 
-    def search(self, query: str, limit: int) -> Ranked:
-        if not self.available or not query.strip():
-            return Ranked("dense", [], [])
+    def prepare(self) -> bool:
+        """Open what `nearest` needs (on the thread that owns the SQLite connection); False if
+        there is nothing to search."""
+        if not self.available:
+            return False
         coll = self._collection()
         if coll is None:
-            return Ranked("dense", [], [])
+            return False
         if self.embedder is None:
             self.embedder = embedder_by_name(self.model, None)
-        vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
         if self._count is None:
             self._count = coll.count()
-        hits = VectorStore.query(coll, vec, limit, self._count)
+        return True
+
+    def nearest(self, query: str, limit: int) -> list[tuple[str, float]]:
+        """Embed the query and ask chroma; touches no SQLite, so it may run on another thread
+        (torch and chroma release the GIL) while the lexical signals run. Call `prepare` first."""
+        if not query.strip() or self._coll is None or self.embedder is None:
+            return []
+        vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
+        return VectorStore.query(self._coll, vec, limit, self._count)
+
+    def to_chunks(self, hits: list[tuple[str, float]], limit: int) -> Ranked:
+        """Map vector ids (embedding keys) to the chunks that use them."""
         if not hits:
             return Ranked("dense", [], [])
         sim = dict(hits)
@@ -66,3 +78,8 @@ class Dense:
             f" WHERE e.key IN ({q})", [k for k, _ in hits]).fetchall()
         scored = sorted(((sim[k], cid) for k, cid in rows), key=lambda x: (-x[0], x[1]))[:limit]
         return Ranked("dense", [cid for _, cid in scored], [s for s, _ in scored])
+
+    def search(self, query: str, limit: int) -> Ranked:
+        if not self.prepare():
+            return Ranked("dense", [], [])
+        return self.to_chunks(self.nearest(query, limit), limit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class HybridRetriever(Retriever):
         self._embedder = embedder
         self._counter = counter
         self._graph: Any = None  # (pagerank function, graph) once loaded; False if unavailable
+        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
@@ -132,8 +134,8 @@ class HybridRetriever(Retriever):
                 rows[got[0]] = tuple(got[1:])
         scored = []
         for cid, row in rows.items():
-            s = pr.get(f"s:{row[3]}", 0.0) if row[3] else 0.0
-            s = max(s, 0.5 * pr.get(f"f:{row[0]}", 0.0))
+            # The symbol's own rank; its file's rank only breaks ties (and scores module-level code).
+            s = (pr.get(f"s:{row[3]}", 0.0) if row[3] else 0.0) + 0.1 * pr.get(f"f:{row[0]}", 0.0)
             if s > 0:
                 scored.append((s, cid))
         scored.sort(key=lambda x: (-x[0], x[1]))
@@ -159,23 +161,36 @@ class HybridRetriever(Retriever):
         sig = parse_signals(signals)
         qa = analyze(query)
         depth = max(self.weights.depth, k)
+        # Dense (query embedding + chroma) runs on a worker thread while the lexical signals and
+        # the graph run here: the latency is the longer of the two, not their sum.
+        pending = None
+        if "dense" in sig and not self.lexical_only and self.dense.prepare():
+            pending = self._pool().submit(self.dense.nearest, query, depth)
         lists: list[Ranked] = []
-        if "trace" in sig:
-            lists.append(self.names.trace(qa, depth))
-        if "name" in sig:
-            lists.append(self.names.names(qa, depth))
-        if "bm25" in sig:
-            lists.append(self.lexical.search(query, depth))
-        if "dense" in sig and not self.lexical_only:
-            lists.append(self.dense.search(query, depth))
-        rows = self._rows(i for r in lists for i in r.ids)
-        if "graph" in sig:
-            # Rows hold (path, start, end, symbol, kind, text); seeds need path and symbol.
-            seed_rows = {cid: (row[0], row[1], row[2], row[3]) for cid, row in rows.items()}
-            g = self._graph_signal(lists, seed_rows, depth)
-            if g.ids:
-                lists.append(g)
-                rows.update(self._rows(cid for cid in g.ids if cid not in rows))
+        try:
+            if "trace" in sig:
+                lists.append(self.names.trace(qa, depth))
+            if "name" in sig:
+                lists.append(self.names.names(qa, depth))
+            if "bm25" in sig:
+                lists.append(self.lexical.search(query, depth))
+            rows = self._rows(i for r in lists for i in r.ids)
+            if "graph" in sig:
+                # Seeds: the lexical signals' top hits; for graph alone, computed here but not fused.
+                seed_lists = lists if any(r.ids for r in lists) else [
+                    self.names.trace(qa, depth), self.names.names(qa, depth), self.lexical.search(query, depth)]
+                seed_rows = dict(rows) if seed_lists is lists else self._rows(
+                    i for r in seed_lists for i in r.ids[: self.weights.graph_seeds])
+                g = self._graph_signal(seed_lists, seed_rows, depth)
+                if g.ids:
+                    lists.append(g)
+                    rows.update(self._rows(cid for cid in g.ids if cid not in rows))
+        finally:
+            nearest = pending.result() if pending is not None else None
+        if nearest is not None:
+            d = self.dense.to_chunks(nearest, depth)
+            lists.append(d)
+            rows.update(self._rows(cid for cid in d.ids if cid not in rows))
         wk = self.weights
         boosts = {cid: wk.kind_boost.get(row[4], wk.default_kind_boost) for cid, row in rows.items()}
         # Where the evidence names a definition inside a bigger chunk (a method in a class chunk),
@@ -281,5 +296,13 @@ class HybridRetriever(Retriever):
             lines = lines[: max(0, len(lines) - max(1, len(lines) // 8))]
         return "\n".join(lines)
 
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoloop-dense")
+        return self._executor
+
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.store.close()
