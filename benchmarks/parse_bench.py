@@ -6,12 +6,17 @@ Each repetition runs, in turn: ctags (symbols only, one process), tree-sitter pa
 extraction), `parse_source` in one process (symbols, references, chunks), and `parse_source` over a
 pool of 2 worker processes (how the indexing pipeline runs it). Prints medians, files/s and the
 ratios to ctags and to bare parsing.
+
+On a shared machine wall time swings with the load, so the single-process steps are also
+measured in CPU seconds (`process_time`, and the children's rusage for ctags), which the load
+disturbs far less; the pool is measured in wall seconds only.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +38,11 @@ def _files(root: Path) -> list[Path]:
     return out
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _parse_many(items: list[tuple[str, bytes]]) -> tuple[int, int, int]:
     s = r = c = 0
     for rel, src in items:
@@ -52,27 +62,31 @@ def main() -> None:
     n_lines = sum(src.count(b"\n") for _, src in data)
     parser = _compiled("python").parser
     times: dict[str, list[float]] = {"ctags": [], "ts_parse": [], "parse_source": [], "parse_source_2proc": []}
+    cpu: dict[str, list[float]] = {"ctags": [], "ts_parse": [], "parse_source": []}
     counts: dict[str, int] = {}
     chunks_of = [data[i::8] for i in range(8)]
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(_parse_many, [data[:2], data[2:4]]))  # warm the workers
         for _ in range(args.reps):
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), _children_cpu()
             out = subprocess.run(
                 ["ctags", "-R", "-f", "-", "--languages=Python", "--exclude=site-packages", str(root)],
                 capture_output=True, check=True,
             ).stdout
             times["ctags"].append(time.perf_counter() - t)
+            cpu["ctags"].append(_children_cpu() - c0)
             counts["ctags_tags"] = out.count(b"\n")
 
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), time.process_time()
             for _, src in data:
                 parser.parse(src)
             times["ts_parse"].append(time.perf_counter() - t)
+            cpu["ts_parse"].append(time.process_time() - c0)
 
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), time.process_time()
             s, r, c = _parse_many(data)
             times["parse_source"].append(time.perf_counter() - t)
+            cpu["parse_source"].append(time.process_time() - c0)
             counts.update(symbols=s, refs=r, chunks=c)
 
             t = time.perf_counter()
@@ -84,6 +98,11 @@ def main() -> None:
     for k, v in med.items():
         print(f"  {k:20} {v:7.2f} s  {len(data) / v:7.0f} files/s  x{v / med['ctags']:.1f} ctags  "
               f"x{v / med['ts_parse']:.2f} bare parse   (runs: {', '.join(f'{x:.2f}' for x in times[k])})")
+    print("  CPU seconds (single process):")
+    mc = {k: statistics.median(v) for k, v in cpu.items()}
+    for k, v in mc.items():
+        print(f"  {k:20} {v:7.2f} s  {len(data) / v:7.0f} files/s  x{v / mc['ctags']:.1f} ctags  "
+              f"x{v / mc['ts_parse']:.2f} bare parse   (runs: {', '.join(f'{x:.2f}' for x in cpu[k])})")
     print(f"  counts: {counts}")
 
 

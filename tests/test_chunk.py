@@ -131,3 +131,11 @@ def test_empty_and_blank_files() -> None:
     assert parse_source("e.py", b"", "python").chunks == []
     p = parse_source("b.py", b"\n\n\n", "python")
     _assert_partition(p.chunks, 3)
+
+
+def test_absurdly_deep_nesting_does_not_recurse_forever() -> None:
+    depth = 1200
+    src = "".join(" " * i + f"def f{i}():\n" for i in range(depth)) + " " * depth + "pass\n"
+    p = parse_source("deep.py", src.encode(), "python", max_tokens=50)
+    assert len(p.symbols) > 200  # (tree-sitter itself gives up somewhere past 500 levels)
+    _assert_partition(p.chunks, p.lines)

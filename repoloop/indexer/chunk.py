@@ -26,6 +26,7 @@ __all__ = ["chunk_file", "estimate_tokens"]
 
 MERGEABLE_KINDS = frozenset({"constant", "variable", "field", "macro"})
 _TINY_GAP_TOKENS = 40
+_MAX_DEPTH = 64  # the chunker recurses once per nesting level
 
 
 def estimate_tokens(text: str) -> int:
@@ -89,6 +90,8 @@ class _Chunker:
                 continue  # overlaps a sibling (should not happen): leave it to its neighbour
             if stack and s.start_line == stack[-1].sym.start_line and end == stack[-1].end:
                 continue  # same range as its container
+            if len(stack) >= _MAX_DEPTH:
+                continue  # absurdly deep nesting (generated code): the deepest stay inside their parent
             node = _Node(s, s.start_line, end)
             siblings.append(node)
             stack.append(node)
