@@ -23,6 +23,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q48": {"max_query_terms": 48},
     "q96": {"max_query_terms": 96},
     "q48-bm25x2": {"max_query_terms": 48, **_sig(bm25=2.0)},
+    "b2n06": _sig(bm25=2.0, name=0.6),
+    "b2n06g0": _sig(bm25=2.0, name=0.6, graph=0.0),
     "dense2": _sig(dense=2.0),
     "dense0.5": _sig(dense=0.5),
 }
