@@ -156,7 +156,7 @@ def serve(opts: ServeOptions) -> None:
             if opts.watch:
                 def reload(report: UpdateReport) -> None:
                     print(f"repoloop: {report.line()}", file=sys.stderr, flush=True)
-                    if report.error is None:
+                    if report.error is None and _changed(report.result):
                         host.reload().result()
 
                 watcher = Watcher(
@@ -187,6 +187,12 @@ def serve(opts: ServeOptions) -> None:
         host.close()
         if sock is not None:
             sock.close()
+
+
+def _changed(result: object) -> bool:
+    """Whether an index pass changed anything (a pass that only confirmed hashes needs no reload)."""
+    indexed, deleted = getattr(result, "files_indexed", None), getattr(result, "files_deleted", None)
+    return not isinstance(indexed, int) or not isinstance(deleted, int) or indexed + deleted > 0
 
 
 def _index_db(opts: ServeOptions) -> Path:
