@@ -123,3 +123,16 @@ def test_javascript() -> None:
     assert ("./mod", "a", "b", None) in imports  # re-export
     assert {(r.full, r.scope) for r in p.refs if r.kind == "inherit"} == {("express.Router", "lib/router.Router")}
     assert ("this.save", "lib/router.Router.handler") in {(r.full, r.scope) for r in p.refs if r.kind == "call"}
+
+
+def test_commonjs_assignments() -> None:
+    src = (b"function Foo(x) { this.x = x; }\nFoo.prototype.bar = function (y) { return this.x + y; };\n"
+           b"exports.helper = (a) => a * 2;\nmodule.exports.other = function () {};\n")
+    p = parse_source("lib/foo.js", src, "javascript")
+    s = {x.qualname: (x.kind, x.start_line, x.parent) for x in p.symbols}
+    assert s == {
+        "lib/foo.Foo": ("function", 1, None),
+        "lib/foo.Foo.bar": ("method", 2, "lib/foo.Foo"),
+        "lib/foo.helper": ("function", 3, None),
+        "lib/foo.other": ("function", 4, None),
+    }

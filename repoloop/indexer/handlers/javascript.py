@@ -31,6 +31,8 @@ _COMMON_DEFS = f"""
 (variable_declarator name: (identifier) value: (class)) @def.class
 (program (lexical_declaration (variable_declarator name: (identifier)) @def.constant))
 (program (export_statement declaration: (lexical_declaration (variable_declarator name: (identifier)) @def.constant)))
+(program (expression_statement (assignment_expression
+  left: (member_expression property: (property_identifier)) right: {_FUNC_VALUES}) @def.function))
 """
 _JS_DEFS = f"(field_definition property: (_) value: {_FUNC_VALUES}) @def.method"
 _TS_DEFS = f"""
@@ -75,7 +77,29 @@ class JavaScriptHandler(Handler):
     def name_node(self, node: Node) -> Node | None:
         if node.type == "field_definition":
             return node.child_by_field_name("property")
+        if node.type == "assignment_expression":  # `Foo.prototype.bar = function`, `exports.f = () =>`
+            left = node.child_by_field_name("left")
+            return left.child_by_field_name("property") if left is not None else None
         return node.child_by_field_name("name")
+
+    def qualifier(self, node: Node, kind: str, src: bytes) -> list[str] | None:
+        """`Foo.prototype.bar = ...` is a method of Foo; `exports.f = ...` a plain function."""
+        if node.type != "assignment_expression":
+            return None
+        left = node.child_by_field_name("left")
+        obj = compact(text_of(left.child_by_field_name("object") if left is not None else None, src))
+        obj = obj.removesuffix(".prototype")
+        if not obj or obj in ("module.exports", "exports", "this", "window", "globalThis") or "(" in obj:
+            return None
+        return [obj]
+
+    def adjust_kind(self, kind: str, parent_kind: str | None, node: Node) -> str:
+        if node.type == "assignment_expression":
+            left = node.child_by_field_name("left")
+            obj = left.child_by_field_name("object") if left is not None else None
+            return "method" if obj is not None and obj.type == "member_expression" and (
+                (p := obj.child_by_field_name("property")) is not None and p.text == b"prototype") else "function"
+        return super().adjust_kind(kind, parent_kind, node)
 
     def name(self, node: Node, kind: str, src: bytes) -> tuple[str, str] | None:
         n = self.name_node(node)
@@ -95,8 +119,8 @@ class JavaScriptHandler(Handler):
         return name, kind
 
     def body(self, node: Node) -> Node | None:
-        if node.type in ("variable_declarator", "field_definition", "public_field_definition"):
-            value = node.child_by_field_name("value")
+        if node.type in ("variable_declarator", "field_definition", "public_field_definition", "assignment_expression"):
+            value = node.child_by_field_name("right" if node.type == "assignment_expression" else "value")
             return value.child_by_field_name("body") if value is not None else None
         return node.child_by_field_name("body")
 
