@@ -93,3 +93,19 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     emb._client = None
     with pytest.raises(RepoloopError, match="embeddings endpoint"):
         emb.embed(["x"])
+
+
+def test_unreachable_vector_store_degrades_to_lexical_search(tmp_path: Path, endpoint: str, caplog) -> None:
+    root = write_repo(tmp_path / "repo")
+    index(root)
+    emb = OpenAIEmbedder(model="hash-64", base_url=endpoint)
+    with IndexStore.open(root) as store:
+        assert embed_missing(store, root / ".repoloop", embedder=emb) > 0
+    r = HybridRetriever.open(root, embedder=emb, chroma_url="http://127.0.0.1:9")
+    try:
+        assert not r.lexical_only
+        hits = r.search("reserve stock quantity", 3, explain=True)
+        assert hits and all("dense" not in h.signals for h in hits) and r.lexical_only
+        assert "dense retrieval unavailable" in caplog.text
+    finally:
+        r.close()

@@ -7,6 +7,7 @@ Opened once per process and kept warm (model, chroma client, path and name table
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,8 @@ from repoloop.retrieval.names import NameMatcher
 from repoloop.retrieval.query import analyze
 from repoloop.retrieval.tokens_count import TokenCounter, get_counter
 from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
+
+log = logging.getLogger(__name__)
 
 META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
 
@@ -50,7 +53,8 @@ class HybridRetriever(Retriever):
         self._chroma_url = chroma_url
         self._embedder = embedder
         self._counter = counter
-        self._graph: Any = None  # (pagerank function, graph) once loaded; False if unavailable
+        self._graph: Any = None  # a LocalRanker, or (pagerank, graph) when full_graph; False if unavailable
+        self.full_graph = False  # True: PageRank over the whole graph loaded in memory (comparisons)
         self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -72,39 +76,52 @@ class HybridRetriever(Retriever):
             self._dense = Dense(self.store, self.idx, embedder=self._embedder, chroma_url=self._chroma_url)
         return self._dense
 
+    def _dense_ready(self) -> bool:
+        """Open the vector side; a broken or unreachable vector store degrades to lexical search
+        (logged once) rather than failing every query."""
+        try:
+            return bool(self.dense.prepare())
+        except Exception as e:  # noqa: BLE001 - chromadb/model errors come in many types
+            log.warning("dense retrieval unavailable, searching lexically: %s", e)
+            self.lexical_only = True
+            return False
+
     def warm(self) -> None:
         """Pay the one-time costs now (model load, chroma open, path/name tables)."""
-        if not self.lexical_only:
+        if not self.lexical_only and self._dense_ready():
             self.dense.warm()
         self.search("warm up", 1)
 
     def _graph_rank(self, seeds: dict[str, float], limit: int) -> dict[str, float]:
-        """Personalized PageRank over the dependency graph from seed nodes; {} if no graph."""
+        """Personalized PageRank over the dependency graph from seed nodes; {} if no graph.
+
+        By default ranked near the seeds from SQLite (repoloop.retrieval.local_rank): a one-shot
+        CLI query never loads the whole graph (seconds on a big repo), and a long-running process
+        keeps the adjacency it has read. `full_graph=True` loads it all (the older path)."""
+        if not seeds:
+            return {}
         if self._graph is None:
-            try:
-                from repoloop.retrieval.graph import load_graph, pagerank  # type: ignore[attr-defined]
-
-                self._graph = (pagerank, load_graph(self.store))
-            except (ImportError, AttributeError):
+            if self.full_graph:
                 try:
-                    from repoloop.retrieval.graph import pagerank
+                    from repoloop.retrieval.graph import load_graph, pagerank
 
-                    self._graph = (pagerank, self.store)
+                    self._graph = (pagerank, load_graph(self.store))
                 except ImportError:
                     self._graph = False
-        if not self._graph or not seeds:
+            else:
+                from repoloop.retrieval.local_rank import LocalRanker
+
+                self._graph = LocalRanker(self.store.conn)
+        if not self._graph:
             return {}
-        fn, g = self._graph
         try:
-            try:  # a looser tolerance: same top ranks (checked on the stdlib graph), half the time
-                pr = fn(g, seeds, tol=self.weights.graph_tol, max_iter=50)
-            except TypeError:
-                pr = fn(g, seeds)
+            if not isinstance(self._graph, tuple):
+                return self._graph.rank(seeds)
+            fn, g = self._graph
+            # a looser tolerance: same top ranks (checked on the stdlib graph), half the time
+            return dict(fn(g, seeds, tol=self.weights.graph_tol, max_iter=50))
         except Exception:  # noqa: BLE001 - a graph problem must not break search
             return {}
-        if not isinstance(pr, dict):
-            pr = dict(pr)
-        return pr
 
     def _graph_signal(self, lists: list[Ranked], rows: dict[int, tuple], limit: int) -> Ranked:
         """Rank candidates (and the chunks of the best-ranked other symbols) by personalized
@@ -164,7 +181,7 @@ class HybridRetriever(Retriever):
         # Dense (query embedding + chroma) runs on a worker thread while the lexical signals and
         # the graph run here: the latency is the longer of the two, not their sum.
         pending = None
-        if "dense" in sig and not self.lexical_only and self.dense.prepare():
+        if "dense" in sig and not self.lexical_only and self._dense_ready():
             pending = self._pool().submit(self.dense.nearest, query, depth)
         lists: list[Ranked] = []
         try:
