@@ -29,7 +29,7 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
-from repoloop.indexer.store import DB_NAME, FileWrite, IndexStore, chunk_index_rows, index_dir_for
+from repoloop.indexer.store import DB_NAME, FileRows, FileWrite, IndexStore, file_rows, index_dir_for
 from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
 
 _BATCH_FILES = 200  # files per store transaction
@@ -102,7 +102,7 @@ class _Result:
     vanished: bool = False
     decode_errors: int = 0
     error: str | None = None
-    chunk_rows: list[tuple[str, str, str, str]] | None = None  # FTS/hash rows, tokenized here in the worker
+    rows: FileRows | None = None  # the parsed rows as tuples (then `parsed` keeps only its header fields)
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -131,7 +131,9 @@ def _parse_file(task: _Task) -> _Result:
     """Read, hash, parse and tokenize one file. Runs in a worker; never raises for bad input."""
     res = _read_and_parse(task)
     if res.parsed is not None:
-        res.chunk_rows = chunk_index_rows(res.parsed)
+        p = res.parsed
+        res.rows = file_rows(p)
+        res.parsed = ParsedFile(p.path, p.language, p.module, syntax_errors=p.syntax_errors, lines=p.lines)
     return res
 
 
@@ -392,7 +394,7 @@ class _Run:
             if res.error:
                 rep.errors.append((res.path, res.error))
             rep.decode_errors += res.decode_errors
-            batch.append(FileWrite(res.parsed, res.hash, res.size, res.mtime, res.decode_errors, res.chunk_rows))
+            batch.append(FileWrite(res.parsed, res.hash, res.size, res.mtime, res.decode_errors, res.rows))
             now = time.perf_counter()
             if len(batch) >= _BATCH_FILES or now - last_flush > _BATCH_SECONDS:
                 store_s += self._flush(batch)

@@ -117,29 +117,47 @@ def chunk_hash(header: str, text: str) -> str:
     return hashlib.sha1(f"{header}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def chunk_index_rows(parsed: ParsedFile) -> list[tuple[str, str, str, str]]:
-    """Per chunk: (content hash, FTS path, FTS names, FTS body). Pure and CPU-heavy (tokenizing),
-    so the pipeline computes it in the parser workers and hands it over in `FileWrite`."""
+@dataclass(slots=True)
+class FileRows:
+    """A file's rows as plain tuples, ready for executemany (file and chunk ids left out).
+
+    Building them is pure and CPU-heavy (tokenizing for FTS, hashing), and tuples pickle ~3x
+    cheaper than the dataclasses, so the pipeline builds them in the parser workers."""
+
+    symbols: list[tuple]  # (name, qualname, kind, start_line, end_line, signature, doc, parent)
+    refs: list[tuple]  # (name, kind, line, scope, full, module, alias)
+    chunks: list[tuple]  # (start_line, end_line, symbol, kind, text, header, hash)
+    fts: list[tuple]  # (path words, names, body), one per chunk
+
+
+def file_rows(parsed: ParsedFile) -> FileRows:
     path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
-    out = []
+    chunks, fts = [], []
     for ch in parsed.chunks:
         names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
         if ch.symbol:
             names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
-        out.append((chunk_hash(ch.header, ch.text), path_words, names, fts_text(ch.text)))
-    return out
+        chunks.append((ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
+                       chunk_hash(ch.header, ch.text)))
+        fts.append((path_words, names, fts_text(ch.text)))
+    return FileRows(
+        symbols=[(s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc, s.parent)
+                 for s in parsed.symbols],
+        refs=[(r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
+        chunks=chunks, fts=fts)
 
 
 @dataclass(slots=True)
 class FileWrite:
-    """One file's new content for `replace_files`."""
+    """One file's new content for `replace_files`. With `rows`, only the header fields of
+    `parsed` (path, language, module, lines, syntax_errors) are read; its lists may be empty."""
 
     parsed: ParsedFile
     hash: str
     size: int
     mtime: float
     decode_errors: int = 0
-    chunk_rows: list[tuple[str, str, str, str]] | None = None  # chunk_index_rows(parsed), if precomputed
+    rows: FileRows | None = None  # file_rows(parsed), if built already
 
 
 def index_dir_for(repo: Path, index_dir: Path | None = None) -> Path:
@@ -300,30 +318,21 @@ class IndexStore:
              status, parsed.syntax_errors, w.decode_errors, time.time()),
         )
         file_id = cur.lastrowid
+        rows = w.rows if w.rows is not None else file_rows(parsed)
         c.executemany(
             "INSERT INTO symbols(file_id, name, qualname, kind, start_line, end_line, signature, doc,"
-            " parent) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(file_id, s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc,
-              s.parent) for s in parsed.symbols],
-        )
+            " parent) VALUES (?,?,?,?,?,?,?,?,?)", [(file_id, *r) for r in rows.symbols])
         c.executemany(
-            "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            [(file_id, r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
-        )
-        if parsed.chunks:
+            "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias) VALUES (?,?,?,?,?,?,?,?)",
+            [(file_id, *r) for r in rows.refs])
+        if rows.chunks:
             # Chunk ids are allocated here so chunks and their FTS rows go in with two executemany.
             first = (c.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
-            index_rows = w.chunk_rows if w.chunk_rows is not None else chunk_index_rows(parsed)
-            rows, fts_rows = [], []
-            for i, (ch, (h, path_words, names, body)) in enumerate(zip(parsed.chunks, index_rows, strict=True)):
-                cid = first + i
-                rows.append((cid, file_id, ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header, h))
-                fts_rows.append((cid, path_words, names, body))
             c.executemany(
                 "INSERT INTO chunks(id, file_id, start_line, end_line, symbol, kind, text, header, hash)"
-                " VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)", fts_rows)
+                " VALUES (?,?,?,?,?,?,?,?,?)", [(first + i, file_id, *r) for i, r in enumerate(rows.chunks)])
+            c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
+                          [(first + i, *r) for i, r in enumerate(rows.fts)])
         return file_id
 
     def touch_files(self, stats: Iterable[tuple[str, int, float]]) -> None:
