@@ -115,6 +115,8 @@ def test_references() -> None:
     assert ("Meta", "pkg.mod.Base") in plain
     assert len(plain) == len(set(plain))  # deduplicated per scope and name
     assert ("self", "pkg.mod.Base.name") not in plain
+    assert ("url", "pkg.mod.fetch.inner") in plain  # a closure variable
+    assert not any(len(name) == 1 for name, _ in plain)  # `x` of the lambda: noise, left out
     # the result crosses process boundaries
     assert pickle.loads(pickle.dumps(p)) == p
 

@@ -204,7 +204,7 @@ def _import_refs(h: Handler, nodes: Iterable[Node], source: bytes, scope_of: Cal
 
 def _identifier_refs(nodes: Iterable[Node], source: bytes, scopes: _Scopes,
                      seen: set[tuple[str | None, str]], def_names: set[int], skip: frozenset[str]) -> list[Reference]:
-    """One "ref" per (scope, identifier), at its first line. The hot loop of the parser (an
+    """One "ref" per (scope, identifier of 2+ characters), at its first line. The hot loop of the parser (an
     identifier is most of the nodes a query returns), hence the inlined scope lookup and keys made
     of the scope's index and the raw bytes."""
     starts, ends, parents, scoped = scopes.starts, scopes.ends, scopes.parents, scopes.scoped
@@ -212,9 +212,10 @@ def _identifier_refs(nodes: Iterable[Node], source: bytes, scopes: _Scopes,
     first: dict[tuple[int, bytes], Node] = {}
     for node in nodes:
         sb = node.start_byte
-        if sb in def_names:
-            continue
-        name = source[sb:node.end_byte]
+        eb = node.end_byte
+        if eb - sb < 2 or sb in def_names:
+            continue  # one-letter names (i, x, _) are noise for every use of references
+        name = source[sb:eb]
         if name in skip_b:
             continue
         i = bisect_right(starts, sb) - 1
