@@ -5,7 +5,9 @@ against universal-ctags on the same tree in the same run.
 
 The tree is a copy of `sysconfig.get_paths()["stdlib"]` without site-packages/dist-packages
 (and without __pycache__, which the walk would prune anyway). `repoloop index --no-embed` runs as
-a subprocess; peak RSS is the largest sum of RSS over its process tree (sampled every 20 ms).
+a subprocess; peak RSS is the largest sum of RSS over its process tree (sampled every 20 ms);
+CPU seconds are user+sys of the process and all its descendants (RUSAGE_CHILDREN), a figure that
+other load on the machine inflates far less than wall time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,9 +37,19 @@ def copy_stdlib(dst: Path) -> Path:
     return dst
 
 
+CPU: list[float] = []  # CPU seconds of each run_tree call, in order
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS bytes of the process tree, stdout) of one command."""
+    """(seconds, peak RSS bytes of the process tree, stdout) of one command; its CPU seconds
+    are appended to CPU."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cpu0 = _children_cpu()
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps = psutil.Process(proc.pid)
@@ -50,6 +63,7 @@ def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
         time.sleep(0.02)
     out, err = proc.communicate()
     secs = time.perf_counter() - t
+    CPU.append(_children_cpu() - cpu0)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
     return secs, peak, out
@@ -83,15 +97,18 @@ def main() -> None:
         n_py = sum(1 for _ in tree.rglob("*.py"))
         print(f"tree: {tree} ({n_py} .py files); cores: {os.cpu_count()}; runs: {args.runs}", flush=True)
         full, full_rss, one, one_rss, noop, ct, ct_rss = [], [], [], [], [], [], []
+        full_cpu, one_cpu, ct_cpu = [], [], []
+        load_start = os.getloadavg()
         last: dict = {}
         target = tree / "json" / "decoder.py"
         for i in range(args.runs):
             idx = tmp_p / f"idx{i}"
             secs, rss, rep = repoloop_index(tree, idx, args.jobs)
             full.append(secs)
+            full_cpu.append(CPU[-1])
             full_rss.append(rss)
             last = rep
-            print(f"full #{i}: {secs:.2f} s, {rep['files_indexed']} files, {rep['symbols']} symbols,"
+            print(f"full #{i}: {secs:.2f} s ({CPU[-1]:.1f} CPU s), {rep['files_indexed']} files, {rep['symbols']} symbols,"
                   f" peak RSS {rss / 2**20:.0f} MiB, phases {rep['seconds']}", flush=True)
             secs, _, rep0 = repoloop_index(tree, idx, args.jobs)
             noop.append(secs)
@@ -101,13 +118,15 @@ def main() -> None:
             secs, rss, rep1 = repoloop_index(tree, idx, args.jobs)
             assert rep1["files_indexed"] == 1, rep1
             one.append(secs)
+            one_cpu.append(CPU[-1])
             one_rss.append(rss)
             print(f"one-file #{i}: {secs:.2f} s (phases {rep1['seconds']}); no-change: {noop[-1]:.2f} s",
                   flush=True)
             secs, rss, ntags = ctags(tree, tmp_p / f"tags{i}")
             ct.append(secs)
+            ct_cpu.append(CPU[-1])
             ct_rss.append(rss)
-            print(f"ctags #{i}: {secs:.2f} s, {ntags} tags", flush=True)
+            print(f"ctags #{i}: {secs:.2f} s ({CPU[-1]:.2f} CPU s), {ntags} tags", flush=True)
             shutil.rmtree(idx)
 
         med = statistics.median
@@ -120,6 +139,9 @@ def main() -> None:
             "one_file_peak_rss_mib": med(one_rss) / 2**20,
             "no_change_s": med(noop), "ctags_s": med(ct), "ctags_runs": ct, "ctags_peak_rss_mib": med(ct_rss) / 2**20,
             "full_vs_ctags": med(full) / med(ct), "phases_last_full": last["seconds"], "skips": last["skips"],
+            "full_cpu_s": med(full_cpu), "one_file_cpu_s": med(one_cpu), "ctags_cpu_s": med(ct_cpu),
+            "full_vs_ctags_cpu": med(full_cpu) / med(ct_cpu),
+            "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         }
         print(json.dumps(res, indent=2))
         if args.out:
