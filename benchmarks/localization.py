@@ -123,7 +123,22 @@ def cli_check(a: argparse.Namespace, sinks: dict, tag: str, rec: dict, root: Pat
         sinks[key].write(row)
 
 
+def log_run() -> None:
+    """Which code a run measured: the project is edited while benchmarks run, so record HEAD and
+    whether repoloop/ had uncommitted changes when this process imported it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "repoloop"], cwd=root, capture_output=True,
+                           text=True).stdout.count("\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / "runs.log").open("a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} HEAD={head.strip()} dirty_files={dirty} argv={sys.argv[1:]}\n")
+
+
 def run_swe(a: argparse.Namespace) -> None:
+    log_run()
     records = load_jsonl(BENCH_DIR / "swebench_verified_dev.jsonl")
     if a.repos:
         records = [r for r in records if r["repo"] in a.repos.split(",")]
@@ -193,6 +208,7 @@ def run_swe(a: argparse.Namespace) -> None:
 
 
 def run_dev(a: argparse.Namespace) -> None:
+    log_run()
     records = load_jsonl(BENCH_DIR / "dev.jsonl")
     if a.repos:
         records = [r for r in records if r["repo"] in a.repos.split(",")]
