@@ -55,30 +55,32 @@ def update_edges(
     conn = store.conn
     ensure_schema(conn)
     files = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, id, hash FROM files")}
-    built = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, hash, iface FROM graph_files")}
-    changed = {p for p, (_fid, h) in files.items() if p not in built or built[p][0] != h}
+    built = dict(conn.execute("SELECT path, hash FROM graph_files"))  # interfaces: only the changed ones
+    changed = {p for p, (_fid, h) in files.items() if p not in built or built[p] != h}
     changed |= {p for p in changed_paths if p in files}
     deleted = {p for p in built if p not in files} | {p for p in deleted_paths if p in built}
     has_edges = store.get_meta(GENERATION_KEY) is not None
     if not changed and not deleted and has_edges and not full:
         return _count(conn)
 
-    resolver = Resolver(conn)
     new_iface = {p: _interface(conn, files[p][0]) for p in changed}
     full = full or not has_edges or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1)
+    # A few changed files resolve a few hundred references: read symbols as needed, not all.
+    resolver = Resolver(conn, lazy=not full)
     if full:
         redo = set(files)
     else:
         redo = set(changed)
         names, stems = set(), set()
+        old_ifaces = _old_interfaces(conn, changed | deleted)
         for p in changed | deleted:
-            old = json.loads(built[p][1]) if p in built else None
+            old = old_ifaces.get(p)
             new = new_iface.get(p)
             names |= _trigger_names(old, new)
             if old is None or new is None:
                 stems |= _stems(p)
         redo |= _files_referring(conn, names, stems)
-        redo |= _files_with_dangling_edges(conn, resolver)
+        redo |= _files_with_dangling_edges(conn, resolver, old_ifaces, deleted)
         redo &= set(files)
 
     rows: list[tuple] = []
@@ -222,12 +224,25 @@ def _files_referring(conn: sqlite3.Connection, names: set[str], stems: set[str])
     return out
 
 
-def _files_with_dangling_edges(conn: sqlite3.Connection, resolver: Resolver) -> set[str]:
+def _old_interfaces(conn: sqlite3.Connection, paths: set[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for batch in _batches(sorted(paths)):
+        for p, iface in conn.execute(
+            f"SELECT path, iface FROM graph_files WHERE path IN ({','.join('?' * len(batch))})", batch
+        ):
+            out[p] = json.loads(iface)
+    return out
+
+
+def _files_with_dangling_edges(conn: sqlite3.Connection, resolver: Resolver, old_ifaces: dict[str, dict],
+                               deleted: set[str]) -> set[str]:
+    """Files with edges into what the update removed: qualnames the changed/deleted files used to
+    define and no file defines now, and deleted files. (Every other edge pointed at something
+    defined when it was built, and nothing else was removed since.)"""
     paths = resolver.repo.by_path
-    dangling = [
-        d for (d,) in conn.execute("SELECT DISTINCT dst FROM edges")
-        if not (d[2:] in resolver.defs if d.startswith("s:") else d[2:] in paths)
-    ]
+    gone = {d[1] for iface in old_ifaces.values() for d in iface["defs"]}
+    dangling = [f"s:{q}" for q in sorted(gone) if q not in resolver.defs]
+    dangling += [f"f:{p}" for p in sorted(deleted) if p not in paths]
     out: set[str] = set()
     for batch in _batches(dangling):
         out |= {r[0] for r in conn.execute(

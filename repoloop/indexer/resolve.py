@@ -59,13 +59,26 @@ class SymInfo:
 class Resolver:
     """Whole-repo symbol tables plus memoized per-file import bindings and class bases."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, lazy: bool = False) -> None:
+        """`lazy`: read symbols from SQLite as references need them (a few changed files),
+        instead of loading every symbol up front (a full build)."""
         self.conn = conn
         files = [FileInfo(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
         self.repo = RepoFiles(files, go_module=go_module_path(conn))
         self.defs: dict[str, SymInfo] = {}
         self.by_name: dict[str, list[str]] = defaultdict(list)
         self.file_syms: dict[int, list[str]] = defaultdict(list)
+        self._imports: dict[int, ResolvedImports] = {}
+        self._bases: dict[str, list[str]] = {}
+        self._inherits: dict[int, list[RefRow]] = {}
+        self._go_recv: dict[str, str | None] = {}
+        if lazy:
+            from repoloop.indexer.lazy_defs import SqlByName, SqlDefs, SqlFileSyms
+
+            self.defs = SqlDefs(conn, SymInfo)  # type: ignore[assignment]
+            self.by_name = SqlByName(conn, self.defs)  # type: ignore[assignment]
+            self.file_syms = SqlFileSyms(conn)  # type: ignore[assignment]
+            return
         for fid, name, qual, kind, parent in conn.execute(
             "SELECT file_id, name, qualname, kind, parent FROM symbols ORDER BY id"
         ):
@@ -73,10 +86,6 @@ class Resolver:
                 self.defs[qual] = SymInfo(kind, fid, parent)
                 self.by_name[name].append(qual)
             self.file_syms[fid].append(qual)
-        self._imports: dict[int, ResolvedImports] = {}
-        self._bases: dict[str, list[str]] = {}
-        self._inherits: dict[int, list[RefRow]] = {}
-        self._go_recv: dict[str, str | None] = {}
 
     # -- per-file data ------------------------------------------------------------------------
     def imports(self, file_id: int) -> ResolvedImports:
