@@ -139,3 +139,17 @@ def test_absurdly_deep_nesting_does_not_recurse_forever() -> None:
     p = parse_source("deep.py", src.encode(), "python", max_tokens=50)
     assert len(p.symbols) > 200  # (tree-sitter itself gives up somewhere past 500 levels)
     _assert_partition(p.chunks, p.lines)
+
+
+def test_two_definitions_with_one_qualname_split_at_their_own_statements() -> None:
+    body = "".join(f"        self.v{i} = transform(value, step={i}, label='step number {i}')\n" for i in range(60))
+    src = (f"class C:\n    @property\n    def v(self):\n{body}        return self.v0\n\n"
+           f"    @v.setter\n    def v(self, value):\n{body}        self.done = True\n")
+    p = parse_source("c.py", src.encode(), "python", max_tokens=150)
+    _assert_partition(p.chunks, p.lines)
+    parts = [c for c in p.chunks if c.symbol == "c.C.v"]
+    assert len(parts) > 4
+    for c in parts:
+        assert estimate_tokens(c.text) <= 150
+        first_code = c.text.split("\n")[1 if c.text.startswith("def v(self") and "\n" in c.text else 0]
+        assert not first_code.startswith("            ")  # never starts inside a statement

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 
 from repoloop.indexer.models import Chunk, ParsedFile, Symbol
 
-__all__ = ["chunk_file", "estimate_tokens"]
+__all__ = ["SplitPoints", "chunk_file", "estimate_tokens"]
+
+# (qualname, start line) of a function -> first lines of the top-level statements of its body
+SplitPoints = dict[tuple[str, int], list[int]]
 
 MERGEABLE_KINDS = frozenset({"constant", "variable", "field", "macro"})
 _TINY_GAP_TOKENS = 40
@@ -52,7 +55,7 @@ class _Piece:
 
 
 class _Chunker:
-    def __init__(self, parsed: ParsedFile, lines: list[str], max_tokens: int, split_points: dict[str, list[int]]):
+    def __init__(self, parsed: ParsedFile, lines: list[str], max_tokens: int, split_points: SplitPoints):
         self.parsed = parsed
         self.lines = lines
         self.max = max_tokens
@@ -171,7 +174,7 @@ class _Chunker:
     def split_function(self, n: _Node) -> None:
         s = n.sym
         sig = s.signature or self.lines[s.start_line - 1].strip()
-        points = self.split_points.get(s.qualname) or self._indent_points(s.start_line, n.end)
+        points = self.split_points.get((s.qualname, s.start_line)) or self._indent_points(s.start_line, n.end)
         bounds = sorted({p for p in points if n.start < p <= n.end})
         segments: list[tuple[int, int]] = []
         prev = n.start
@@ -257,9 +260,9 @@ def chunk_file(
     source_text: str,
     *,
     max_tokens: int = 400,
-    split_points: dict[str, list[int]] | None = None,
+    split_points: SplitPoints | None = None,
 ) -> list[Chunk]:
     """Chunks covering every line of the file once, each within `max_tokens` (estimated) unless a
-    single line is longer. `split_points` (qualname -> statement first lines) come from the
+    single line is longer. `split_points` ((qualname, start line) -> statement first lines) come from the
     parser; without them long functions are split where indentation shows statement starts."""
     return _Chunker(parsed, split_lines(source_text), max_tokens, split_points or {}).chunks()

@@ -20,7 +20,7 @@ from functools import cache
 
 from tree_sitter import Node, Parser, Query, QueryCursor
 
-from repoloop.indexer.chunk import chunk_file
+from repoloop.indexer.chunk import SplitPoints, chunk_file
 from repoloop.indexer.handlers import Handler, handler_for, last_ident
 from repoloop.indexer.handlers.base import CLASS_KINDS
 from repoloop.indexer.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
@@ -91,9 +91,9 @@ def _count_errors(root: Node) -> int:
     return n
 
 
-def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[ParsedFile, dict[str, list[int]]]:
+def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[ParsedFile, SplitPoints]:
     """Extract symbols and references from a parsed tree; also return statement split points
-    (qualname -> first lines of the top-level statements of its body) for the chunker."""
+    ((qualname, start line) -> first lines of the top-level statements of its body) for the chunker."""
     comp = _compiled(language)
     h = comp.handler
     sep = QUALNAME_SEP[language]
@@ -127,7 +127,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         stack.append(len(defs) - 1)
 
     symbols: list[Symbol] = []
-    split_points: dict[str, list[int]] = {}
+    split_points: SplitPoints = {}
     for d in defs:
         parent = defs[d.parent] if d.parent >= 0 else None
         d.kind = h.adjust_kind(d.kind, parent.kind if parent else None, d.node)
@@ -152,7 +152,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
         )
         pts = h.split_points(d.node, d.kind)
         if pts:
-            split_points[d.qualname] = pts
+            split_points[(d.qualname, symbols[-1].start_line)] = pts
 
     scopes = _Scopes(defs)
     scope_of = scopes.scope_of
