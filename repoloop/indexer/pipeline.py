@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer import parse
 from repoloop.indexer import walk as walk_mod
+from repoloop.indexer.languages import detect_language
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.store import DB_NAME, FileRows, FileWrite, IndexStore, file_rows, index_dir_for
@@ -107,23 +109,13 @@ class _Result:
 
 # -- the worker side ------------------------------------------------------------------------------
 def _language_of(path: str, head: bytes) -> str | None:
-    """The grammar's language, TEXT_LANGUAGE for textual files without one, None to skip."""
-    try:
-        from repoloop.indexer.languages import detect_language
-    except ImportError:  # no parser installed: everything textual is text
-        return TEXT_LANGUAGE if is_text_name(path) else None
-    lang = detect_language(path, head)
-    if lang:
-        return lang
-    return TEXT_LANGUAGE if is_text_name(path) else None
+    """The grammar's language (by name or `#!` line), TEXT_LANGUAGE for textual files without
+    one, None to skip."""
+    return detect_language(path, head) or (TEXT_LANGUAGE if is_text_name(path) else None)
 
 
 def wanted(path: str) -> bool:
     """Name filter for the walk: files with a grammar or textual by name (read nothing yet)."""
-    try:
-        from repoloop.indexer.languages import detect_language
-    except ImportError:
-        return is_text_name(path)
     return bool(detect_language(path)) or is_text_name(path)
 
 
@@ -167,22 +159,12 @@ def _read_and_parse(task: _Task) -> _Result:
         return res
     if language != TEXT_LANGUAGE:
         try:
-            from repoloop.indexer.parse import parse_source
-
-            res.parsed = parse_source(task.path, data, language)
+            res.parsed = parse.parse_source(task.path, data, language)
             return res
         except Exception as e:  # a parser bug must not lose the file: keep it as text
             res.error = f"{type(e).__name__}: {e}"
     res.parsed = parse_text(task.path, data)
     return res
-
-
-def _pool_init() -> None:
-    """Workers import the parser once, up front."""
-    try:
-        import repoloop.indexer.parse  # noqa: F401
-    except ImportError:
-        pass
 
 
 # -- the main side --------------------------------------------------------------------------------
@@ -364,7 +346,7 @@ class _Run:
         chunksize = max(1, min(32, len(tasks) // (self.jobs * 8)))
         # Biggest first, so one huge file does not finish alone at the end.
         tasks = sorted(tasks, key=lambda t: -t.size)
-        with ctx.Pool(self.jobs, initializer=_pool_init) as pool:
+        with ctx.Pool(self.jobs) as pool:
             yield from pool.imap_unordered(_parse_file, tasks, chunksize=chunksize)
 
     def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
