@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +57,8 @@ class HybridRetriever(Retriever):
         self._graph: Any = None  # a LocalRanker, or (pagerank, graph) when full_graph; False if unavailable
         self.full_graph = False  # True: PageRank over the whole graph loaded in memory (comparisons)
         self._executor: ThreadPoolExecutor | None = None
+        self._path_rx: list[tuple[re.Pattern[str], float]] | None = None
+        self._path_priors: dict[str, float] = {}
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
@@ -159,6 +162,18 @@ class HybridRetriever(Retriever):
         scored = scored[:limit]
         return Ranked("graph", [c for _, c in scored], [s for s, _ in scored])
 
+    def _path_prior(self, path: str) -> float:
+        got = self._path_priors.get(path)
+        if got is None:
+            if self._path_rx is None:
+                self._path_rx = [(re.compile(rx), m) for rx, m in self.weights.path_boost]
+            got = 1.0
+            for rx, m in self._path_rx:
+                if rx.search(path):
+                    got *= m
+            self._path_priors[path] = got
+        return got
+
     def _rows(self, ids: Iterable[int]) -> dict[int, tuple]:
         ids = list(dict.fromkeys(ids))
         out: dict[int, tuple] = {}
@@ -209,7 +224,8 @@ class HybridRetriever(Retriever):
             lists.append(d)
             rows.update(self._rows(cid for cid in d.ids if cid not in rows))
         wk = self.weights
-        boosts = {cid: wk.kind_boost.get(row[4], wk.default_kind_boost) for cid, row in rows.items()}
+        boosts = {cid: wk.kind_boost.get(row[4], wk.default_kind_boost) * self._path_prior(row[0])
+                  for cid, row in rows.items()}
         # Where the evidence names a definition inside a bigger chunk (a method in a class chunk),
         # report that definition: the result's symbol is the most specific one the query points at.
         for r in reversed(lists):  # trace first (listed first), so it wins

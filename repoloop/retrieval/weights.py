@@ -39,6 +39,13 @@ class Weights:
         "function": 1.0, "method": 1.0, "class": 1.0, "code": 0.9,
     })
     default_kind_boost: float = 0.95
+    # Path priors (regex on the repo-relative path -> multiplier; every match applies): the code a
+    # task is about is more often source than tests, docs or examples.
+    path_boost: tuple[tuple[str, float], ...] = (
+        (r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$", 0.85),
+        (r"(^|/)(docs?|examples?|benchmarks?)/", 0.85),
+        (r"\.(md|rst|txt|adoc)$", 0.8),
+    )
 
 
 DEFAULT = Weights()
