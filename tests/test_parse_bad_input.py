@@ -61,3 +61,38 @@ def test_random_bytes_never_raise(language: str, data: bytes) -> None:
     _partition(p)
     for s in p.symbols:
         assert 1 <= s.start_line <= s.end_line <= max(p.lines, 1)
+
+
+def _samples() -> dict[str, bytes]:
+    from tests import (
+        test_parse_cfamily,
+        test_parse_go,
+        test_parse_java,
+        test_parse_js,
+        test_parse_others,
+        test_parse_python,
+        test_parse_rust,
+    )
+
+    return {
+        "python": test_parse_python.SRC, "typescript": test_parse_js.TS, "tsx": test_parse_js.TSX,
+        "javascript": test_parse_js.JS, "go": test_parse_go.GO, "rust": test_parse_rust.RS,
+        "java": test_parse_java.JAVA, "c": test_parse_cfamily.C, "cpp": test_parse_cfamily.CPP,
+        "c_sharp": test_parse_others.CS, "ruby": test_parse_others.RB, "php": test_parse_others.PHP,
+    }
+
+
+_EDIT = st.tuples(st.floats(0, 1), st.floats(0, 1), st.integers(1, 40), st.binary(max_size=12))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(language=st.sampled_from(LANGUAGES), edits=st.lists(_EDIT, min_size=1, max_size=4))
+def test_mangled_real_code_never_raises(language: str, edits: list[tuple[float, float, int, bytes]]) -> None:
+    """Real snippets with spans deleted or replaced by junk: every handler copes with the odd trees."""
+    src = bytearray(_samples()[language])
+    for where, _, length, junk in edits:
+        i = int(where * (len(src) - 1))
+        src[i:i + length] = junk
+    p = parse_source("x/mangled", bytes(src), language, max_tokens=40)
+    _partition(p)
+    assert all(s.name and 1 <= s.start_line <= s.end_line for s in p.symbols)

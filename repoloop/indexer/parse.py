@@ -118,8 +118,8 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
             stack.pop()
         parent = stack[-1] if stack else -1
         named = h.name(node, kind, source)
-        if named is None:
-            continue
+        if named is None or not named[0].strip():
+            continue  # anonymous, or a name the parser made up (MISSING) in broken code
         name, kind = named
         if parent >= 0 and defs[parent].node.id == node.id:
             continue  # captured twice under two kinds
