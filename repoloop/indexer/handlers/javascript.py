@@ -3,7 +3,8 @@ enums, type aliases, namespaces, abstract classes; JS and TSX have JSX, whose el
 calls of the component).
 
 Functions assigned to names (`const add = (a, b) => a + b`) are functions named after the
-variable; top-level `const` declarations are constants (UPPER_CASE) or variables.
+variable; top-level `const` declarations are constants (UPPER_CASE) or variables; top-level
+`Foo.prototype.bar = function` is a method of Foo, `exports.f = ...` a function.
 """
 
 from __future__ import annotations
