@@ -48,9 +48,21 @@ def _merge(spans: list[_Span]) -> list[_Span]:
 
 
 def _span_text(span: _Span, lines: list[str] | None) -> str:
+    """The span's lines (from the file, else the indexed text), blank lines at either end trimmed
+    (the span's start/end are moved to match): they cost tokens and say nothing."""
     if lines is not None and span.end <= len(lines):
-        return "\n".join(lines[span.start - 1 : span.end])
-    return span.text
+        body = lines[span.start - 1 : span.end]
+    else:
+        body = span.text.split("\n")
+        if len(body) != span.end - span.start + 1:  # not a plain slice of the file: keep as is
+            return span.text
+    while len(body) > 1 and not body[-1].strip():
+        body.pop()
+        span.end -= 1
+    while len(body) > 1 and not body[0].strip():
+        body.pop(0)
+        span.start += 1
+    return "\n".join(body)
 
 
 def _render_code(spans: list[_Span], lines_of: LineSource, cache: dict[str, list[str] | None]) -> tuple[str, list[tuple[_Span, str]]]:
@@ -65,12 +77,12 @@ def _render_code(spans: list[_Span], lines_of: LineSource, cache: dict[str, list
         merged = _merge(by_file[path])
         if path not in cache:
             cache[path] = lines_of(path)
-        ranges = ", ".join(f"{s.start}-{s.end}" for s in merged)
         body: list[str] = []
         for s in merged:
             t = _span_text(s, cache[path])
             rendered.append((s, t))
             body.append(t)
+        ranges = ", ".join(f"{s.start}-{s.end}" for s in merged)
         parts.append(f"# {path} (lines {ranges})\n" + "\n...\n".join(body))
     return "\n\n".join(parts), rendered
 
