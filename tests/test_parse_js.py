@@ -136,3 +136,17 @@ def test_commonjs_assignments() -> None:
         "lib/foo.helper": ("function", 3, None),
         "lib/foo.other": ("function", 4, None),
     }
+
+
+def test_object_literal_functions_are_methods_of_the_object() -> None:
+    src = (b"export const api = {\n  get: async (id) => fetch(`/x/${id}`),\n"
+           b"  \"post\": function (body) { return send(body); },\n  put(body) { return send(body); },\n};\n")
+    p = parse_source("src/api.js", src, "javascript")
+    s = {x.qualname: (x.kind, x.start_line, x.parent) for x in p.symbols}
+    assert s == {
+        "src/api.api": ("variable", 1, None),
+        "src/api.api.get": ("method", 2, "src/api.api"),
+        "src/api.api.post": ("method", 3, "src/api.api"),
+        "src/api.api.put": ("method", 4, "src/api.api"),
+    }
+    assert ("fetch", "src/api.api.get") in {(r.name, r.scope) for r in p.refs if r.kind == "call"}

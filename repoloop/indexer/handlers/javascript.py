@@ -28,6 +28,7 @@ _COMMON_DEFS = f"""
 (generator_function_declaration) @def.function
 (class_declaration) @def.class
 (method_definition) @def.method
+(pair key: [(property_identifier) (string)] value: {_FUNC_VALUES}) @def.method
 (variable_declarator name: (identifier) value: {_FUNC_VALUES}) @def.function
 (variable_declarator name: (identifier) value: (class)) @def.class
 (program (lexical_declaration (variable_declarator name: (identifier)) @def.constant))
@@ -78,6 +79,8 @@ class JavaScriptHandler(Handler):
     def name_node(self, node: Node) -> Node | None:
         if node.type == "field_definition":
             return node.child_by_field_name("property")
+        if node.type == "pair":  # `{ get: () => ... }`
+            return node.child_by_field_name("key")
         if node.type == "assignment_expression":  # `Foo.prototype.bar = function`, `exports.f = () =>`
             left = node.child_by_field_name("left")
             return left.child_by_field_name("property") if left is not None else None
@@ -107,7 +110,7 @@ class JavaScriptHandler(Handler):
         if n is None:
             return None
         name = text_of(n, src)
-        if node.type == "module":
+        if node.type in ("module", "pair"):
             return unquote(name), kind
         if kind == "constant":
             value = node.child_by_field_name("value")
@@ -120,7 +123,8 @@ class JavaScriptHandler(Handler):
         return name, kind
 
     def body(self, node: Node) -> Node | None:
-        if node.type in ("variable_declarator", "field_definition", "public_field_definition", "assignment_expression"):
+        if node.type in ("variable_declarator", "field_definition", "public_field_definition", "assignment_expression",
+                         "pair"):
             value = node.child_by_field_name("right" if node.type == "assignment_expression" else "value")
             return value.child_by_field_name("body") if value is not None else None
         return node.child_by_field_name("body")
