@@ -185,7 +185,11 @@ def _print_status(d: dict[str, Any]) -> None:
             for p in d["stale"][kind][:10]:
                 con.print(f"  {kind:8} {p}")
     if "consistency" in d:
-        con.print(f"consistency: {d['consistency']}")
+        from repoloop.indexer.embed_phase import describe_consistency
+
+        c = d["consistency"]
+        con.print(describe_consistency(c) if isinstance(c, dict) and "enabled" in c else f"consistency: {c}",
+                  markup=False)
 
 
 # -- outline --------------------------------------------------------------------------------------

@@ -227,3 +227,15 @@ def check_consistency(store: IndexStore, index_dir: Path) -> dict:
     out.update(vectors=len(have), missing=missing + unkeyed, orphans=orphans,
                consistent=missing == 0 and orphans == 0 and unkeyed == 0)
     return out
+
+
+def describe_consistency(c: dict) -> str:
+    """One line for people (`repoloop status`): what the vector store holds versus the chunks."""
+    if not c.get("enabled"):
+        return f"embeddings: none ({c.get('chunks', 0):,} chunks; `repoloop index` without --no-embed adds them)"
+    if c.get("error"):
+        return f"embeddings ({c.get('model')}): vector store unavailable: {c['error']}"
+    state = "consistent" if c.get("consistent") else (
+        f"{c.get('missing', 0):,} missing, {c.get('orphans', 0):,} orphan"
+        " (the next `repoloop index` fixes this)")
+    return f"embeddings ({c.get('model')}, {c.get('location')}): {c.get('vectors', 0):,} vectors, {state}"
