@@ -155,3 +155,11 @@ def test_graph_signal_alone_follows_calls_from_the_query_hits(retriever) -> None
     assert syms.index("shop.pricing.compute_total") < syms.index("shop.pricing.apply_discount")
     fused = retriever.search("why does Cart.total_price return the wrong total", 5, explain=True)
     assert fused[0].symbol == "shop.cart.Cart.total_price" and "graph" in fused[0].signals
+
+
+def test_search_files_cli_json(repo: Path) -> None:
+    out = _cli("search", "reserve and release stock", "--repo", str(repo), "--files", "--json", "-k", "2",
+               "--signals", "bm25,name")
+    assert out.returncode == 0, out.stderr
+    files = json.loads(out.stdout)["files"]
+    assert [f["path"] for f in files][0] == "shop/inventory.py" and len(files) <= 2
