@@ -153,3 +153,16 @@ def test_two_definitions_with_one_qualname_split_at_their_own_statements() -> No
         assert estimate_tokens(c.text) <= 150
         first_code = c.text.split("\n")[1 if c.text.startswith("def v(self") and "\n" in c.text else 0]
         assert not first_code.startswith("            ")  # never starts inside a statement
+
+
+def test_variable_holding_definitions_is_a_container() -> None:
+    src = (b"import x from \"y\";\nexport const api = {\n  get: async (id) => fetch(`/x/${id}`),\n"
+           b"  post: function (body) { return send(body); },\n  put(body) { return send(body); },\n};\n")
+    whole = parse_source("src/api.js", src, "javascript")
+    assert [(c.start_line, c.end_line, c.symbol) for c in whole.chunks] == [(1, 1, None), (2, 6, "src/api.api")]
+    split = parse_source("src/api.js", src, "javascript", max_tokens=20)
+    _assert_partition(split.chunks, split.lines)
+    assert [(c.start_line, c.symbol, c.kind) for c in split.chunks] == [
+        (1, None, "code"), (2, "src/api.api", "variable"),  # the header stays with its container
+        (3, "src/api.api.get", "method"), (4, "src/api.api.post", "method"), (5, "src/api.api.put", "method"),
+    ]

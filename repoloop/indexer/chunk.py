@@ -75,10 +75,17 @@ class _Chunker:
 
     # -- the symbol tree -------------------------------------------------------------
     def tree(self) -> list[_Node]:
-        blocks = sorted(
-            (s for s in self.parsed.symbols if s.kind not in MERGEABLE_KINDS and 1 <= s.start_line <= s.end_line),
+        ordered = sorted(
+            (s for s in self.parsed.symbols if 1 <= s.start_line <= s.end_line),
             key=lambda s: (s.start_line, -s.end_line),
         )
+        # A constant/variable is plain code to merge, unless definitions nest in it
+        # (`const api = { get() {...} }`): then it is a container like a class.
+        blocks = [
+            s for i, s in enumerate(ordered)
+            if s.kind not in MERGEABLE_KINDS
+            or (i + 1 < len(ordered) and ordered[i + 1].start_line <= s.end_line and ordered[i + 1].end_line <= s.end_line)
+        ]
         roots: list[_Node] = []
         stack: list[_Node] = []
         n_lines = len(self.lines)
@@ -118,17 +125,19 @@ class _Chunker:
 
     # -- emitting ---------------------------------------------------------------------
     def region(self, lo: int, hi: int, nodes: list[_Node], owner: tuple[str | None, str]) -> None:
+        """Lines lo..hi: the child definitions, and the code around them labelled with `owner`."""
+        floor = len(self.pieces)  # gaps merge only into pieces of this region, never across its border
         pos = lo
         for n in nodes:
             if n.start > pos:
-                self.gap(pos, n.start - 1, owner)
+                self.gap(pos, n.start - 1, owner, floor)
             self.node(n)
             pos = n.end + 1
         if pos <= hi:
-            self.gap(pos, hi, owner)
+            self.gap(pos, hi, owner, floor)
 
-    def gap(self, start: int, end: int, owner: tuple[str | None, str]) -> None:
-        if self.pieces and (self.blank(start, end) or self.tokens(start, end) <= _TINY_GAP_TOKENS):
+    def gap(self, start: int, end: int, owner: tuple[str | None, str], floor: int) -> None:
+        if len(self.pieces) > floor and (self.blank(start, end) or self.tokens(start, end) <= _TINY_GAP_TOKENS):
             last = self.pieces[-1]
             if last.end == start - 1 and self._size(last, end) <= self.max:
                 last.end = end
