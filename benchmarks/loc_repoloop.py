@@ -46,7 +46,10 @@ class RepoloopRunner:
         from repoloop.indexer.pipeline import index_repo
 
         self.forget(root)
-        rep = index_repo(root, index_dir(root), embed=embed, progress=False)
+        # jobs=1 (parse in-process) by default: parser worker processes import the code on disk,
+        # which other engineers edit while a long benchmark runs (a mismatch hangs the pool).
+        jobs = int(os.environ.get("BENCH_JOBS", "1"))
+        rep = index_repo(root, index_dir(root), embed=embed, progress=False, jobs=jobs)
         return {"files": rep.files_seen, "parsed": rep.files_indexed, "chunks": rep.chunks,
                 "symbols": rep.symbols, "edges": rep.edges, "embedded": rep.embedded,
                 "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}}
