@@ -149,3 +149,10 @@ def test_leading_comment_is_the_doc_without_a_docstring() -> None:
     add = next(s for s in p.symbols if s.name == "add")
     assert (add.start_line, add.doc) == (5, "Adds things.\nReally.")
     assert next(s for s in p.symbols if s.name == "X").doc == ""
+
+
+def test_huge_docstring_is_capped_on_the_symbol() -> None:
+    doc = "word " * 2000
+    p = parse_source("d.py", f'def f():\n    """{doc}"""\n'.encode(), "python")
+    assert 1000 < len(p.symbols[0].doc) <= 2000
+    assert doc.strip() in "\n".join(c.text for c in p.chunks)

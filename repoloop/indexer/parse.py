@@ -31,6 +31,8 @@ from repoloop.indexer.models import ParsedFile, Reference, Symbol
 __all__ = ["parse_source", "parse_tree"]
 
 
+DOC_LIMIT = 2000  # characters of a docstring kept on the symbol (the chunk keeps the whole text)
+
 # Definitions that name a value but are not a scope of their own: code inside them (an initializer)
 # belongs to the enclosing scope.
 _NOT_SCOPES = frozenset({"constant", "variable", "field"})
@@ -148,7 +150,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
                 start_line=d.node.start_point[0] + 1,
                 end_line=_end_line(d.node),
                 signature=h.signature(d.node, d.kind, source),
-                doc=h.doc(d.node, d.kind, source),
+                doc=h.doc(d.node, d.kind, source)[:DOC_LIMIT],
                 parent=parent_q,
             )
         )
