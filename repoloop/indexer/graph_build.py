@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS graph_files (
 );
 """
 GENERATION_KEY = "graph_generation"
+_EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
 
@@ -63,13 +64,14 @@ def update_edges(
     if not changed and not deleted and has_edges and not full:
         return _count(conn)
 
-    new_iface = {p: _interface(conn, files[p][0]) for p in changed}
     full = full or not has_edges or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1)
     # A few changed files resolve a few hundred references: read symbols as needed, not all.
     resolver = Resolver(conn, lazy=not full)
+    new_iface: dict[str, dict] = {}
     if full:
         redo = set(files)
     else:
+        new_iface = {p: _interface(conn, files[p][0]) for p in changed}
         redo = set(changed)
         names, stems = set(), set()
         old_ifaces = _old_interfaces(conn, changed | deleted)
@@ -93,6 +95,8 @@ def update_edges(
         if full:
             conn.execute("DELETE FROM edges")
             conn.execute("DELETE FROM graph_files")
+            for name in _EDGE_INDEXES:  # one sort at the end beats 3 index updates per row
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
         else:
             ids = [files[p][0] for p in redo]
             for i in range(0, len(ids), _BATCH):
@@ -102,11 +106,18 @@ def update_edges(
         conn.executemany(
             "INSERT INTO edges(file_id, src, dst, kind, weight, line) VALUES (?,?,?,?,?,?)", rows
         )
-        todo = set(files) if full else changed
+        if full:
+            for name, cols in _EDGE_INDEXES.items():
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON edges({cols})")
+            ifaces = _all_interfaces(conn)
+            todo = set(files)
+        else:
+            ifaces = new_iface
+            todo = changed
+        empty = {"defs": [], "imports": [], "bases": []}
         conn.executemany(
             "INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)",
-            [(p, files[p][1], json.dumps(new_iface[p] if p in new_iface else _interface(conn, files[p][0])))
-             for p in todo],
+            [(p, files[p][1], json.dumps(ifaces.get(p, empty))) for p in todo],
         )
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
@@ -148,13 +159,18 @@ def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, fl
     for tid, line in imp.edges:
         add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
     kinds = {"call": "calls", "inherit": "inherits", "ref": "references"}
-    for r in resolver.refs(file_id):
-        kind = kinds.get(r.kind)
+    memo: dict[tuple, list[tuple[str, float]]] = {}  # repeated calls (tests!) resolve once
+    for name, rkind, line, scope, full in resolver.ref_rows(file_id):
+        kind = kinds.get(rkind)
         if kind is None:
             continue
-        src = f"s:{r.scope}" if r.scope else fnode
-        for q, w in resolver.resolve(f, r):
-            add(src, f"s:{q}", kind, w, r.line)
+        key = (rkind, scope, name, full)
+        targets = memo.get(key)
+        if targets is None:
+            targets = memo[key] = resolver.resolve_ref(f, rkind, scope, name, full)
+        src = f"s:{scope}" if scope else fnode
+        for q, w in targets:
+            add(src, f"s:{q}", kind, w, line)
     return [(s, d, k, w, ln) for (s, d, k), (w, ln) in best.items()]
 
 
@@ -176,6 +192,24 @@ def _interface(conn: sqlite3.Connection, file_id: int) -> dict:
         )
     )
     return {"defs": defs, "imports": imports, "bases": bases}
+
+
+def _all_interfaces(conn: sqlite3.Connection) -> dict[str, dict]:
+    """`_interface` of every file in three queries (full builds)."""
+    paths = dict(conn.execute("SELECT id, path FROM files"))
+    out: dict[str, dict] = {p: {"defs": [], "imports": [], "bases": []} for p in paths.values()}
+    for fid, n, q, k, p in conn.execute("SELECT file_id, name, qualname, kind, parent FROM symbols"):
+        out[paths[fid]]["defs"].append([n, q, k, p or ""])
+    for fid, n, m, a, fu in conn.execute(
+        "SELECT file_id, name, module, alias, full FROM refs WHERE kind='import'"
+    ):
+        out[paths[fid]]["imports"].append([n, m or "", a or "", fu])
+    for fid, sc, fu in conn.execute("SELECT file_id, scope, full FROM refs WHERE kind='inherit'"):
+        out[paths[fid]]["bases"].append([sc or "", fu])
+    for iface in out.values():
+        for v in iface.values():
+            v.sort()
+    return out
 
 
 def _trigger_names(old: dict | None, new: dict | None) -> set[str]:

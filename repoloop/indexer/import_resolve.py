@@ -30,14 +30,12 @@ class FileInfo:
     path: str
     language: str
     module: str
+    family: str = ""  # filled from language (hot in resolution, so stored, not computed)
+    sep: str = "."
 
-    @property
-    def family(self) -> str:
-        return FAMILY.get(self.language, self.language)
-
-    @property
-    def sep(self) -> str:
-        return QUALNAME_SEP.get(self.language, ".")
+    @classmethod
+    def make(cls, id: int, path: str, language: str, module: str) -> FileInfo:
+        return cls(id, path, language, module, FAMILY.get(language, language), QUALNAME_SEP.get(language, "."))
 
 
 @dataclass(slots=True)

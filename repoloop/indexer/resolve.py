@@ -63,7 +63,7 @@ class Resolver:
         """`lazy`: read symbols from SQLite as references need them (a few changed files),
         instead of loading every symbol up front (a full build)."""
         self.conn = conn
-        files = [FileInfo(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
+        files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
         self.repo = RepoFiles(files, go_module=go_module_path(conn))
         self.defs: dict[str, SymInfo] = {}
         self.by_name: dict[str, list[str]] = defaultdict(list)
@@ -72,6 +72,7 @@ class Resolver:
         self._bases: dict[str, list[str]] = {}
         self._inherits: dict[int, list[RefRow]] = {}
         self._go_recv: dict[str, str | None] = {}
+        self._fallbacks: dict[tuple, list[tuple[str, float]]] = {}
         if lazy:
             from repoloop.indexer.lazy_defs import SqlByName, SqlDefs, SqlFileSyms
 
@@ -101,10 +102,16 @@ class Resolver:
         return got
 
     def refs(self, file_id: int) -> list[RefRow]:
-        return [RefRow(*r) for r in self.conn.execute(
+        return [RefRow(*r) for r in self.ref_rows(file_id)]
+
+    def ref_rows(self, file_id: int) -> list[tuple[str, str, int, str | None, str]]:
+        """(name, kind, line, scope, full) of the file's non-import references, as plain tuples."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        return cur.execute(
             "SELECT name, kind, line, scope, full FROM refs WHERE file_id=? AND kind!='import' ORDER BY id",
             (file_id,),
-        )]
+        ).fetchall()
 
     # -- classes ------------------------------------------------------------------------------
     def bases(self, cls: str) -> list[str]:
@@ -126,7 +133,7 @@ class Resolver:
             f = self.repo.by_id[info.file_id]
             for r in rows:
                 if r.scope == cls:
-                    out += [q for q, _w in self.resolve(f, r) if q != cls]
+                    out += [q for q, _w in self.resolve_ref(f, r.kind, r.scope, r.name, r.full) if q != cls]
         self._bases[cls] = out
         return out
 
@@ -223,7 +230,12 @@ class Resolver:
 
     def resolve(self, f: FileInfo, r: RefRow) -> list[tuple[str, float]]:
         """Targets of one reference with their confidence weights (empty: unresolved/external)."""
-        full = r.full or r.name
+        return self.resolve_ref(f, r.kind, r.scope, r.name, r.full)
+
+    def resolve_ref(self, f: FileInfo, kind: str, scope: str | None, name: str, full: str
+                    ) -> list[tuple[str, float]]:
+        """`resolve` on the fields of a reference (the hot path: no object per reference)."""
+        full = full or name
         for ch in "[<":  # generic arguments / subscripts of base classes: `Generic[T]`, `List<T>`
             full = full.split(ch, 1)[0]
         parts = [p for p in _SPLIT.split(full) if p != ""]
@@ -231,15 +243,15 @@ class Resolver:
         if not parts:
             return []
         if len(parts) == 1 and _IDENT.match(parts[0]):
-            hit = self.lookup(f, r.scope, parts[0])
+            hit = self.lookup(f, scope, parts[0])
             if hit is not None:
                 return [(hit[0], 1.0)] if not hit[1] and hit[0] in self.defs else []
-            if r.kind == "ref":
+            if kind == "ref":
                 return []
             return self._fallback(f, parts[0], _FALLBACK.get(f.family, 0.0), bare=True)
         head, rest = parts[0], parts[1:]
-        if head in SELF_WORDS or head in SUPER_WORDS or (f.family == "go" and self._is_go_receiver(r.scope, head)):
-            cls = self.enclosing_class(r.scope)
+        if head in SELF_WORDS or head in SUPER_WORDS or (f.family == "go" and self._is_go_receiver(scope, head)):
+            cls = self.enclosing_class(scope)
             if cls is None or len(rest) != 1:
                 return []
             start = self.bases(cls) if head in SUPER_WORDS else [cls]
@@ -250,10 +262,10 @@ class Resolver:
             return []
         if not all(_IDENT.match(p) for p in parts):
             # The receiver is an expression (`foo().bar`, `a[0].b`): only the name is known.
-            return self._fallback(f, r.name, RECEIVER_WEIGHT, bare=False) if r.kind == "call" else []
-        hit = self.lookup(f, r.scope, head)
+            return self._fallback(f, name, RECEIVER_WEIGHT, bare=False) if kind == "call" else []
+        hit = self.lookup(f, scope, head)
         if hit is None:
-            if r.kind != "call" or (f.family == "python" and head in _PY_BUILTINS):
+            if kind != "call" or (f.family == "python" and head in _PY_BUILTINS):
                 return []
             return self._fallback(f, parts[-1], RECEIVER_WEIGHT, bare=False)  # a local variable's method
         target, is_module = hit
@@ -269,7 +281,13 @@ class Resolver:
     def _fallback(self, f: FileInfo, name: str, weight: float, *, bare: bool) -> list[tuple[str, float]]:
         if weight <= 0 or name.startswith("__"):
             return []  # dunders (`__init__`) name a protocol, not one definition
-        fam = f.family
+        key = (f.family, name, bare, weight)
+        got = self._fallbacks.get(key)
+        if got is None:
+            got = self._fallbacks[key] = self._fallback_candidates(f.family, name, weight, bare)
+        return got
+
+    def _fallback_candidates(self, fam: str, name: str, weight: float, bare: bool) -> list[tuple[str, float]]:
         cands = [q for q in self.by_name.get(name, ())
                  if self.defs[q].kind in CALLABLE_KINDS
                  and self.repo.by_id[self.defs[q].file_id].family == fam

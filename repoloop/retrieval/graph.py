@@ -25,7 +25,7 @@ from repoloop.indexer.store import IndexStore
 # How much importance each edge kind passes on (times the edge's own confidence weight).
 # `contains` also gets a reverse edge (symbol -> its container), so a file whose functions are
 # used everywhere ranks high, and symbols of important files rank above those of unused ones.
-RANK_WEIGHTS = {"imports": 1.0, "calls": 1.0, "inherits": 1.0, "references": 0.5, "contains": 0.2}
+RANK_WEIGHTS = {"imports": 1.0, "calls": 1.0, "inherits": 1.0, "references": 0.5, "contains": 1.0}
 CONTAINED_IN_WEIGHT = 1.0
 ALPHA = 0.85
 CALL_KINDS = ("calls",)
@@ -88,7 +88,7 @@ def _weighted_edges(conn: sqlite3.Connection) -> tuple[list[str], dict[str, int]
             src.append(di)
             dst.append(si)
             wts.append(CONTAINED_IN_WEIGHT * w)
-        if rw > 0:
+        if rw > 0 and si != di:  # recursion says nothing about importance
             src.append(si)
             dst.append(di)
             wts.append(rw)
@@ -363,7 +363,7 @@ def deps(store: IndexStore, path: str) -> dict:
         "SELECT dst, line FROM edges WHERE src=? AND kind='imports' ORDER BY line, dst", (node,))]
     imported_by = [{"path": s[2:], "line": ln} for s, ln in conn.execute(
         "SELECT src, line FROM edges WHERE dst=? AND kind='imports' ORDER BY src, line", (node,))]
-    files = [FileInfo(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
+    files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
     me = next((f for f in files if f.path == path), None)
     unresolved: list[str] = []
     if me is not None:

@@ -10,6 +10,7 @@ and the final text is re-counted as a whole, so the result is never over the bud
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from repoloop.retrieval.tokens_count import TokenCounter, get_counter
 SHOWN_KINDS = frozenset({"class", "struct", "interface", "trait", "enum", "impl", "function", "method",
                          "type", "module", "namespace", "macro", "constant"})
 MAX_CANDIDATES = 4000  # symbols considered for the map (the top of the ranking)
+_PY_COMMENT = re.compile(r"(?<=:)\s*#.*$")
 MAX_LINE = 160  # characters per signature line
 
 
@@ -64,9 +66,10 @@ def build_repo_map(store: IndexStore, budget: int, focus: Sequence[str] = (),
         return RepoMap("", 0, budget, [], unmatched)
 
     by_q = {s.qualname: s for s in syms}
+    first = _focus_files(store, pers)
 
     def render(k: int) -> tuple[str, list[str]]:
-        return _render(syms[:k], by_q, file_rank)
+        return _render(syms[:k], by_q, file_rank, first)
 
     lo, hi = 0, len(syms)
     best = ("", [])
@@ -103,6 +106,8 @@ def _candidates(store: IndexStore, ranks: dict[str, float]) -> tuple[list[_Sym],
         if kind not in SHOWN_KINDS:
             continue
         text = (sig or f"{kind} {name}").strip()
+        if text.startswith(("def ", "async def ", "class ")) and "#" in text:
+            text = _PY_COMMENT.sub("", text)  # a comment between the header and the body
         if len(text) > MAX_LINE:
             text = text[: MAX_LINE - 1] + "…"
         out.append((score, _Sym(qual, path, line, depth, text, parent)))
@@ -113,7 +118,19 @@ def _candidates(store: IndexStore, ranks: dict[str, float]) -> tuple[list[_Sym],
     return [s for _, s in out[:MAX_CANDIDATES]], dict(file_rank)
 
 
-def _render(chosen: list[_Sym], by_q: dict[str, _Sym], file_rank: dict[str, float]) -> tuple[str, list[str]]:
+def _focus_files(store: IndexStore, pers: dict[str, float]) -> set[str]:
+    """Files the user named (directly or through one of their symbols): they lead the map."""
+    out = {k[2:] for k in pers if k.startswith("f:")}
+    quals = [k[2:] for k in pers if k.startswith("s:")][:500]
+    if quals:
+        out |= {r[0] for r in store.conn.execute(
+            "SELECT DISTINCT f.path FROM symbols s JOIN files f ON f.id=s.file_id"
+            f" WHERE s.qualname IN ({','.join('?' * len(quals))})", quals)}
+    return out
+
+
+def _render(chosen: list[_Sym], by_q: dict[str, _Sym], file_rank: dict[str, float], first: set[str]
+            ) -> tuple[str, list[str]]:
     per_file: dict[str, dict[str, _Sym]] = defaultdict(dict)
     for s in chosen:
         per_file[s.path][s.qualname] = s
@@ -121,7 +138,7 @@ def _render(chosen: list[_Sym], by_q: dict[str, _Sym], file_rank: dict[str, floa
         while p and p in by_q and by_q[p].path == s.path and p not in per_file[s.path]:
             per_file[s.path][p] = by_q[p]  # enclosing classes give the method its context
             p = by_q[p].parent
-    files = sorted(per_file, key=lambda p: (-file_rank.get(p, 0.0), p))
+    files = sorted(per_file, key=lambda p: (p not in first, -file_rank.get(p, 0.0), p))
     lines: list[str] = []
     for path in files:
         lines.append(f"{path}:")
