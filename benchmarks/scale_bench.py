@@ -1,14 +1,16 @@
 """Scale and speed on big trees, side by side with universal-ctags and Aider's repo map.
 
     nice .venv/bin/python benchmarks/scale_bench.py prepare [--data DIR]
-    nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|monorepo [--data DIR]
+    nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo [--data DIR]
          [--aider PY] [--embed-sample N] [--out FILE.json]
     .venv/bin/python benchmarks/scale_bench.py plot RESULT.json... --png benchmarks/scale.png
 
 Corpora (built by `prepare` from what every machine here has, no internet):
 - `stdlib`: the machine's Python standard library without site-packages;
 - `monorepo`: stdlib + this project's venv site-packages (torch, chromadb, transformers, ...) +
-  the Django sdist from PyPI, source files only (native libraries and archives left out).
+  the Django sdist from PyPI, source files only (native libraries and archives left out);
+- `mid`: stdlib + the Django sdist + the `openai` package (~11k files), for the one-file
+  re-index target on a 10,000-file repo.
 
 `run` measures, on one corpus, in one run: full `repoloop index --no-embed` split by phase (walk,
 parse, store, graph), files/s, symbols/s, peak RSS of the process tree, index size on disk;
@@ -71,7 +73,8 @@ def prepare(data: Path) -> None:
         mono.mkdir()
         shutil.copytree(stdlib, mono / "stdlib", symlinks=True)
         site = Path(sysconfig.get_paths()["purelib"])
-        shutil.copytree(site, mono / "site-packages", symlinks=True, ignore=_ignore)
+        # Not named site-packages: the walk prunes such folders as dependencies (rightly, in a repo).
+        shutil.copytree(site, mono / "packages", symlinks=True, ignore=_ignore)
         sdist_dir = data / "sdists"
         sdist_dir.mkdir(exist_ok=True)
         if not list(sdist_dir.glob("django-*.tar.gz")) and not list(sdist_dir.glob("Django-*.tar.gz")):
@@ -80,7 +83,13 @@ def prepare(data: Path) -> None:
         for sd in sorted(sdist_dir.glob("*.tar.gz")):
             with tarfile.open(sd) as tf:
                 tf.extractall(mono / "sdists", filter="data")
-    for name in ("stdlib", "monorepo"):
+    mid = data / "mid"
+    if not mid.exists():  # ~11k files: the "10,000-file repo" of the re-index target
+        mid.mkdir()
+        shutil.copytree(stdlib, mid / "stdlib", symlinks=True)
+        shutil.copytree(mono / "sdists", mid / "sdists", symlinks=True)
+        shutil.copytree(mono / "packages" / "openai", mid / "openai", symlinks=True)
+    for name in ("stdlib", "mid", "monorepo"):
         n = sum(1 for _ in (data / name).rglob("*") if _.is_file())
         print(f"{name}: {n:,} files at {data / name}")
 
@@ -279,7 +288,7 @@ def main() -> None:
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     r = sub.add_parser("run")
-    r.add_argument("--corpus", choices=("stdlib", "monorepo"), default="stdlib")
+    r.add_argument("--corpus", choices=("stdlib", "mid", "monorepo"), default="stdlib")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
     r.add_argument("--aider", default=None, help="python of a venv with aider-chat installed")
     r.add_argument("--embed-sample", type=int, default=0, help="chunks for the embedding-overhead measure")
