@@ -156,3 +156,13 @@ def test_huge_docstring_is_capped_on_the_symbol() -> None:
     p = parse_source("d.py", f'def f():\n    """{doc}"""\n'.encode(), "python")
     assert 1000 < len(p.symbols[0].doc) <= 2000
     assert doc.strip() in "\n".join(c.text for c in p.chunks)
+
+
+def test_pep695_type_aliases_and_generics() -> None:
+    src = b"type Vec = list[float]\nclass Box[T]:\n    pass\ndef first[T](xs: list[T]) -> T: ...\n"
+    p = parse_source("t.py", src, "python")
+    assert [(s.qualname, s.kind, s.start_line, s.signature) for s in p.symbols] == [
+        ("t.Vec", "type", 1, "type Vec = list[float]"),
+        ("t.Box", "class", 2, "class Box[T]"),
+        ("t.first", "function", 4, "def first[T](xs: list[T]) -> T"),
+    ]

@@ -16,6 +16,7 @@ class PythonHandler(Handler):
     (function_definition) @def.function
     (class_definition) @def.class
     (module (expression_statement (assignment left: (identifier) right: (_)) @def.constant))
+    (type_alias_statement) @def.type
     """
     call_query = "(call function: (_) @call)"
     ref_query = "(identifier) @ref"
@@ -23,6 +24,9 @@ class PythonHandler(Handler):
     skip_refs = frozenset({"self", "cls"})
 
     def name(self, node: Node, kind: str, src: bytes) -> tuple[str, str] | None:
+        if node.type == "type_alias_statement":  # `type Vec = list[float]` (3.12)
+            n = self.name_node(node)
+            return (text_of(n, src), kind) if n is not None else None
         if kind != "constant":
             return super().name(node, kind, src)
         name = text_of(node.child_by_field_name("left"), src)
@@ -34,10 +38,13 @@ class PythonHandler(Handler):
         return None
 
     def name_node(self, node: Node) -> Node | None:
+        if node.type == "type_alias_statement":
+            left = node.child_by_field_name("left")
+            return left.named_children[0] if left is not None and left.named_child_count else None
         return node.child_by_field_name("left" if node.type == "assignment" else "name")
 
     def signature(self, node: Node, kind: str, src: bytes) -> str:
-        if node.type == "assignment":
+        if node.type in ("assignment", "type_alias_statement"):
             return one_line(text_of(node, src).split("\n", 1)[0], 200)
         return super().signature(node, kind, src).rstrip(":").rstrip()
 
