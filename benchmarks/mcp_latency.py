@@ -79,7 +79,7 @@ def snapshot(src: Path, dst: Path) -> Path:
     return dst
 
 
-async def measure_mcp(client, calls: int, outline_paths: list[str], tools: bool) -> dict[str, list[float]]:
+async def measure_mcp(client, calls: int, outline_paths: list[str]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
 
     async def timed(name: str, tool: str, args_of) -> None:
@@ -93,13 +93,11 @@ async def measure_mcp(client, calls: int, outline_paths: list[str], tools: bool)
                 raise SystemExit(f"{tool} failed: {res.content}")
         out[name] = xs
 
-    await timed("search_code (k=10)", "search_code", lambda i: {"query": QUERIES[i % len(QUERIES)], "k": 10})
-    if tools:
-        await timed("get_symbol", "get_symbol", lambda i: {"name": SYMBOLS[i % len(SYMBOLS)]})
-        await timed("get_context (budget 2000)", "get_context",
-                    lambda i: {"task": QUERIES[i % len(QUERIES)], "budget": 2000})
-        await timed("outline", "outline", lambda i: {"path": outline_paths[i % len(outline_paths)]})
-        await timed("repo_map (budget 1024)", "repo_map", lambda i: {"budget": 1024})
+    await timed("get_symbol", "get_symbol", lambda i: {"name": SYMBOLS[i % len(SYMBOLS)]})
+    await timed("get_context (budget 2000)", "get_context",
+                lambda i: {"task": QUERIES[i % len(QUERIES)], "budget": 2000})
+    await timed("outline", "outline", lambda i: {"path": outline_paths[i % len(outline_paths)]})
+    await timed("repo_map (budget 1024)", "repo_map", lambda i: {"budget": 1024})
     return out
 
 
@@ -133,34 +131,7 @@ def main() -> int:
         outline_paths = [p.relative_to(repo).as_posix() for p in sorted(repo.glob("repoloop/*/*.py"))[:10]] or \
             [p.relative_to(repo).as_posix() for p in sorted(repo.rglob("*.py"))[:10]]
 
-        # direct, in-process
-        t = time.perf_counter()
-        r = Retriever.open(repo, lexical_only=args.lexical)
-        if hasattr(r, "warm"):
-            r.warm()
-        open_s = time.perf_counter() - t
-        direct = []
-        for i in range(args.calls):
-            t = time.perf_counter()
-            r.search(QUERIES[i % len(QUERIES)], 10)
-            direct.append(time.perf_counter() - t)
-        r.close()
-
-        # MCP over stdio
-        async def stdio() -> tuple[float, float, dict[str, list[float]]]:
-            cmd = repoloop_exe()
-            params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--repo", str(repo), *lex],
-                                           env=env())
-            t0 = time.perf_counter()
-            async with Client(params, read_timeout_seconds=300) as c:
-                ready = time.perf_counter() - t0
-                await c.call_tool("search_code", {"query": "warm", "k": 1})
-                first = time.perf_counter() - t0
-                return ready, first, await measure_mcp(c, args.calls, outline_paths, tools=True)
-
-        ready_s, first_s, stdio_res = asyncio.run(stdio())
-
-        # MCP over streamable HTTP
+        # the HTTP server first, so that it warms while the rest starts
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -173,23 +144,51 @@ def main() -> int:
                     raise SystemExit("HTTP server did not come up")
                 time.sleep(0.1)
 
-            async def http() -> dict[str, list[float]]:
-                async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=300) as c:
-                    await c.call_tool("search_code", {"query": "warm", "k": 1})
-                    return await measure_mcp(c, args.calls, outline_paths, tools=False)
+            # direct, in-process: the floor
+            t = time.perf_counter()
+            r = Retriever.open(repo, lexical_only=args.lexical)
+            if hasattr(r, "warm"):
+                r.warm()
+            open_s = time.perf_counter() - t
 
-            http_res = asyncio.run(http())
+            async def run() -> tuple[float, float, dict[str, list[float]], dict[str, list[float]]]:
+                cmd = repoloop_exe()
+                params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--repo", str(repo), *lex],
+                                               env=env())
+                t0 = time.perf_counter()
+                async with Client(params, read_timeout_seconds=300) as c, \
+                        Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=300) as h:
+                    ready = time.perf_counter() - t0
+                    await c.call_tool("search_code", {"query": "warm", "k": 1})
+                    first = time.perf_counter() - t0
+                    await h.call_tool("search_code", {"query": "warm", "k": 1})
+                    # search: direct, stdio, HTTP and (every so often) a cold CLI process, interleaved,
+                    # so that all see the same load on this shared machine
+                    res: dict[str, list[float]] = {"direct": [], "stdio": [], "http": [], "cold": []}
+                    cold_every = max(1, args.calls // max(1, args.cold))
+                    for i in range(args.calls):
+                        q = QUERIES[i % len(QUERIES)]
+                        t = time.perf_counter()
+                        r.search(q, 10)
+                        res["direct"].append(time.perf_counter() - t)
+                        for name, client in (("stdio", c), ("http", h)):
+                            t = time.perf_counter()
+                            got = await client.call_tool("search_code", {"query": q, "k": 10})
+                            res[name].append(time.perf_counter() - t)
+                            if got.is_error:
+                                raise SystemExit(f"search_code failed: {got.content}")
+                        if i % cold_every == 0 and len(res["cold"]) < args.cold:
+                            t = time.perf_counter()
+                            subprocess.run([*repoloop_exe(), "search", q, "--repo", str(repo), "--json", "-k", "10",
+                                            *lex], check=True, capture_output=True, env=env())
+                            res["cold"].append(time.perf_counter() - t)
+                    return ready, first, res, await measure_mcp(c, args.calls, outline_paths)
+
+            ready_s, first_s, search, tools = asyncio.run(run())
+            r.close()
         finally:
             proc.terminate()
             proc.wait(30)
-
-        # cold CLI, a process per query
-        cold = []
-        for i in range(args.cold):
-            t = time.perf_counter()
-            subprocess.run([*repoloop_exe(), "search", QUERIES[i % len(QUERIES)], "--repo", str(repo), "--json",
-                            "-k", "10", *lex], check=True, capture_output=True, env=env())
-            cold.append(time.perf_counter() - t)
     finally:
         if not args.workdir:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -197,7 +196,7 @@ def main() -> int:
     mode = "lexical (no embeddings)" if args.lexical else "hybrid (BM25 + dense MiniLM + names + graph)"
     cmdline = "nice .venv/bin/python benchmarks/mcp_latency.py" + "".join(
         f" {a}" for a in sys.argv[1:])
-    warm_med = statistics.median(stdio_res["search_code (k=10)"])
+    med = {k: statistics.median(v) for k, v in search.items()}
     lines = [
         f"Command: `{cmdline}` · machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}),"
         f" Python {platform.python_version()}, load average at end {os.getloadavg()[0]:.1f}"
@@ -210,15 +209,18 @@ def main() -> int:
         "",
         "| call | n | median ms | p95 ms |",
         "|---|---|---|---|",
-        row("direct `Retriever.search` (in-process, no protocol)", direct),
-        *(row(f"MCP stdio `{k}`", v) for k, v in stdio_res.items()),
-        *(row(f"MCP HTTP `{k}`", v) for k, v in http_res.items()),
-        row("baseline: cold `repoloop search --json` (new process each)", cold),
+        row("direct `Retriever.search` k=10 (in-process, no protocol)", search["direct"]),
+        row("MCP stdio `search_code` k=10", search["stdio"]),
+        row("MCP HTTP `search_code` k=10", search["http"]),
+        row("baseline: cold `repoloop search --json` k=10 (a new process each)", search["cold"]),
+        *(row(f"MCP stdio `{k}`", v) for k, v in tools.items()),
         "",
-        f"Warm MCP search_code (stdio) vs a cold CLI search: {statistics.median(cold) / warm_med:.0f}x faster"
-        f" (median {warm_med * 1000:.1f} ms vs {statistics.median(cold) * 1000:.0f} ms); protocol overhead"
-        f" over the in-process call: {(warm_med - statistics.median(direct)) * 1000:.1f} ms (stdio),"
-        f" {(statistics.median(http_res['search_code (k=10)']) - statistics.median(direct)) * 1000:.1f} ms (HTTP).",
+        f"Search calls interleaved (direct, stdio, HTTP, and a cold CLI every {max(1, args.calls // max(1, args.cold))}),"
+        " so all saw the same load; each tool had one untimed warm-up call.",
+        f"Warm MCP `search_code` vs a cold CLI search: {med['cold'] / med['stdio']:.0f}x faster over stdio"
+        f" ({med['stdio'] * 1000:.1f} ms vs {med['cold'] * 1000:.0f} ms), {med['cold'] / med['http']:.0f}x over HTTP;"
+        f" protocol cost over the in-process call: {(med['stdio'] - med['direct']) * 1000:.1f} ms (stdio),"
+        f" {(med['http'] - med['direct']) * 1000:.1f} ms (HTTP).",
     ]
     print("\n".join(lines))
     return 0
