@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import posixpath
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from repoloop.indexer.resolve import Resolver
 from repoloop.indexer.store import IndexStore
@@ -85,10 +85,14 @@ def update_edges(
         redo |= _files_with_dangling_edges(conn, resolver, old_ifaces, deleted)
         redo &= set(files)
 
-    rows: list[tuple] = []
-    for p in sorted(redo):
-        fid = files[p][0]
-        rows.extend((fid, *e) for e in file_edges(resolver, fid))
+    def edge_rows() -> Iterator[tuple]:
+        """Streamed into executemany: a monorepo's millions of edges are never all in memory."""
+        for p in sorted(redo):
+            fid = files[p][0]
+            for e in file_edges(resolver, fid):
+                yield (fid, *e)
+
+    rows = edge_rows()
 
     conn.execute("BEGIN IMMEDIATE")
     try:
