@@ -162,6 +162,13 @@ def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, fl
     imp = resolver.imports(file_id)
     for tid, line in imp.edges:
         add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
+    if f.family == "rust":  # `mod foo;` declares (and so depends on) the module file foo.rs
+        for qual, line in resolver.conn.execute(
+            "SELECT qualname, start_line FROM symbols WHERE file_id=? AND kind='module'", (file_id,)
+        ):
+            for tid in resolver.repo.module_files("rust", qual):
+                if tid != file_id:
+                    add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
     kinds = {"call": "calls", "inherit": "inherits", "ref": "references"}
     memo: dict[tuple, list[tuple[str, float]]] = {}  # repeated calls (tests!) resolve once
     for name, rkind, line, scope, full in resolver.ref_rows(file_id):

@@ -192,16 +192,16 @@ def _js(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImport
             continue
         t = repo.by_id[target]
         out.edges.append((target, r.line))
-        local = r.alias or r.name
-        if r.name in ("*", "", spec) or r.name == "default" and not r.alias:
-            if r.alias:
+        if r.name in ("*", ""):
+            if r.alias:  # `import * as ns`, `const ns = require(...)`
                 out.bind(r.alias, t.module, True)
-            continue
-        if r.name == "default":
-            # `import Foo from './Foo'`: the default export; bind to a same-named symbol if any.
-            out.bind(local, f"{t.module}.{local}", False)
+            else:  # `export * from`, destructured require: every name of that module
+                out.stars.append(t.module)
+        elif r.name == "default":
+            if r.alias:  # `import Foo from './Foo'`: the default export, by convention named alike
+                out.bind(r.alias, f"{t.module}.{r.alias}", False)
         else:
-            out.bind(local, f"{t.module}.{r.name}", False)
+            out.bind(r.alias or r.name, f"{t.module}.{r.name}", False)
 
 
 def _js_file(repo: RepoFiles, here: str, spec: str) -> int | None:
@@ -285,7 +285,7 @@ def _rust(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImpo
         parts = [p for p in re.split(r"::", path) if p]
         if not parts:
             continue
-        parts = _rust_absolute(parts, f.module)
+        parts = _rust_absolute(parts, f.module, repo)
         if parts is None:
             out.unresolved.append(path)
             continue
@@ -313,7 +313,7 @@ def _rust(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImpo
             out.bind(local, full, k == len(parts))
 
 
-def _rust_absolute(parts: list[str], module: str) -> list[str] | None:
+def _rust_absolute(parts: list[str], module: str, repo: RepoFiles) -> list[str] | None:
     here = module.split("::") if module else ["crate"]
     if parts[0] == "crate":
         return parts
@@ -327,8 +327,10 @@ def _rust_absolute(parts: list[str], module: str) -> list[str] | None:
             base.pop()
             parts = parts[1:]
         return base + parts
-    # 2018 edition: `use foo::bar` names a crate (external) or a sibling module via `self`; try
-    # the current crate's top level.
+    # 2018 edition (uniform paths): `use foo::bar` names a child module of this one if there is
+    # one, else an item/module at the crate root, else an external crate.
+    if ("rust", "::".join([*here, parts[0]])) in repo.modules:
+        return here + parts
     return ["crate", *parts]
 
 

@@ -35,6 +35,7 @@ SUPER_WORDS = frozenset({"super", "super()", "base", "parent"})
 _CLASS_SCOPE_HIDDEN = frozenset({"python", "js", "go", "rust"})
 # Families whose unresolved bare names fall back to a unique name in the repo (and its weight).
 _FALLBACK = {"c": 1.0, "cs": 1.0, "ruby": 1.0, "php": 1.0, "java": 1.0, "js": 0.5, "rust": 0.5}
+_VALUE_KINDS = frozenset({"variable", "constant", "field"})
 _PY_BUILTINS = frozenset(dir(builtins))
 _SPLIT = re.compile(r"::|->|\.|\\")
 _IDENT = re.compile(r"^[A-Za-z_$@][\w$]*$")
@@ -181,16 +182,17 @@ class Resolver:
                 if q in self.defs:
                     return q, False
             s = info.parent
+        imp = self.imports(f.id)
         if f.module and f.language in _MODULE_PREFIXED:
             q = f"{f.module}{sep}{name}"
-            if q in self.defs:
+            # `const h = require('./h')` defines a variable h, but the import says what it is
+            if q in self.defs and not (name in imp.bindings and self.defs[q].kind in _VALUE_KINDS):
                 return q, False
         else:
             for q in self.file_syms.get(f.id, ()):
                 if q == name or q.endswith(sep + name):
                     if self.defs[q].parent is None:
                         return q, False
-        imp = self.imports(f.id)
         for b in imp.bindings.get(name, ()):
             if b.is_module:
                 return b.target, True

@@ -1,0 +1,320 @@
+"""Import resolution and call edges on JS/TS, Go, Rust, Java and C fixtures, indexed by the real
+pipeline (tree-sitter grammars, SQLite), with the edges a reader of the code would draw."""
+
+from __future__ import annotations
+
+from repoloop.retrieval import graph
+from tests.graph_fixtures import edges, index_dir
+from tests.test_graph_queries import write_repo
+
+JS = {
+    "package.json": '{"name": "web"}\n',
+    "src/util/math.ts": """
+export function add(a: number, b: number): number { return a + b; }
+export class Calc {
+  total(xs: number[]): number { return xs.reduce((s, x) => add(s, x), 0); }
+  double(x: number): number { return this.scale(x, 2); }
+  scale(x: number, k: number): number { return x * k; }
+}
+""",
+    "src/util/strings.ts": """
+export function upper(s: string): string { return s.toUpperCase(); }
+""",
+    "src/util/index.ts": """
+export { add, Calc } from './math';
+export * from './strings';
+""",
+    "src/components/Widget.jsx": """
+export default function Widget() { return helper(); }
+function helper() { return 1; }
+""",
+    "src/app.tsx": """
+import { add, Calc, upper } from './util';
+import * as M from './util/math';
+import Widget from './components/Widget';
+import React from 'react';
+export function App() {
+  const c = new Calc();
+  Widget();
+  return upper(String(add(1, M.add(2, 3)))) + c.double(1);
+}
+""",
+    "lib/helpers.js": """
+function greet(name) { return 'hi ' + name; }
+module.exports = { greet };
+""",
+    "lib/legacy.js": """
+const path = require('path');
+const h = require('./helpers');
+function go() { return h.greet(path.basename('x')); }
+""",
+}
+
+GO = {
+    "go.mod": "module example.com/shop\n\ngo 1.21\n",
+    "main.go": """
+package main
+
+import (
+	"fmt"
+
+	"example.com/shop/internal/store"
+	util "example.com/shop/pkg/util"
+)
+
+func main() {
+	s := store.New()
+	s.Add("x")
+	fmt.Println(util.Double(2))
+	run()
+}
+
+func run() {}
+""",
+    "internal/store/store.go": """
+package store
+
+type Store struct {
+	items []string
+}
+
+func New() *Store { return &Store{} }
+
+func (s *Store) Add(x string) {
+	s.items = append(s.items, x)
+	s.log(x)
+}
+
+func (s *Store) log(x string) { helper(x) }
+""",
+    "internal/store/helper.go": """
+package store
+
+func helper(x string) string { return x }
+""",
+    "pkg/util/util.go": """
+package util
+
+func Double(x int) int { return x * 2 }
+""",
+}
+
+RUST = {
+    "Cargo.toml": '[package]\nname = "shapes"\nversion = "0.1.0"\n',
+    "src/main.rs": """
+mod shapes;
+mod util;
+
+use crate::shapes::{Area, Circle};
+use util::double;
+
+fn main() {
+    let c = Circle::new(1.0);
+    println!("{}", c.area());
+    double(2);
+    shapes::describe(&c);
+}
+""",
+    "src/shapes/mod.rs": """
+pub mod circle;
+pub use circle::Circle;
+
+pub trait Area {
+    fn area(&self) -> f64;
+}
+
+pub fn describe(a: &dyn Area) -> f64 {
+    a.area()
+}
+""",
+    "src/shapes/circle.rs": """
+use super::Area;
+
+pub struct Circle {
+    r: f64,
+}
+
+impl Circle {
+    pub fn new(r: f64) -> Self {
+        Self::check(r);
+        Circle { r }
+    }
+
+    fn check(_r: f64) {}
+}
+
+impl Area for Circle {
+    fn area(&self) -> f64 {
+        self.r * self.r * helper()
+    }
+}
+
+fn helper() -> f64 {
+    3.14
+}
+""",
+    "src/util.rs": """
+pub fn double(x: i32) -> i32 {
+    x * 2
+}
+""",
+}
+
+JAVA = {
+    "src/main/java/com/acme/app/Main.java": """
+package com.acme.app;
+
+import com.acme.util.Strings;
+import com.acme.model.*;
+import java.util.List;
+
+public class Main {
+    public static void main(String[] args) {
+        User u = new User("x");
+        System.out.println(Strings.upper(u.name()));
+        helper();
+    }
+
+    static void helper() {}
+}
+""",
+    "src/main/java/com/acme/util/Strings.java": """
+package com.acme.util;
+
+public class Strings {
+    public static String upper(String s) { return s.toUpperCase(); }
+}
+""",
+    "src/main/java/com/acme/model/User.java": """
+package com.acme.model;
+
+public class User extends Base {
+    private final String n;
+    public User(String n) { this.n = n; }
+    public String name() { return this.describe(n); }
+}
+""",
+    "src/main/java/com/acme/model/Base.java": """
+package com.acme.model;
+
+public class Base {
+    protected String describe(String s) { return s; }
+}
+""",
+}
+
+C = {
+    "include/vec.h": "typedef struct { int x; } vec;\nint vec_len(vec *v);\n",
+    "src/vec.c": '#include "../include/vec.h"\n#include <stdio.h>\n\nint vec_len(vec *v) { return v->x; }\n',
+    "src/main.c": '#include "vec.h"\n\nstatic int twice(int x) { return 2 * x; }\n\nint main(void) {\n    vec v = {1};\n    return twice(vec_len(&v));\n}\n',
+}
+
+
+def _index(tmp_path, files):
+    root = write_repo(tmp_path / "repo", files)
+    return index_dir(root)
+
+
+def _weights(store, src):
+    return {d: round(w, 3) for d, w in store.conn.execute(
+        "SELECT dst, weight FROM edges WHERE src=? AND kind='calls'", (src,))}
+
+
+def test_js_ts_imports_and_calls(tmp_path):
+    store = _index(tmp_path, JS)
+    e = edges(store)
+    imports = {(s, d) for s, d, k in e if k == "imports"}
+    assert imports == {
+        ("f:src/app.tsx", "f:src/util/index.ts"),  # directory import -> index file
+        ("f:src/app.tsx", "f:src/util/math.ts"),  # extension-less TS path
+        ("f:src/app.tsx", "f:src/components/Widget.jsx"),
+        ("f:src/util/index.ts", "f:src/util/math.ts"),  # re-exports
+        ("f:src/util/index.ts", "f:src/util/strings.ts"),
+        ("f:lib/legacy.js", "f:lib/helpers.js"),  # CommonJS require
+    }
+    app = _weights(store, "s:src/app.App")
+    assert app["s:src/util/math.add"] == 1.0  # through `export { add } from './math'` and `M.add`
+    assert app["s:src/util/strings.upper"] == 1.0  # through `export * from './strings'`
+    assert app["s:src/util/math.Calc"] == 1.0  # `new Calc()`
+    assert app["s:src/components/Widget.Widget"] == 1.0  # default import
+    assert app["s:src/util/math.Calc.double"] == 0.5  # `c.double()`: receiver type unknown
+    assert _weights(store, "s:src/util/math.Calc.double") == {"s:src/util/math.Calc.scale": 1.0}  # this.
+    assert _weights(store, "s:src/util/math.Calc.total") == {"s:src/util/math.add": 1.0}
+    assert _weights(store, "s:lib/legacy.go") == {"s:lib/helpers.greet": 1.0}  # h = require(...); h.greet()
+    assert graph.deps(store, "src/app.tsx")["unresolved"] == ["react"]
+    assert graph.deps(store, "lib/legacy.js")["unresolved"] == ["path"]
+    store.close()
+
+
+def test_go_packages_receivers_and_calls(tmp_path):
+    store = _index(tmp_path, GO)  # import paths matched to package directories by their suffix
+    imports = {(s, d) for s, d, k in edges(store) if k == "imports"}
+    assert imports == {  # a package import depends on every file of the package
+        ("f:main.go", "f:internal/store/store.go"),
+        ("f:main.go", "f:internal/store/helper.go"),
+        ("f:main.go", "f:pkg/util/util.go"),
+    }
+    main = _weights(store, "s:main.main")
+    assert main["s:internal/store.New"] == 1.0  # store.New
+    assert main["s:pkg/util.Double"] == 1.0  # aliased import util.Double
+    assert main["s:main.run"] == 1.0
+    assert main["s:internal/store.Store.Add"] == 0.5  # s.Add on a local: by name only
+    # the receiver `s` is the method's own: certain; helper() lives in another file of the package
+    assert _weights(store, "s:internal/store.Store.Add") == {"s:internal/store.Store.log": 1.0}
+    assert _weights(store, "s:internal/store.Store.log") == {"s:internal/store.helper": 1.0}
+    assert graph.deps(store, "main.go")["unresolved"] == ["fmt"]
+    callers = graph.callers(store, "internal/store.helper", depth=3)
+    assert [(c["qualname"], c["depth"]) for c in callers] == [
+        ("internal/store.Store.log", 1), ("internal/store.Store.Add", 2), ("main.main", 3)]
+    store.close()
+
+
+def test_rust_mod_use_impl_and_self(tmp_path):
+    store = _index(tmp_path, RUST)
+    imports = {(s, d) for s, d, k in edges(store) if k == "imports"}
+    assert imports == {
+        ("f:src/main.rs", "f:src/shapes/mod.rs"),  # mod shapes; use crate::shapes::...
+        ("f:src/main.rs", "f:src/util.rs"),  # use util::double (2018 uniform path)
+        ("f:src/shapes/mod.rs", "f:src/shapes/circle.rs"),  # pub mod circle; pub use circle::Circle
+        ("f:src/shapes/circle.rs", "f:src/shapes/mod.rs"),  # use super::Area
+    }
+    main = _weights(store, "s:crate::main")
+    assert main["s:crate::shapes::circle::Circle::new"] == 1.0  # Circle::new via a `pub use` re-export
+    assert main["s:crate::util::double"] == 1.0
+    assert main["s:crate::shapes::describe"] == 1.0  # shapes::describe via `mod shapes;`
+    assert _weights(store, "s:crate::shapes::circle::Circle::new") == {
+        "s:crate::shapes::circle::Circle::check": 1.0}  # Self::check
+    assert _weights(store, "s:crate::shapes::circle::Circle::area") == {"s:crate::shapes::circle::helper": 1.0}
+    inh = {(s, d) for s, d, k in edges(store) if k == "inherits"}
+    assert ("s:crate::shapes::circle::Circle", "s:crate::shapes::Area") in inh  # impl Area for Circle
+    # a.area() on a trait object: two same-named candidates, each a weak edge
+    assert _weights(store, "s:crate::shapes::describe") == {
+        "s:crate::shapes::circle::Circle::area": 0.25, "s:crate::shapes::Area::area": 0.25}
+    store.close()
+
+
+def test_java_packages_wildcards_and_inherited_this(tmp_path):
+    store = _index(tmp_path, JAVA)
+    p = "src/main/java/com/acme/"
+    imports = {(s, d) for s, d, k in edges(store) if k == "imports"}
+    assert imports == {
+        (f"f:{p}app/Main.java", f"f:{p}util/Strings.java"),
+        (f"f:{p}app/Main.java", f"f:{p}model/User.java"),  # import com.acme.model.*
+        (f"f:{p}app/Main.java", f"f:{p}model/Base.java"),
+    }
+    main = _weights(store, "s:com.acme.app.Main.main")
+    assert main["s:com.acme.model.User"] == 1.0  # new User(...) through the wildcard import
+    assert main["s:com.acme.util.Strings.upper"] == 1.0
+    assert main["s:com.acme.app.Main.helper"] == 1.0  # same class, unqualified
+    assert _weights(store, "s:com.acme.model.User.name") == {"s:com.acme.model.Base.describe": 1.0}
+    assert graph.deps(store, f"{p}app/Main.java")["unresolved"] == ["java.util.List"]
+    store.close()
+
+
+def test_c_includes(tmp_path):
+    store = _index(tmp_path, C)
+    imports = {(s, d) for s, d, k in edges(store) if k == "imports"}
+    assert imports == {("f:src/main.c", "f:include/vec.h"), ("f:src/vec.c", "f:include/vec.h")}
+    assert _weights(store, "s:main") == {"s:twice": 1.0, "s:vec_len": 1.0}
+    assert graph.deps(store, "src/vec.c")["unresolved"] == ["stdio.h"]
+    store.close()
