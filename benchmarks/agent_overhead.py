@@ -159,6 +159,8 @@ def session(repo: Path, files: int, rounds: int) -> dict:
         "sandbox_median_ms": round(statistics.median(s["sandbox_s"] for s in steps) * 1000, 1),
         "floor_ms": round(floor * 1000, 1),
         "own_by_tool_median_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in sorted(by_tool.items())},
+        "git_max_ms": round(max(s.get("git_s", 0) for s in steps) * 1000, 1),
+        "retrieval_max_ms": round(max(s.get("retrieval_s", 0) for s in steps) * 1000, 1),
     }
 
 

@@ -87,6 +87,8 @@ def test_model_sees_context_and_then_the_failure(fake_llm, bug_repo):
     assert "Verification failed" in after_wrong
     assert "test_add" in after_wrong and "assert 1 == 5" in after_wrong
     assert "Verification failed" not in fake_llm.request_text(1)
+    related = after_wrong.split("Code related to the failure", 1)[1]
+    assert "tests/test_calc.py" in related and "def test_add" in related
     # The failure became a retrieval query whose context was added.
     recs = [json.loads(x) for x in Path(out["trajectory"]).read_text().splitlines()]
     followups = [r for r in recs if r["type"] == "observe" and r.get("after")]

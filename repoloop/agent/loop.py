@@ -255,7 +255,7 @@ class Agent:
         while st.steps < cfg.max_steps:
             st.steps += 1
             t_step = time.perf_counter()
-            retr0 = observer.seconds
+            retr0, git0 = observer.seconds, ws.git_s
             reply = self._model(tools=TOOL_SCHEMAS)
             self.conv.add(reply.message())
             model_s, sandbox_s = reply.seconds, 0.0
@@ -325,7 +325,8 @@ class Agent:
             wall = time.perf_counter() - t_step
             self.traj.write("step", step=st.steps, wall_s=round(wall, 4), model_s=round(model_s, 4),
                             sandbox_s=round(sandbox_s, 4), repoloop_s=round(max(wall - model_s - sandbox_s, 0), 4),
-                            retrieval_s=round(observer.seconds - retr0, 4), tokens=st.usage.to_json(),
+                            retrieval_s=round(observer.seconds - retr0, 4), git_s=round(ws.git_s - git0, 4),
+                            tokens=st.usage.to_json(),
                             cost=round(st.cost, 6))
             self.ui.event("step", {"step": st.steps, "max_steps": cfg.max_steps, "tokens": st.usage.total,
                                    "cost": st.cost, "wall_s": wall, "model_s": model_s, "sandbox_s": sandbox_s,
@@ -374,7 +375,7 @@ class Agent:
     def _failure_observation(self, ver: Verification, observer: Observer) -> None:
         digest = failure_digest(ver.output)
         query = failure_query(ver.output)
-        context, items = observer.context(query, self.cfg.failure_budget) if query else ("", [])
+        context, items = observer.snippets(query, self.cfg.failure_budget) if query else ("", [])
         self.traj.write("observe", step=self.st.steps, query=query, context_items=items, after="failed verification")
         self.conv.add({"role": "user", "content": prompts.failure_message(
             ver.command, ver.exit_code, digest, truncate(ver.output, 8_000), context)})

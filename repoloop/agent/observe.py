@@ -98,6 +98,25 @@ class Observer:
                   "score": round(float(i.score), 4)} for i in getattr(pack, "items", [])]
         return pack.text or "", items
 
+    def snippets(self, query: str, budget: int, k: int = 10) -> tuple[str, list[dict]]:
+        """Top search hits rendered within `budget` tokens (over-estimated at 3.5 chars a token).
+        Used after each failed verification: a ranked search costs milliseconds where a full
+        context pack (with its repo map) costs far more on a big repository, on every failure."""
+        if not query.strip():
+            return "", []
+        hits = self._try("search", lambda: self.retriever.search(query, k), None) or []
+        parts, items, used = [], [], 0
+        for h in hits:
+            block = f"# {h.path} (lines {h.start_line}-{h.end_line})\n{h.text.rstrip()}\n"
+            cost = int(len(block) / 3.5) + 1
+            if used + cost > budget:
+                continue
+            used += cost
+            parts.append(block)
+            items.append({"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "tokens": cost,
+                          "score": round(float(h.score), 4)})
+        return "\n".join(parts), items
+
     # -- the tools' search backend ------------------------------------------------------------------
     def search(self, query: str, k: int) -> str | None:
         hits = self._try("search", lambda: self.retriever.search(query, k), None)

@@ -8,8 +8,10 @@ branch stays. `apply()` is the only path by which anything reaches the user's wo
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repoloop.errors import RepoloopError
 
@@ -48,14 +50,23 @@ class Workspace:
     base: str  # the starting commit
     excludes: Path | None = None
 
+    git_s: float = 0.0  # time spent in git (part of repoloop's own share of a step)
+
+    def _git(self, args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        t0 = time.perf_counter()
+        try:
+            return git(args, cwd, **kw)
+        finally:
+            self.git_s += time.perf_counter() - t0
+
     def _add(self) -> None:
         cfg = ["-c", f"core.excludesFile={self.excludes}"] if self.excludes else []
-        git([*cfg, "add", "-A"], self.path)
+        self._git([*cfg, "add", "-A"], self.path)
 
     def tree(self) -> str:
         """A fingerprint of the worktree's content (tree hash), to see whether anything changed."""
         self._add()
-        return git(["write-tree"], self.path).stdout.strip()
+        return self._git(["write-tree"], self.path).stdout.strip()
 
     @staticmethod
     def check(repo: Path) -> str:
@@ -90,45 +101,45 @@ class Workspace:
 
     # -- state ------------------------------------------------------------------------------------
     def dirty(self) -> bool:
-        return bool(git(["status", "--porcelain", "--untracked-files=all"], self.path).stdout.strip())
+        return bool(self._git(["status", "--porcelain", "--untracked-files=all"], self.path).stdout.strip())
 
     def commit(self, message: str, tree: str | None = None) -> str | None:
         """Commit everything in the worktree (or `tree`, just written from its index by `tree()`);
         None when there was nothing to commit. commit-tree + update-ref: two processes, not four."""
         tree = tree or self.tree()
-        head = git(["rev-parse", "HEAD"], self.path).stdout.strip()
-        if git(["rev-parse", f"{head}^{{tree}}"], self.path).stdout.strip() == tree:
+        head, head_tree = self._git(["rev-parse", "HEAD", "HEAD^{tree}"], self.path).stdout.split()
+        if head_tree == tree:
             return None
-        sha = git([*_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], self.path).stdout.strip()
-        git(["update-ref", "-m", "repoloop: step", f"refs/heads/{self.branch}", sha, head], self.path)
+        sha = self._git([*_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], self.path).stdout.strip()
+        self._git(["update-ref", "-m", "repoloop: step", f"refs/heads/{self.branch}", sha, head], self.path)
         return sha
 
     def base_tree(self) -> str:
-        return git(["rev-parse", f"{self.base}^{{tree}}"], self.path).stdout.strip()
+        return self._git(["rev-parse", f"{self.base}^{{tree}}"], self.path).stdout.strip()
 
     def diff(self) -> str:
         """The branch's change against the starting commit, uncommitted work in the worktree included."""
         if self.path.exists():
             self._add()
-            return git(["diff", "--cached", "--binary", self.base], self.path).stdout
-        return git(["diff", "--binary", self.base, self.branch], self.repo).stdout
+            return self._git(["diff", "--cached", "--binary", self.base], self.path).stdout
+        return self._git(["diff", "--binary", self.base, self.branch], self.repo).stdout
 
     def branch_diff(self) -> str:
-        return git(["diff", "--binary", self.base, self.branch], self.repo).stdout
+        return self._git(["diff", "--binary", self.base, self.branch], self.repo).stdout
 
     def remove(self, *, delete_branch: bool = False) -> None:
-        git(["worktree", "remove", "--force", str(self.path)], self.repo, check=False)
-        git(["worktree", "prune"], self.repo, check=False)
+        self._git(["worktree", "remove", "--force", str(self.path)], self.repo, check=False)
+        self._git(["worktree", "prune"], self.repo, check=False)
         if delete_branch:
-            git(["branch", "-D", self.branch], self.repo, check=False)
+            self._git(["branch", "-D", self.branch], self.repo, check=False)
 
     def apply(self, diff: str) -> None:
         """Apply the final diff to the user's working tree (the one sanctioned write there)."""
         if not diff.strip():
             return
-        chk = git(["apply", "--check", "--whitespace=nowarn"], self.repo, check=False, input=diff)
+        chk = self._git(["apply", "--check", "--whitespace=nowarn"], self.repo, check=False, input=diff)
         if chk.returncode != 0:
             reason = (chk.stderr.strip().splitlines() or ["conflict"])[0]
             raise RepoloopError(f"--apply: the diff does not apply to your working tree ({reason}); "
                                 f"the change is on branch {self.branch}")
-        git(["apply", "--whitespace=nowarn"], self.repo, input=diff)
+        self._git(["apply", "--whitespace=nowarn"], self.repo, input=diff)
