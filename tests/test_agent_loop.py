@@ -44,6 +44,7 @@ def test_scripted_fix_ends_verified_with_the_diff_on_the_branch(fake_llm, bug_re
     assert out["status"] == "success"
     assert out["steps"] == 3
     assert out["tokens"] == {"prompt": 400, "completion": 80, "total": 480}
+    assert out["cost"] == 0 and out["cost_known"] is False  # no price for "fake-model": unknown, not free
     for line in EXPECTED_DIFF_LINES:
         assert line in out["diff"].splitlines()
     assert out["diff"].count("\n+") == 2  # '+++ b/...' and the one changed line: nothing else
@@ -302,3 +303,27 @@ def test_context_overflow_from_the_server_compacts_and_retries(fake_llm, bug_rep
     refused = 4  # the request answered with 400
     assert sizes[refused + 1] < sizes[refused] * 0.7  # resent smaller, not the same
     assert fake_llm.requests[refused + 1]["messages"][:5] == fake_llm.requests[refused]["messages"][:5]
+
+
+def test_endpoint_model_and_key_come_from_the_environment(fake_llm, bug_repo):
+    fake_llm.add(PLAN)
+    proc = run_repoloop(["run", "Fix add", "--repo", str(bug_repo), "--sandbox", "bwrap", "--approve-plan"],
+                        input="reject\n", env={"OPENAI_BASE_URL": fake_llm.base_url, "REPOLOOP_MODEL": "env-model"})
+    assert proc.returncode == 1, proc.stderr
+    assert "rejected" in proc.stdout
+    assert fake_llm.requests[0]["model"] == "env-model"
+    assert fake_llm.headers[0]["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+def test_console_reporter_shows_live_progress(capsys):
+    from repoloop.cli.agent_cmds import ConsoleReporter
+
+    rep = ConsoleReporter(live=True)
+    rep.event("step", {"step": 3, "max_steps": 30, "tokens": 12345, "cost": 0.0, "wall_s": 2.5, "model_s": 1.5,
+                       "sandbox_s": 0.5, "tools": ["edit_file", "run_command"]})
+    rep.event("verify", {"step": 3, "passed": False, "seconds": 0.4})
+    err = capsys.readouterr().err
+    assert "step 3/30" in err and "edit_file, run_command" in err and "12,345 tok" in err
+    assert "tests fail" in err
+    ConsoleReporter(live=False).event("step", {})  # quiet when not on a terminal
+    assert capsys.readouterr().err == ""

@@ -38,6 +38,7 @@ class RunConfig:
     base_url: str | None = None
     api_key: str | None = None
     sandbox: str | None = None
+    image: str | None = None  # docker sandbox image
     test_cmd: str | None = None
     max_steps: int = 30
     max_tokens: int | None = None  # total tokens (prompt + completion) over the run
@@ -174,7 +175,7 @@ class Agent:
                 return self._close(None, None, observer, "rejected", "plan rejected by the user", t0)
             ws = Workspace.create(self.repo, self.run_id, self.state_dir)
             self.traj.write("workspace", path=str(ws.path), branch=ws.branch, base=ws.base)
-            runner = (self.runner_factory or _default_runner)(cfg.sandbox, ws.path)
+            runner = (self.runner_factory or _default_runner)(cfg.sandbox, ws.path, cfg.image)
             self.traj.write("sandbox", kind=getattr(runner, "kind", cfg.sandbox))
             toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout)
             status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
@@ -438,10 +439,10 @@ class Agent:
         return result
 
 
-def _default_runner(kind: str | None, workspace: Path) -> Any:
+def _default_runner(kind: str | None, workspace: Path, image: str | None = None) -> Any:
     from repoloop.agent.sandboxing import SandboxRunner
 
-    return SandboxRunner.open(kind, workspace)
+    return SandboxRunner.open(kind, workspace, image=image)
 
 
 def _normalize_args(raw: str) -> str:

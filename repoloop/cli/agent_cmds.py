@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (env OPENAI_BASE_URL)")
     p.add_argument("--sandbox", default=None, choices=("bwrap", "docker", "local"),
                    help="where commands run (default: docker if an engine answers, else bwrap)")
+    p.add_argument("--image", default=None, help="docker sandbox: the image to run commands in")
     p.add_argument("--test-cmd", default=None, help="command that verifies the work (default: detected)")
     p.add_argument("--max-steps", type=int, default=30)
     p.add_argument("--max-tokens", type=int, default=None, help="token budget for the run (prompt+completion)")
@@ -82,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         raise RepoloopError("no endpoint: set OPENAI_API_KEY (OpenAI) or pass --base-url (a local server)")
     cfg = RunConfig(
         task=_task(args.task), repo=repo_root(args.repo), index_dir=index_dir(args), model=model,
-        plan_model=args.plan_model, base_url=base_url, api_key=api_key, sandbox=args.sandbox,
+        plan_model=args.plan_model, base_url=base_url, api_key=api_key, sandbox=args.sandbox, image=args.image,
         test_cmd=args.test_cmd, max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost,
         approve_plan=args.approve_plan, apply=args.apply, context_limit=args.context_limit,
         context_budget=args.budget, lexical_only=args.lexical, stream=args.stream, timeout=args.timeout,
