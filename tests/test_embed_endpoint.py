@@ -109,3 +109,18 @@ def test_unreachable_vector_store_degrades_to_lexical_search(tmp_path: Path, end
         assert "dense retrieval unavailable" in caplog.text
     finally:
         r.close()
+
+
+def test_endpoint_down_at_query_time_degrades_that_query(tmp_path: Path, endpoint: str, caplog) -> None:
+    root = write_repo(tmp_path / "repo")
+    index(root)
+    with IndexStore.open(root) as store:
+        assert embed_missing(store, root / ".repoloop", embedder=OpenAIEmbedder(model="hash-64", base_url=endpoint)) > 0
+    dead = OpenAIEmbedder(model="hash-64", base_url="http://127.0.0.1:9/v1")
+    r = HybridRetriever.open(root, embedder=dead)
+    try:
+        hits = r.search("reserve stock quantity", 3, explain=True)
+        assert hits and all("dense" not in h.signals for h in hits)
+        assert "dense retrieval failed for this query" in caplog.text
+    finally:
+        r.close()

@@ -10,7 +10,7 @@ import heapq
 import logging
 import re
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,16 @@ class HybridRetriever(Retriever):
             log.warning("dense retrieval unavailable, searching lexically: %s", e)
             self.lexical_only = True
             return False
+
+    def _collect(self, pending: Future | None) -> list[tuple[str, float]] | None:
+        """The dense answer, or None if it failed (logged; the query goes on without it)."""
+        if pending is None:
+            return None
+        try:
+            return pending.result()
+        except Exception as e:  # noqa: BLE001 - model/endpoint/chroma errors come in many types
+            log.warning("dense retrieval failed for this query, searching lexically: %s", e)
+            return None
 
     def warm(self) -> None:
         """Pay the one-time costs now (model load, chroma open, path/name tables)."""
@@ -218,7 +228,7 @@ class HybridRetriever(Retriever):
                     lists.append(g)
                     rows.update(self._rows(cid for cid in g.ids if cid not in rows))
         finally:
-            nearest = pending.result() if pending is not None else None
+            nearest = self._collect(pending)
         if nearest is not None:
             d = self.dense.to_chunks(nearest, depth)
             lists.append(d)
