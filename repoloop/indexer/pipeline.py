@@ -80,6 +80,7 @@ class IndexReport:
             f"indexed {self.files_seen:,} files ({self.files_indexed:,} parsed, {self.files_deleted:,} removed,"
             f" {skipped:,} skipped{f', {len(self.errors)} errors' if self.errors else ''})"
             f" · {self.symbols:,} symbols · {self.chunks:,} chunks · {self.edges:,} edges"
+            f"{'' if self.embedded is None else f' · {self.embedded:,} chunks embedded'}"
             f" · {self.total_seconds:.1f} s"
         )
 
