@@ -119,13 +119,8 @@ def _floor(fake: FakeLLM, n: int) -> float:
     return statistics.median(times)
 
 
-def session(repo: Path, files: int, rounds: int) -> dict:
-    from repoloop.indexer.pipeline import index_repo
-
-    t0 = time.perf_counter()
-    index_repo(repo, embed=False, progress=False)
-    index_s = time.perf_counter() - t0
-    floor = model_floor()
+def one_run(repo: Path, files: int, rounds: int) -> tuple[str, list[dict], dict[int, str], float, float]:
+    """One scripted session; returns status, step records, first tool per step, startup and run time."""
     with FakeLLM(script(files, rounds)) as fake:
         # The test fails until ok.marker exists: the first edits' verifications fail (retrieval on the
         # failure output), the last one passes.
@@ -138,29 +133,52 @@ def session(repo: Path, files: int, rounds: int) -> dict:
         result = Agent(cfg).run()
         run_s = time.perf_counter() - t1
     recs = list(read(result.trajectory))
-    steps = [r for r in recs if r["type"] == "step"]
-    tools = {}
+    tools: dict[int, str] = {}
     for r in recs:
         if r["type"] == "tool":
             tools.setdefault(r["step"], r["name"])
-    obs = next(r for r in recs if r["type"] == "observe")
     start = next(r for r in recs if r["type"] == "request")  # time to the first model request
-    own = [s["repoloop_s"] for s in steps]
+    return result.status, [r for r in recs if r["type"] == "step"], tools, start["t"], run_s
+
+
+def session(repo: Path, files: int, rounds: int, repeat: int) -> dict:
+    from repoloop.indexer.pipeline import index_repo
+
+    t0 = time.perf_counter()
+    index_repo(repo, embed=False, progress=False)
+    index_s = time.perf_counter() - t0
+    floor = model_floor()
+    steps: list[dict] = []
     by_tool: dict[str, list[float]] = {}
-    for s in steps:
-        by_tool.setdefault(tools.get(s["step"], "?"), []).append(s["repoloop_s"])
-    q = statistics.quantiles(own, n=10) if len(own) >= 2 else own
+    statuses, startups, runs = [], [], []
+    load = []
+    for _ in range(repeat):
+        status, st, tools, startup, run_s = one_run(repo, files, rounds)
+        statuses.append(status)
+        startups.append(startup)
+        runs.append(run_s)
+        load.append(os.getloadavg()[0])
+        steps += st
+        for s in st:
+            by_tool.setdefault(tools.get(s["step"], "?"), []).append(s["repoloop_s"])
+    own = [s["repoloop_s"] for s in steps]
+    q = statistics.quantiles(own, n=10)
+
+    def ms(v: float) -> float:
+        return round(v * 1000, 1)
+
     return {
-        "files": files, "status": result.status, "steps": len(steps), "index_s": round(index_s, 2),
-        "run_s": round(run_s, 2), "startup_s": round(start["t"], 3), "retrieval_startup_s": obs["retrieval_s"],
-        "own_median_ms": round(statistics.median(own) * 1000, 1), "own_p90_ms": round(q[-1] * 1000, 1),
-        "own_max_ms": round(max(own) * 1000, 1),
-        "model_median_ms": round(statistics.median(s["model_s"] for s in steps) * 1000, 1),
-        "sandbox_median_ms": round(statistics.median(s["sandbox_s"] for s in steps) * 1000, 1),
-        "floor_ms": round(floor * 1000, 1),
-        "own_by_tool_median_ms": {k: round(statistics.median(v) * 1000, 1) for k, v in sorted(by_tool.items())},
-        "git_max_ms": round(max(s.get("git_s", 0) for s in steps) * 1000, 1),
-        "retrieval_max_ms": round(max(s.get("retrieval_s", 0) for s in steps) * 1000, 1),
+        "files": files, "runs": repeat, "statuses": statuses, "steps": len(steps),
+        "loadavg_1m": [round(x, 1) for x in load], "index_s": round(index_s, 2),
+        "run_s_median": round(statistics.median(runs), 2), "startup_s_median": round(statistics.median(startups), 3),
+        "own_median_ms": ms(statistics.median(own)), "own_p90_ms": ms(q[-1]), "own_max_ms": ms(max(own)),
+        "model_median_ms": ms(statistics.median(s["model_s"] for s in steps)),
+        "floor_ms": ms(floor),
+        "own_by_tool_median_ms": {k: ms(statistics.median(v)) for k, v in sorted(by_tool.items())},
+        "own_by_tool_max_ms": {k: ms(max(v)) for k, v in sorted(by_tool.items())},
+        "git_median_ms_edit_steps": ms(statistics.median([s.get("git_s", 0) for s in steps if s.get("git_s")] or [0])),
+        "retrieval_median_ms_search_steps": ms(statistics.median(
+            [s.get("retrieval_s", 0) for s in steps if s.get("retrieval_s")] or [0])),
     }
 
 
@@ -168,7 +186,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--baseline-files", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="edit rounds per session (6 tool steps each)")
+    ap.add_argument("--repeat", type=int, default=3, help="sessions per repository size")
     ap.add_argument("--out", default=None, help="write the JSON results here")
     args = ap.parse_args()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -176,7 +195,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="agent-overhead-") as tmp:
         for files in (args.baseline_files, args.files):
             repo = make_repo(Path(tmp) / f"repo{files}", files)
-            res = session(repo, files, args.rounds)
+            res = session(repo, files, args.rounds, args.repeat)
             results.append(res)
             print(json.dumps(res), flush=True)
     base, big = results
