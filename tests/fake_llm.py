@@ -287,11 +287,14 @@ def run_repoloop(args: list[str], *, cwd: Path | None = None, input: str | None 
 
 
 def run_agent_cli(fake: FakeLLM, repo: Path, task: str = "Fix add(): test_add fails", *extra: str,
-                  input: str | None = None, json_out: bool = True, test_cmd: str = QUICK_TEST_CMD,
+                  input: str | None = None, json_out: bool = True, test_cmd: str | None = QUICK_TEST_CMD,
                   ) -> tuple[subprocess.CompletedProcess[str], dict]:
-    """`repoloop run` against the fake server in the real bwrap sandbox; returns the process and JSON."""
+    """`repoloop run` against the fake server in the real bwrap sandbox; returns the process and JSON.
+    test_cmd None: let repoloop detect it."""
     args = ["run", task, "--repo", str(repo), "--base-url", fake.base_url, "--model", "fake-model",
-            "--sandbox", "bwrap", "--test-cmd", test_cmd, "--lexical", *extra]
+            "--sandbox", "bwrap", "--lexical", *extra]
+    if test_cmd is not None:
+        args += ["--test-cmd", test_cmd]
     if json_out:
         args.append("--json")
     proc = run_repoloop(args, input=input if input is not None else "")

@@ -327,3 +327,23 @@ def test_console_reporter_shows_live_progress(capsys):
     assert "tests fail" in err
     ConsoleReporter(live=False).event("step", {})  # quiet when not on a terminal
     assert capsys.readouterr().err == ""
+
+
+def test_detected_pytest_runs_with_the_projects_own_virtualenv(fake_llm, bug_repo):
+    import site
+    import sys
+
+    venv = bug_repo / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # The project's venv sees pytest through a .pth file (no network to install it here).
+    sp = next(venv.glob("lib/python*/site-packages"))
+    (sp / "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    (bug_repo / ".gitignore").write_text(".venv/\n")
+    fake_llm.add(PLAN, FIX, FINISH)
+    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add", test_cmd=None)
+    assert proc.returncode == 0, proc.stderr
+    assert out["status"] == "success" and out["reason"] == "verified"
+    recs = [json.loads(x) for x in Path(out["trajectory"]).read_text().splitlines()]
+    verify = [r for r in recs if r["type"] == "verify"]
+    assert verify[0]["command"].startswith(f"{venv}/bin/python -m pytest")
+    assert verify[0]["passed"] and "2 passed" in verify[0]["output"]

@@ -175,7 +175,10 @@ class Agent:
                 return self._close(None, None, observer, "rejected", "plan rejected by the user", t0)
             ws = Workspace.create(self.repo, self.run_id, self.state_dir)
             self.traj.write("workspace", path=str(ws.path), branch=ws.branch, base=ws.base)
-            runner = (self.runner_factory or _default_runner)(cfg.sandbox, ws.path, cfg.image)
+            if self.runner_factory:
+                runner = self.runner_factory(cfg.sandbox, ws.path)
+            else:
+                runner = _default_runner(cfg.sandbox, ws.path, cfg.image, self.repo)
             self.traj.write("sandbox", kind=getattr(runner, "kind", cfg.sandbox))
             toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout)
             status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
@@ -439,10 +442,10 @@ class Agent:
         return result
 
 
-def _default_runner(kind: str | None, workspace: Path, image: str | None = None) -> Any:
-    from repoloop.agent.sandboxing import SandboxRunner
+def _default_runner(kind: str | None, workspace: Path, image: str | None, repo: Path) -> Any:
+    from repoloop.agent.sandboxing import SandboxRunner, project_env_binds
 
-    return SandboxRunner.open(kind, workspace, image=image)
+    return SandboxRunner.open(kind, workspace, image=image, ro_binds=tuple(project_env_binds(repo)))
 
 
 def _normalize_args(raw: str) -> str:

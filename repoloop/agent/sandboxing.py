@@ -46,3 +46,24 @@ def interpreter_binds() -> list[Path]:
         if any(prefix == h or h in prefix.parents for h in hidden if str(h) != "/"):
             out.append(prefix)
     return sorted(out)
+
+
+def project_env_binds(repo: Path) -> list[Path]:
+    """The user's project virtualenv (untracked, so absent from the worktree) and the interpreter it
+    points to, bound read-only so the detected `.venv/bin/python -m pytest` runs in the sandbox."""
+    out: list[Path] = []
+    for name in (".venv", "venv"):
+        venv = Path(repo) / name
+        cfg = venv / "pyvenv.cfg"
+        if not cfg.is_file():
+            continue
+        out.append(venv.resolve())
+        try:
+            for line in cfg.read_text(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    home = Path(value.strip()).resolve()  # .../bin of the base interpreter
+                    out.append(home.parent if home.name == "bin" else home)
+        except OSError:
+            pass
+    return out
