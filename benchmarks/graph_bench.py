@@ -38,13 +38,19 @@ from repoloop.indexer.store import IndexStore  # noqa: E402
 from repoloop.retrieval import graph  # noqa: E402
 from repoloop.retrieval.repomap import build_repo_map  # noqa: E402
 
+CPU: dict[str, float] = {}  # label -> median CPU seconds of this process (the machine is shared)
 
-def timed(fn: Callable[[], object], reps: int) -> tuple[float, object]:
-    times, out = [], None
+
+def timed(fn: Callable[[], object], reps: int, label: str | None = None) -> tuple[float, object]:
+    """Median wall seconds over reps (and the median CPU seconds under CPU[label])."""
+    times, cpu, out = [], [], None
     for _ in range(reps):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    if label:
+        CPU[label] = round(statistics.median(cpu), 3)
     return statistics.median(times), out
 
 
@@ -78,7 +84,7 @@ def main() -> int:
     counts = store.counts()
     res["files"], res["symbols"], res["refs"] = counts["files"], counts["symbols"], counts["refs"]
 
-    t_full, n_edges = timed(lambda: rebuild_edges(store), args.reps)
+    t_full, n_edges = timed(lambda: rebuild_edges(store), args.reps, "full_build")
     res["edges"] = n_edges
     res["full_build_s"] = round(t_full, 3)
     res["edges_per_s"] = round(n_edges / t_full)
@@ -122,50 +128,54 @@ def main() -> int:
             res["renamed_symbol"] = top
         store.conn.execute("UPDATE graph_files SET hash='stale', iface=? WHERE path=?", (json.dumps(iface), target))
 
-    def upd(iface_edit: bool) -> float:
+    def upd(iface_edit: bool) -> tuple[float, float]:
         stale(iface_edit)
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         update_edges(store, set(), set())
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
-    res["update_edges_s_body_change"] = round(statistics.median(upd(False) for _ in range(args.reps)), 3)
-    res["update_edges_s_rename"] = round(statistics.median(upd(True) for _ in range(args.reps)), 3)
+    body = [upd(False) for _ in range(args.reps)]
+    rename = [upd(True) for _ in range(args.reps)]
+    res["update_edges_s_body_change"] = round(statistics.median(w for w, _ in body), 3)
+    res["update_edges_s_rename"] = round(statistics.median(w for w, _ in rename), 3)
+    CPU["update_edges_body_change"] = round(statistics.median(c for _, c in body), 3)
+    CPU["update_edges_rename"] = round(statistics.median(c for _, c in rename), 3)
     res["update_speedup_body_vs_full"] = round(t_full / res["update_edges_s_body_change"], 1)
     same = set(store.conn.execute("SELECT file_id, src, dst, kind, weight, line FROM edges")) == full_set
     res["incremental_equals_full_build"] = res["incremental_equals_full_build"] and same
 
-    t_load, g = timed(lambda: graph.load_graph(store), args.reps)
-    t_nx, nxg = timed(lambda: graph.load_nx(store), max(1, args.reps - 1))
+    t_load, g = timed(lambda: graph.load_graph(store), args.reps, "load_graph")
+    t_nx, nxg = timed(lambda: graph.load_nx(store), max(1, args.reps - 1), "load_nx")
     res["nodes"] = len(g)
     res["load_graph_s"] = round(t_load, 3)
     res["load_nx_s"] = round(t_nx, 3)
 
     import networkx as nx
 
-    t_pr, pr = timed(lambda: graph.pagerank(g), args.reps)
-    t_pr_nx, pr_nx = timed(lambda: nx.pagerank(nxg, alpha=graph.ALPHA), max(1, args.reps - 1))
+    t_pr, pr = timed(lambda: graph.pagerank(g), args.reps, "pagerank")
+    t_pr_nx, pr_nx = timed(lambda: nx.pagerank(nxg, alpha=graph.ALPHA), max(1, args.reps - 1), "pagerank_nx")
     res["pagerank_s"] = round(t_pr, 3)
     res["pagerank_nx_s"] = round(t_pr_nx, 3)
     res["pagerank_max_abs_diff_vs_nx"] = max(abs(pr[k] - pr_nx[k]) for k in pr_nx)
     seeds = {f"f:{p}": 1.0 for p in sorted(graph.file_ranks(g), key=lambda p: -graph.file_ranks(g)[p])[5:10]}
-    t_ppr, _ = timed(lambda: graph.pagerank(g, seeds), args.reps)
-    t_ppr_nx, _ = timed(lambda: nx.pagerank(nxg, alpha=graph.ALPHA, personalization=seeds), max(1, args.reps - 1))
+    t_ppr, _ = timed(lambda: graph.pagerank(g, seeds), args.reps, "personalized_pagerank")
+    t_ppr_nx, _ = timed(lambda: nx.pagerank(nxg, alpha=graph.ALPHA, personalization=seeds), max(1, args.reps - 1), "personalized_pagerank_nx")
     res["personalized_pagerank_s"] = round(t_ppr, 3)
     res["personalized_pagerank_nx_s"] = round(t_ppr_nx, 3)
     graph.pagerank(store)  # fills the cache
-    t_cached, _ = timed(lambda: graph.pagerank(store), args.reps)
+    t_cached, _ = timed(lambda: graph.pagerank(store), args.reps, "global_pagerank_cached_read")
     res["global_pagerank_cached_read_s"] = round(t_cached, 3)
 
     sym = store.conn.execute(
         "SELECT dst FROM edges WHERE kind='calls' GROUP BY dst ORDER BY count(*) DESC LIMIT 1").fetchone()[0][2:]
-    t_c1, c1 = timed(lambda: graph.callers(store, sym, 1), args.reps)
+    t_c1, c1 = timed(lambda: graph.callers(store, sym, 1), args.reps, "callers_depth1")
     t_c2, c2 = timed(lambda: graph.callers(store, sym, 2), args.reps)
     res["callers_symbol"] = sym
     res["callers_depth1_s"], res["callers_depth1_n"] = round(t_c1, 4), len(c1)
     res["callers_depth2_s"], res["callers_depth2_n"] = round(t_c2, 4), len(c2)
     t_deps, _ = timed(lambda: graph.deps(store, target), args.reps)
     res["deps_s"] = round(t_deps, 4)
-    t_map, m = timed(lambda: build_repo_map(store, 1024), args.reps)
+    t_map, m = timed(lambda: build_repo_map(store, 1024), args.reps, "map_1024")
     res["map_1024_s"], res["map_1024_tokens"] = round(t_map, 3), m.tokens
     t_map4, m4 = timed(lambda: build_repo_map(store, 4096), args.reps)
     res["map_4096_s"], res["map_4096_tokens"] = round(t_map4, 3), m4.tokens
@@ -173,6 +183,8 @@ def main() -> int:
     res["map_1024_focus_s"], res["map_1024_focus_tokens"] = round(t_mapf, 3), mf.tokens
     store.close()
 
+    res["cpu_seconds"] = CPU
+    res["load_average_at_end"] = os.getloadavg()
     print(json.dumps(res, indent=2))
     if args.out:
         args.out.write_text(json.dumps(res, indent=2))

@@ -168,9 +168,11 @@ def test_global_rank_is_cached_by_generation(repo):
     root, store = repo
     first = graph.pagerank(store)
     gen = generation(store)
-    assert store.get_meta("graph_rank_generation") == str(gen)
-    store.conn.execute("UPDATE graph_rank SET score = score * 2")  # a cache hit returns what is stored
-    assert graph.pagerank(store)["f:app/cli.py"] == pytest.approx(2 * first["f:app/cli.py"])
+    (cached_gen, blob), = store.conn.execute("SELECT generation, ranks FROM graph_rank_cache").fetchall()
+    assert cached_gen == gen and json.loads(blob) == first
+    doctored = {k: 2 * v for k, v in first.items()}
+    store.conn.execute("UPDATE graph_rank_cache SET ranks=?", (json.dumps(doctored),))
+    assert graph.pagerank(store)["f:app/cli.py"] == pytest.approx(2 * first["f:app/cli.py"])  # a cache hit
     (root / "app/extra.py").write_text("from app.util import helper\n\ndef more():\n    return helper(2)\n")
     store.close()
     store = index_dir(root)

@@ -10,6 +10,7 @@ and the final text is re-counted as a whole, so the result is never over the bud
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,11 +62,10 @@ def build_repo_map(store: IndexStore, budget: int, focus: Sequence[str] = (),
     if budget <= 0:
         return RepoMap("", 0, budget, [], unmatched)
     ranks = pagerank(store, pers or None)
-    syms, file_rank = _candidates(store, ranks)
+    syms, by_q, file_rank = _candidates(store, ranks)
     if not syms:
         return RepoMap("", 0, budget, [], unmatched)
 
-    by_q = {s.qualname: s for s in syms}
     first = _focus_files(store, pers)
 
     def render(k: int) -> tuple[str, list[str]]:
@@ -88,34 +88,67 @@ def build_repo_map(store: IndexStore, budget: int, focus: Sequence[str] = (),
     return RepoMap(text, counter.count(text), budget, files, unmatched)
 
 
-def _candidates(store: IndexStore, ranks: dict[str, float]) -> tuple[list[_Sym], dict[str, float]]:
-    """Shown-kind symbols ordered by rank (best first), and each file's rank."""
-    rows = store.conn.execute(
-        "SELECT s.qualname, s.name, s.kind, s.signature, s.parent, s.start_line, f.path FROM symbols s"
-        " JOIN files f ON f.id=s.file_id ORDER BY f.path, s.start_line"
-    ).fetchall()
-    file_rank: dict[str, float] = defaultdict(float)
-    out: list[tuple[float, _Sym]] = []
-    depth_of: dict[str, tuple[str, int]] = {}
-    for qual, name, kind, sig, parent, line, path in rows:
-        score = ranks.get(f"s:{qual}", 0.0)
-        file_rank[path] += score
-        up = depth_of.get(parent) if parent else None
-        depth = up[1] + 1 if up is not None and up[0] == path else 0  # nesting within this file
-        depth_of[qual] = (path, depth)
-        if kind not in SHOWN_KINDS:
-            continue
+def _candidates(store: IndexStore, ranks: dict[str, float]
+                ) -> tuple[list[_Sym], dict[str, _Sym], dict[str, float]]:
+    """The top-ranked shown-kind symbols (best first), every fetched symbol by qualname (the top
+    ones and their enclosing definitions), and each file's rank (its node's: symbols pass their
+    rank on to it through `contains`)."""
+    file_rank = {k[2:]: v for k, v in ranks.items() if k.startswith("f:")}
+    scored = [(v, k[2:]) for k, v in ranks.items() if k.startswith("s:")]
+    top = heapq.nlargest(2 * MAX_CANDIDATES, scored)
+    rows = _symbol_rows(store, [q for _, q in top])
+    if not rows:  # no graph yet: every symbol, unranked
+        rows = store.conn.execute(
+            "SELECT s.qualname, s.name, s.kind, s.signature, s.parent, s.start_line, f.path FROM symbols s"
+            " JOIN files f ON f.id=s.file_id ORDER BY f.path, s.start_line LIMIT ?", (2 * MAX_CANDIDATES,)
+        ).fetchall()
+    by_q: dict[str, tuple] = {r[0]: r for r in rows}
+    missing = {r[4] for r in rows if r[4] and r[4] not in by_q}
+    for _ in range(8):  # enclosing definitions, level by level
+        if not missing:
+            break
+        got = _symbol_rows(store, sorted(missing))
+        by_q.update((r[0], r) for r in got if r[0] not in by_q)
+        missing = {r[4] for r in got if r[4] and r[4] not in by_q}
+
+    syms: dict[str, _Sym] = {}
+
+    def make(qual: str, depth_guard: int = 0) -> _Sym | None:
+        if qual in syms:
+            return syms[qual]
+        r = by_q.get(qual)
+        if r is None or depth_guard > 16:
+            return None
+        _q, name, kind, sig, parent, line, path = r
+        up = make(parent, depth_guard + 1) if parent else None
+        depth = up.depth + 1 if up is not None and up.path == path else 0  # nesting within this file
         text = (sig or f"{kind} {name}").strip()
         if text.startswith(("def ", "async def ", "class ")) and "#" in text:
             text = _PY_COMMENT.sub("", text)  # a comment between the header and the body
         if len(text) > MAX_LINE:
             text = text[: MAX_LINE - 1] + "…"
-        out.append((score, _Sym(qual, path, line, depth, text, parent)))
-    for key, score in ranks.items():
-        if key.startswith("f:"):
-            file_rank[key[2:]] += score
-    out.sort(key=lambda t: (-t[0], t[1].path, t[1].line))
-    return [s for _, s in out[:MAX_CANDIDATES]], dict(file_rank)
+        syms[qual] = _Sym(qual, path, line, depth, text, parent)
+        return syms[qual]
+
+    ranked = []
+    for r in rows:
+        sym = make(r[0])
+        if sym is not None and r[2] in SHOWN_KINDS:
+            ranked.append((ranks.get(f"s:{r[0]}", 0.0), sym))
+    ranked.sort(key=lambda t: (-t[0], t[1].path, t[1].line))
+    for q in by_q:
+        make(q)
+    return [s for _, s in ranked[:MAX_CANDIDATES]], syms, file_rank
+
+
+def _symbol_rows(store: IndexStore, quals: list[str]) -> list[tuple]:
+    out: list[tuple] = []
+    for i in range(0, len(quals), 500):
+        part = quals[i:i + 500]
+        out += [tuple(r) for r in store.conn.execute(
+            "SELECT s.qualname, s.name, s.kind, s.signature, s.parent, s.start_line, f.path FROM symbols s"
+            f" JOIN files f ON f.id=s.file_id WHERE s.qualname IN ({','.join('?' * len(part))})", part)]
+    return out
 
 
 def _focus_files(store: IndexStore, pers: dict[str, float]) -> set[str]:
