@@ -50,6 +50,7 @@ def main() -> None:
     shutil.rmtree(cache, ignore_errors=True)
     files = [f for f in find_src_files(root) if RepoMap.TAGS_CACHE_DIR not in f]
     rm = RepoMap(map_tokens=args.map_tokens, root=root, main_model=_Model(), io=_IO())
+    c = time.process_time()
     t = time.perf_counter()
     ntags = 0
     for f in files:
@@ -58,13 +59,17 @@ def main() -> None:
         except Exception:  # aider's own behaviour on a bad file is to skip it
             pass
     extract = time.perf_counter() - t
+    extract_cpu = time.process_time() - c
     shutil.rmtree(cache, ignore_errors=True)
     rm = RepoMap(map_tokens=args.map_tokens, root=root, main_model=_Model(), io=_IO())
+    c = time.process_time()
     t = time.perf_counter()
     out = rm.get_ranked_tags_map([], files, max_map_tokens=args.map_tokens) or ""
     build = time.perf_counter() - t
+    build_cpu = time.process_time() - c
     shutil.rmtree(cache, ignore_errors=True)
     json.dump({"files": len(files), "tags": ntags, "extract_s": extract, "map_s": build,
+               "extract_cpu_s": extract_cpu, "map_cpu_s": build_cpu,
                "map_chars": len(out)}, sys.stdout)
     print()
 

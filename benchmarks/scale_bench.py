@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -39,6 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import index_bench  # noqa: E402
 from index_bench import ctags as run_ctags  # noqa: E402
 from index_bench import run_tree  # noqa: E402
 
@@ -95,6 +97,12 @@ def prepare(data: Path) -> None:
 
 
 # -- measurements -------------------------------------------------------------------------------
+def _cpu() -> float:
+    """CPU seconds (user + system) of the last run_tree command: on a shared, loaded machine the
+    wall clock mostly measures the queue; CPU time is what the work itself cost."""
+    return index_bench.CPU[-1]
+
+
 def _index(tree: Path, idx: Path, jobs: int | None = None) -> tuple[float, int, dict]:
     cmd = [sys.executable, "-m", "repoloop.cli", "index", str(tree), "--index-dir", str(idx), "--no-embed", "--json"]
     if jobs:
@@ -115,34 +123,46 @@ def _changed_reindex(tree: Path, idx: Path, n: int, rng: random.Random) -> tuple
         with (tree / p).open("a", encoding="utf-8") as f:
             f.write(f"\n# scale_bench touch {time.time_ns()}\n")
     secs, _, rep = _index(tree, idx)
+    rep["cpu_s"] = _cpu()
     if rep["files_indexed"] != n:
         print(f"warning: {n} files changed, {rep['files_indexed']} re-indexed", file=sys.stderr)
     return secs, rep
 
 
-def _cold_cli(tree: Path, idx: Path, queries: list[str]) -> list[float]:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _cold_cli(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None = None) -> list[float]:
     out = []
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for q in queries:
+        c = _children_cpu()
         t = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "repoloop.cli", "search", q, "--repo", str(tree), "--index-dir",
                             str(idx), "--lexical", "-k", "10", "--json"], capture_output=True, text=True, env=env)
         out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(_children_cpu() - c)
         if r.returncode != 0:
             raise SystemExit(f"search failed: {r.stderr[-500:]}")
     return out
 
 
-def _warm(tree: Path, idx: Path, queries: list[str]) -> list[float]:
+def _warm(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None = None) -> list[float]:
     from repoloop.retrieval.api import Retriever
 
     r = Retriever.open(tree, idx, lexical_only=True)
     r.search(queries[0], 10)  # warm-up
     out = []
     for q in queries:
+        c = time.process_time()
         t = time.perf_counter()
         r.search(q, 10)
         out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.process_time() - c)
     r.close()
     return out
 
@@ -156,6 +176,7 @@ def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
     paths = [r[0] for r in con.execute("SELECT path FROM files ORDER BY path")]
     con.close()
     nfiles = nsym = 0
+    c = time.process_time()
     t = time.perf_counter()
     for p in paths:
         lang = detect_language(p)
@@ -164,7 +185,7 @@ def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
         pf = parse_source(p, (tree / p).read_bytes(), lang)
         nfiles += 1
         nsym += len(pf.symbols)
-    return time.perf_counter() - t, nfiles, nsym
+    return time.perf_counter() - t, nfiles, nsym, time.process_time() - c
 
 
 def _embed_overhead(tree: Path, idx: Path, sample: int, rng: random.Random) -> dict:
@@ -216,7 +237,7 @@ def run(args: argparse.Namespace) -> dict:
         shutil.copytree(tree_src, tree, symlinks=True)
         idx = Path(tmp) / "idx"
         secs, peak, rep = _index(tree, idx)
-        res["index"] = {"seconds": secs, "phases": rep["seconds"], "files": rep["files_indexed"],
+        res["index"] = {"seconds": secs, "cpu_s": _cpu(), "phases": rep["seconds"], "files": rep["files_indexed"],
                         "symbols": rep["symbols"], "chunks": rep["chunks"], "edges": rep["edges"],
                         "skips": rep["skips"], "peak_rss_mib": peak / 2**20, "index_mib": _du(idx) / 2**20,
                         "files_per_s": rep["files_indexed"] / secs, "symbols_per_s": rep["symbols"] / secs}
@@ -225,31 +246,43 @@ def run(args: argparse.Namespace) -> dict:
         res["reindex_0"] = {"seconds": secs, "files_indexed": rep0["files_indexed"]}
         for n in (1, 10, 100):
             secs, rep_n = _changed_reindex(tree, idx, n, rng)
-            res[f"reindex_{n}"] = {"seconds": secs, "phases": rep_n["seconds"], "files_indexed": rep_n["files_indexed"]}
+            res[f"reindex_{n}"] = {"seconds": secs, "cpu_s": rep_n["cpu_s"], "phases": rep_n["seconds"],
+                                   "files_indexed": rep_n["files_indexed"]}
             print(f"re-index {n}:", json.dumps(res[f"reindex_{n}"]), flush=True)
-        cold = _cold_cli(tree, idx, QUERIES[:10])
-        warm = _warm(tree, idx, QUERIES)
+        cold_cpu: list[float] = []
+        warm_cpu: list[float] = []
+        cold = _cold_cli(tree, idx, QUERIES[:10], cold_cpu)
+        warm = _warm(tree, idx, QUERIES, warm_cpu)
         res["query"] = {"cold_cli_p50_s": statistics.median(cold), "cold_cli_p95_s": _pct(cold, 0.95),
-                        "warm_p50_ms": 1000 * statistics.median(warm), "warm_p95_ms": 1000 * _pct(warm, 0.95)}
+                        "cold_cli_cpu_p50_s": statistics.median(cold_cpu), "cold_cli_cpu_p95_s": _pct(cold_cpu, 0.95),
+                        "warm_p50_ms": 1000 * statistics.median(warm), "warm_p95_ms": 1000 * _pct(warm, 0.95),
+                        "warm_cpu_p50_ms": 1000 * statistics.median(warm_cpu),
+                        "warm_cpu_p95_ms": 1000 * _pct(warm_cpu, 0.95), "load_avg": os.getloadavg()[0]}
         print("query:", json.dumps(res["query"]), flush=True)
-        secs, nf, ns = _parse_only(tree, idx)
-        res["parse_only"] = {"seconds": secs, "files": nf, "symbols": ns}
-        print("parse only:", json.dumps(res["parse_only"]), flush=True)
+        if "parse_only" not in args.skip:
+            secs, nf, ns, pcpu = _parse_only(tree, idx)
+            res["parse_only"] = {"seconds": secs, "cpu_s": pcpu, "files": nf, "symbols": ns}
+            print("parse only:", json.dumps(res["parse_only"]), flush=True)
         secs, peak, ntags = run_ctags(tree, Path(tmp) / "tags")
-        res["ctags"] = {"seconds": secs, "tags": ntags, "peak_rss_mib": peak / 2**20}
+        res["ctags"] = {"seconds": secs, "cpu_s": _cpu(), "tags": ntags, "peak_rss_mib": peak / 2**20}
         print("ctags:", json.dumps(res["ctags"]), flush=True)
         if args.aider:
             peer = Path(tmp) / "aider_tree"
             shutil.copytree(tree_src, peer, symlinks=True)
             secs, peak, out = run_tree([args.aider, str(ROOT / "benchmarks" / "aider_peer.py"), str(peer)])
-            res["aider"] = {**json.loads(out.strip().splitlines()[-1]), "wall_s": secs, "peak_rss_mib": peak / 2**20}
+            res["aider"] = {**json.loads(out.strip().splitlines()[-1]), "wall_s": secs, "cpu_s": _cpu(),
+                            "peak_rss_mib": peak / 2**20}
             print("aider:", json.dumps(res["aider"]), flush=True)
         if args.embed_sample:
             res["embed"] = _embed_overhead(tree, idx, args.embed_sample, rng)
             print("embed:", json.dumps(res["embed"]), flush=True)
     ix, c = res["index"], res["ctags"]
-    res["ratios"] = {"index_vs_ctags": ix["seconds"] / c["seconds"], "parse_only_vs_ctags": res["parse_only"]["seconds"] / c["seconds"]}
-    if "aider" in res:
+    res["ratios"] = {"index_vs_ctags": ix["seconds"] / c["seconds"], "index_cpu_vs_ctags": ix["cpu_s"] / max(c["cpu_s"], 1e-3)}
+    if "parse_only" in res:
+        res["ratios"]["parse_only_vs_ctags"] = res["parse_only"]["seconds"] / c["seconds"]
+        res["ratios"]["parse_only_cpu_vs_ctags"] = res["parse_only"]["cpu_s"] / max(c["cpu_s"], 1e-3)
+    if "aider" in res and "parse_only" in res:
+        res["ratios"]["aider_extract_cpu_vs_parse_only"] = res["aider"]["extract_cpu_s"] / res["parse_only"]["cpu_s"]
         res["ratios"]["aider_extract_vs_parse_only"] = res["aider"]["extract_s"] / res["parse_only"]["seconds"]
         res["ratios"]["aider_map_vs_index"] = res["aider"]["map_s"] / ix["seconds"]
     print(json.dumps(res, indent=2))
@@ -293,6 +326,8 @@ def main() -> None:
     r.add_argument("--aider", default=None, help="python of a venv with aider-chat installed")
     r.add_argument("--embed-sample", type=int, default=0, help="chunks for the embedding-overhead measure")
     r.add_argument("--out", type=Path, default=None)
+    r.add_argument("--skip", type=lambda v: set(v.split(",")), default=set(),
+                   help="comma list of parts to leave out: parse_only (slow on the monorepo)")
     pl = sub.add_parser("plot")
     pl.add_argument("results", nargs="+", type=Path)
     pl.add_argument("--png", type=Path, required=True)
