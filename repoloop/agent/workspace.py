@@ -51,6 +51,8 @@ class Workspace:
     excludes: Path | None = None
 
     git_s: float = 0.0  # time spent in git (part of repoloop's own share of a step)
+    _head: str | None = None
+    _head_tree: str | None = None
 
     def _git(self, args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
         t0 = time.perf_counter()
@@ -107,11 +109,14 @@ class Workspace:
         """Commit everything in the worktree (or `tree`, just written from its index by `tree()`);
         None when there was nothing to commit. commit-tree + update-ref: two processes, not four."""
         tree = tree or self.tree()
-        head, head_tree = self._git(["rev-parse", "HEAD", "HEAD^{tree}"], self.path).stdout.split()
-        if head_tree == tree:
+        if self._head is None:  # the branch head and its tree, tracked in memory after this
+            self._head, self._head_tree = self._git(["rev-parse", "HEAD", "HEAD^{tree}"], self.path).stdout.split()
+        if self._head_tree == tree:
             return None
+        head = self._head
         sha = self._git([*_IDENTITY, "commit-tree", tree, "-p", head, "-m", message], self.path).stdout.strip()
         self._git(["update-ref", "-m", "repoloop: step", f"refs/heads/{self.branch}", sha, head], self.path)
+        self._head, self._head_tree = sha, tree
         return sha
 
     def base_tree(self) -> str:
