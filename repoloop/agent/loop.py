@@ -242,6 +242,10 @@ class Agent:
             reply = self.llm.chat(self.conv.messages, tools, model=model)
         self.st.usage.add(reply.usage)
         if reply.cost is None:
+            if self.st.cost_known and self.cfg.max_cost is not None:
+                note = f"no price known for {model}: --max-cost cannot be enforced (give --prices)"
+                self.ui.event("note", {"text": note})
+                self.traj.write("note", text=note)
             self.st.cost_known = False
         else:
             self.st.cost += reply.cost
