@@ -165,6 +165,29 @@ def test_http_tools_answer_and_bad_arguments_are_tool_errors(indexed_repo: Path)
     assert proc.stdout is not None and proc.stdout.read() == ""  # nothing but logs, on stderr
 
 
+def test_stdio_hybrid_with_the_embedding_model(tmp_path: Path) -> None:
+    """Without --lexical, on an index with embeddings: the model loads in the server's retriever
+    thread, and a query phrased in other words than the code finds the right file."""
+    from repoloop.indexer.pipeline import index_repo
+
+    repo = write_sample(tmp_path / "repo")
+    report = index_repo(repo, embed=True, progress=False, jobs=1)
+    assert report.embedded, report
+
+    async def main() -> None:
+        cmd = repoloop_cmd()
+        params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--repo", str(repo)],
+                                       env=child_env(), cwd=str(repo))
+        async with Client(params, read_timeout_seconds=120) as client:
+            res = _payload(await client.call_tool("search_code", {"query": "make a URL slug out of a title", "k": 3}))
+            assert res["results"][0]["path"] == "pkg/util/strings.py", res
+            for _ in range(3):  # warm: repeated calls keep answering
+                again = _payload(await client.call_tool("search_code", {"query": "read settings from a file", "k": 3}))
+                assert again["results"]
+
+    asyncio.run(main())
+
+
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*repoloop_cmd(), *args], capture_output=True, text=True, timeout=120,
                           env=child_env(), cwd=cwd)
