@@ -81,19 +81,21 @@ def test_max_nodes_bounds_the_work(stdlib_index):
     assert sum(got.values()) <= 1.0 + 1e-9
 
 
-def test_lexical_cli_search_is_lean(stdlib_index):
-    """The one-shot lexical search uses the graph signal without importing the heavy stack."""
+@pytest.mark.parametrize("flags", [["--lexical"], []], ids=["lexical", "no-embed-index"])
+def test_lexical_cli_search_is_lean(stdlib_index, flags):
+    """The one-shot lexical search (--lexical, or any search of a --no-embed index) uses the graph
+    signal without importing the heavy stack."""
     root, _store = stdlib_index
     probe = (
         "import runpy, sys, json\n"
-        "sys.argv = ['repoloop', 'search', 'decode json document', '--repo', sys.argv[1], '--lexical', '--json']\n"
+        "sys.argv = ['repoloop', 'search', 'decode json document', '--repo', sys.argv[1], '--json', *sys.argv[2:]]\n"
         "try:\n    runpy.run_module('repoloop.cli', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
         "heavy = sorted(m for m in ('numpy', 'scipy', 'networkx', 'torch', 'chromadb', 'rich', 'sentence_transformers')"
         " if m in sys.modules)\n"
         "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", probe, str(root), *flags], capture_output=True, text=True, env=env, timeout=120)
     report = json.loads(r.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, r.stderr[-2000:]
     hits = json.loads(r.stdout)["results"]
