@@ -6,9 +6,11 @@ against universal-ctags on the same tree in the same run.
 The tree is a copy of `sysconfig.get_paths()["stdlib"]` without site-packages/dist-packages
 (and without __pycache__, which the walk would prune anyway). `repoloop index --no-embed` runs as
 a subprocess; peak RSS is the largest sum of RSS over its process tree (sampled every 20 ms);
-CPU seconds are user+sys summed over every process of that tree (the last reading of each, sampled
-every 20 ms; worker processes are grandchildren via the forkserver, out of RUSAGE_CHILDREN's
-reach), a figure that other load on a shared machine inflates far less than wall time.
+CPU seconds are user+sys of that tree: the larger of RUSAGE_CHILDREN's delta (exact for what was
+reaped, but the parser workers are grandchildren via the forkserver, out of its reach) and the sum
+of each process's last reading sampled every 20 ms (catches the workers, can miss the last
+milliseconds of short runs), a figure that other load on a shared machine inflates far less than
+wall time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,10 +43,16 @@ def copy_stdlib(dst: Path) -> Path:
 CPU: list[float] = []  # CPU seconds of each run_tree call, in order
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     """(seconds, peak RSS bytes of the process tree, stdout) of one command; its CPU seconds
     are appended to CPU."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cpu0 = _children_cpu()
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps = psutil.Process(proc.pid)
@@ -67,7 +76,7 @@ def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
         time.sleep(0.02)
     out, err = proc.communicate()
     secs = time.perf_counter() - t
-    CPU.append(sum(cpu.values()))
+    CPU.append(max(sum(cpu.values()), _children_cpu() - cpu0))
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
     return secs, peak, out
