@@ -4,6 +4,7 @@
     nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo [--data DIR]
          [--aider PY] [--embed-sample N] [--out FILE.json]
     .venv/bin/python benchmarks/scale_bench.py plot RESULT.json... --png benchmarks/scale.png
+        (writes scale_peers.png, scale_phases.png, scale_reindex.png, scale_query.png)
 
 Corpora (built by `prepare` from what every machine here has, no internet):
 - `stdlib`: the machine's Python standard library without site-packages;
@@ -243,7 +244,7 @@ def run(args: argparse.Namespace) -> dict:
                         "files_per_s": rep["files_indexed"] / secs, "symbols_per_s": rep["symbols"] / secs}
         print("index:", json.dumps(res["index"]), flush=True)
         secs, _, rep0 = _index(tree, idx)
-        res["reindex_0"] = {"seconds": secs, "files_indexed": rep0["files_indexed"]}
+        res["reindex_0"] = {"seconds": secs, "cpu_s": _cpu(), "files_indexed": rep0["files_indexed"]}
         for n in (1, 10, 100):
             secs, rep_n = _changed_reindex(tree, idx, n, rng)
             res[f"reindex_{n}"] = {"seconds": secs, "cpu_s": rep_n["cpu_s"], "phases": rep_n["seconds"],
@@ -291,28 +292,97 @@ def run(args: argparse.Namespace) -> dict:
     return res
 
 
-def plot(paths: list[Path], png: Path) -> None:
+def plot(paths: list[Path], png: Path) -> list[Path]:
+    """Four figures from run results: <png stem>_{peers,phases,reindex,query}.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     results = [json.loads(p.read_text()) for p in paths]
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    written: list[Path] = []
+
+    def save(fig, name: str) -> None:  # noqa: ANN001 - a matplotlib Figure
+        out = png.with_name(f"{png.stem}_{name}.png")
+        fig.tight_layout()
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        written.append(out)
+
+    def title(r: dict) -> str:
+        return f"{r['corpus']}: {r['index']['files']:,} files, {r['cores']} cores"
+
+    # 1. tag extraction and map building against the peers, CPU seconds (the machine was shared)
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 3.6), squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
-        bars = {"ctags -R": r["ctags"]["seconds"], "repoloop parse (1 proc)": r["parse_only"]["seconds"],
-                "repoloop index": r["index"]["seconds"]}
+        bars = {"ctags -R": r["ctags"].get("cpu_s", r["ctags"]["seconds"])}
+        if "parse_only" in r:
+            bars["repoloop tags (1 proc)"] = r["parse_only"].get("cpu_s", r["parse_only"]["seconds"])
         if "aider" in r:
-            bars["aider tags (1 proc)"] = r["aider"]["extract_s"]
-            bars["aider map"] = r["aider"]["map_s"]
-        ax.barh(list(bars), list(bars.values()), color="#4a7")
+            bars["aider tags (1 proc)"] = r["aider"].get("extract_cpu_s", r["aider"]["extract_s"])
+        bars["repoloop full index"] = r["index"].get("cpu_s", r["index"]["seconds"])
+        if "aider" in r:
+            bars["aider repo map"] = r["aider"].get("map_cpu_s", r["aider"]["map_s"])
+        ax.barh(list(bars), list(bars.values()), color=["#888", "#4a7", "#c74", "#4a7", "#c74"][: len(bars)])
         for i, v in enumerate(bars.values()):
             ax.text(v, i, f" {v:.1f}s", va="center")
-        ax.set_title(f"{r['corpus']}: {r['index']['files']:,} files, {r['cores']} cores")
-        ax.set_xlabel("seconds (lower is better)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    print(f"wrote {png}")
+        ax.invert_yaxis()
+        ax.set_title(title(r))
+        ax.set_xlabel("CPU seconds (lower is better)")
+    save(fig, "peers")
+
+    # 2. full index: wall seconds per phase, peak RSS
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.8 * len(results)))
+    phases = ("walk", "parse", "store", "graph")
+    colors = {"walk": "#999", "parse": "#4a7", "store": "#47a", "graph": "#c74"}
+    for i, r in enumerate(results):
+        left = 0.0
+        for ph in phases:
+            v = r["index"]["phases"].get(ph, 0.0)
+            ax.barh(i, v, left=left, color=colors[ph], label=ph if i == 0 else None)
+            left += v
+        ax.text(left, i, f" {left:.0f}s, peak {r['index']['peak_rss_mib']:.0f} MiB", va="center")
+    ax.set_yticks(range(len(results)), [f"{r['corpus']} ({r['index']['files']:,} files)" for r in results])
+    ax.set_xlabel("seconds, wall (shared 2-core machine)")
+    ax.set_xlim(0, max(sum(r["index"]["phases"].get(p, 0) for p in phases) for r in results) * 1.6)
+    ax.legend(loc="lower right", ncol=4, fontsize=8)
+    ax.set_title("full index (--no-embed) by phase")
+    save(fig, "phases")
+
+    # 3. re-index after N changed files
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ns = [0, 1, 10, 100]
+    for r in results:
+        ys = [r[f"reindex_{n}"].get("cpu_s", r[f"reindex_{n}"]["seconds"]) for n in ns]
+        ax.plot([str(n) for n in ns], [r[f"reindex_{n}"]["seconds"] for n in ns], "o-",
+                label=f"{r['corpus']} wall")
+        ax.plot([str(n) for n in ns], ys, "s--", label=f"{r['corpus']} CPU")
+    ax.axhline(1.0, color="#c33", lw=0.8, ls=":", label="1 s target")
+    ax.set_yscale("log")
+    ax.set_xlabel("files changed")
+    ax.set_ylabel("seconds (log)")
+    ax.legend(fontsize=7)
+    ax.set_title("incremental re-index (repoloop index --no-embed)")
+    save(fig, "reindex")
+
+    # 4. query latency
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels = ["cold CLI p50", "cold CLI p95", "cold CLI CPU p50", "warm p50", "warm p95"]
+    width = 0.8 / len(results)
+    for j, r in enumerate(results):
+        q = r["query"]
+        vals = [q["cold_cli_p50_s"] * 1000, q["cold_cli_p95_s"] * 1000, q.get("cold_cli_cpu_p50_s", 0) * 1000,
+                q["warm_p50_ms"], q["warm_p95_ms"]]
+        ax.bar([i + j * width for i in range(len(labels))], vals, width, label=r["corpus"])
+    ax.axhline(500, color="#c33", lw=0.8, ls=":", label="0.5 s cold target")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, fontsize=8)
+    ax.set_ylabel("milliseconds")
+    ax.legend(fontsize=8)
+    ax.set_title("lexical search latency (-k 10)")
+    save(fig, "query")
+    for w in written:
+        print(f"wrote {w}")
+    return written
 
 
 def main() -> None:
