@@ -69,3 +69,32 @@ def test_reload_sees_the_new_index_and_a_failed_reopen_keeps_serving(repo: Path)
         assert host.generation == 2
     finally:
         host.close()
+
+
+def test_queries_keep_answering_while_a_new_retriever_warms(repo: Path) -> None:
+    """A reload opens and warms the new Retriever beside the old one: no query waits for it."""
+    gate = threading.Event()
+    opened: list[Retriever] = []
+
+    def opener() -> Retriever:
+        r = Retriever.open(repo, lexical_only=True)
+        if opened:  # the reload's open: hold it until the test has queried meanwhile
+            assert gate.wait(30)
+        opened.append(r)
+        return r
+
+    host = RetrieverHost(opener)
+    host.start()
+    try:
+        pending = host.reload()
+        for _ in range(5):  # answered by the old Retriever while the new one is held open
+            hit = host.submit(lambda r: r.search("parse_config", 1)).result(timeout=10)
+            assert hit[0].path == "pkg/config.py"
+        assert not pending.done() and host.generation == 1
+        gate.set()
+        pending.result(timeout=30)
+        assert host.generation == 2
+        assert host.submit(lambda r: r).result() is opened[1]
+    finally:
+        gate.set()
+        host.close()
