@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_llm import FAKE_KEY, TEST_CMD, call, calls, error, run_agent_cli, run_repoloop, snapshot, text
+from tests.fake_llm import (
+    FAKE_KEY,
+    QUICK_TEST_CMD,
+    TEST_CMD,
+    call,
+    calls,
+    error,
+    run_agent_cli,
+    run_repoloop,
+    snapshot,
+    text,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -266,6 +277,30 @@ def test_usage_errors_are_one_line(bug_repo, tmp_path):
     bad = run_repoloop(["run", "x", "--repo", str(bug_repo), "--model", "m", "--max-steps", "0",
                         "--base-url", "http://127.0.0.1:9/v1"])
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    no_docker = run_repoloop(["run", "x", "--repo", str(bug_repo), "--model", "m", "--sandbox", "docker",
+                              "--base-url", "http://127.0.0.1:9/v1"], env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert no_docker.returncode == 2 and "docker sandbox is unavailable" in no_docker.stderr
+    assert not (bug_repo / ".repoloop" / "runs").exists()  # refused before any run started
+
+
+def test_retrieval_failure_degrades_instead_of_crashing(fake_llm, bug_repo, monkeypatch):
+    from repoloop.agent.loop import Agent, RunConfig
+    from repoloop.retrieval.api import Retriever
+
+    def broken(*a, **k):
+        raise NotImplementedError
+
+    monkeypatch.setattr(Retriever, "open", classmethod(broken))
+    fake_llm.add(PLAN, call("search_code", {"query": "Sum of a and b"}), FIX, FINISH)
+    cfg = RunConfig(task="Fix add", repo=bug_repo, model="fake-model", base_url=fake_llm.base_url, api_key="k",
+                    sandbox="bwrap", test_cmd=QUICK_TEST_CMD, backoff=0.01)
+    result = Agent(cfg).run()
+    assert result.status == "success", result.reason
+    first = fake_llm.request_text(0)
+    assert "AGENTS-MARKER-7731" in first and "Repository map" not in first
+    assert "calc/__init__.py:2" in tool_messages(fake_llm.requests[2])[-1]  # search fell back to grep
+    notes = [r for r in map(json.loads, result.trajectory.read_text().splitlines()) if r["type"] == "observe"][0]
+    assert any("not implemented" in n for n in notes["notes"])
 
 
 def test_long_runs_compact_old_turns_and_keep_the_prefix_stable(fake_llm, bug_repo):

@@ -152,6 +152,10 @@ class Agent:
         t0 = time.perf_counter()
         cfg = self.cfg
         Workspace.check(self.repo)  # a user error (not a git repository) ends here, before any record
+        if self.runner_factory is None:
+            from repoloop.agent.sandboxing import preflight
+
+            cfg.sandbox = preflight(cfg.sandbox)  # no sandbox: stop before paying for a model call
         redactor = Redactor.from_env([cfg.api_key] if cfg.api_key else [])
         self.traj = Trajectory(self.traj_path, redactor)
         self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,

@@ -37,6 +37,29 @@ class SandboxRunner:
         self.sandbox.stop()
 
 
+def preflight(kind: str | None) -> str:
+    """The sandbox kind that will be used, or a RepoloopError now - before any model call is paid for."""
+    from repoloop.errors import RepoloopError
+    from repoloop.sandbox import KINDS, choose_kind
+
+    if kind is None:
+        return choose_kind()
+    if kind not in KINDS:
+        raise RepoloopError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind == "bwrap":
+        from repoloop.sandbox.bwrap import bwrap_path
+
+        if not bwrap_path():
+            raise RepoloopError("the bwrap sandbox needs bubblewrap (apt-get install bubblewrap)")
+    elif kind == "docker":
+        from repoloop.sandbox.docker_backend import engine_reachable
+
+        why = engine_reachable()
+        if why:
+            raise RepoloopError(f"the docker sandbox is unavailable: {why}")
+    return kind
+
+
 def interpreter_binds() -> list[Path]:
     """The Python that runs repoloop, when it lives where the sandbox hides things (a pyenv under
     the home directory, a venv under /tmp): bound read-only so detected test commands can use it."""
