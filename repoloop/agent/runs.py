@@ -120,6 +120,17 @@ def replay(state_dir: Path, run_id: str, *, full: bool = False) -> str:
                 lines.append("          " + clip(rec.get("output") or "", 800).replace("\n", "\n          "))
         elif t == "commit":
             lines.append(f"{at} commit {str(rec.get('sha') or '')[:10]} {rec.get('message')}")
+        elif t == "step":
+            lines.append(f"{at} step {rec.get('step')} took {rec.get('wall_s', 0):.2f}s: model {rec.get('model_s', 0):.2f}s,"
+                         f" sandbox {rec.get('sandbox_s', 0):.2f}s, repoloop {rec.get('repoloop_s', 0):.3f}s"
+                         f" (git {rec.get('git_s', 0):.3f}s, retrieval {rec.get('retrieval_s', 0):.3f}s)")
+        elif t == "request" and full:
+            lines.append(f"{at} request [{rec.get('phase')}] step {rec.get('step')}: {rec.get('n_messages')} messages,"
+                         f" ~{rec.get('est_tokens')} tokens; new:")
+            for m in rec.get("messages") or []:
+                lines.append(f"          {m.get('role')}: " + str(m.get("content") or "").replace("\n", "\n            "))
+        elif t == "note":
+            lines.append(f"{at} note: {rec.get('text')}")
         elif t == "compaction":
             lines.append(f"{at} context compacted ({rec.get('messages')} messages kept)")
         elif t == "run_end":
