@@ -382,3 +382,24 @@ def test_detected_pytest_runs_with_the_projects_own_virtualenv(fake_llm, bug_rep
     verify = [r for r in recs if r["type"] == "verify"]
     assert verify[0]["command"].startswith(f"{venv}/bin/python -m pytest")
     assert verify[0]["passed"] and "2 passed" in verify[0]["output"]
+
+
+def test_finishing_again_and_again_with_failing_tests_stops(fake_llm, bug_repo):
+    fake_llm.add(PLAN)
+    fake_llm.default = FINISH
+    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add", "--max-steps", "10")
+    assert proc.returncode == 1
+    assert out["status"] == "failed" and "called finish 3 times" in out["reason"]
+    assert out["steps"] == 3 and out["diff"] == ""
+    # Each refusal came with the failure for the model to act on.
+    assert "finish refused" in fake_llm.request_text(2) and "Verification failed" in fake_llm.request_text(2)
+
+
+def test_cost_budget_stops_the_run(fake_llm, bug_repo):
+    fake_llm.add(PLAN)
+    fake_llm.default = call("list_dir", {"path": "."})
+    proc, out = run_agent_cli(fake_llm, bug_repo, "Fix add", "--max-cost", "0.0003",
+                              "--prices", '{"fake-model": {"input": 1, "output": 1}}')
+    assert proc.returncode == 1
+    assert "cost budget" in out["reason"]
+    assert out["cost"] == pytest.approx(3 * 120 / 1e6) and out["steps"] == 2
