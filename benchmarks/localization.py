@@ -87,11 +87,11 @@ def cap_per_repo(records: list[dict], n: int, seed: int) -> list[dict]:
     by_repo: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_repo[r["repo"]].append(r)
-    rng = random.Random(seed)
     out = []
-    for _repo, rs in sorted(by_repo.items()):
+    for repo, rs in sorted(by_repo.items()):
         rs = sorted(rs, key=lambda r: r["id"])
-        out.extend(rs if len(rs) <= n else rng.sample(rs, n))
+        random.Random(f"{seed}:{repo}").shuffle(rs)  # a smaller cap is a prefix of a bigger one
+        out.extend(rs[:n])
     return out
 
 
