@@ -18,8 +18,10 @@ from repoloop.indexer.embed import SentenceTransformerEmbedder
 from repoloop.indexer.embed_phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.retriever import HybridRetriever
+from tests.test_embed_endpoint import endpoint  # noqa: F401, F811 - the fake embeddings endpoint fixture
 from tests.test_retrieval_fixtures import index, write_repo
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMA = Path(sys.executable).with_name("chroma")
 
 
@@ -90,3 +92,27 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with IndexStore.open(root) as store, pytest.raises(RepoloopError, match="cannot reach the Chroma server"):
         embed_missing(store, root / ".repoloop", embedder=SentenceTransformerEmbedder(),
                       chroma_url=f"http://127.0.0.1:{_free_port()}")
+
+
+def test_cli_index_status_search_with_chroma_url_and_embeddings_endpoint(tmp_path: Path, chroma_server,
+                                                                          endpoint: str) -> None:  # noqa: F811
+    """The CLI end to end in server mode, with an OpenAI-compatible embeddings endpoint."""
+    import json
+
+    url, _data = chroma_server
+    root = write_repo(tmp_path / "repo")
+    env = {**os.environ, "REPOLOOP_EMBED_BASE_URL": endpoint}
+    env.pop("REPOLOOP_CHROMA_URL", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "repoloop.cli", *args], capture_output=True, text=True,
+                              cwd=ROOT, env=env, timeout=180)
+
+    out = cli("index", str(root), "--embed-model", "hash-64", "--embed-base-url", endpoint, "--chroma-url", url,
+              "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["embedded"] > 0
+    st = json.loads(cli("status", "--repo", str(root), "--json").stdout)["consistency"]
+    assert st["consistent"] and st["model"] == "openai:hash-64" and st["location"] == url
+    res = json.loads(cli("search", "reserve stock quantity", "--repo", str(root), "--json", "--explain").stdout)
+    assert any("dense" in r["signals"] for r in res["results"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip files bigger than this (default 1 MiB)")
     p.add_argument("--wait", action="store_true", help="wait for another run on this index instead of refusing")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no summary")
+    # Embedding options (read by repoloop.indexer.embed_phase through these env variables).
+    p.add_argument("--embed-model", default=None, metavar="PATH_OR_NAME",
+                   help="local sentence-transformers model (env REPOLOOP_EMBED_MODEL; default all-MiniLM-L6-v2)")
+    p.add_argument("--embed-base-url", default=None, metavar="URL",
+                   help="OpenAI-compatible embeddings endpoint (env REPOLOOP_EMBED_BASE_URL)")
+    p.add_argument("--chroma-url", default=None, metavar="URL",
+                   help="Chroma server http://HOST:PORT (env REPOLOOP_CHROMA_URL; default: embedded in the index dir)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("status", help="what is indexed, what is skipped, what is stale")
@@ -57,6 +65,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise RepoloopError(f"{args.path}: not a directory")
     else:
         repo = repo_root(args.repo)
+    for opt, env in (("embed_model", "REPOLOOP_EMBED_MODEL"), ("embed_base_url", "REPOLOOP_EMBED_BASE_URL"),
+                     ("chroma_url", "REPOLOOP_CHROMA_URL")):
+        if getattr(args, opt, None):
+            os.environ[env] = getattr(args, opt)
     report = index_repo(
         repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed,
         progress=(not args.quiet and not args.json and sys.stderr.isatty()),
