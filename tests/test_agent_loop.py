@@ -273,6 +273,7 @@ def test_usage_errors_are_one_line(bug_repo, tmp_path):
     not_git = run_repoloop(["run", "x", "--repo", str(plain), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
                            cwd=plain)
     assert not_git.returncode == 2 and "not a git repository" in not_git.stderr
+    assert list(plain.iterdir()) == []  # nothing written there
     assert "Traceback" not in no_model.stderr + not_git.stderr
     bad = run_repoloop(["run", "x", "--repo", str(bug_repo), "--model", "m", "--max-steps", "0",
                         "--base-url", "http://127.0.0.1:9/v1"])

@@ -135,7 +135,7 @@ class Agent:
         self.ui = reporter or QuietReporter()
         self.repo = Path(config.repo).resolve()
         self.run_id = new_run_id()
-        self.state_dir = ensure_state_dir(self.repo)
+        self.state_dir = self.repo / ".repoloop"  # created in run(), once the repo is known to be fit
         self.traj_path = runs_dir(self.state_dir) / f"{self.run_id}.jsonl"
         self.prices = PriceTable.load(config.prices)
         self.llm = llm or LLMClient(LLMConfig(
@@ -152,6 +152,7 @@ class Agent:
         t0 = time.perf_counter()
         cfg = self.cfg
         Workspace.check(self.repo)  # a user error (not a git repository) ends here, before any record
+        ensure_state_dir(self.repo)
         if self.runner_factory is None:
             from repoloop.agent.sandboxing import preflight
 
