@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
 _BATCH_FILES = 200  # files per store transaction
 _BATCH_SECONDS = 1.0  # ... or whatever arrived within this long
 _POOL_MIN_TASKS = 40  # below this, parsing in-process beats starting workers
+_MIN_IN_FLIGHT = 256  # files handed to workers ahead of the store (bounds memory, keeps workers busy)
 _TRUST_MARGIN = 1.0  # an mtime this close to the indexing time is not trusted (racy write)
 _BULK_MIN_TASKS = 500  # an empty index filled with at least this many files loads without indexes
 _WRITER_CACHE_KIB = 131072  # SQLite page cache of the writer (index B-trees stay in memory)
@@ -347,8 +349,27 @@ class _Run:
         chunksize = max(1, min(32, len(tasks) // (self.jobs * 8)))
         # Biggest first, so one huge file does not finish alone at the end.
         tasks = sorted(tasks, key=lambda t: -t.size)
+        # At most `window` files parsed but not yet stored: when SQLite writes are the slower side,
+        # an unbounded imap would buffer the whole repository's rows here (GBs on a monorepo).
+        window = max(_MIN_IN_FLIGHT, 4 * self.jobs * chunksize)
+        room = threading.Semaphore(window)
+        stop = threading.Event()
+
+        def feed() -> Iterator[_Task]:  # runs on the pool's task-feeding thread
+            for t in tasks:
+                room.acquire()
+                if stop.is_set():
+                    return
+                yield t
+
         with ctx.Pool(self.jobs) as pool:
-            yield from pool.imap_unordered(_parse_file, tasks, chunksize=chunksize)
+            try:
+                for res in pool.imap_unordered(_parse_file, feed(), chunksize=chunksize):
+                    room.release()
+                    yield res
+            finally:  # unblock the feeder so the pool can shut down
+                stop.set()
+                room.release(window + 1)
 
     def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
         rep, store = self.report, self.store
