@@ -404,3 +404,35 @@ def test_cost_budget_stops_the_run(fake_llm, bug_repo):
     assert proc.returncode == 1
     assert "cost budget" in out["reason"]
     assert out["cost"] == pytest.approx(3 * 120 / 1e6) and out["steps"] == 2
+
+
+def test_sigterm_mid_run_cleans_up_and_keeps_the_verified_work(fake_llm, bug_repo):
+    import os
+    import signal
+    import sys
+    import time
+
+    from tests.fake_llm import ROOT, Reply
+
+    before = snapshot(bug_repo)
+    fake_llm.add(PLAN, FIX, Reply(content="thinking...", delay=20))
+    env = dict(os.environ, OPENAI_API_KEY=FAKE_KEY, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repoloop.cli", "run", "Fix add", "--repo", str(bug_repo), "--base-url",
+         fake_llm.base_url, "--model", "fake-model", "--sandbox", "bwrap", "--test-cmd", QUICK_TEST_CMD,
+         "--lexical", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while len(fake_llm.requests) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(fake_llm.requests) == 3, "the run never reached its third model call"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert len(git(bug_repo, "worktree", "list").splitlines()) == 1  # the worktree is gone
+    (branch,) = branches(bug_repo)
+    assert "return a + b" in git(bug_repo, "show", f"{branch}:calc/__init__.py")  # verified step kept
+    traj = next((bug_repo / ".repoloop" / "runs").glob("*.jsonl"))
+    end = json.loads(traj.read_text().splitlines()[-1])
+    assert end["type"] == "run_end" and end["reason"] == "interrupted"
+    assert snapshot(bug_repo) == before

@@ -90,12 +90,22 @@ def _run(args: argparse.Namespace) -> int:
         retries=args.retries, backoff=args.backoff, prices=args.prices,
     )
     reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json)
+    _interrupt_on_sigterm()  # so a killed run still removes its worktree and records its end
     result = Agent(cfg, reporter=reporter).run()
     if args.json:
         print_json(result.to_json())
     else:
         _print_result(result)
     return result.exit_code
+
+
+def _interrupt_on_sigterm() -> None:
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _print_result(result: Any) -> None:
