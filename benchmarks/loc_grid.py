@@ -25,6 +25,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "q48-bm25x2": {"max_query_terms": 48, **_sig(bm25=2.0)},
     "b2n06": _sig(bm25=2.0, name=0.6),
     "b2n06g0": _sig(bm25=2.0, name=0.6, graph=0.0),
+    "b3n05": _sig(bm25=3.0, name=0.5),
+    "b2n04": _sig(bm25=2.0, name=0.4),
+    "b2n06g03": _sig(bm25=2.0, name=0.6, graph=0.3),
+    "b3n05g03": _sig(bm25=3.0, name=0.5, graph=0.3),
+    "b2n06k30": {"rrf_k": 30.0, **_sig(bm25=2.0, name=0.6)},
+    "b2n06k100": {"rrf_k": 100.0, **_sig(bm25=2.0, name=0.6)},
     "dense2": _sig(dense=2.0),
     "dense0.5": _sig(dense=0.5),
 }
