@@ -90,17 +90,25 @@ class NameMatcher:
     # -- symbol -> chunks ---------------------------------------------------------------------
     def _symbol_chunks(self, name: str, qual_suffix: str | None, max_defs: int = _MAX_PER_NAME,
                        focus: dict[int, str] | None = None) -> list[int]:
+        return self._symbol_defs(name, qual_suffix, max_defs, focus)[0]
+
+    def _symbol_defs(self, name: str, qual_suffix: str | None, max_defs: int = _MAX_PER_NAME,
+                     focus: dict[int, str] | None = None) -> tuple[list[int], int]:
+        """Chunks of the definitions of `name` (matching the qualname suffix), and how many
+        definitions matched: a name defined in one place is stronger evidence than one in ten."""
         rows = self.conn.execute(
             "SELECT s.file_id, s.qualname, s.start_line, s.end_line FROM symbols s WHERE s.name=? LIMIT ?",
             (name, max_defs + 1),
         ).fetchall()
         if len(rows) > max_defs:
-            return []
+            return [], 0
         out: list[int] = []
+        n_defs = 0
         for fid, qual, start, end in rows:
             if qual_suffix and not (qual == qual_suffix or qual.endswith("." + qual_suffix)
                                     or qual.replace("::", ".").endswith(qual_suffix)):
                 continue
+            n_defs += 1
             ids = [r[0] for r in self.conn.execute(
                 "SELECT id FROM chunks WHERE file_id=? AND symbol=? ORDER BY start_line", (fid, qual))]
             if not ids:  # the symbol is inside a larger chunk (or split): chunks overlapping it
@@ -111,7 +119,7 @@ class NameMatcher:
                     for cid in ids:
                         focus.setdefault(cid, qual)
             out.extend(ids)
-        return out
+        return out, n_defs
 
     def _file_chunks(self, path: str) -> list[int]:
         return [r[0] for r in self.conn.execute(
@@ -136,25 +144,30 @@ class NameMatcher:
                 if scores.get(cid, 0.0) < score:
                     scores[cid] = score
 
+        def add_defs(name: str, suffix: str | None, score: float, max_defs: int = _MAX_PER_NAME) -> list[int]:
+            ids, n = self._symbol_defs(name, suffix, max_defs, focus)
+            if n:
+                add(ids, score / n ** w.name_spread)  # spread over the places that define it
+            return ids
+
         for ident in qa.identifiers:
             parts = _split(ident)
             if not parts:
                 continue
             last = parts[-1]
             if len(parts) > 1:
-                add(self._symbol_chunks(last, ".".join(parts), focus=focus), w.name_exact_ident + 0.1)
+                add_defs(last, ".".join(parts), w.name_exact_ident + 0.1)
                 for p in parts[:-1]:  # Class in Class.method; a module in mod.func
-                    add(self._symbol_chunks(p, None), w.name_exact_ident * 0.6)
+                    add_defs(p, None, w.name_exact_ident * 0.6)
                 row = self.conn.execute("SELECT path FROM files WHERE module=? LIMIT 1", (".".join(parts),)).fetchone()
                 if row:
                     add(self._file_chunks(row[0]), w.name_path)
-            exact = self._symbol_chunks(last, None, focus=focus)
-            add(exact, w.name_exact_ident)
+            exact = add_defs(last, None, w.name_exact_ident)
             if not exact:
                 for n in self._fuzzy_names(last):
-                    add(self._symbol_chunks(n, None, focus=focus), w.name_fuzzy_ident)
+                    add_defs(n, None, w.name_fuzzy_ident)
         for word in qa.words:
-            add(self._symbol_chunks(word, None, max_defs=_MAX_PER_WORD), w.name_word)
+            add_defs(word, None, w.name_word, _MAX_PER_WORD)
         for p in qa.paths:
             for path in self.paths.resolve(p)[:3]:
                 add(self._file_chunks(path), w.name_path)

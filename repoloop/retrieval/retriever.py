@@ -147,10 +147,18 @@ class HybridRetriever(Retriever):
                 if row is None:
                     continue
                 node = f"s:{row[3]}" if row[3] else f"f:{row[0]}"
-                seeds[node] = seeds.get(node, 0.0) + 1.0 / rank
+                strength = min(1.0, r.scores[rank - 1]) if r.scaled else 1.0
+                w = self.weights.signal.get(r.signal, 1.0) * strength / rank
+                seeds[node] = seeds.get(node, 0.0) + w
         pr = self._graph_rank(seeds, limit)
         if not pr:
             return Ranked("graph", [], [])
+        # A seed's PageRank includes its own teleport mass, (1 - alpha) * its seed share: remove it
+        # (times graph_self_discount), so the graph ranks what the *other* hits point at instead of
+        # echoing the seed weights back.
+        total = sum(seeds.values()) or 1.0
+        cut = self.weights.graph_self_discount * (1 - self.weights.graph_alpha)
+        pr = {**pr, **{n: max(0.0, pr.get(n, 0.0) - cut * w / total) for n, w in seeds.items()}}
         known = {row[3] for row in rows.values() if row[3]}
         extra = heapq.nlargest(self.weights.graph_seeds + len(known),
                                ((v, k[2:]) for k, v in pr.items() if k[:2] == "s:"))

@@ -29,10 +29,13 @@ class Weights:
     # Name matches: score of each kind of evidence (higher ranks first within the signal).
     name_exact_ident: float = 1.0  # a code-looking identifier equals a symbol name / qualname suffix
     name_fuzzy_ident: float = 0.7  # same, ignoring case and underscores
-    name_word: float = 0.2  # a plain word equals a symbol name
+    name_word: float = 0.1  # a plain word equals a symbol name (weak: "generate" in prose)
     name_path: float = 0.8  # a mentioned path / module name matches a file
+    name_spread: float = 0.5  # a name defined in n places scores 1/n**spread in each
     # Graph: personalization seeds from each signal's top hits.
     graph_seeds: int = 10
+    graph_alpha: float = 0.85  # the damping the graph modules use (repoloop.retrieval.graph / local_rank)
+    graph_self_discount: float = 1.0  # 1: remove a seed's own teleport mass from its rank; 0: keep it
     graph_tol: float = 1e-5  # PageRank convergence (per node); the top ranks are stable well before 1e-6
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
