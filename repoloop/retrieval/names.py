@@ -159,9 +159,13 @@ class NameMatcher:
                 add_defs(last, ".".join(parts), w.name_exact_ident + 0.1)
                 for p in parts[:-1]:  # Class in Class.method; a module in mod.func
                     add_defs(p, None, w.name_exact_ident * 0.6)
-                row = self.conn.execute("SELECT path FROM files WHERE module=? LIMIT 1", (".".join(parts),)).fetchone()
-                if row:
-                    add(self._file_chunks(row[0]), w.name_path)
+                # The longest prefix that is a module: pkg.mod in pkg.mod.Class.attr.
+                for i in range(len(parts), 1, -1):
+                    row = self.conn.execute("SELECT path FROM files WHERE module=? LIMIT 1",
+                                            (".".join(parts[:i]),)).fetchone()
+                    if row:
+                        add(self._file_chunks(row[0]), w.name_path)
+                        break
             exact = add_defs(last, None, w.name_exact_ident)
             if not exact:
                 for n in self._fuzzy_names(last):
