@@ -122,7 +122,7 @@ def test_search_json_shape(repo: Path) -> None:
 
 
 def test_search_user_errors_exit_2_with_one_line(repo: Path) -> None:
-    for args in (["--signals", "bm25,magic"], ["-k", "0"]):
+    for args in (["--signals", "bm25,magic"], ["-k", "0"], ["--signals", "dense"]):
         out = _cli("search", "x", "--repo", str(repo), *args)
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

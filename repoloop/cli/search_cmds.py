@@ -53,6 +53,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.query.strip():
         raise RepoloopError("the query is empty")
     r, signals = _open(args)
+    if set(signals) <= {"dense"} and r.lexical_only:
+        r.close()
+        raise RepoloopError("this index has no embeddings (built with --no-embed?): run `repoloop index` "
+                            "to add them, or choose other --signals")
     try:
         if args.files:
             ranked = r.search_files(args.query, args.k, signals=signals)
