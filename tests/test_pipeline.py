@@ -105,6 +105,15 @@ def test_reindex_without_changes_parses_nothing(repo: Path, monkeypatch: pytest.
     # Just written: mtimes within the trust margin, so the files are hashed but not parsed.
     rep = index_repo(repo, embed=False, progress=False)
     assert rep.files_indexed == 0 and rep.files_unchanged == len(FILES)
+    # Verified a second later, the same mtimes are trusted: nothing is read at all.
+    time.sleep(1.1)
+    index_repo(repo, embed=False, progress=False)
+    reads: list[str] = []
+    real_parse = pipeline._parse_file
+    monkeypatch.setattr(pipeline, "_parse_file", lambda t: reads.append(t.path) or real_parse(t))
+    index_repo(repo, embed=False, progress=False, jobs=1)
+    assert reads == []
+    monkeypatch.undo()
     # Once verified, unchanged size+mtime means the file is not even read.
     backdate(repo)
     index_repo(repo, embed=False, progress=False)  # records the new mtimes (content unchanged)

@@ -336,11 +336,13 @@ class IndexStore:
         return file_id
 
     def touch_files(self, stats: Iterable[tuple[str, int, float]]) -> None:
-        """Record a new size/mtime for files whose content hash did not change (the stat shortcut)."""
+        """Record a new size/mtime for files whose content hash did not change (the stat shortcut):
+        `indexed_at` moves too, as the moment the content was last verified."""
+        now = time.time()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.executemany("UPDATE files SET size=?, mtime=? WHERE path=?",
-                                  [(size, mtime, path) for path, size, mtime in stats])
+            self.conn.executemany("UPDATE files SET size=?, mtime=?, indexed_at=? WHERE path=?",
+                                  [(size, mtime, now, path) for path, size, mtime in stats])
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
