@@ -326,3 +326,19 @@ def test_index_paths_with_a_directory_runs_a_full_pass(repo: Path) -> None:
     (repo / "extra/m.py").write_text("def m():\n    pass\n")
     rep = pipeline.index_paths(repo, ["extra"], embed=False)
     assert rep.files_seen == len(FILES) + 1 and rep.files_indexed == 1
+
+
+def test_parser_change_reparses_unchanged_files(repo: Path) -> None:
+    index_repo(repo, embed=False, progress=False)
+    conn = db(repo)
+    assert conn.execute("SELECT value FROM meta WHERE key='parser_fingerprint'").fetchone()[0] == \
+        pipeline.parser_fingerprint()
+    conn.execute("UPDATE meta SET value='from-an-older-parser' WHERE key='parser_fingerprint'")
+    conn.commit()
+    # A watcher's partial pass re-parses its paths but leaves the rest for a full pass.
+    rep = pipeline.index_paths(repo, ["pkg/util.py"], embed=False)
+    assert rep.files_indexed == 1
+    rep = index_repo(repo, embed=False, progress=False)
+    assert rep.files_indexed == len(FILES)
+    rep = index_repo(repo, embed=False, progress=False)
+    assert rep.files_indexed == 0

@@ -38,7 +38,7 @@ from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
 _BATCH_FILES = 200  # files per store transaction
 _BATCH_SECONDS = 1.0  # ... or whatever arrived within this long
 _POOL_MIN_TASKS = 40  # below this, parsing in-process beats starting workers
-_MIN_IN_FLIGHT = 256  # files handed to workers ahead of the store (bounds memory, keeps workers busy)
+_MAX_IN_FLIGHT_BYTES = 32 << 20  # source bytes handed to workers ahead of the store (bounds memory)
 _TRUST_MARGIN = 1.0  # an mtime this close to the indexing time is not trusted (racy write)
 _BULK_MIN_TASKS = 500  # an empty index filled with at least this many files loads without indexes
 _WRITER_CACHE_KIB = 131072  # SQLite page cache of the writer (index B-trees stay in memory)
@@ -120,6 +120,31 @@ def _language_of(path: str, head: bytes) -> str | None:
 def wanted(path: str) -> bool:
     """Name filter for the walk: files with a grammar or textual by name (read nothing yet)."""
     return bool(detect_language(path)) or is_text_name(path)
+
+
+_PARSER_SOURCES = ("parse.py", "chunk.py", "languages.py", "textchunk.py", "tokens.py", "handlers/*.py",
+                   "queries/*.scm")
+_GRAMMAR_DISTS = ("tree-sitter", *(f"tree-sitter-{g}" for g in (
+    "python", "javascript", "typescript", "go", "rust", "java", "c", "cpp", "c-sharp", "ruby", "php")))
+
+
+def parser_fingerprint() -> str:
+    """What the stored rows depend on besides the file: the parsing code and grammar versions. When
+    it changes, every file is parsed again (its content hash alone would keep stale rows)."""
+    from importlib import metadata
+
+    h = hashlib.sha1()
+    here = Path(__file__).parent
+    for pattern in _PARSER_SOURCES:
+        for f in sorted(here.glob(pattern)):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    for dist in _GRAMMAR_DISTS:
+        try:
+            h.update(f"{dist}=={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return h.hexdigest()
 
 
 def _parse_file(task: _Task) -> _Result:
@@ -285,6 +310,10 @@ class _Run:
             self.report.damaged_index = str(store.damaged_copy)
         self.progress = _Progress(progress)
         self.known = store.file_stats()
+        self.fingerprint = parser_fingerprint()
+        if self.known and store.get_meta("parser_fingerprint") != self.fingerprint:
+            # Another parser (upgrade, new grammar): unchanged files must be parsed again too.
+            self.known = {p: ("", size, mtime, 0.0) for p, (_h, size, mtime, _t) in self.known.items()}
         self.skips: dict[str, str] = {}
         self.scope = scope  # only these paths (index_paths), or None for the whole tree
 
@@ -305,6 +334,8 @@ class _Run:
         counts = self.store.counts()
         rep.symbols, rep.chunks, rep.edges = counts["symbols"], counts["chunks"], counts["edges"]
         self.store.set_meta("max_file_size", str(self.max_file_size))
+        if self.scope is None or self.store.get_meta("parser_fingerprint") == self.fingerprint:
+            self.store.set_meta("parser_fingerprint", self.fingerprint)
         self.store.set_meta("last_run", json.dumps(rep.to_json()))
         return rep
 
@@ -349,27 +380,37 @@ class _Run:
         chunksize = max(1, min(32, len(tasks) // (self.jobs * 8)))
         # Biggest first, so one huge file does not finish alone at the end.
         tasks = sorted(tasks, key=lambda t: -t.size)
-        # At most `window` files parsed but not yet stored: when SQLite writes are the slower side,
-        # an unbounded imap would buffer the whole repository's rows here (GBs on a monorepo).
-        window = max(_MIN_IN_FLIGHT, 4 * self.jobs * chunksize)
-        room = threading.Semaphore(window)
-        stop = threading.Event()
+        # Bounded work in flight (parsed but not yet stored): when SQLite writes are the slower
+        # side, an unbounded imap buffers the whole repository's rows here (GBs on a monorepo).
+        # The bound is in source bytes (the biggest files go first), with enough files always
+        # allowed to fill a chunk for every worker.
+        min_files = 2 * self.jobs * chunksize
+        cond = threading.Condition()
+        flight = {"files": 0, "bytes": 0, "stop": False}
 
         def feed() -> Iterator[_Task]:  # runs on the pool's task-feeding thread
             for t in tasks:
-                room.acquire()
-                if stop.is_set():
-                    return
+                with cond:
+                    cond.wait_for(lambda t=t: flight["stop"] or flight["files"] < min_files
+                                  or flight["bytes"] + t.size <= _MAX_IN_FLIGHT_BYTES)
+                    if flight["stop"]:
+                        return
+                    flight["files"] += 1
+                    flight["bytes"] += t.size
                 yield t
 
         with ctx.Pool(self.jobs) as pool:
             try:
                 for res in pool.imap_unordered(_parse_file, feed(), chunksize=chunksize):
-                    room.release()
+                    with cond:
+                        flight["files"] -= 1
+                        flight["bytes"] -= res.size
+                        cond.notify()
                     yield res
             finally:  # unblock the feeder so the pool can shut down
-                stop.set()
-                room.release(window + 1)
+                with cond:
+                    flight["stop"] = True
+                    cond.notify_all()
 
     def _parse_and_store(self, tasks: list[_Task], seen: set[str]) -> None:
         rep, store = self.report, self.store
