@@ -311,7 +311,9 @@ class _Run:
         self.progress = _Progress(progress)
         self.known = store.file_stats()
         self.fingerprint = parser_fingerprint()
-        if self.known and store.get_meta("parser_fingerprint") != self.fingerprint:
+        if not self.known:  # nothing old to keep apart: a run killed from here on resumes, not restarts
+            store.set_meta("parser_fingerprint", self.fingerprint)
+        elif store.get_meta("parser_fingerprint") != self.fingerprint:
             # Another parser (upgrade, new grammar): unchanged files must be parsed again too.
             self.known = {p: ("", size, mtime, 0.0) for p, (_h, size, mtime, _t) in self.known.items()}
         self.skips: dict[str, str] = {}
