@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -105,6 +106,7 @@ def test_kill_9_mid_index_then_resume_equals_clean(big_repo: Path, tmp_path: Pat
     rerun = _cli("index", str(big_repo), "--index-dir", str(idx), "--no-embed", "--json")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
+    assert json.loads(out)["files_indexed"] == N_FILES - done  # only what the killed run had not stored
     assert _check_consistent(db) == N_FILES
     # The first run was bulk-loading an empty index without its secondary indexes: they are back.
     from repoloop.indexer.store import BULK_INDEXES
@@ -140,8 +142,6 @@ def test_two_concurrent_runs(big_repo: Path, tmp_path: Path) -> None:
     assert first.wait(timeout=300) == 0
     out, err = waiter.communicate(timeout=300)
     assert waiter.returncode == 0, err
-    import json
-
     report = json.loads(out)
     assert report["files_indexed"] == 0 and report["files_unchanged"] == N_FILES
     assert _check_consistent(idx / DB_NAME) == N_FILES
