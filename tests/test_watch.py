@@ -152,7 +152,7 @@ def test_git_checkout_burst_is_debounced_into_few_single_passes(tmp_path: Path) 
              timeout=60, what="index caught up with the checkout")
         after_big = len(rec.calls)
         assert 1 <= after_big <= 3, rec.calls  # debounced: not one pass per event
-        assert rec.calls[-1] is None  # the burst became a full incremental pass
+        assert None in rec.calls  # the burst (directories among it) became a full incremental pass
 
         _git(repo, "checkout", "-q", "main")  # back: gen/ (a whole tree) deleted, pkg/util restored
         expected = _py_files_on_disk(repo)
@@ -197,6 +197,6 @@ def test_a_locked_index_is_retried_not_lost(tmp_path: Path) -> None:
             assert "another" in next(r.error for r in reports if r.error)
         poll(lambda: "pkg/late.py" in _hits(repo, "arrives_while_locked"), timeout=30,
              what="the change indexed once the lock is free")
-        assert reports[-1].error is None
+        poll(lambda: reports[-1].error is None, what="the retry reported")
     finally:
         w.stop()
