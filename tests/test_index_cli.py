@@ -69,6 +69,7 @@ def test_status_json(repo: Path) -> None:
     assert st["skips"] == {"secret": 1, "unsupported_type": 1}
     assert {"path": ".env", "reason": "secret"} in st["skipped"]
     assert st["up_to_date"] is True and st["stale_counts"] == {"changed": 0, "added": 0, "deleted": 0}
+    assert st["parser_current"] is True
     assert st["last_run"]["files_seen"] == 4
 
 

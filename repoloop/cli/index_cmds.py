@@ -99,7 +99,7 @@ def _open_store(args: argparse.Namespace) -> tuple[Path, Any]:
 
 
 def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> dict[str, Any]:
-    from repoloop.indexer.pipeline import changed_since_index
+    from repoloop.indexer.pipeline import changed_since_index, parser_fingerprint
     from repoloop.indexer.store import SCHEMA_VERSION
 
     conn = store.conn
@@ -129,7 +129,9 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
         "skipped": skipped,
         "stale": {k: v[:stale_limit] for k, v in stale.items()},
         "stale_counts": {k: len(v) for k, v in stale.items()},
-        "up_to_date": not any(stale.values()),
+        # False when the parser changed since the index was built: the next index re-parses all.
+        "parser_current": store.get_meta("parser_fingerprint") == parser_fingerprint(),
+        "up_to_date": not any(stale.values()) and store.get_meta("parser_fingerprint") == parser_fingerprint(),
         "last_run": json.loads(last_run) if last_run else None,
     }
     consistency = _consistency(store, idx)
@@ -188,9 +190,11 @@ def _print_status(d: dict[str, Any]) -> None:
             t.add_row(reason, f"{n:,}")
         con.print(t)
     sc = d["stale_counts"]
+    if not d["parser_current"]:
+        con.print("[yellow]the parser changed since this index was built[/yellow]: `repoloop index` re-parses every file")
     if d["up_to_date"]:
         con.print("[green]up to date[/green]")
-    else:
+    elif any(sc.values()):
         con.print(f"[yellow]stale[/yellow]: {sc['changed']} changed, {sc['added']} added, {sc['deleted']} deleted"
                   " since the index (run `repoloop index`)")
         for kind in ("changed", "added", "deleted"):
