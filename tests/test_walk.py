@@ -197,3 +197,14 @@ def test_walk_is_a_stream(tmp_path: Path) -> None:
     first = next(it)
     assert first.path.endswith(".py") and first.size == len("x = 1\n")
     assert sum(1 for _ in it) == 49
+
+
+def test_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    fd = os.open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.py"), os.O_WRONLY | os.O_CREAT)
+    os.write(fd, b"x = 1\n")
+    os.close(fd)
+    _write(tmp_path, "ok.py")
+    kept, skips = _run(tmp_path)
+    assert kept == {"ok.py"}
+    assert skips == {"caf\\xe9.py": w.BAD_NAME}
+    "".join(skips).encode("utf-8")  # storable as is

@@ -69,6 +69,7 @@ BROKEN_SYMLINK = "broken_symlink"
 UNREADABLE = "unreadable"
 SPECIAL = "not_a_regular_file"
 UNSUPPORTED = "unsupported_type"
+BAD_NAME = "name_not_utf8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,11 @@ def _read_spec(path: str) -> pathspec.GitIgnoreSpec | None:
 # and 50 fnmatch calls per file were most of a re-index walk's CPU time on big trees.
 _SECRET_RE = re.compile("|".join(fnmatch.translate(p) for p in SECRET_PATTERNS))
 _GENERATED_RE = re.compile("|".join(fnmatch.translate(p) for p in GENERATED_PATTERNS))
+
+
+def printable_path(rel: str) -> str:
+    """A path whose name bytes are not UTF-8, with those bytes shown as \\xNN."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def is_secret(name: str) -> bool:
@@ -224,6 +230,11 @@ class Walker:
         ignores = ignores.extended(prefix, dirpath, {e.name for e in entries})
         for entry in entries:
             rel = prefix + entry.name
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8 (surrogate-escaped): unstorable
+                self._skip(printable_path(rel), BAD_NAME)
+                continue
             yield from self._entry(entry, rel, ignores, ancestors)
 
     def _entry(self, entry: os.DirEntry, rel: str, ignores: _Ignores,
