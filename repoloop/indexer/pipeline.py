@@ -248,7 +248,15 @@ def index_repo(
     if progress is None:
         progress = sys.stderr.isatty()
     with IndexLock(idx, wait=wait):
-        return _locked_run(repo, idx, jobs or os.cpu_count() or 1, max_file_size, progress, embed, None)
+        return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity and cpusets count, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def index_paths(
@@ -284,7 +292,7 @@ def index_paths(
             with IndexStore(idx / DB_NAME) as store:
                 limit = store.get_meta("max_file_size")
         if limit is None:
-            return _locked_run(repo, idx, os.cpu_count() or 1, walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
+            return _locked_run(repo, idx, usable_cpus(), walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
                                None)
         return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels))
 
