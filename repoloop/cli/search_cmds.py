@@ -78,13 +78,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _print_hits(hits: list, explain: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     con = Console(highlight=False, soft_wrap=True)
     if not hits:
         con.print("no results")
     for h in hits:
-        sym = f"  [bold]{h.symbol}[/bold] ({h.kind})" if h.symbol else f"  ({h.kind})"
-        con.print(f"[cyan]{h.path}:{h.start_line}-{h.end_line}[/cyan]{sym}  score {h.score:.3f}")
+        sym = f"  [bold]{escape(h.symbol)}[/bold] ({h.kind})" if h.symbol else f"  ({h.kind})"
+        con.print(f"[cyan]{escape(h.path)}:{h.start_line}-{h.end_line}[/cyan]{sym}  score {h.score:.3f}")
         if explain and h.signals:
             con.print("    " + "  ".join(f"{s}: #{v['rank']} ({v['score']:.3g})" for s, v in h.signals.items()))
         lines = h.text.split("\n")
