@@ -292,6 +292,59 @@ def run(args: argparse.Namespace) -> dict:
     return res
 
 
+def watch(pid: int, db: Path, out: Path, every: float) -> None:
+    """Sample a running `repoloop index` (the process tree's RSS, files stored so far) until it
+    exits: memory against progress shows whether peak RSS grows with the repository."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    t0 = time.time()
+    with out.open("a") as f:
+        while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+            rss = 0
+            try:
+                for p in [proc, *proc.children(recursive=True)]:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                break
+            files = None
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                files = con.execute("SELECT count(*) FROM files").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                pass
+            f.write(json.dumps({"t": round(time.time() - t0, 1), "rss_mib": round(rss / 2**20, 1), "files": files}) + "\n")
+            f.flush()
+            time.sleep(every)
+
+
+def plot_watch(path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot([r["t"] / 60 for r in rows], [r["rss_mib"] for r in rows], color="#47a", label="RSS of the process tree")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("MiB")
+    ax.axhline(2048, color="#c33", lw=0.8, ls=":", label="2 GiB target")
+    ax2 = ax.twinx()
+    ax2.plot([r["t"] / 60 for r in rows], [r["files"] or 0 for r in rows], color="#4a7", label="files stored")
+    ax2.set_ylabel("files stored")
+    ax.legend(loc="upper left", fontsize=8)
+    ax2.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"memory while indexing ({path.stem})")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    print(f"wrote {png}")
+
+
 def plot(paths: list[Path], png: Path) -> list[Path]:
     """Four figures from run results: <png stem>_{peers,phases,reindex,query}.png."""
     import matplotlib
@@ -401,7 +454,19 @@ def main() -> None:
     pl = sub.add_parser("plot")
     pl.add_argument("results", nargs="+", type=Path)
     pl.add_argument("--png", type=Path, required=True)
+    w = sub.add_parser("watch", help="sample RSS and progress of a running index until it ends")
+    w.add_argument("--pid", type=int, required=True)
+    w.add_argument("--db", type=Path, required=True)
+    w.add_argument("--out", type=Path, required=True)
+    w.add_argument("--every", type=float, default=10.0)
+    w.add_argument("--png", type=Path, default=None, help="plot an existing --out file instead")
     args = ap.parse_args()
+    if args.cmd == "watch":
+        if args.png:
+            plot_watch(args.out, args.png)
+        else:
+            watch(args.pid, args.db, args.out, args.every)
+        return
     if args.cmd == "prepare":
         prepare(args.data)
     elif args.cmd == "run":
