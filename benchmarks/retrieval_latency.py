@@ -11,6 +11,7 @@ FTS5 BM25 query (signals=bm25). Prints a markdown table: median (p50), p95 and m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -22,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from repoloop.retrieval.retriever import HybridRetriever  # noqa: E402
+from repoloop.retrieval.weights import DEFAULT  # noqa: E402
 
 NL = [
     "where are index runs locked against concurrent writers",
@@ -71,13 +73,16 @@ def main() -> int:
     ap.add_argument("--index-dir", default=None)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--full-graph", action="store_true",
-                    help="PageRank on the whole graph loaded in memory instead of the SQLite local ranker")
+    ap.add_argument("--graph", choices=("auto", "local", "full"), default="auto",
+                    help="auto: warm() loads the whole graph if it has <= full_graph_max_edges edges;"
+                         " local: the SQLite-local ranker always; full: the in-memory graph always")
     args = ap.parse_args()
     t = time.perf_counter()
-    r = HybridRetriever.open(Path(args.repo), Path(args.index_dir) if args.index_dir else None)
+    weights = DEFAULT
+    if args.graph != "auto":
+        weights = dataclasses.replace(DEFAULT, full_graph_max_edges=0 if args.graph == "local" else 10**12)
+    r = HybridRetriever.open(Path(args.repo), Path(args.index_dir) if args.index_dir else None, weights=weights)
     t_open = (time.perf_counter() - t) * 1000
-    r.full_graph = args.full_graph
     t = time.perf_counter()
     r.warm()
     t_warm = (time.perf_counter() - t) * 1000
@@ -87,7 +92,7 @@ def main() -> int:
     if not r.lexical_only:
         configs += [("dense only", "dense"), ("all signals (hybrid)", "bm25,dense,name,graph,trace")]
     print(f"corpus: {args.repo} — {counts['files']} files, {counts['chunks']} chunks, {counts['edges']} edges;"
-          f" embeddings: {'no' if r.lexical_only else 'yes'}; graph: {'full' if args.full_graph else 'local'}")
+          f" embeddings: {'no' if r.lexical_only else 'yes'}; graph: {'full' if r.full_graph else 'local'}")
     print(f"open {t_open:.0f} ms, warm-up (model, chroma, graph, tables) {t_warm:.0f} ms;"
           f" {len(QUERIES)} queries x {args.rounds} rounds, k={args.k}\n")
     print("| configuration | p50 ms | p95 ms | mean ms | p50 vs baseline |")

@@ -163,3 +163,19 @@ def test_search_files_cli_json(repo: Path) -> None:
     assert out.returncode == 0, out.stderr
     files = json.loads(out.stdout)["files"]
     assert [f["path"] for f in files][0] == "shop/inventory.py" and len(files) <= 2
+
+
+def test_warm_loads_the_whole_graph_and_ranks_the_same(repo: Path) -> None:
+    q = "why does Cart.total_price return the wrong total"
+    cold = HybridRetriever.open(repo)
+    warm = HybridRetriever.open(repo)
+    try:
+        before = [h.symbol for h in cold.search(q, 5, signals="graph")]
+        assert not cold.full_graph
+        warm.warm()
+        assert warm.full_graph and isinstance(warm._graph, tuple)  # (pagerank, in-memory graph)
+        after = [h.symbol for h in warm.search(q, 5, signals="graph")]
+        assert after[:2] == before[:2]
+    finally:
+        cold.close()
+        warm.close()

@@ -36,6 +36,7 @@ class Weights:
     graph_seeds: int = 10
     graph_alpha: float = 0.85  # the damping the graph modules use (repoloop.retrieval.graph / local_rank)
     graph_self_discount: float = 1.0  # 1: remove a seed's own teleport mass from its rank; 0: keep it
+    full_graph_max_edges: int = 500_000  # warm(): load the whole graph up to this size (else rank locally)
     graph_tol: float = 1e-5  # PageRank convergence (per node); the top ranks are stable well before 1e-6
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
