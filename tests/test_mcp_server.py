@@ -77,15 +77,24 @@ async def _exercise(client: Client, repo: Path) -> None:
     assert listed["get_context"].input_schema["properties"]["budget"]["type"] == "integer"
     assert listed["repo_map"].input_schema["properties"]["focus"]["type"] == "array"
 
+    for name in ("search_code", "get_symbol", "get_context", "outline"):  # typed results
+        assert listed[name].output_schema is not None and listed[name].output_schema["type"] == "object", name
+    assert "results" in listed["search_code"].output_schema["properties"]
+
     # each tool answers on the indexed sample
-    found = _payload(await client.call_tool("search_code", {"query": "parse JSON configuration document", "k": 5}))
+    raw = await client.call_tool("search_code", {"query": "parse JSON configuration document", "k": 5})
+    text = _text(raw)  # what a model reads: locations and code in fences, not escaped JSON
+    assert text.startswith("1. pkg/config.py:") and "\n```\ndef parse_config(text: str) -> dict:" in text, text
+    found = _payload(raw)
     assert 1 <= len(found["results"]) <= 5
     assert found["results"][0]["path"] == "pkg/config.py", found
     hit = found["results"][0]
     assert {"path", "start_line", "end_line", "symbol", "kind", "score", "text"} <= set(hit)
     assert 1 <= hit["start_line"] <= hit["end_line"]
 
-    sym = _payload(await client.call_tool("get_symbol", {"name": "parse_config"}))
+    raw = await client.call_tool("get_symbol", {"name": "parse_config"})
+    assert "pkg/config.py:" in _text(raw) and "def parse_config(text: str) -> dict" in _text(raw)
+    sym = _payload(raw)
     d = sym["definitions"][0]
     assert d["path"] == "pkg/config.py"
     assert d["kind"] == "function"

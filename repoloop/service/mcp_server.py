@@ -18,7 +18,9 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
 from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from repoloop.errors import RepoloopError
 from repoloop.retrieval.api import Retriever
@@ -34,8 +36,73 @@ INSTRUCTIONS = (
 )
 
 
+class Hit(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    kind: str
+    score: float
+    text: str
+
+
+class SearchResults(TypedDict):
+    results: list[Hit]
+
+
+class Definition(TypedDict):
+    qualname: str
+    kind: str
+    path: str
+    start_line: int
+    end_line: int
+    signature: str | None
+    doc: str | None
+
+
+class SymbolResult(TypedDict):
+    definitions: list[Definition]
+
+
+class PackedItem(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str | None
+    score: float
+    tokens: int
+    kind: str
+
+
+class ContextResult(TypedDict):
+    text: str
+    tokens: int
+    budget: int
+    items: list[PackedItem]
+
+
+class OutlineSymbol(TypedDict):
+    name: str
+    qualname: str
+    kind: str
+    start_line: int
+    end_line: int
+    signature: str | None
+
+
+class OutlineResult(TypedDict):
+    path: str
+    symbols: list[OutlineSymbol]
+
+
+def _result(text: str, data: Any) -> CallToolResult:
+    """Readable text for the model (code in fences, not JSON-escaped), JSON data for programs."""
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
 class RepoTools:
-    """The tools, as methods: arguments are JSON-schema'd by their annotations."""
+    """The tools, as methods: arguments are JSON-schema'd by their annotations, results by the
+    TypedDict in their return annotation (the `outputSchema` clients see)."""
 
     def __init__(self, host: RetrieverHost, repo: Path) -> None:
         self.host = host
@@ -53,37 +120,48 @@ class RepoTools:
         self,
         query: Annotated[str, Field(min_length=1, description="what to look for: words, identifiers, a question")],
         k: Annotated[int, Field(ge=1, le=100, description="how many results")] = 10,
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, SearchResults]:
         """Ranked code snippets for a query (lexical + semantic + graph, fused)."""
         if not query.strip():
             raise ToolError("query is empty")
         hits = await self._ask(lambda r: r.search(query, k))
-        return {"results": [h.to_json() for h in hits]}
+        data = {"results": [h.to_json() for h in hits]}
+        blocks = [
+            f"{i}. {h['path']}:{h['start_line']}-{h['end_line']}  {h['kind']}"
+            + (f" {h['symbol']}" if h["symbol"] else "") + f"  (score {h['score']:.3f})\n"
+            + _fence(h["text"])
+            for i, h in enumerate(data["results"], 1)
+        ]
+        return _result("\n\n".join(blocks) or f"no results for {query!r}", data)
 
     async def get_symbol(
         self,
         name: Annotated[str, Field(min_length=1, description="a bare or qualified name, e.g. parse or pkg.mod.Class.parse")],
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, SymbolResult]:
         """Where a symbol is defined: path, lines, kind, qualified name, signature, docstring."""
         defs = await self._ask(lambda r: r.definitions(name))
         if not defs:
             raise ToolError(f"no symbol named {name!r} in the index")
-        return {"definitions": defs}
+        lines = []
+        for d in defs:
+            lines.append(f"{d['qualname']}  ({d['kind']})  {d['path']}:{d['start_line']}-{d['end_line']}")
+            if d.get("signature"):
+                lines.append(f"    {d['signature']}")
+            if d.get("doc"):
+                lines.append("    " + d["doc"].strip().replace("\n", "\n    "))
+        return _result("\n".join(lines), {"definitions": defs})
 
     async def get_context(
         self,
         task: Annotated[str, Field(min_length=1, description="the task or question the context is for")],
         budget: Annotated[int, Field(ge=64, le=200_000, description="token budget; the pack never exceeds it")] = 4000,
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, ContextResult]:
         """The most relevant code for a task, packed into a token budget (full code for the best
         matches, signatures for the rest)."""
         pack = await self._ask(lambda r: r.context(task, budget))
-        return {
-            "text": pack.text,
-            "tokens": pack.tokens,
-            "budget": pack.budget,
-            "items": [asdict(i) for i in pack.items],
-        }
+        data = {"text": pack.text, "tokens": pack.tokens, "budget": pack.budget,
+                "items": [asdict(i) for i in pack.items]}
+        return _result(pack.text, data)
 
     async def repo_map(
         self,
@@ -99,10 +177,16 @@ class RepoTools:
     async def outline(
         self,
         path: Annotated[str, Field(min_length=1, description="a file, relative to the repository root")],
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, OutlineResult]:
         """Every definition in one file, in order, with lines and signatures."""
         rel = self.repo_relative(path)
-        return await self._ask(lambda r: r.outline(rel))
+        out = await self._ask(lambda r: r.outline(rel))
+        lines = [f"{out['path']}:"] + [
+            f"  {s['start_line']}-{s['end_line']}".ljust(14) + f"{s['kind']:<9} {s['name']}"
+            + (f"  {s['signature']}" if s.get("signature") else "")
+            for s in out["symbols"]
+        ]
+        return _result("\n".join(lines), out)
 
     def repo_relative(self, path: str) -> str:
         """`path` as a repo-relative posix path; refuses anything outside the repository."""
@@ -115,6 +199,13 @@ class RepoTools:
         if not full.is_file():
             raise ToolError(f"{path}: no such file in the repository")
         return rel.as_posix()
+
+
+def _fence(code: str) -> str:
+    fence = "```"
+    while fence in code:  # a snippet that itself holds a fence gets a longer one
+        fence += "`"
+    return f"{fence}\n{code.rstrip()}\n{fence}"
 
 
 def build_server(host: RetrieverHost, repo: Path) -> MCPServer:
