@@ -287,12 +287,14 @@ def report(a: argparse.Namespace) -> None:
         print(f"\n### {tag}\n")
         base_ids = None
         if a.common and len(systems) > 1:
-            base_ids = set.intersection(*({r["id"] for r in rows} for rows in systems.values()))
+            base_ids = set.intersection(*({r["id"] for r in rows} for s, rows in systems.items()
+                                          if not s.startswith("cli-")))
         hdr = ["system", "n", *metrics, "p50 ms", "p95 ms", "errors"]
         print("| " + " | ".join(hdr) + " |")
         print("|" + "---|" * len(hdr))
         for s in sorted(systems, key=sortkey):
-            rows = systems[s] if base_ids is None else [r for r in systems[s] if r["id"] in base_ids]
+            rows = systems[s] if base_ids is None or s.startswith("cli-") else [
+                r for r in systems[s] if r["id"] in base_ids]
             g = M.aggregate(rows, metrics)
             cells = [s, str(g["n"])]
             for m in metrics:
