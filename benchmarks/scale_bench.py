@@ -3,6 +3,8 @@
     nice .venv/bin/python benchmarks/scale_bench.py prepare [--data DIR]
     nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo [--data DIR]
          [--aider PY] [--embed-sample N] [--out FILE.json]
+    nice .venv/bin/python benchmarks/scale_bench.py cold-graph --tree TREE --index-dir IDX [--out FILE.json]
+    nice .venv/bin/python benchmarks/scale_bench.py watch --pid PID --db IDX/index.db --out F.jsonl [--png P]
     .venv/bin/python benchmarks/scale_bench.py plot RESULT.json... --png benchmarks/scale.png
         (writes scale_peers.png, scale_phases.png, scale_reindex.png, scale_query.png)
 
@@ -46,6 +48,7 @@ from index_bench import ctags as run_ctags  # noqa: E402
 from index_bench import run_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CODE = {"path": ROOT}  # where subprocesses import repoloop from (a frozen copy during `run`)
 DEFAULT_DATA = Path(os.environ.get("REPOLOOP_BENCH_DATA", "/work/benchdata/scale"))
 SKIP_SUFFIXES = (".so", ".a", ".o", ".dylib", ".dll", ".pyc", ".pyd", ".whl", ".pt", ".pth", ".bin",
                  ".zip", ".gz", ".tar", ".png", ".jpg", ".gif", ".ico", ".ttf", ".woff", ".woff2", ".onnx")
@@ -137,7 +140,7 @@ def _children_cpu() -> float:
 
 def _cold_cli(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None = None) -> list[float]:
     out = []
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(CODE["path"]))
     for q in queries:
         c = _children_cpu()
         t = time.perf_counter()
@@ -227,13 +230,33 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def _freeze_code(dest: Path) -> Path:
+    """A private copy of the package for this run: the working tree is shared and edited while a
+    run lasts, and an edited parser file changes the parser fingerprint, which would turn the
+    re-index measurements into full re-parses."""
+    shutil.copytree(ROOT / "repoloop", dest / "repoloop", ignore=shutil.ignore_patterns("__pycache__"))
+    CODE["path"] = dest
+    index_bench.ROOT = dest  # run_tree's PYTHONPATH
+    sys.path.insert(0, str(dest))
+    os.chdir(dest)  # `python -m`/`-c` put the working directory first on sys.path
+    import repoloop
+
+    assert Path(repoloop.__file__).resolve().is_relative_to(dest.resolve()), repoloop.__file__
+    return dest
+
+
 def run(args: argparse.Namespace) -> dict:
+    args.data = args.data.resolve()
+    args.out = args.out.resolve() if args.out else None
     tree_src = args.data / args.corpus
     if not tree_src.exists():
         raise SystemExit(f"{tree_src} missing: run `scale_bench.py prepare` first")
     rng = random.Random(7)
     res: dict = {"corpus": args.corpus, "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
     with tempfile.TemporaryDirectory(prefix="scale_bench_", dir=args.data) as tmp:
+        _freeze_code(Path(tmp) / "code")
+        res["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip()
         tree = Path(tmp) / "tree"
         shutil.copytree(tree_src, tree, symlinks=True)
         idx = Path(tmp) / "idx"
@@ -290,6 +313,39 @@ def run(args: argparse.Namespace) -> dict:
     if args.out:
         args.out.write_text(json.dumps(res, indent=2))
     return res
+
+
+_ONE_QUERY = """
+import sys
+from pathlib import Path
+from repoloop.retrieval.retriever import HybridRetriever
+r = HybridRetriever.open(Path(sys.argv[1]), Path(sys.argv[2]), lexical_only=True)
+r.full_graph = sys.argv[4] == "full"
+r.search(sys.argv[3], 10)
+"""
+
+
+def cold_graph(tree: Path, idx: Path, queries: list[str]) -> dict:
+    """One-shot query cost of the graph signal, same run: PageRank over the whole graph loaded
+    (the earlier path) vs the local push over SQL (now), each a fresh process; plus the CLI."""
+    env = dict(os.environ, PYTHONPATH=str(CODE["path"]))
+    out: dict = {}
+    for mode in ("full", "local", "cli"):
+        wall, cpu = [], []
+        for q in queries:
+            cmd = ([sys.executable, "-m", "repoloop.cli", "search", q, "--repo", str(tree), "--index-dir", str(idx),
+                    "--lexical", "-k", "10", "--json"] if mode == "cli"
+                   else [sys.executable, "-c", _ONE_QUERY, str(tree), str(idx), q, mode])
+            c = _children_cpu()
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            wall.append(time.perf_counter() - t)
+            cpu.append(_children_cpu() - c)
+        out[mode] = {"wall_p50_s": statistics.median(wall), "wall_p95_s": _pct(wall, 0.95),
+                     "cpu_p50_s": statistics.median(cpu), "cpu_p95_s": _pct(cpu, 0.95)}
+        print(mode, json.dumps(out[mode]), flush=True)
+    out["load_avg"] = os.getloadavg()[0]
+    return out
 
 
 def watch(pid: int, db: Path, out: Path, every: float) -> None:
@@ -460,7 +516,17 @@ def main() -> None:
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--every", type=float, default=10.0)
     w.add_argument("--png", type=Path, default=None, help="plot an existing --out file instead")
+    cg = sub.add_parser("cold-graph", help="one-shot query: whole-graph PageRank vs local push vs CLI")
+    cg.add_argument("--tree", type=Path, required=True)
+    cg.add_argument("--index-dir", type=Path, required=True)
+    cg.add_argument("--queries", type=int, default=10)
+    cg.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.cmd == "cold-graph":
+        res = cold_graph(args.tree, args.index_dir, QUERIES[: args.queries])
+        if args.out:
+            args.out.write_text(json.dumps(res, indent=2))
+        return
     if args.cmd == "watch":
         if args.png:
             plot_watch(args.out, args.png)
