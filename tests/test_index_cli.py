@@ -154,3 +154,27 @@ def test_user_errors_are_one_line_exit_2(repo: Path, tmp_path: Path, args: list[
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert message in r.stderr and r.stderr.startswith("repoloop:")
+
+
+def test_lookup_across_qualname_separators(tmp_path: Path) -> None:
+    from repoloop.indexer.lookup import find_definitions, outline
+    from repoloop.indexer.pipeline import index_repo
+    from repoloop.indexer.store import IndexStore
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/lib.rs").write_text(
+        "pub struct Cart;\n\nimpl Cart {\n    pub fn total(&self) -> u32 {\n        0\n    }\n}\n")
+    (tmp_path / "shop.py").write_text("class Cart:\n    def total(self):\n        return 0\n")
+    index_repo(tmp_path, embed=False, progress=False)
+    with IndexStore.open(tmp_path, readonly=True) as store:
+        def quals(name: str) -> list[str]:
+            return [d["qualname"] for d in find_definitions(store, name)]
+
+        assert quals("crate::Cart::total") == ["crate::Cart::total"]  # exact
+        both = ["crate::Cart::total", "shop.Cart.total"]
+        assert sorted(quals("Cart::total")) == sorted(quals("Cart.total")) == both  # either separator
+        assert sorted(quals("total")) == ["crate::Cart::total", "shop.Cart.total"]
+        assert quals("art.total") == []  # a suffix is whole components, not characters
+        assert quals("shop.Cart.total") == ["shop.Cart.total"]
+        names = [s["name"] for s in outline(store, "src/lib.rs")["symbols"]]
+        assert names == ["Cart", "Cart", "Cart::total"]  # struct, impl block, method
