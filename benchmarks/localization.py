@@ -273,6 +273,10 @@ def report(a: argparse.Namespace) -> None:
     groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
     for f in files:
         tag, system = f.stem.rsplit("_", 1)
+        if a.tags and tag not in a.tags.split(","):
+            continue
+        if a.systems and system not in a.systems.split(",") + ["index", "baseline"]:
+            continue
         groups[tag][system] = [json.loads(x) for x in f.open()]
     order = ["baseline", "bm25", "name", "graph", "trace", "dense", "fused-lex", "fused"]
 
@@ -345,6 +349,8 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("--common", action="store_true", help="only ids every system of a group answered")
     p.add_argument("--by-repo", action="store_true")
+    p.add_argument("--tags", default="", help="only these result groups (comma list)")
+    p.add_argument("--systems", default="", help="only these systems (comma list; baseline always)")
     a = ap.parse_args()
     a.query_field = getattr(a, "field", "query")
     {"swe": run_swe, "dev": run_dev, "report": report}[a.cmd](a)
