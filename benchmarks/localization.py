@@ -284,7 +284,8 @@ def report(a: argparse.Namespace) -> None:
         b = s.removeprefix("cli-").split("@")[0]
         return (s.startswith("cli-"), order.index(b) if b in order else 99, s)
 
-    all_base = groups.get("swe", {}).get("baseline", [])
+    base_file = OUT / "swe_baseline.jsonl"
+    all_base = [json.loads(x) for x in base_file.open()] if base_file.exists() else []
     for tag, systems in sorted(groups.items()):
         swe = tag.startswith("swe")
         if swe and "baseline" not in systems and all_base:
