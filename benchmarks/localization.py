@@ -277,7 +277,11 @@ def report(a: argparse.Namespace) -> None:
             continue
         if a.systems and system not in a.systems.split(",") + ["index", "baseline"]:
             continue
-        groups[tag][system] = [json.loads(x) for x in f.open()]
+        rows = {}
+        for x in f.open():  # one row per id (parallel runs may both answer one)
+            r = json.loads(x)
+            rows.setdefault(r["id"], r)
+        groups[tag][system] = list(rows.values())
     order = ["baseline", "bm25", "name", "graph", "trace", "dense", "fused-lex", "fused"]
 
     def sortkey(s: str) -> tuple:
