@@ -36,10 +36,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_weights(name: str):  # noqa: ANN201 - a repoloop Weights
+def base_weights():  # noqa: ANN201 - a repoloop Weights
+    """What the variants are relative to: the defaults as they were when tuning began (bm25 1.0;
+    the shipped default became 2.0 = `@bm25x2` after these measurements), so that runs started
+    before and after that change measure the same systems."""
     from repoloop.retrieval.weights import DEFAULT
 
+    return replace(DEFAULT, signal={**DEFAULT.signal, "bm25": 1.0})
+
+
+def make_weights(name: str):  # noqa: ANN201 - a repoloop Weights
+    base = base_weights()
     over = dict(VARIANTS[name])
     if "signal" in over:
-        over["signal"] = {**DEFAULT.signal, **over["signal"]}
-    return replace(DEFAULT, **over)
+        over["signal"] = {**base.signal, **over["signal"]}
+    return replace(base, **over)

@@ -96,9 +96,10 @@ def cap_per_repo(records: list[dict], n: int, seed: int) -> list[dict]:
 
 
 def make_repoloop(systems: list[str]):
+    import loc_grid
     import loc_repoloop
 
-    return loc_repoloop.RepoloopRunner(systems)
+    return loc_repoloop.RepoloopRunner(systems, weights=loc_grid.base_weights())
 
 
 def cli_check(a: argparse.Namespace, sinks: dict, tag: str, rec: dict, root: Path, n_done: int,
