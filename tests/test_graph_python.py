@@ -3,8 +3,10 @@
 The oracle knows three kinds of call whose target Python's own scoping makes certain:
   * `f()` where f is a function/class defined at module level in the same module (and not
     shadowed by a local, a parameter or a nested def — a nested def is its own target);
-  * `self.m()` in a method of class C, where m is defined in C or a same-module base (MRO order);
-  * `y()` where y was bound by `from x import y` (x inside the package) and x defines y.
+  * `self.m()` in a method of class C, where m is defined in C or a base class found in the package
+    (same module, `from m import Base`, or `mod.Base`), in MRO order;
+  * `y()` where y was bound by `from x import y` (module-level or function-local; x inside the
+    package) and x defines y.
 Precision is measured on exactly the call sites the oracle judges (same caller, line and callee name).
 """
 
@@ -36,6 +38,17 @@ def _abs_module(mod: str | None, level: int, module: str, is_pkg: bool) -> str:
     return ".".join(parts + ([mod] if mod else []))
 
 
+def _module_level(body: list[ast.stmt]):
+    """Module-level statements, including those under `if`/`try` (conditional definitions)."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.If):
+            yield from _module_level(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            yield from _module_level(node.body + node.orelse + node.finalbody
+                                     + [s for h in node.handlers for s in h.body])
+
+
 class _ModuleFacts:
     def __init__(self, module: str, tree: ast.Module, is_pkg: bool) -> None:
         self.module = module
@@ -43,7 +56,7 @@ class _ModuleFacts:
         self.top: dict[str, str] = {}  # name -> kind ("function"/"class")
         self.classes: dict[str, ast.ClassDef] = {}
         self.from_imports: dict[str, tuple[str, str]] = {}
-        for node in tree.body:
+        for node in _module_level(tree.body):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.top[node.name] = "function"
             elif isinstance(node, ast.ClassDef):
@@ -72,10 +85,12 @@ class _ModuleFacts:
         return out
 
 
-def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[str], set[str]]:
-    """(names bound locally in fn, names of defs nested directly in fn's body tree)."""
+def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[str], set[str], set[str]]:
+    """(names bound locally in fn other than by `from x import y`, names of defs nested directly in
+    fn's body tree, names bound by a function-local `from x import y`)."""
     names: set[str] = set()
     nested: set[str] = set()
+    imported: set[str] = set()
     a = fn.args
     for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
         if arg is not None:
@@ -91,14 +106,16 @@ def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[str], set[s
             glob.update(n.names)
         if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
             names.add(n.id)
-        if isinstance(n, (ast.Import, ast.ImportFrom)):
+        if isinstance(n, ast.Import):
             names.update((x.asname or x.name).split(".")[0] for x in n.names)
+        if isinstance(n, ast.ImportFrom):
+            imported.update(x.asname or x.name for x in n.names)
         if isinstance(n, ast.ExceptHandler) and n.name:
             names.add(n.name)
         if isinstance(n, ast.Lambda):
             continue
         stack.extend(ast.iter_child_nodes(n))
-    return names - glob, nested
+    return names - glob, nested, imported - names
 
 
 def oracle(root: Path, packages: list[str]) -> tuple[set[tuple[str, str]], set[tuple[str, int, str]]]:
@@ -116,20 +133,46 @@ def oracle(root: Path, packages: list[str]) -> tuple[set[tuple[str, str]], set[t
             facts[mod] = _ModuleFacts(mod, tree, rel.endswith("__init__.py"))
             paths[mod] = rel
     expected: set[tuple[str, str]] = set()
-    sites: set[tuple[str, int]] = set()
+    sites: set[tuple[str, int, str]] = set()
+
+    def base_class(mf: _ModuleFacts, b: ast.expr) -> tuple[str, str] | None:
+        """Where a base class is defined: same module, `from m import C`, or `mod.C`."""
+        if isinstance(b, ast.Name):
+            if b.id in mf.classes:
+                return mf.module, b.id
+            src = mf.from_imports.get(b.id)
+            if src and src[0] in facts and src[1] in facts[src[0]].classes:
+                return src
+        if isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name):
+            src = mf.from_imports.get(b.value.id)  # `from email import message` ... message.Message
+            mod = f"{src[0]}.{src[1]}" if src else None
+            if mod in facts and b.attr in facts[mod].classes:
+                return mod, b.attr
+        return None
+
+    def mro(module: str, cls: str) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        todo = [(module, cls)]
+        while todo:
+            m, c = todo.pop(0)
+            if (m, c) in out:
+                continue
+            out.append((m, c))
+            todo += [x for b in facts[m].classes[c].bases if (x := base_class(facts[m], b))]
+        return out
 
     def visit(node: ast.AST, mf: _ModuleFacts, qual: str | None, frames: list[tuple[str, set[str], set[str]]],
               cls: str | None, self_name: str | None) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 q = f"{qual}.{child.name}" if qual else f"{mf.module}.{child.name}"
-                names, nested = _locals(child)
+                names, nested, imported = _locals(child)
                 in_class = cls if (qual and qual == f"{mf.module}.{cls}") else None
                 first = (child.args.posonlyargs + child.args.args)[:1]
                 is_method = in_class is not None and not any(
                     isinstance(d, ast.Name) and d.id == "staticmethod" for d in child.decorator_list)
                 sname = first[0].arg if (is_method and first and first[0].arg == "self") else self_name
-                visit(child, mf, q, [*frames, (q, names, nested)], cls if sname else None, sname)
+                visit(child, mf, q, [*frames, (q, names, nested, imported)], cls if sname else None, sname)
                 continue
             if isinstance(child, ast.ClassDef):
                 q = f"{qual}.{child.name}" if qual else f"{mf.module}.{child.name}"
@@ -146,12 +189,14 @@ def oracle(root: Path, packages: list[str]) -> tuple[set[tuple[str, str]], set[t
         if isinstance(func, ast.Name):
             name = func.id
             sites.add((src, call.lineno, name))
-            for fq, names, nested in reversed(frames):
+            for fq, names, nested, imported in reversed(frames):
                 if name in nested:
                     expected.add((src, f"s:{fq}.{name}"))
                     return
                 if name in names:
                     return  # a local or parameter: unknowable statically
+                if name in imported:
+                    break  # a function-local `from x import y`: judged like a module-level one
             if name in mf.top:
                 expected.add((src, f"s:{mf.module}.{name}"))
                 return
@@ -163,9 +208,9 @@ def oracle(root: Path, packages: list[str]) -> tuple[set[tuple[str, str]], set[t
         if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and self_name
                 and func.value.id == self_name and cls in mf.classes):
             sites.add((src, call.lineno, func.attr))
-            for c in mf.mro(cls):
-                if func.attr in mf.methods(c):
-                    expected.add((src, f"s:{mf.module}.{c}.{func.attr}"))
+            for m, c in mro(mf.module, cls):
+                if func.attr in facts[m].methods(c):
+                    expected.add((src, f"s:{m}.{c}.{func.attr}"))
                     return
 
     for mf in facts.values():
