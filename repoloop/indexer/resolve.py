@@ -3,9 +3,11 @@
 Order, as a reader of the code would: the enclosing definitions and the module, then what the file
 imports, then `self`/`this` members of the enclosing class and its bases, then — only where the
 language's scoping is loose (C, C++, Ruby, PHP, C#, Java, JS, Rust) — a name unique in the repo.
-An ambiguous name gives one weaker edge per candidate (weight 1/n, at most MAX_CANDIDATES), never
-a guess presented as fact. Python and Go scoping is exact, so a bare name that is neither local nor
-imported (a builtin, a parameter) gives no edge there.
+An ambiguous name gives one weaker edge per candidate (weight 1/n, none at all beyond
+MAX_CANDIDATES), never a guess presented as fact; JS/Rust bare-name guesses and `obj.method()` with
+an unknown receiver type weigh half that again. Python and Go scoping is exact, so a bare name that
+is neither local nor imported (a builtin, a parameter) gives no edge there. Names bound to modules
+outside the repo (`os.path.join`, `fmt.Println`) give no edge either.
 """
 
 from __future__ import annotations
