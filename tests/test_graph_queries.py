@@ -210,3 +210,13 @@ def test_deps_cli(repo):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     r = _cli("deps", "app/core.py", "--repo", str(root / "missing"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_symbol_cli_callers_and_callees(repo):
+    root, _store = repo
+    r = _cli("symbol", "helper", "--repo", str(root), "--callers", "--callees", "--depth", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    callers = {(c["qualname"], c["depth"]) for c in d["callers"]}
+    assert {("app.core.run", 1), ("app.core.step", 1), ("app.util.twice", 1), ("app.cli.main", 2)} <= callers
+    assert all(set(c) >= {"qualname", "path", "line"} for c in d["callers"] + d["callees"])
