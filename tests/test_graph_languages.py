@@ -318,3 +318,16 @@ def test_c_includes(tmp_path):
     assert _weights(store, "s:main") == {"s:twice": 1.0, "s:vec_len": 1.0}
     assert graph.deps(store, "src/vec.c")["unresolved"] == ["stdio.h"]
     store.close()
+
+
+def test_go_root_package_via_go_mod(tmp_path):
+    files = {
+        "go.mod": "module example.com/lib\n\ngo 1.21\n",
+        "lib.go": "package lib\n\nfunc Hello() string { return \"hi\" }\n",
+        "cmd/tool/main.go": ('package main\n\nimport "example.com/lib"\n\n'
+                             "func main() { lib.Hello() }\n"),
+    }
+    store = _index(tmp_path, files)
+    assert ("f:cmd/tool/main.go", "f:lib.go", "imports") in edges(store)  # only go.mod names the root
+    assert _weights(store, "s:cmd/tool.main") == {"s:lib.Hello": 1.0}
+    store.close()

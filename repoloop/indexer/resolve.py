@@ -17,6 +17,7 @@ import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from repoloop.indexer.import_resolve import (
     FileInfo,
@@ -318,15 +319,22 @@ _MODULE_PREFIXED = frozenset({"python", "javascript", "typescript", "tsx", "go",
 
 
 def go_module_path(conn: sqlite3.Connection) -> str | None:
-    """The module path in go.mod (stored as a text file's chunk), for resolving Go imports."""
+    """The module path in go.mod, for resolving Go imports: from the index if go.mod was indexed
+    as text, else from the go.mod beside the default index dir (REPO/.repoloop/index.db)."""
     try:
+        if not conn.execute("SELECT 1 FROM files WHERE language='go' LIMIT 1").fetchone():
+            return None
         row = conn.execute(
             "SELECT c.text FROM chunks c JOIN files f ON f.id=c.file_id WHERE f.path='go.mod' "
             "ORDER BY c.start_line LIMIT 1"
         ).fetchone()
-    except sqlite3.Error:
+        text = row[0] if row else None
+        if text is None:
+            db = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+            gomod = Path(db).parent.parent / "go.mod" if db else None
+            if gomod is not None and gomod.is_file():
+                text = gomod.read_text(errors="replace")[:65536]
+    except (sqlite3.Error, OSError):
         return None
-    if not row:
-        return None
-    m = re.search(r"^\s*module\s+(\S+)", row[0], re.M)
+    m = re.search(r"^\s*module\s+(\S+)", text or "", re.M)
     return m.group(1).strip('"') if m else None
