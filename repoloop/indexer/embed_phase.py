@@ -26,6 +26,7 @@ from repoloop.indexer.store import IndexStore
 EMBED_TEXT_VERSION = "v1"
 MAX_EMBED_CHARS = 1500  # the model reads 256 word pieces (~1,000 chars of code); more is wasted work
 BATCH = 128  # texts per embed+upsert round: the unit of progress lost to a kill -9
+_SORT_WINDOW = 8  # rounds' worth of texts sorted by length together (less padding per batch)
 
 META_MODEL = "embed_model"
 META_DIM = "embed_dim"
@@ -82,6 +83,20 @@ def sync_keys(store: IndexStore) -> int:
         c.execute("ROLLBACK")
         raise
     return len(rows)
+
+
+def _by_length(items: Iterator[tuple[str, str]], window: int) -> Iterator[tuple[str, str]]:
+    """Texts regrouped by length within windows, so each encode batch pads to similar lengths
+    (`encode` sorts only within one call; keys come in hash order, lengths at random)."""
+    buf: list[tuple[str, str]] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) >= window:
+            buf.sort(key=lambda kt: len(kt[1]))
+            yield from buf
+            buf = []
+    buf.sort(key=lambda kt: len(kt[1]))
+    yield from buf
 
 
 def _texts_for(store: IndexStore, keys: list[str]) -> Iterator[tuple[str, str]]:
@@ -143,7 +158,7 @@ def embed_missing(
     bar = _progress(progress, len(missing))
     try:
         pending: list[tuple[str, str]] = []
-        for item in _texts_for(store, missing):
+        for item in _by_length(_texts_for(store, missing), batch * _SORT_WINDOW):
             pending.append(item)
             if len(pending) >= batch:
                 done += _flush(embedder, coll, pending, store)
