@@ -3,7 +3,7 @@
     nice .venv/bin/python benchmarks/scale_bench.py prepare [--data DIR]
     nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo [--data DIR]
          [--aider PY] [--embed-sample N] [--out FILE.json]
-    nice .venv/bin/python benchmarks/scale_bench.py embed --tree TREE --index-dir IDX [--sample N]
+    nice .venv/bin/python benchmarks/scale_bench.py embed --tree TREE --index-dir IDX [--sample N] [--sort-window W]
     nice .venv/bin/python benchmarks/scale_bench.py graph-agreement --tree TREE --index-dir IDX
     nice .venv/bin/python benchmarks/scale_bench.py cold-graph --tree TREE --index-dir IDX [--out FILE.json]
     nice .venv/bin/python benchmarks/scale_bench.py watch --pid PID --db IDX/index.db --out F.jsonl [--png P]
@@ -559,6 +559,8 @@ def main() -> None:
     em.add_argument("--index-dir", type=Path, required=True)
     em.add_argument("--sample", type=int, default=200)
     em.add_argument("--out", type=Path, default=None)
+    em.add_argument("--sort-window", type=int, default=None,
+                    help="rounds of texts sorted by length together (1: no regrouping, as before)")
     ga = sub.add_parser("graph-agreement", help="search results with the local vs the whole-graph PageRank")
     ga.add_argument("--tree", type=Path, required=True)
     ga.add_argument("--index-dir", type=Path, required=True)
@@ -567,6 +569,10 @@ def main() -> None:
         print(json.dumps(graph_agreement(args.tree, args.index_dir, QUERIES)))
         return
     if args.cmd == "embed":
+        if args.sort_window:
+            import repoloop.indexer.embed_phase as embed_phase
+
+            embed_phase._SORT_WINDOW = args.sort_window
         res = _embed_overhead(args.tree, args.index_dir, args.sample, random.Random(7))
         print(json.dumps(res))
         if args.out:
