@@ -179,3 +179,26 @@ def test_warm_loads_the_whole_graph_and_ranks_the_same(repo: Path) -> None:
     finally:
         cold.close()
         warm.close()
+
+
+def test_one_file_gets_at_most_per_file_chunks_before_other_files(tmp_path: Path) -> None:
+    import dataclasses
+
+    from repoloop.retrieval.weights import DEFAULT
+
+    root = tmp_path / "r"
+    (root / "pkg").mkdir(parents=True)
+    many = "\n\n".join(f"def invoice_total_{i}(invoice):\n    return invoice.total_amount + {i}\n" for i in range(8))
+    (root / "pkg" / "billing.py").write_text(many)
+    (root / "pkg" / "report.py").write_text("def summarize(rows):\n    # the invoice total, per month\n    return rows\n")
+    index(root)
+    capped = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, per_file=2))
+    uncapped = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, per_file=0))
+    try:
+        got = [h.path for h in capped.search("invoice total amount", 4)]
+        assert got[:2] == ["pkg/billing.py", "pkg/billing.py"] and got[2] == "pkg/report.py", got
+        assert len(got) == 4  # the cap reorders, it never drops results
+        assert [h.path for h in uncapped.search("invoice total amount", 4)] == ["pkg/billing.py"] * 4
+    finally:
+        capped.close()
+        uncapped.close()

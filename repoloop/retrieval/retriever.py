@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -269,9 +270,20 @@ class HybridRetriever(Retriever):
         if k < 1:
             raise RepoloopError(f"-k must be at least 1, not {k}")
         fused, rows = self.fused(query, k, signals=signals)
+        # At most `per_file` chunks of one file in the first k: more files, not five slices of one
+        # function; the file's further chunks follow once every file had its turn.
+        cap = self.weights.per_file
+        first, rest, per = [], [], Counter()
+        for f in fused:
+            row = rows.get(f.chunk_id)
+            if row is None:  # deleted by a concurrent index run between the signal and the row read
+                continue
+            per[row[0]] += 1
+            (first if not cap or per[row[0]] <= cap else rest).append((f, row))
+            if len(first) == k:
+                break
         hits = []
-        for f in fused[:k]:
-            path, start, end, symbol, kind, text = rows[f.chunk_id]
+        for f, (path, start, end, symbol, kind, text) in (first + rest)[:k]:
             hits.append(SearchHit(path, start, end, symbol, kind, f.score, text,
                                   signals=f.signals if explain else {}))
         return hits
@@ -280,7 +292,7 @@ class HybridRetriever(Retriever):
                      depth: int = 50) -> list[tuple[str, float]]:
         """File-level ranking aggregated from the chunk ranking."""
         fused, rows = self.fused(query, depth, signals=signals)
-        return rank_files([(rows[f.chunk_id][0], f.score) for f in fused[:depth]])[:k]
+        return rank_files([(rows[f.chunk_id][0], f.score) for f in fused[:depth] if f.chunk_id in rows])[:k]
 
     @property
     def counter(self) -> TokenCounter:
