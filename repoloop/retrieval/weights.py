@@ -28,7 +28,10 @@ class Weights:
     depth: int = 100  # candidates taken from each signal before fusion
     # BM25 (FTS5 columns path, names, body).
     bm25_columns: tuple[float, float, float] = (2.0, 4.0, 1.0)
-    max_query_terms: int = 24  # long issue texts: keep the rarest terms (highest IDF)
+    # Long issue texts: keep at most this many terms, the rarest (highest IDF). Measured on 147
+    # SWE-bench dev issues (16 per repo, lexical, trees at a later base commit): 24 terms -> 400
+    # terms: file Acc@1 46.3 -> 49.7, Acc@5 63.3 -> 70.1, MRR 0.561 -> 0.633; dev.jsonl unchanged.
+    max_query_terms: int = 400
     # Name matches: score of each kind of evidence (higher ranks first within the signal).
     name_exact_ident: float = 1.0  # a code-looking identifier equals a symbol name / qualname suffix
     name_fuzzy_ident: float = 0.7  # same, ignoring case and underscores
