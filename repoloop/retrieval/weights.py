@@ -16,7 +16,7 @@ class Weights:
     # Weighted reciprocal-rank fusion: score(d) = sum_s w_s / (rrf_k + rank_s(d)).
     rrf_k: float = 60.0
     signal: dict[str, float] = field(default_factory=lambda: {
-        "bm25": 2.0,  # measured: benchmarks/localization.py (RESULTS.md, Localization)
+        "bm25": 1.0,  # 2.0 measured mixed: RESULTS.md, Localization (Tuning)
         "dense": 1.0,
         "name": 1.2,  # exact/fuzzy symbol-name and path matches
         "graph": 0.5,  # personalized PageRank from the other signals' top hits
