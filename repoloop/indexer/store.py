@@ -87,6 +87,8 @@ CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
 -- rowid = chunks.id. Columns hold code tokens (identifiers whole + split into words).
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(path, names, body, tokenize='unicode61');
+-- rowid = files.id: the whole file's tokens (every chunk's names + body), for file-level BM25.
+CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(path, body, tokenize='unicode61');
 -- Graph edges (issue: dependency graph). src/dst are node keys: 'f:<path>' or 's:<qualname>'.
 CREATE TABLE IF NOT EXISTS edges (
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,  -- the file whose refs made it
@@ -230,6 +232,8 @@ class IndexStore:
             row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else None
         if version == SCHEMA_VERSION:
+            if not readonly:
+                self._add_files_fts()
             return
         if readonly and version is None:
             raise IndexMissingError(f"no index at {self.db_path.parent} (run `repoloop index` first)")
@@ -245,10 +249,27 @@ class IndexStore:
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
 
+    def _add_files_fts(self) -> None:
+        """Indexes written before the file-level FTS table get it, filled from the chunk FTS rows
+        (same schema version: the table is additive, readers without it skip that signal)."""
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='files_fts'").fetchone():
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("CREATE VIRTUAL TABLE files_fts USING fts5(path, body, tokenize='unicode61')")
+            self.conn.execute(
+                "INSERT INTO files_fts(rowid, path, body) SELECT c.file_id, min(x.path),"
+                " group_concat(x.names || ' ' || x.body, ' ') FROM chunks c JOIN chunks_fts x ON x.rowid = c.id"
+                " GROUP BY c.file_id")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
     def _drop_all(self) -> None:
         rows = self.conn.execute(
             "SELECT type, name FROM sqlite_master WHERE type IN ('table','view') AND name NOT LIKE 'sqlite_%'"
-            " AND name NOT LIKE 'chunks_fts_%'"
+            " AND name NOT LIKE 'chunks_fts_%' AND name NOT LIKE 'files_fts_%'"
         ).fetchall()
         for r in rows:
             self.conn.execute(f'DROP {r["type"].upper()} IF EXISTS "{r["name"]}"')
@@ -333,6 +354,8 @@ class IndexStore:
                 " VALUES (?,?,?,?,?,?,?,?,?)", [(first + i, file_id, *r) for i, r in enumerate(rows.chunks)])
             c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
                           [(first + i, *r) for i, r in enumerate(rows.fts)])
+            c.execute("INSERT INTO files_fts(rowid, path, body) VALUES (?,?,?)",
+                      (file_id, rows.fts[0][0], " ".join(f"{n} {b}" for _, n, b in rows.fts)))
         return file_id
 
     def touch_files(self, stats: Iterable[tuple[str, int, float]]) -> None:
@@ -356,6 +379,7 @@ class IndexStore:
         self.conn.execute(
             "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id=?)", (fid,)
         )
+        self.conn.execute("DELETE FROM files_fts WHERE rowid=?", (fid,))
         for table in ("chunks", "symbols", "refs", "edges"):
             self.conn.execute(f"DELETE FROM {table} WHERE file_id=?", (fid,))
         self.conn.execute("DELETE FROM files WHERE id=?", (fid,))

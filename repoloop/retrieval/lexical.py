@@ -62,3 +62,19 @@ class Lexical:
         ).fetchall()
         # bm25() is lower-is-better (negative); report a positive score.
         return Ranked("bm25", [r[0] for r in rows], [-r[1] for r in rows])
+
+    def files(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """Whole-file BM25 (file id, score), best first: an issue whose words spread over one module
+        finds that module, which chunk-level BM25 fragments. Empty on an index without files_fts."""
+        terms = self.terms(query)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace("_", " ") + '"' for t in terms)
+        try:
+            rows = self.conn.execute(
+                "SELECT rowid, bm25(files_fts) AS s FROM files_fts WHERE files_fts MATCH ? ORDER BY s LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index written before the table existed
+            return []
+        return [(r[0], -r[1]) for r in rows]

@@ -191,6 +191,23 @@ class HybridRetriever(Retriever):
         scored = scored[:limit]
         return Ranked("graph", [c for _, c in scored], [s for s, _ in scored])
 
+    def _file_signal(self, query: str, limit: int, lists: list[Ranked]) -> Ranked:
+        """Whole-file BM25 ranks files; every candidate chunk of a ranked file gets its file's rank
+        (ties), so chunks of the right module rise without displacing symbol-level evidence. (Letting
+        it add files no other signal found, through their first chunk, measured no better.)"""
+        ranked = self.lexical.files(query, limit)
+        if not ranked:
+            return Ranked("file", [], [])
+        ids = list(dict.fromkeys(cid for r in lists for cid in r.ids))
+        by_file: dict[int, list[int]] = {}
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            for cid, fid in self.store.conn.execute(
+                    f"SELECT id, file_id FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
+                by_file.setdefault(fid, []).append(cid)
+        out = [(cid, s) for fid, s in ranked for cid in by_file.get(fid, ())]
+        return Ranked("file", [c for c, _ in out], [s for _, s in out])
+
     def _path_prior(self, path: str) -> float:
         got = self._path_priors.get(path)
         if got is None:
@@ -235,6 +252,8 @@ class HybridRetriever(Retriever):
                 lists.append(self.names.names(qa, depth))
             if "bm25" in sig:
                 lists.append(self.lexical.search(query, depth))
+            if "file" in sig:
+                lists.append(self._file_signal(query, depth, lists))
             rows = self._rows(i for r in lists for i in r.ids)
             if "graph" in sig:
                 # Seeds: the lexical signals' top hits; for graph alone, computed here but not fused.
