@@ -49,11 +49,14 @@ class Lexical:
             phrases = phrases[: limit - len(single)]
         return phrases + single
 
+    def match(self, query: str) -> str:
+        """The FTS5 MATCH expression of a query: its terms OR-ed, snake_case terms as phrases."""
+        return " OR ".join('"' + t.replace("_", " ") + '"' for t in self.terms(query))
+
     def search(self, query: str, limit: int) -> Ranked:
-        terms = self.terms(query)
-        if not terms:
+        match = self.match(query)
+        if not match:
             return Ranked("bm25", [], [])
-        match = " OR ".join('"' + t.replace("_", " ") + '"' for t in terms)
         wp, wn, wb = self.weights.bm25_columns
         rows = self.conn.execute(
             f"SELECT rowid, bm25(chunks_fts, {wp}, {wn}, {wb}) AS s FROM chunks_fts"
@@ -66,10 +69,9 @@ class Lexical:
     def files(self, query: str, limit: int) -> list[tuple[int, float]]:
         """Whole-file BM25 (file id, score), best first: an issue whose words spread over one module
         finds that module, which chunk-level BM25 fragments. Empty on an index without files_fts."""
-        terms = self.terms(query)
-        if not terms:
+        match = self.match(query)
+        if not match:
             return []
-        match = " OR ".join('"' + t.replace("_", " ") + '"' for t in terms)
         try:
             rows = self.conn.execute(
                 "SELECT rowid, bm25(files_fts) AS s FROM files_fts WHERE files_fts MATCH ? ORDER BY s LIMIT ?",

@@ -10,7 +10,7 @@ import heapq
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -198,13 +198,10 @@ class HybridRetriever(Retriever):
         ranked = self.lexical.files(query, limit)
         if not ranked:
             return Ranked("file", [], [])
-        ids = list(dict.fromkeys(cid for r in lists for cid in r.ids))
         by_file: dict[int, list[int]] = {}
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            for cid, fid in self.store.conn.execute(
-                    f"SELECT id, file_id FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
-                by_file.setdefault(fid, []).append(cid)
+        for cid, fid in self._by_ids("SELECT id, file_id FROM chunks WHERE id IN ({})",
+                                     (cid for r in lists for cid in r.ids)):
+            by_file.setdefault(fid, []).append(cid)
         out = [(cid, s) for fid, s in ranked for cid in by_file.get(fid, ())]
         return Ranked("file", [c for c, _ in out], [s for _, s in out])
 
@@ -220,17 +217,18 @@ class HybridRetriever(Retriever):
             self._path_priors[path] = got
         return got
 
-    def _rows(self, ids: Iterable[int]) -> dict[int, tuple]:
+    def _by_ids(self, sql: str, ids: Iterable[int]) -> Iterator[tuple]:
+        """Rows of `sql` (one `IN ({})` placeholder) for distinct ids, in batches under SQLite's
+        variable limit."""
         ids = list(dict.fromkeys(ids))
-        out: dict[int, tuple] = {}
         for i in range(0, len(ids), 900):
             part = ids[i : i + 900]
-            q = ",".join("?" * len(part))
-            for r in self.store.conn.execute(
-                "SELECT c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, c.text FROM chunks c"
-                f" JOIN files f ON f.id=c.file_id WHERE c.id IN ({q})", part):
-                out[r[0]] = (r[1], r[2], r[3], r[4], r[5], r[6])
-        return out
+            yield from self.store.conn.execute(sql.format(",".join("?" * len(part))), part)
+
+    def _rows(self, ids: Iterable[int]) -> dict[int, tuple]:
+        return {r[0]: tuple(r[1:]) for r in self._by_ids(
+            "SELECT c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, c.text FROM chunks c"
+            " JOIN files f ON f.id=c.file_id WHERE c.id IN ({})", ids)}
 
     # -- the facade ---------------------------------------------------------------------------
     def fused(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None
