@@ -24,17 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e.update(ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return e
-
-
-def repoloop_exe() -> list[str]:
-    exe = Path(sys.executable).parent / "repoloop"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "repoloop.cli"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mcp_latency import env, repoloop_exe  # noqa: E402  (the same subprocess set-up)
 
 
 def found(repo: Path, name: str, path: str) -> bool:
