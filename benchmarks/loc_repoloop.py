@@ -21,13 +21,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # benchmark system name -> repoloop --signals value (None: the default, every signal)
 SIGNALS: dict[str, str | None] = {
     "bm25": "bm25",
+    "file": "file",
     "dense": "dense",
     "name": "name",
     "graph": "graph",
     "trace": "trace",
-    "fused-lex": "bm25,name,graph,trace",
+    "fused-lex": "bm25,name,graph,trace",  # as measured before the `file` signal existed
     "fused": None,
 }
+
+
+def lexical_signals() -> str:
+    """Every signal of the code at hand except dense (`fused-lex` in snapshot runs: the shipped
+    lexical path, whatever signals it has by then)."""
+    from repoloop.retrieval.weights import SIGNALS as ALL
+
+    return ",".join(s for s in ALL if s != "dense")
 REPOLOOP = Path(sys.executable).with_name("repoloop")
 
 
@@ -41,6 +50,12 @@ class RepoloopRunner:
         self.systems = systems
         self.weights = weights
         self._open: dict[Path, object] = {}
+        self.index_dirs: dict[Path, Path] = {}  # root -> index dir, where not beside the root (snapshots)
+        self.embedder = None  # shared by the retrievers of many snapshots (the model loads once)
+        self.signals = dict(SIGNALS)  # system -> --signals (snapshot runs: fused-lex = lexical_signals())
+
+    def index_dir(self, root: Path) -> Path:
+        return self.index_dirs.get(root) or index_dir(root)
 
     def index(self, root: Path, *, embed: bool) -> dict:
         from repoloop.indexer.pipeline import index_repo
@@ -60,7 +75,8 @@ class RepoloopRunner:
             from repoloop.retrieval.retriever import HybridRetriever
 
             lexical = not any(s.split("@")[0] in ("dense", "fused") for s in self.systems)
-            r = HybridRetriever.open(root, index_dir(root), lexical_only=lexical, weights=self.weights)
+            r = HybridRetriever.open(root, self.index_dir(root), lexical_only=lexical, weights=self.weights,
+                                     embedder=self.embedder)
             self._open[root] = r
         return r
 
@@ -72,7 +88,7 @@ class RepoloopRunner:
         _set_weights(r, self._variant(variant) if variant else self.weights)
         t0 = time.perf_counter()
         try:
-            hits = r.search(query, k, signals=SIGNALS[base])
+            hits = r.search(query, k, signals=self.signals[base])
         except Exception as e:  # noqa: BLE001 - a failing query is scored as a miss and an error
             print(f"search error ({system}): {type(e).__name__}: {e}", file=sys.stderr)
             return None, time.perf_counter() - t0
@@ -81,9 +97,31 @@ class RepoloopRunner:
                  "score": h.score} for h in hits], dt
 
     def _variant(self, name: str):  # noqa: ANN202
-        from loc_grid import make_weights
+        """A loc_grid variant name, or inline overrides `file=1+name=0.6+rrf_k=30` (signal weights
+        or Weights fields), both relative to this runner's weights."""
+        import dataclasses
 
-        return make_weights(name)
+        from loc_grid import VARIANTS
+
+        from repoloop.retrieval.weights import DEFAULT
+
+        base = self.weights or DEFAULT
+        if "=" in name:
+            over: dict = {}
+            sig: dict[str, float] = {}
+            for item in name.split("+"):
+                key, _, val = item.partition("=")
+                if key in base.signal:
+                    sig[key] = float(val)
+                else:
+                    over[key] = type(getattr(base, key))(float(val))
+            if sig:
+                over["signal"] = sig
+        else:
+            over = dict(VARIANTS[name])
+        if "signal" in over:
+            over["signal"] = {**base.signal, **over["signal"]}
+        return dataclasses.replace(base, **over)
 
     def forget(self, root: Path) -> None:
         r = self._open.pop(root, None)
@@ -105,13 +143,15 @@ def _set_weights(r: object, w: object) -> None:
                 pass
 
 
-def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float = 120
+def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float = 120,
+               idx: Path | None = None, signals: dict[str, str | None] | None = None
                ) -> tuple[list[dict] | None, float]:
     """One real `repoloop search` call: (results or None on error/timeout/bad JSON, wall seconds)."""
-    cmd = [str(REPOLOOP), "search", query, "--repo", str(root), "--index-dir", str(index_dir(root)),
+    cmd = [str(REPOLOOP), "search", query, "--repo", str(root), "--index-dir", str(idx or index_dir(root)),
            "-k", str(k), "--json"]
-    if SIGNALS[system]:
-        cmd += ["--signals", SIGNALS[system]]
+    spec = (signals or SIGNALS)[system]
+    if spec:
+        cmd += ["--signals", spec]
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -126,3 +166,35 @@ def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float 
     except json.JSONDecodeError:
         return None, dt
     return (data["results"] if isinstance(data, dict) else data), dt
+
+
+def index_stats(root: Path, idx: Path, *, embed: bool) -> dict:
+    """Index `root` into `idx` (in this process) and summarise the run for the benchmark's logs."""
+    from repoloop.indexer.pipeline import index_repo
+    from repoloop.indexer.store import DB_NAME, IndexStore
+
+    jobs = int(os.environ.get("BENCH_JOBS", "1"))
+    rep = index_repo(root, idx, embed=embed, progress=False, jobs=jobs)
+    with IndexStore(idx / DB_NAME, readonly=True) as store:
+        fp = store.get_meta("parser_fingerprint")
+    return {"files": rep.files_seen, "parsed": rep.files_indexed, "deleted": rep.files_deleted,
+            "chunks": rep.chunks, "symbols": rep.symbols, "edges": rep.edges, "embedded": rep.embedded,
+            "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}, "parser_fingerprint": fp}
+
+
+def main() -> None:
+    """`loc_repoloop.py index ROOT IDX [--no-embed]`: one index run in its own process (snapshots
+    copy the index after this process closed it); prints the stats as one JSON line."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("cmd", choices=["index"])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("idx", type=Path)
+    ap.add_argument("--no-embed", action="store_true")
+    a = ap.parse_args()
+    print(json.dumps(index_stats(a.root, a.idx, embed=not a.no_embed)))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,12 +8,20 @@ Two datasets (see /work/shared/bench/README.md and SWEBENCH_DEV.md):
     python benchmarks/localization.py swe --systems baseline,bm25,name,graph,fused --no-embed
     python benchmarks/localization.py swe --systems dense,fused --sample dense
     python benchmarks/localization.py dev --systems baseline,bm25,dense,name,graph,fused
+    python benchmarks/localization.py swe --snapshots DIR --no-embed --max-per-repo 5   # build snapshots
+    python benchmarks/localization.py swe --from-snapshots DIR --systems baseline,bm25,fused-lex
     python benchmarks/localization.py report
 
 Per-query rows are appended to OUT/<dataset>[-<tag>]_<system>.jsonl as they come (a restarted run
 skips what is there), so a stop loses nothing; `report` prints the tables. repoloop is called
 in-process (index_repo, Retriever.search) for the metrics; `--cli-sample N` also times N real
 `repoloop search` CLI calls per repo for the latency figures.
+
+Snapshots (benchmarks/loc_snapshots.py): `--snapshots DIR` only builds, moving each repo's tree
+(under --trees) to each sampled instance's base commit in date order, indexing incrementally, and
+saving a copy of the index per instance in DIR/<instance_id>/; `--from-snapshots DIR` then queries
+every snapshot there with the code at hand (tag `swe-snap[-TAG]`; the baseline is measured in the
+same run, from git blobs). Ranking changes then cost a query run, not a re-index.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from materialize import (  # noqa: E402
 
 OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
 WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
-REPOLOOP_SYSTEMS = ("bm25", "dense", "name", "graph", "trace", "fused", "fused-lex")
+REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex")
 DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
 
 
@@ -103,7 +111,7 @@ def make_repoloop(systems: list[str]):
 
 
 def cli_check(a: argparse.Namespace, sinks: dict, tag: str, rec: dict, root: Path, n_done: int,
-              inproc: dict[str, list[dict] | None], score) -> None:  # noqa: ANN001
+              inproc: dict[str, list[dict] | None], score, runner=None) -> None:  # noqa: ANN001
     """Time a real `repoloop search` CLI call for the first --cli-sample queries of a repo."""
     if n_done >= a.cli_sample:
         return
@@ -117,7 +125,9 @@ def cli_check(a: argparse.Namespace, sinks: dict, tag: str, rec: dict, root: Pat
             sinks[key] = Sink(tag, key)
         if rec["id"] in sinks[key].done:
             continue
-        res, dt = loc_repoloop.cli_search(root, rec[a.query_field], s)
+        res, dt = loc_repoloop.cli_search(root, rec[a.query_field], s,
+                                          idx=runner.index_dir(root) if runner else None,
+                                          signals=runner.signals if runner else None)
         row = score(rec, res)
         same = res is not None and inproc[s] is not None and [r["path"] for r in res] == [r["path"] for r in inproc[s]]
         row.update(latency_s=dt, same_as_inprocess=same)
@@ -148,6 +158,15 @@ def run_swe(a: argparse.Namespace) -> None:
         records = cap_per_repo(records, a.max_per_repo, a.seed)
     if a.limit:
         records = records[: a.limit]
+    if a.snapshots:
+        import loc_snapshots
+
+        trees = Path(a.trees) if a.trees else WORK / ("swe-real-trees" if a.no_embed else "swe-real-dense-trees")
+        loc_snapshots.build(records, Path(a.snapshots), trees, embed=not a.no_embed)
+        return
+    if a.from_snapshots:
+        run_swe_snapshots(a, records)
+        return
     tag = f"swe-{a.tag}" if a.tag else "swe"
     systems = a.systems.split(",")
     sinks = {s: Sink(tag, s) for s in systems}
@@ -206,6 +225,64 @@ def run_swe(a: argparse.Namespace) -> None:
         if runner is not None:
             runner.forget(wt.root)
         print(f"[{time.strftime('%H:%M:%S')}] done {repo}", flush=True)
+
+
+def run_swe_snapshots(a: argparse.Namespace, records: list[dict]) -> None:
+    """Query every snapshot of the selected records with the code at hand; the baseline from git."""
+    import loc_repoloop
+    import loc_snapshots
+
+    snaps = loc_snapshots.load(Path(a.from_snapshots))
+    records = [r for r in records if r["id"] in snaps]
+    stale = loc_snapshots.check_fingerprint({r["id"]: snaps[r["id"]] for r in records})
+    if stale:
+        print(f"warning: {len(stale)} snapshots were parsed by other parser code than this one's"
+              f" (e.g. {stale[0]}): ranking is current, the index rows are not", file=sys.stderr)
+    with (OUT / "runs.log").open("a") as f:
+        f.write(f"  snapshots={a.from_snapshots} n={len(records)} stale_parser={len(stale)}\n")
+    tag = "swe-snap" + (f"-{a.tag}" if a.tag else "")
+    systems = a.systems.split(",")
+    sinks = {s: Sink(tag, s) for s in systems}
+    rl_systems = [s for s in systems if s.split("@")[0] in REPOLOOP_SYSTEMS]
+    runner = loc_repoloop.RepoloopRunner(rl_systems)  # the shipped weights (variants relative to them)
+    runner.signals["fused-lex"] = loc_repoloop.lexical_signals()
+    index_log = Sink(tag, "index")
+    for repo, recs in loc_snapshots.date_order(records):
+        gd = git_dir(repo)
+        bm25 = None
+        n_cli = 0
+        with BlobReader(gd) as blobs:
+            for rec in recs:
+                snap = snaps[rec["id"]]
+                if rec["id"] not in index_log.done:
+                    m = snap.meta
+                    index_log.write({"id": rec["id"], "repo": repo, "moved_paths": m["moved_paths"],
+                                     "move_s": m["move_s"], "index_s": m["index_s"], "stats": m["stats"]})
+                if "baseline" in systems and rec["id"] not in sinks["baseline"].done:
+                    if bm25 is None:
+                        bm25 = BM25Files(blobs.read)
+                    t0 = time.perf_counter()
+                    bm25.set_docs((e.path, e.sha) for e in ls_tree(gd, rec["base_commit"])
+                                  if M.is_swe_candidate(e.path))
+                    t1 = time.perf_counter()
+                    ranked = bm25.rank(rec["query"])[:20]
+                    row = M.score_swe(rec, [{"path": p, "score": s} for p, s in ranked])
+                    row.update(latency_s=time.perf_counter() - t1, index_s=t1 - t0)
+                    sinks["baseline"].write(row)
+                todo = [s for s in rl_systems if rec["id"] not in sinks[s].done]
+                runner.index_dirs[snap.root] = snap.index_dir
+                inproc = {}
+                for s in todo:
+                    res, lat = runner.search(snap.root, rec["query"], s, k=20)
+                    inproc[s] = res
+                    row = M.score_swe(rec, res)
+                    row["latency_s"] = lat
+                    sinks[s].write(row)
+                if todo or a.cli_sample:
+                    cli_check(a, sinks, tag, rec, snap.root, n_cli, inproc, M.score_swe, runner)
+                n_cli += 1
+                runner.forget(snap.root)
+        print(f"[{time.strftime('%H:%M:%S')}] done {repo} ({len(recs)} snapshots)", flush=True)
 
 
 def run_dev(a: argparse.Namespace) -> None:
@@ -283,7 +360,7 @@ def report(a: argparse.Namespace) -> None:
             r = json.loads(x)
             rows.setdefault(r["id"], r)
         groups[tag][system] = list(rows.values())
-    order = ["baseline", "bm25", "name", "graph", "trace", "dense", "fused-lex", "fused"]
+    order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "fused-lex", "fused"]
 
     def sortkey(s: str) -> tuple:
         b = s.removeprefix("cli-").split("@")[0]
@@ -350,6 +427,10 @@ def main() -> None:
         if name == "swe":
             p.add_argument("--sample", choices=["all", "dense"], default="all")
             p.add_argument("--max-per-repo", type=int, default=0, help="seeded sample of at most N per repo")
+            p.add_argument("--snapshots", default="", help="build per-instance index snapshots in DIR (no queries)")
+            p.add_argument("--trees", default="", help="--snapshots: working trees and indexes here "
+                                                       "(default BENCH_WORK/swe-real-trees, -dense-trees)")
+            p.add_argument("--from-snapshots", default="", help="query the snapshots in DIR")
         else:
             p.add_argument("--field", choices=["query_subject", "query"], default="query_subject")
     p = sub.add_parser("report")
