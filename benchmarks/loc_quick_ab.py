@@ -31,7 +31,7 @@ def with_signals(**weights: float) -> Weights:
     return dataclasses.replace(w, signal={**w.signal, **weights})
 
 
-VARIANTS = {"file0": with_signals(file=0.0), "file0.5": with_signals(file=0.5), "file1": with_signals(file=1.0)}
+VARIANTS = {"default": Weights()}
 
 
 def _candidate(path: str) -> bool:

@@ -199,6 +199,13 @@ def test_one_file_gets_at_most_per_file_chunks_before_other_files(tmp_path: Path
         assert got[:2] == ["pkg/billing.py", "pkg/billing.py"] and got[2] == "pkg/report.py", got
         assert len(got) == 4  # the cap reorders, it never drops results
         assert [h.path for h in uncapped.search("invoice total amount", 4)] == ["pkg/billing.py"] * 4
+        # The default: the first 40 % of k is free (the best file's next symbols stay on top), then
+        # one chunk per file until every file had its turn.
+        default = HybridRetriever.open(root)
+        got = [h.path for h in default.search("invoice total amount", 5)]
+        assert got[:2] == ["pkg/billing.py"] * 2 and got[2] == "pkg/report.py", got
+        assert got[3:] == ["pkg/billing.py"] * 2
+        default.close()
     finally:
         capped.close()
         uncapped.close()

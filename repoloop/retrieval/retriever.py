@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer.graph_build import GENERATION_KEY
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
@@ -50,6 +52,7 @@ class HybridRetriever(Retriever):
         self.weights = weights
         self.lexical = Lexical(store.conn, weights)
         self.names = NameMatcher(store.conn, weights)
+        self._lexical_forced = lexical_only  # the caller's choice; else decided by the index (refresh)
         self.lexical_only = lexical_only or not store.get_meta(META_MODEL)
         self._dense: Any = None
         self._chroma_url = chroma_url
@@ -58,8 +61,12 @@ class HybridRetriever(Retriever):
         self._graph: Any = None  # a LocalRanker, or (pagerank, graph) when full_graph; False if unavailable
         self.full_graph = False  # True: PageRank over the whole graph loaded in memory (comparisons)
         self._executor: ThreadPoolExecutor | None = None
+        self._loader: ThreadPoolExecutor | None = None  # loads a changed whole graph (refresh)
         self._path_rx: list[tuple[re.Pattern[str], float]] | None = None
         self._path_priors: dict[str, float] = {}
+        self._seen = self._index_version()  # what refresh() compares against
+        self._graph_next: Future | None = None  # a whole graph being loaded beside the one in use
+        self.refreshes = 0  # refresh() calls that found a new index generation (logs and tests read it)
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
@@ -113,6 +120,73 @@ class HybridRetriever(Retriever):
             self.dense.warm()
         self.search("warm up", 1)
 
+    # -- a newer index generation -----------------------------------------------------------
+    def _index_version(self) -> tuple[int, int, str | None]:
+        """(database file inode, SQLite data_version, graph generation): the first changes when the
+        index file was replaced, the second on any commit by another connection, the third when
+        the edges changed."""
+        try:
+            ino = self.store.db_path.stat().st_ino
+        except OSError:
+            ino = -1
+        version = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
+        return ino, version, self.store.get_meta(GENERATION_KEY)
+
+    def refresh(self) -> bool:
+        """See what the indexer wrote since the last look, in place and cheaply: the model, the
+        chroma client and collection, and the graph (unless its edges changed) stay loaded; the
+        path and name tables are rebuilt lazily; a changed graph is re-read (the whole graph on a
+        helper thread, the old one ranking until it is ready). Returns whether anything changed.
+        Runs on the thread that owns this Retriever, like every other call."""
+        ino, version, gen = self._index_version()
+        old_ino, _, old_gen = self._seen
+        if (ino, version, gen) == self._seen or ino == -1:  # -1: the file is being re-made; look later
+            return False
+        if ino != old_ino:  # a new database file (rebuilt after damage): reopen everything but the model
+            self._reopen_store()
+            ino, version, gen = self._index_version()
+            old_gen = None
+        self._seen = (ino, version, gen)
+        self.refreshes += 1
+        self.names = NameMatcher(self.store.conn, self.weights)
+        self.lexical_only = self._lexical_forced or not self.store.get_meta(META_MODEL)
+        if self._dense is not None:
+            self._dense.refresh()
+        if gen != old_gen:
+            if self.full_graph and self._graph:
+                self._graph_next = self._graph_loader().submit(_load_graph_readonly, self.store.db_path)
+            else:
+                self._graph = None  # the local ranker's adjacency cache is stale; refilled on demand
+        return True
+
+    def _reopen_store(self) -> None:
+        fresh = IndexStore(self.store.db_path, readonly=True)  # before closing: a failure keeps the old
+        self.store.close()
+        self.store = fresh
+        self.lexical = Lexical(self.store.conn, self.weights)
+        if self._dense is not None and self._embedder is None:
+            self._embedder = self._dense.embedder  # keep the loaded model
+        self._dense = None
+        self._graph, self._graph_next = None, None
+
+    def _graph_loader(self) -> ThreadPoolExecutor:
+        if self._loader is None:
+            self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoloop-graph")
+        return self._loader
+
+    def _swap_graph(self) -> None:
+        """Put a graph loaded beside the old one into service once it is ready (never waits)."""
+        nxt = self._graph_next
+        if nxt is None or not nxt.done():
+            return
+        self._graph_next = None
+        if not isinstance(self._graph, tuple):
+            return
+        try:
+            self._graph = (self._graph[0], nxt.result())
+        except Exception as e:  # noqa: BLE001 - keep ranking with the old graph
+            log.warning("reloading the graph failed, keeping the previous one: %s", e)
+
     def _graph_rank(self, seeds: dict[str, float], limit: int) -> dict[str, float]:
         """Personalized PageRank over the dependency graph from seed nodes; {} if no graph.
 
@@ -121,6 +195,7 @@ class HybridRetriever(Retriever):
         keeps the adjacency it has read. `full_graph=True` loads it all (the older path)."""
         if not seeds:
             return {}
+        self._swap_graph()
         self._ensure_graph()
         if not self._graph:
             return {}
@@ -287,16 +362,17 @@ class HybridRetriever(Retriever):
         if k < 1:
             raise RepoloopError(f"-k must be at least 1, not {k}")
         fused, rows = self.fused(query, k, signals=signals)
-        # At most `per_file` chunks of one file in the first k: more files, not five slices of one
-        # function; the file's further chunks follow once every file had its turn.
+        # After a free head, at most `per_file` chunks of one file until every file had its turn (see
+        # Weights.per_file); the capped chunks follow, so the cap reorders and never drops results.
         cap = self.weights.per_file
+        head = math.ceil(self.weights.free_head * k) if cap else k
         first, rest, per = [], [], Counter()
         for f in fused:
             row = rows.get(f.chunk_id)
             if row is None:  # deleted by a concurrent index run between the signal and the row read
                 continue
             per[row[0]] += 1
-            (first if not cap or per[row[0]] <= cap else rest).append((f, row))
+            (first if len(first) < head or per[row[0]] <= cap else rest).append((f, row))
             if len(first) == k:
                 break
         hits = []
@@ -395,4 +471,20 @@ class HybridRetriever(Retriever):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._loader is not None:
+            self._loader.shutdown(wait=True)
+            self._loader = None
         self.store.close()
+
+
+def _load_graph_readonly(db_path: Path) -> Any:
+    """The whole graph, read through a connection of its own (the Retriever's belongs to its thread)."""
+    import sqlite3
+
+    from repoloop.retrieval.graph import load_graph
+
+    conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        return load_graph(conn)
+    finally:
+        conn.close()
