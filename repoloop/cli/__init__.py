@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "repoloop.cli.agent_cmds",  # run, runs
     "repoloop.cli.sandbox_cmds",  # exec
     "repoloop.cli.serve_cmds",  # serve, watch
+    "repoloop.cli.tags_cmds",  # tags
 )
 
 

@@ -1,0 +1,309 @@
+"""Definitions (and optionally identifier references) of a whole tree, fast: the `repoloop tags` path.
+
+Why a second path beside `parse.parse_source`: an editor's tags file or a repo map needs names, kinds
+and lines only. The index's parse also builds signatures, docstrings, references per scope, chunks
+and FTS text, which costs about twice the tree-sitter parse itself. Here each language gets a
+definitions-only query (the handler's `def_query`; with refs, plus its identifier pattern), the
+Parser/Query objects are built once per worker process, files are read as bytes in the workers
+(which receive paths, not contents), and results come back as compact tuples.
+
+Definitions are nested and named exactly as `parse.parse_tree` does (same handler calls, same
+byte-range stack), so names, kinds, qualnames and lines equal the index's symbols; the tests check
+that equality on fixtures in several languages.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from tree_sitter import Parser, Query, QueryCursor
+
+from repoloop.indexer import walk as walk_mod
+from repoloop.indexer.handlers import Handler, handler_for
+from repoloop.indexer.handlers.base import CLASS_KINDS
+from repoloop.indexer.languages import (
+    MODULE_PREFIXED,
+    QUALNAME_SEP,
+    detect_language,
+    module_name,
+    ts_language,
+)
+
+__all__ = ["Tag", "RefTag", "TagsResult", "extract_file", "extract_tags", "wanted"]
+
+# Compact rows crossing the process boundary (tuples pickle far cheaper than dataclasses).
+# def: (name, qualname, kind, line, end_line, scope qualname or "", local scope or "", scope kind or "")
+DefRow = tuple[str, str, str, int, int, str, str, str]
+# ref: (name, first line, occurrences)
+RefRow = tuple[str, int, int]
+# one file: (path, language, defs, refs, skip reason or "")
+FileRow = tuple[str, str, list[DefRow], list[RefRow], str]
+
+# The kind of a scope given by a qualifier rather than nesting (a Go receiver, C++ `Foo::bar`).
+_OUTER_KIND = {"go": "struct", "rust": "impl"}
+_POOL_MIN_FILES = 16  # below this, worker start-up costs more than it saves
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """One definition. `scope` is the enclosing definition's qualname (None at top level);
+    `local_scope` is the same path as written inside the file (ctags' `class:Foo` field)."""
+
+    name: str
+    qualname: str
+    kind: str
+    path: str
+    line: int
+    end_line: int
+    scope: str | None = None
+    local_scope: str | None = None
+    scope_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefTag:
+    """Identifier uses of `name` in one file (definitions' own names excluded): first line, count."""
+
+    name: str
+    path: str
+    line: int
+    count: int
+
+
+@dataclass(slots=True)
+class TagsResult:
+    tags: list[Tag] = field(default_factory=list)
+    refs: list[RefTag] = field(default_factory=list)
+    files: int = 0  # files parsed
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> files (walk and read)
+
+
+def wanted(path: str) -> bool:
+    """Walk filter: only files with a grammar (text files carry no tags)."""
+    return detect_language(path) is not None
+
+
+# -- the worker side ----------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Compiled:
+    handler: Handler
+    parser: Parser
+    query: Query
+
+
+@cache
+def _compiled(language: str, refs: bool) -> _Compiled:
+    lang = ts_language(language)
+    h = handler_for(language)
+    scm = h.def_query + ("\n" + h.ref_query if refs else "")
+    return _Compiled(h, Parser(lang), Query(lang, scm))
+
+
+def extract_file(path: str, source: bytes, language: str, *, refs: bool = False) -> tuple[list[DefRow], list[RefRow]]:
+    """Definitions (and identifier references) of one file's source; never raises on bad syntax."""
+    comp = _compiled(language, refs)
+    h = comp.handler
+    root = comp.parser.parse(source).root_node
+    if language == "python" and not refs:
+        found = _python_defs(root)
+        captures: dict = {}
+    else:
+        captures = QueryCursor(comp.query).captures(root)
+        found = []
+        for cap, nodes in captures.items():
+            if cap.startswith("def."):
+                kind = cap[4:]
+                found.extend((n.start_byte, -n.end_byte, kind, n) for n in nodes)
+    if not found and not refs:
+        return [], []
+    found.sort(key=lambda t: (t[0], t[1]))
+    module = h.module(root, path, module_name(path, language))
+    prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root, source)
+    sep = QUALNAME_SEP[language]
+    # Parallel lists per kept definition: end byte, node id, kind, qualname, local path, parent index.
+    ends: list[int] = []
+    ids: list[int] = []
+    kinds: list[str] = []
+    quals: list[str] = []
+    locs: list[str] = []
+    stack: list[int] = []
+    rows: list[DefRow] = []
+    name_starts: set[int] = set()
+    for start, neg_end, kind, node in found:
+        while stack and ends[stack[-1]] <= start:
+            stack.pop()
+        parent = stack[-1] if stack else -1
+        named = h.name(node, kind, source)
+        if named is None or not named[0].strip():
+            continue  # anonymous, or a name the parser made up (MISSING) in broken code
+        name, kind = named
+        if parent >= 0 and ids[parent] == node.id:
+            continue  # captured twice under two kinds
+        pkind = kinds[parent] if parent >= 0 else None
+        kind = h.adjust_kind(kind, pkind, node)
+        outer = h.qualifier(node, kind, source)  # Go receiver type, C++ `Foo::` of Foo::bar
+        base = quals[parent] if parent >= 0 else prefix
+        lbase = locs[parent] if parent >= 0 else ""
+        if outer:
+            base = sep.join(p for p in (base, *outer) if p)
+            lbase = sep.join(p for p in (lbase, *outer) if p)
+        join = h.member_sep if h.member_sep and (outer or (pkind in CLASS_KINDS)) else sep
+        qual = f"{base}{join}{name}" if base else name
+        loc = f"{lbase}{join}{name}" if lbase else name
+        scope = base if (parent >= 0 or outer) and base else ""
+        lscope = lbase if (parent >= 0 or outer) and lbase else ""
+        skind = (pkind if not outer else _OUTER_KIND.get(language, "class")) or "" if scope else ""
+        srow, scol = node.start_point
+        erow, ecol = node.end_point
+        line = srow + 1
+        rows.append((name, qual, kind, line, max(line, erow + 1 if ecol > 0 else erow), scope, lscope, skind))
+        ends.append(-neg_end)
+        ids.append(node.id)
+        kinds.append(kind)
+        quals.append(qual)
+        locs.append(loc)
+        stack.append(len(ends) - 1)
+        if refs:
+            nn = h.name_node(node)
+            if nn is not None:
+                name_starts.add(nn.start_byte)
+    if not refs:
+        return rows, []
+    return rows, _ref_rows(captures.get("ref", ()), source, name_starts, h.skip_refs)
+
+
+# Python nodes that can hold a definition (statements with bodies, and broken code).
+_PY_CONTAINERS = frozenset({
+    "module", "block", "decorated_definition", "function_definition", "class_definition", "if_statement",
+    "elif_clause", "else_clause", "for_statement", "while_statement", "try_statement", "except_clause",
+    "except_group_clause", "finally_clause", "with_statement", "match_statement", "case_clause", "ERROR",
+})
+_PY_KINDS = {"function_definition": "function", "class_definition": "class", "type_alias_statement": "type"}
+
+
+def _python_defs(root) -> list:  # noqa: ANN001 - a tree_sitter Node
+    """The nodes PythonHandler.def_query captures, found by visiting statements only. The query
+    visits every node of the tree (expressions are most of them); this walk skips expression
+    subtrees, which makes definition finding ~3x cheaper. Equal to the query's result (tested)."""
+    found = []
+    for top in root.named_children:  # module-level `NAME = value`: the constant pattern
+        if top.type == "expression_statement" and top.named_child_count:
+            a = top.named_children[0]
+            if a.type == "assignment" and a.child_by_field_name("right") is not None and (
+                    (left := a.child_by_field_name("left")) is not None and left.type == "identifier"):
+                found.append((a.start_byte, -a.end_byte, "constant", a))
+    stack = [root]
+    containers = _PY_CONTAINERS
+    kinds = _PY_KINDS
+    while stack:
+        for c in stack.pop().named_children:
+            t = c.type
+            k = kinds.get(t)
+            if k is not None:
+                found.append((c.start_byte, -c.end_byte, k, c))
+            if t in containers:
+                stack.append(c)
+    return found
+
+
+def _ref_rows(nodes: Iterable, source: bytes, def_names: set[int], skip: frozenset[str]) -> list[RefRow]:
+    """One row per distinct identifier of 2+ characters: its first line and how often it occurs."""
+    first: dict[bytes, object] = {}
+    counts: dict[bytes, int] = {}
+    for n in nodes:
+        sb = n.start_byte
+        eb = n.end_byte
+        if eb - sb < 2 or sb in def_names:
+            continue
+        raw = source[sb:eb]
+        c = counts.get(raw)
+        if c is None:
+            counts[raw] = 1
+            first[raw] = n
+        else:
+            counts[raw] = c + 1
+    out: list[RefRow] = []
+    for raw, n in first.items():
+        name = raw.decode("utf-8", errors="replace")
+        if name not in skip:
+            out.append((name, n.start_point[0] + 1, counts[raw]))  # type: ignore[attr-defined]
+    return out
+
+
+def _extract_path(task: tuple[str, str, bool]) -> FileRow:
+    """Read and extract one file (in a worker). Unreadable, binary, minified: a skip, never an error."""
+    rel, abspath, refs = task
+    try:
+        with open(abspath, "rb") as f:
+            data = f.read()
+    except OSError:
+        return rel, "", [], [], walk_mod.UNREADABLE
+    reason = walk_mod.classify_head(data[: walk_mod.HEAD_BYTES])
+    if reason:
+        return rel, "", [], [], reason
+    language = detect_language(rel, data[:256])
+    if language is None:
+        return rel, "", [], [], walk_mod.UNSUPPORTED
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:  # as the index does: replacement characters, lines stay right
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+    try:
+        defs, ref_rows = extract_file(rel, data, language, refs=refs)
+    except Exception:  # a grammar or handler bug must not stop the whole run
+        return rel, language, [], [], "parse_error"
+    return rel, language, defs, ref_rows, ""
+
+
+# -- the main side ------------------------------------------------------------------------------
+def _rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRow]:
+    if jobs <= 1 or len(tasks) < _POOL_MIN_FILES:
+        yield from map(_extract_path, tasks)
+        return
+    # fork: workers inherit the imported grammars; nothing heavy is pickled but paths and rows.
+    ctx = multiprocessing.get_context("fork")
+    chunksize = max(1, min(64, len(tasks) // (jobs * 6)))
+    with ctx.Pool(jobs) as pool:
+        yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
+
+
+def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False,
+                 max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE) -> TagsResult:
+    """Walk `root` with the index's rules and extract every supported file's definitions (and refs)."""
+    # known_unchanged: the walk does not open files to sniff them; the workers do (in parallel).
+    opts = walk_mod.WalkOptions(max_file_size=max_file_size, want=wanted, known_unchanged=_no_sniff)
+    walker = walk_mod.Walker(Path(root), opts)
+    entries = sorted(walker, key=lambda e: -e.size)  # biggest first: no lone big file at the end
+    res = TagsResult()
+    for reason in walker.skips.values():
+        res.skipped[reason] = res.skipped.get(reason, 0) + 1
+    tasks = [(e.path, e.abspath, refs) for e in entries]
+    tags = res.tags
+    ref_out = res.refs
+    for path, _lang, defs, ref_rows, skip in _rows(tasks, jobs or _cpus()):
+        if skip:
+            res.skipped[skip] = res.skipped.get(skip, 0) + 1
+            continue
+        res.files += 1
+        if defs:
+            tags.extend(Tag(n, q, k, path, ln, end, s or None, ls or None, sk or None)
+                        for n, q, k, ln, end, s, ls, sk in defs)
+        if ref_rows:
+            ref_out.extend(RefTag(n, path, ln, c) for n, ln, c in ref_rows)
+    return res
+
+
+def _no_sniff(_path: str, _size: int, _mtime: float) -> bool:
+    return True
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
