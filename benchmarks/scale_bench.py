@@ -1,7 +1,7 @@
 """Scale and speed on big trees, side by side with universal-ctags and Aider's repo map.
 
     nice .venv/bin/python benchmarks/scale_bench.py prepare [--data DIR]
-    nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo [--data DIR]
+    nice .venv/bin/python benchmarks/scale_bench.py run --corpus stdlib|mid|monorepo|big [--data DIR]
          [--aider PY] [--embed-sample N] [--out FILE.json]
     nice .venv/bin/python benchmarks/scale_bench.py embed --tree TREE --index-dir IDX [--sample N] [--sort-window W]
     nice .venv/bin/python benchmarks/scale_bench.py graph-agreement --tree TREE --index-dir IDX
@@ -16,6 +16,8 @@ Corpora (built by `prepare` from what every machine here has, no internet):
   the Django sdist from PyPI, source files only (native libraries and archives left out);
 - `mid`: stdlib + the Django sdist + the `openai` package (~11k files), for the one-file
   re-index target on a 10,000-file repo.
+- `big`: the monorepo + the packages of Aider's venv that this venv lacks + the sdists of
+  ansible-core, salt, SQLAlchemy and mypy (~58k files), for the 50,000-file peak-RSS target.
 
 `run` measures, on one corpus, in one run: full `repoloop index --no-embed` split by phase (walk,
 parse, store, graph), files/s, symbols/s, peak RSS of the process tree, index size on disk;
@@ -54,6 +56,9 @@ CODE = {"path": ROOT}  # where subprocesses import repoloop from (a frozen copy 
 DEFAULT_DATA = Path(os.environ.get("REPOLOOP_BENCH_DATA", "/work/benchdata/scale"))
 SKIP_SUFFIXES = (".so", ".a", ".o", ".dylib", ".dll", ".pyc", ".pyd", ".whl", ".pt", ".pth", ".bin",
                  ".zip", ".gz", ".tar", ".png", ".jpg", ".gif", ".ico", ".ttf", ".woff", ".woff2", ".onnx")
+# Sdists added to the monorepo for `big` (pinned: the corpus must be the same on every machine).
+BIG_SDISTS = ("ansible-core==2.19.14", "salt==3008.5", "sqlalchemy==2.1.9", "mypy==2.4.1")
+AIDER_SITE = Path("/work/peers/aider-venv/lib/python3.11/site-packages")
 QUERIES = [
     "parse a configuration file", "http request retry with backoff", "json decoder error position",
     "thread pool executor shutdown", "tokenize unicode identifiers", "sqlite connection cursor execute",
@@ -69,7 +74,7 @@ def _ignore(_dir: str, names: list[str]) -> set[str]:
     return {n for n in names if n == "__pycache__" or n.endswith(SKIP_SUFFIXES) or ".so." in n}
 
 
-def prepare(data: Path) -> None:
+def prepare(data: Path, aider_site: Path | None = None) -> None:
     data.mkdir(parents=True, exist_ok=True)
     stdlib_src = Path(sysconfig.get_paths()["stdlib"])
     stdlib = data / "stdlib"
@@ -97,9 +102,48 @@ def prepare(data: Path) -> None:
         shutil.copytree(stdlib, mid / "stdlib", symlinks=True)
         shutil.copytree(mono / "sdists", mid / "sdists", symlinks=True)
         shutil.copytree(mono / "packages" / "openai", mid / "openai", symlinks=True)
-    for name in ("stdlib", "mid", "monorepo"):
-        n = sum(1 for _ in (data / name).rglob("*") if _.is_file())
-        print(f"{name}: {n:,} files at {data / name}")
+    _prepare_big(data, mono, aider_site)
+    for name in ("stdlib", "mid", "monorepo", "big"):
+        if (data / name).exists():
+            n = sum(1 for _ in (data / name).rglob("*") if _.is_file())
+            print(f"{name}: {n:,} files at {data / name}")
+
+
+def _prepare_big(data: Path, mono: Path, aider_site: Path | None) -> None:
+    """`big` (~58k files, the 50,000-file target): the monorepo, plus the packages of Aider's venv
+    that this venv lacks (litellm, prompt_toolkit, aider, ...), plus the sdists in BIG_SDISTS.
+    pip fetches each sdist with build isolation off and only that package as source: with
+    `--no-binary :all:` pip would build Cython & co from source just to read the metadata."""
+    big = data / "big"
+    if big.exists():
+        return
+    sdist_dir = data / "sdists_big"
+    sdist_dir.mkdir(exist_ok=True)
+    for spec in BIG_SDISTS:
+        name, version = spec.split("==")
+        if not [p for p in sdist_dir.glob("*.tar.gz") if p.name.lower().replace("_", "-").startswith(f"{name}-{version}")]:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", name,
+                            "--no-build-isolation", spec, "-d", str(sdist_dir)], check=True)
+    tmp = data / "big.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(mono, tmp, symlinks=True)
+    if aider_site and aider_site.is_dir():
+        ours = {p.name for p in (mono / "packages").iterdir()}
+        for p in sorted(aider_site.iterdir()):
+            if p.name in ours or p.name.endswith((".dist-info", ".egg-info")) or p.name == "__pycache__":
+                continue
+            dest = tmp / "aider_packages" / p.name
+            if p.is_dir() and not p.is_symlink():
+                shutil.copytree(p, dest, symlinks=True, ignore=_ignore)
+            elif p.is_file() and not _ignore("", [p.name]):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, dest)
+    else:
+        print(f"warning: no Aider venv at {aider_site}: `big` without its packages", file=sys.stderr)
+    for sd in sorted(sdist_dir.glob("*.tar.gz")):
+        with tarfile.open(sd) as tf:
+            tf.extractall(tmp / "sdists", filter="data")
+    tmp.rename(big)
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -532,8 +576,9 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--aider-site", type=Path, default=AIDER_SITE, help="site-packages of the Aider venv (for `big`)")
     r = sub.add_parser("run")
-    r.add_argument("--corpus", choices=("stdlib", "mid", "monorepo"), default="stdlib")
+    r.add_argument("--corpus", choices=("stdlib", "mid", "monorepo", "big"), default="stdlib")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
     r.add_argument("--aider", default=None, help="python of a venv with aider-chat installed")
     r.add_argument("--embed-sample", type=int, default=0, help="chunks for the embedding-overhead measure")
@@ -590,7 +635,7 @@ def main() -> None:
             watch(args.pid, args.db, args.out, args.every)
         return
     if args.cmd == "prepare":
-        prepare(args.data)
+        prepare(args.data, args.aider_site)
     elif args.cmd == "run":
         run(args)
     else:
