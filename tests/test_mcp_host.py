@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from repoloop.errors import RepoloopError
 from repoloop.retrieval.api import Retriever
 from repoloop.service.host import RetrieverHost
 from tests.fixtures_service import index, write_sample
@@ -56,14 +57,14 @@ def test_reload_sees_the_new_index_and_a_failed_reopen_keeps_serving(repo: Path)
         assert host.generation == 1
         (repo / "pkg" / "billing.py").write_text("def compute_invoice_total(lines):\n    return sum(lines)\n")
         index(repo)
-        host.reload().result()
+        host.reload(reopen=True).result()
         second = host.submit(lambda r: r).result()
         assert second is not first and host.generation == 2
         assert host.submit(lambda r: r.definitions("compute_invoice_total")).result()[0]["path"] == "pkg/billing.py"
 
         opens["fail"] = True
         with pytest.raises(RuntimeError):
-            host.reload().result()
+            host.reload(reopen=True).result()
         assert host.submit(lambda r: r).result() is second  # the old one still answers
         assert host.submit(lambda r: r.search("slugify", 3)).result()[0].path == "pkg/util/strings.py"
         assert host.generation == 2
@@ -86,7 +87,7 @@ def test_queries_keep_answering_while_a_new_retriever_warms(repo: Path) -> None:
     host = RetrieverHost(opener)
     host.start()
     try:
-        pending = host.reload()
+        pending = host.reload(reopen=True)
         for _ in range(5):  # answered by the old Retriever while the new one is held open
             hit = host.submit(lambda r: r.search("parse_config", 1)).result(timeout=10)
             assert hit[0].path == "pkg/config.py"
@@ -97,4 +98,43 @@ def test_queries_keep_answering_while_a_new_retriever_warms(repo: Path) -> None:
         assert host.submit(lambda r: r).result() is opened[1]
     finally:
         gate.set()
+        host.close()
+
+
+def test_reload_refreshes_in_place_and_falls_back_to_a_new_retriever(repo: Path) -> None:
+    """A plain reload keeps the Retriever (and so its model and caches) and sees the new index; a
+    refresh that fails opens a new Retriever instead, so the index still comes through."""
+    opens = {"n": 0}
+
+    def opener() -> Retriever:
+        opens["n"] += 1
+        return Retriever.open(repo, lexical_only=True)
+
+    host = RetrieverHost(opener)
+    host.start()
+    try:
+        first = host.submit(lambda r: r).result()
+        (repo / "pkg" / "billing.py").write_text("def compute_invoice_total(lines):\n    return sum(lines)\n")
+        index(repo)
+        host.reload().result()
+        assert host.submit(lambda r: r).result() is first and opens["n"] == 1 and host.generation == 2
+        assert host.submit(lambda r: r.definitions("compute_invoice_total")).result()[0]["path"] == "pkg/billing.py"
+
+        first.store.db_path.rename(first.store.db_path.with_name("moved.db"))  # refresh() cannot see it ...
+        (repo / "pkg" / "billing.py").unlink()
+        index(repo)  # ... a new index file is made
+        host.reload().result()  # refresh finds a new file and reopens its store in place
+        assert host.submit(lambda r: r.definitions("compute_invoice_total")).result() == []
+        assert host.submit(lambda r: r.search("slugify", 1)).result()[0].path == "pkg/util/strings.py"
+        assert host.submit(lambda r: r).result() is first and opens["n"] == 1
+
+        db = first.store.db_path
+        db.rename(db.with_name("moved-again.db"))
+        db.write_bytes(b"not a database" * 512)  # refresh() fails on it, so does the fallback open
+        with pytest.raises(RepoloopError):
+            host.reload().result()
+        assert opens["n"] == 2  # the fallback was tried
+        assert host.submit(lambda r: r).result() is first  # and the old one keeps answering
+        assert host.submit(lambda r: r.search("slugify", 1)).result()[0].path == "pkg/util/strings.py"
+    finally:
         host.close()

@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from repoloop.service.warm import ModelLoads
     from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
 
     repo = repo_root(args.repo)
@@ -66,20 +67,22 @@ def _watch(args: argparse.Namespace) -> int:
     def report(r: UpdateReport) -> None:
         print(f"repoloop: {r.line()}", file=sys.stderr, flush=True)
 
+    # One embedder for every pass (the model is read once), and a log line when it is read.
     watcher = Watcher(repo, PipelineIndexer(repo, idx, embed=not args.no_embed), index_dir=idx,
                       debounce=_debounce(args.debounce), on_update=report, polling=args.poll)
-    first = watcher.run_pass(None)
-    if first.error:
-        return 1
-    watcher.start()
-    signal.signal(signal.SIGTERM, _interrupt)  # stop between passes, like Ctrl-C
-    print(f"repoloop: watching {repo} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    try:
-        watcher.run_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        watcher.stop()
+    with ModelLoads(sys.stderr):
+        first = watcher.run_pass(None)
+        if first.error:
+            return 1
+        watcher.start()
+        signal.signal(signal.SIGTERM, _interrupt)  # stop between passes, like Ctrl-C
+        print(f"repoloop: watching {repo} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        try:
+            watcher.run_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            watcher.stop()
     return 0
 
 

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repoloop.errors import RepoloopError
 from repoloop.indexer import parse
@@ -34,6 +34,9 @@ from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.store import DB_NAME, FileRows, FileWrite, IndexStore, file_rows, index_dir_for
 from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
+
+if TYPE_CHECKING:
+    from repoloop.indexer.embed import Embedder
 
 _BATCH_FILES = 200  # files per store transaction
 _BATCH_SECONDS = 1.0  # ... or whatever arrived within this long
@@ -234,9 +237,11 @@ def index_repo(
     progress: bool | None = None,
     max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE,
     wait: bool = False,
+    embedder: Embedder | None = None,
 ) -> IndexReport:
     """Build or update the index of `repo`; returns what was done. Raises IndexLockedError when
-    another run holds the index (unless `wait`)."""
+    another run holds the index (unless `wait`). `embedder`: an already-loaded model to embed
+    with (a long-running process keeps one); None builds one from the configuration."""
     repo = Path(repo).expanduser().resolve()
     if not repo.is_dir():
         raise RepoloopError(f"{repo}: not a directory")
@@ -248,7 +253,7 @@ def index_repo(
     if progress is None:
         progress = sys.stderr.isatty()
     with IndexLock(idx, wait=wait):
-        return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None)
+        return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None, embedder)
 
 
 def usable_cpus() -> int:
@@ -267,10 +272,12 @@ def index_paths(
     embed: bool = True,
     progress: bool = False,
     wait: bool = False,
+    embedder: Embedder | None = None,
 ) -> IndexReport:
     """Update the index for a few changed paths (a watcher's events) without walking the whole
     tree: each path gets the walk's rules, and is re-parsed if its hash changed, removed if gone or
-    now skipped. A directory among them, or an index never built, means a full incremental run."""
+    now skipped. A directory among them, or an index never built, means a full incremental run.
+    `embedder` as for `index_repo`: a watcher passes the one it keeps loaded."""
     repo = Path(repo).expanduser().resolve()
     idx = index_dir_for(repo, index_dir).resolve()
     rels: set[str] = set()
@@ -293,15 +300,17 @@ def index_paths(
                 limit = store.get_meta("max_file_size")
         if limit is None:
             return _locked_run(repo, idx, usable_cpus(), walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
-                               None)
-        return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels))
+                               None, embedder)
+        return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels), embedder)
 
 
 def _locked_run(repo: Path, idx: Path, jobs: int, max_file_size: int, progress: bool, embed: bool,
-                scope: list[str] | None) -> IndexReport:
+                scope: list[str] | None, embedder: Embedder | None = None) -> IndexReport:
     store = IndexStore(idx / DB_NAME)
     try:
-        return _Run(repo, idx, store, jobs, max_file_size, progress, scope).run(embed)
+        run = _Run(repo, idx, store, jobs, max_file_size, progress, scope)
+        run.embedder = embedder
+        return run.run(embed)
     finally:
         store.close()
 
@@ -326,6 +335,7 @@ class _Run:
             self.known = {p: ("", size, mtime, 0.0) for p, (_h, size, mtime, _t) in self.known.items()}
         self.skips: dict[str, str] = {}
         self.scope = scope  # only these paths (index_paths), or None for the whole tree
+        self.embedder: Embedder | None = None  # a caller's loaded model, else one from the configuration
 
     def run(self, embed: bool) -> IndexReport:
         rep = self.report
@@ -502,7 +512,8 @@ class _Run:
             from repoloop.indexer.embed_phase import embed_missing
         except ImportError:
             return
-        self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None)
+        self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None,
+                                             embedder=self.embedder)
 
 
 def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -52,10 +53,13 @@ class Retriever:
     """Facade over the index; implemented in repoloop.retrieval (see the retrieval issue)."""
 
     @classmethod
-    def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False) -> Retriever:
+    def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
+             embedder: Any = None) -> Retriever:
+        """`embedder`: an already-loaded model to embed queries with (a long-running process shares
+        one with its index passes); used when the index was built with the same model."""
         from repoloop.retrieval.retriever import HybridRetriever  # the implementation (overrides open)
 
-        return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only)
+        return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only, embedder=embedder)
 
     def search(self, query: str, k: int = 10, *, explain: bool = False) -> list[SearchHit]:
         raise NotImplementedError

@@ -27,7 +27,8 @@ class Dense:
         self.embedder = embedder
         self.chroma_url = chroma_url or stored_chroma_url(store)
         self._coll: Any = None
-        self._count: int | None = None  # collection size, read once (a reload opens a new Retriever)
+        self._tag: str | None = None  # the collection's tag when it was opened
+        self._count: int | None = None  # collection size, read once per index generation (refresh)
 
     @property
     def available(self) -> bool:
@@ -36,7 +37,8 @@ class Dense:
     def _collection(self) -> Any:
         if self._coll is None:
             vs = VectorStore.open(self.index_dir, self.chroma_url)
-            self._coll = vs.collection(self.store.get_meta(META_TAG) or "", self.model, create=False)
+            self._tag = self.store.get_meta(META_TAG) or ""
+            self._coll = vs.collection(self._tag, self.model, create=False)
         return self._coll
 
     def warm(self) -> None:
@@ -44,6 +46,14 @@ class Dense:
         if self.available:
             self._collection()
             self.search("warm up", 1)
+
+    def refresh(self) -> None:
+        """After an index pass: re-read the collection's size; the model and the client stay. A
+        different model or collection (the index re-made) is opened afresh on next use."""
+        self._count = None
+        model, tag = self.store.get_meta(META_MODEL) or "", self.store.get_meta(META_TAG) or ""
+        if model != self.model or tag != self._tag:
+            self.model, self._coll = model, None
 
     def prepare(self) -> bool:
         """Open what `nearest` needs (on the thread that owns the SQLite connection); False if
@@ -53,7 +63,7 @@ class Dense:
         coll = self._collection()
         if coll is None:
             return False
-        if self.embedder is None:
+        if self.embedder is None or self.embedder.name != self.model:  # a given one only if it made the index
             self.embedder = embedder_by_name(self.model, None)
         if self._count is None:
             self._count = coll.count()

@@ -2,8 +2,8 @@
 
 SQLite connections belong to the thread that opened them and the embedding model is not meant
 for concurrent calls, so every call runs on the single worker thread that owns the Retriever.
-A reload (after the watcher re-indexed) refreshes the Retriever in place when it can; otherwise a
-new Retriever is opened and warmed on a new thread while the old one keeps answering, and calls
+A reload (after the watcher re-indexed) refreshes the Retriever in place when it can (model,
+chroma client and graph stay loaded); otherwise a new Retriever is opened and warmed on a new thread while the old one keeps answering, and calls
 move over to the new one only once it is ready: queries never wait for a model load, and never
 see half of an update.
 """
@@ -69,10 +69,11 @@ class RetrieverHost:
     async def call(self, fn: Callable[[Retriever], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
 
-    def reload(self) -> Future[None]:
-        """See a fresh index: `refresh()` the Retriever in place if it has one, else open and warm
-        a new one beside it and switch over. If that fails, the old one stays in service."""
-        return self._reloader.submit(self._reload)
+    def reload(self, *, reopen: bool = False) -> Future[None]:
+        """See a fresh index: `refresh()` the Retriever in place if it has one (cheap: its model,
+        clients and caches stay), else, or if that fails, or with `reopen`, open and warm a new one
+        beside it and switch over. If that fails, the old one stays in service."""
+        return self._reloader.submit(self._reload, reopen)
 
     def close(self) -> None:
         self._reloader.shutdown(wait=True)
@@ -84,15 +85,19 @@ class RetrieverHost:
             slot.executor.shutdown(wait=False)
 
     # -- on the reload thread ------------------------------------------------------------
-    def _reload(self) -> None:
+    def _reload(self, reopen: bool) -> None:
         with self._lock:
             current = self._slot
         refresh: Any = getattr(current.retriever, "refresh", None)
-        if callable(refresh):
-            current.executor.submit(refresh).result()
-            with self._lock:
-                self.generation += 1
-            return
+        if callable(refresh) and not reopen:
+            try:
+                current.executor.submit(refresh).result()
+            except Exception as e:  # noqa: BLE001 - fall back to a fresh Retriever beside this one
+                log.warning("refreshing the Retriever in place failed (%s); opening a new one", e)
+            else:
+                with self._lock:
+                    self.generation += 1
+                return
         fresh = _Slot()
         try:
             fresh.executor.submit(self._open_into, fresh, True).result()

@@ -235,13 +235,20 @@ def serve(opts: ServeOptions) -> None:
     """Open the Retriever (and the watcher), then serve until the client goes away or Ctrl-C."""
     import anyio
 
+    from repoloop.indexer.embed import embedder_from_config
+    from repoloop.service.warm import ModelLoads, SharedEmbedder
     from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
 
     sock = _bind(opts.http_port) if opts.http_port is not None else None
     # Until the stdio transport takes over fd 1, nothing may write to stdout: it is the wire.
     quiet = contextlib.redirect_stdout(sys.stderr) if sock is None else contextlib.nullcontext()
-    host = RetrieverHost(lambda: Retriever.open(opts.repo, opts.index_dir, lexical_only=opts.lexical_only))
+    # One model for the process: the watcher's index passes and the Retriever's queries share it
+    # (made now, loaded on first use; a Retriever over an index of another model loads that one).
+    embedder = SharedEmbedder(embedder_from_config())
+    host = RetrieverHost(lambda: Retriever.open(opts.repo, opts.index_dir, lexical_only=opts.lexical_only,
+                                                embedder=embedder))
     watcher: Watcher | None = None
+    loads = ModelLoads(sys.stderr).__enter__()  # a line on stderr per model load
     try:
         with quiet:
             if opts.watch:
@@ -252,7 +259,7 @@ def serve(opts: ServeOptions) -> None:
 
                 watcher = Watcher(
                     opts.repo,
-                    PipelineIndexer(opts.repo, opts.index_dir, embed=opts.embed),
+                    PipelineIndexer(opts.repo, opts.index_dir, embed=opts.embed, embedder=embedder),
                     index_dir=opts.index_dir,
                     debounce=opts.debounce,
                     on_update=reload,
@@ -276,6 +283,7 @@ def serve(opts: ServeOptions) -> None:
         if watcher is not None:
             watcher.stop()
         host.close()
+        loads.__exit__(None, None, None)
         if sock is not None:
             sock.close()
 

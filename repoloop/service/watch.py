@@ -63,20 +63,31 @@ class UpdateReport:
 
 class PipelineIndexer:
     """The real index pass: `pipeline.index_paths` for a few paths when the pipeline has it,
-    else `pipeline.index_repo`, which is incremental (only changed files are re-parsed)."""
+    else `pipeline.index_repo`, which is incremental (only changed files are re-parsed).
 
-    def __init__(self, repo: Path, index_dir: Path | None = None, *, embed: bool = True) -> None:
+    Every pass embeds with the same embedder, loaded once for the life of the watcher (given, e.g.
+    the one a server shares with its Retriever, or made here from the configuration)."""
+
+    def __init__(self, repo: Path, index_dir: Path | None = None, *, embed: bool = True,
+                 embedder: Any = None) -> None:
         self.repo = repo
         self.index_dir = index_dir
         self.embed = embed
+        self.embedder = embedder
+        if embed and embedder is None:
+            from repoloop.indexer.embed import embedder_from_config
+            from repoloop.service.warm import SharedEmbedder
+
+            self.embedder = SharedEmbedder(embedder_from_config())  # cheap: the model loads on first use
 
     def __call__(self, paths: frozenset[str] | None) -> Any:
         from repoloop.indexer import pipeline
 
+        extra = {"embedder": self.embedder} if self.embed else {}
         index_paths = getattr(pipeline, "index_paths", None)
         if paths is not None and callable(index_paths):
-            return _call_quietly(index_paths, self.repo, sorted(paths), self.index_dir, embed=self.embed)
-        return _call_quietly(pipeline.index_repo, self.repo, self.index_dir, embed=self.embed)
+            return _call_quietly(index_paths, self.repo, sorted(paths), self.index_dir, embed=self.embed, **extra)
+        return _call_quietly(pipeline.index_repo, self.repo, self.index_dir, embed=self.embed, **extra)
 
 
 def _call_quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
