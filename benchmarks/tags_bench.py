@@ -1,0 +1,158 @@
+"""`repoloop tags` against universal-ctags and Aider's repo map on the same tree, in the same run.
+
+    nice .venv/bin/python benchmarks/tags_bench.py --tree /work/benchdata/scale/stdlib \
+        --aider /work/peers/aider-venv/bin/python --map --reps 3 --out benchmarks/scale_results/tags_stdlib.json
+
+Each repetition runs every contender once, in turn (so a change of the machine's load hits all of
+them alike), and the table gives medians of wall seconds and CPU seconds (user + system of the
+whole process tree, from the kernel's rusage of waited-for children). Contenders:
+- `ctags`: `ctags -R -f FILE --languages=Python .` (universal-ctags: definitions, in C, 1 process)
+- `tags_j1`, `tags_j2`: `repoloop tags TREE -o FILE --jobs 1|2` (definitions, a ctags file)
+- `tags_refs_j1`, `tags_refs_j2`: the same with `--refs` (what a repo map needs: definitions + references)
+- `aider`: `benchmarks/aider_peer.py` in Aider's venv: `get_tags_raw` over every file (its tag
+  extraction) then `get_ranked_tags_map` with a fresh cache (its repo map: extraction + ranking)
+- `map` (with --map): `repoloop index --no-embed` on a fresh copy then `repoloop map`, i.e. repoloop's
+  repo map from a cold tree.
+repoloop runs from a frozen copy of the package (the working tree is shared and edited meanwhile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT / "benchmarks" / "aider_peer.py"
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall s, CPU s of the process tree, stdout) of one command; fails loudly on a non-zero exit."""
+    c = _children_cpu()
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]}... failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, _children_cpu() - c, proc.stdout
+
+
+def freeze(dest: Path) -> Path:
+    shutil.copytree(ROOT / "repoloop", dest / "repoloop", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def count_tags(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if not line.startswith(b"!_TAG_"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--aider", default=None, help="python of a venv with aider-chat (skipped when absent)")
+    ap.add_argument("--map", action="store_true", help="also repoloop's cold index --no-embed + map")
+    ap.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    tree = args.tree.resolve()
+    py = str(ROOT / ".venv" / "bin" / "python")
+    with tempfile.TemporaryDirectory(prefix="tags_bench_") as tmp_s:
+        tmp = Path(tmp_s)
+        code = freeze(tmp / "code")
+        env = dict(os.environ, PYTHONPATH=str(code))
+        where = subprocess.run([py, "-c", "import repoloop; print(repoloop.__file__)"], cwd=code, env=env,
+                               capture_output=True, text=True).stdout.strip()
+        assert Path(where).resolve().is_relative_to(code.resolve()), where
+        rl = [py, "-m", "repoloop.cli"]
+        out = tmp / "tags"
+        contenders: dict[str, tuple[list[str], Path]] = {
+            "ctags": (["ctags", "-R", "-f", str(out), "--languages=Python", "."], tree),
+            "tags_j1": ([*rl, "tags", str(tree), "-o", str(out), "--jobs", "1"], code),
+            "tags_j2": ([*rl, "tags", str(tree), "-o", str(out), "--jobs", "2"], code),
+            "tags_refs_j1": ([*rl, "tags", str(tree), "-o", str(out), "--jobs", "1", "--refs"], code),
+            "tags_refs_j2": ([*rl, "tags", str(tree), "-o", str(out), "--jobs", "2", "--refs"], code),
+        }
+        if args.only is not None:
+            contenders = {k: v for k, v in contenders.items() if k in args.only}
+        aider_tree = tmp / "aider_tree"
+        if args.aider and (args.only is None or "aider" in args.only):
+            shutil.copytree(tree, aider_tree, symlinks=True)
+        res: dict = {"tree": str(tree), "reps": args.reps, "cores": os.cpu_count(),
+                     "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                              text=True).stdout.strip(),
+                     "runs": {k: [] for k in [*contenders, "aider", "map"]}, "load": []}
+        for rep in range(args.reps):
+            res["load"].append(os.getloadavg()[0])
+            for name, (cmd, cwd) in contenders.items():
+                wall, cpu, _ = timed(cmd, cwd, env if cwd == code else None)
+                n = count_tags(out)
+                res["runs"][name].append({"wall_s": wall, "cpu_s": cpu, "tags": n})
+                print(f"rep {rep} {name}: {wall:.2f} s wall, {cpu:.2f} s CPU, {n} lines", flush=True)
+            if aider_tree.exists():
+                wall, cpu, stdout = timed([args.aider, str(PEER), str(aider_tree)], tmp)
+                a = json.loads(stdout.strip().splitlines()[-1])
+                res["runs"]["aider"].append({**a, "wall_s": wall, "cpu_s": cpu})
+                print(f"rep {rep} aider: extract {a['extract_s']:.2f} s ({a['extract_cpu_s']:.2f} CPU), map "
+                      f"{a['map_s']:.2f} s ({a['map_cpu_s']:.2f} CPU), {a['tags']} tags", flush=True)
+            if args.map:
+                copy = tmp / f"map_tree{rep}"
+                shutil.copytree(tree, copy, symlinks=True)
+                w1, c1, _ = timed([*rl, "index", str(copy), "--no-embed"], code, env)
+                w2, c2, stdout = timed([*rl, "map", "--repo", str(copy)], code, env)
+                res["runs"]["map"].append({"index_s": w1, "index_cpu_s": c1, "map_s": w2, "map_cpu_s": c2,
+                                           "wall_s": w1 + w2, "cpu_s": c1 + c2, "map_chars": len(stdout)})
+                print(f"rep {rep} repoloop index+map: {w1:.2f} + {w2:.2f} s wall, {c1 + c2:.2f} s CPU", flush=True)
+                shutil.rmtree(copy, ignore_errors=True)
+        res["load"].append(os.getloadavg()[0])
+    res["median"] = {k: {m: statistics.median(r[m] for r in v) for m in v[0] if isinstance(v[0][m], int | float)}
+                     for k, v in res["runs"].items() if v}
+    _report(res)
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=1))
+
+
+def _report(res: dict) -> None:
+    med = res["median"]
+    print(f"\nmedians of {res['reps']} (load average {min(res['load']):.1f}-{max(res['load']):.1f}):")
+    print("| contender | wall s | CPU s | tags |\n|---|---|---|---|")
+    for k, m in med.items():
+        print(f"| {k} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m.get('tags', '')} |")
+    if "aider" in med:
+        a = med["aider"]
+        print(f"| aider get_tags_raw (in-process) | {a['extract_s']:.2f} | {a['extract_cpu_s']:.2f} | |")
+        print(f"| aider repo map, fresh cache (in-process) | {a['map_s']:.2f} | {a['map_cpu_s']:.2f} | |")
+    ratios = {}
+    if "ctags" in med:
+        c = med["ctags"]
+        for k in ("tags_j1", "tags_j2"):
+            if k in med:
+                ratios[f"{k}_vs_ctags_wall"] = med[k]["wall_s"] / c["wall_s"]
+                ratios[f"{k}_vs_ctags_cpu"] = med[k]["cpu_s"] / c["cpu_s"]
+    if "aider" in med:
+        a = med["aider"]
+        for k in ("tags_refs_j1", "tags_refs_j2", "tags_j1", "tags_j2", "map"):
+            if k in med:
+                ratios[f"aider_map_vs_{k}_wall"] = a["map_s"] / med[k]["wall_s"]
+                ratios[f"aider_map_vs_{k}_cpu"] = a["map_cpu_s"] / med[k]["cpu_s"]
+                ratios[f"aider_extract_vs_{k}_wall"] = a["extract_s"] / med[k]["wall_s"]
+    res["ratios"] = ratios
+    for k, v in ratios.items():
+        print(f"{k}: {v:.2f}")
+
+
+if __name__ == "__main__":
+    main()
