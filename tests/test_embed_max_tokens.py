@@ -28,15 +28,15 @@ def test_names_carry_the_length_and_round_trip(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("REPOLOOP_EMBED_MODEL", raising=False)
     monkeypatch.delenv("REPOLOOP_EMBED_BASE_URL", raising=False)
     default = embedder_from_config()
-    expected = E.DEFAULT_MODEL + (f"@{E.DEFAULT_MAX_TOKENS}" if E.DEFAULT_MAX_TOKENS else "")
-    assert default.name == expected
+    expected = E.DEFAULT_MODEL + (f"@{E.DEFAULT_MAX_TOKENS}" if E.DEFAULT_MAX_TOKENS not in (None, 256) else "")
+    assert default.name == expected == SentenceTransformerEmbedder().name  # the pipeline's and the class's
     assert embedder_from_config(max_tokens=128).name == "all-MiniLM-L6-v2@128"
     # The model's own length is the plain name: indexes made before the setting keep their vectors.
     assert embedder_from_config(max_tokens=256).name == "all-MiniLM-L6-v2"
     monkeypatch.setenv(E.MAX_TOKENS_ENV, "192")
     assert embedder_from_config().name == "all-MiniLM-L6-v2@192"
     # Queries re-create the embedder from the stored name, length included.
-    for name, tokens in (("all-MiniLM-L6-v2@128", 128), ("all-MiniLM-L6-v2", None), ("/m/my@model", None),
+    for name, tokens in (("all-MiniLM-L6-v2@128", 128), ("all-MiniLM-L6-v2", 256), ("/m/my@model", None),
                          ("/m/model@64", 64)):
         e = embedder_by_name(name)
         assert isinstance(e, SentenceTransformerEmbedder) and e.max_tokens == tokens and e.name == name
@@ -44,6 +44,16 @@ def test_names_carry_the_length_and_round_trip(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(E.MAX_TOKENS_ENV, bad)
         with pytest.raises(RepoloopError, match="positive number of tokens"):
             embedder_from_config()
+
+
+def test_a_shorter_default_leaves_old_indexes_at_their_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(E.MAX_TOKENS_ENV, raising=False)
+    monkeypatch.delenv("REPOLOOP_EMBED_BASE_URL", raising=False)
+    monkeypatch.setattr(E, "DEFAULT_MAX_TOKENS", 128)
+    assert SentenceTransformerEmbedder().name == embedder_from_config().name == "all-MiniLM-L6-v2@128"
+    assert SentenceTransformerEmbedder(model="/some/model").max_tokens is None  # other models: their own
+    old = embedder_by_name("all-MiniLM-L6-v2")  # an index embedded before the setting existed
+    assert isinstance(old, SentenceTransformerEmbedder) and old.max_tokens == 256 and old.name == "all-MiniLM-L6-v2"
 
 
 def test_length_truncates_what_the_model_reads() -> None:

@@ -44,16 +44,20 @@ class SentenceTransformerEmbedder:
 
     model: str = DEFAULT_MODEL  # DEFAULT_MODEL, a local directory, or a name already in the HF cache
     batch_size: int = 32
-    max_tokens: int | None = None  # word pieces read per text; None: the model's own max_seq_length
+    # Word pieces read per text. None: DEFAULT_MAX_TOKENS for the default model, else the model's own.
+    max_tokens: int | None = None
     _st: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens == NATIVE_MAX_TOKENS.get(self.model):
-            self.max_tokens = None  # the same vectors as the model's default: the same name and cache
+        if self.max_tokens is None and self.model == DEFAULT_MODEL:
+            self.max_tokens = DEFAULT_MAX_TOKENS or NATIVE_MAX_TOKENS[DEFAULT_MODEL]
 
     @property
     def name(self) -> str:
-        return self.model if self.max_tokens is None else f"{self.model}@{self.max_tokens}"
+        """The model, plus `@N` unless N is the model's own length (the same vectors, the same cache)."""
+        if self.max_tokens is None or self.max_tokens == NATIVE_MAX_TOKENS.get(self.model):
+            return self.model
+        return f"{self.model}@{self.max_tokens}"
 
     def _load(self) -> Any:
         if self._st is None:
@@ -188,11 +192,8 @@ def embedder_from_config(model: str | None = None, base_url: str | None = None,
     model = model or os.environ.get("REPOLOOP_EMBED_MODEL")
     if base_url:
         return OpenAIEmbedder(model=model or "text-embedding-3-small", base_url=base_url)
-    model = model or DEFAULT_MODEL
     tokens = max_tokens if max_tokens is not None else parse_max_tokens(os.environ.get(MAX_TOKENS_ENV))
-    if tokens is None and model == DEFAULT_MODEL:
-        tokens = DEFAULT_MAX_TOKENS
-    return SentenceTransformerEmbedder(model=model, max_tokens=parse_max_tokens(tokens, "max tokens"))
+    return SentenceTransformerEmbedder(model=model or DEFAULT_MODEL, max_tokens=parse_max_tokens(tokens, "max tokens"))
 
 
 def split_name(name: str) -> tuple[str, int | None]:
@@ -210,4 +211,5 @@ def embedder_by_name(name: str, base_url: str | None = None) -> Embedder:
         return OpenAIEmbedder(model=name.removeprefix("openai:"),
                               base_url=base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL"))
     model, tokens = split_name(name)
-    return SentenceTransformerEmbedder(model=model, max_tokens=tokens)
+    # No suffix: the model's own length (whatever the default for new indexes is now).
+    return SentenceTransformerEmbedder(model=model, max_tokens=tokens or NATIVE_MAX_TOKENS.get(model))
