@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def as_rows(result: tags_mod.TagsResult) -> set[tuple]:
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_tags_equal_index_symbols(tree: Path, indexed: set[tuple], jobs: int) -> None:
     """Same names, qualnames, kinds, lines and parents as the index, in every language."""
-    res = extract_tags(tree, jobs=jobs)
+    res = extract_tags(tree, jobs=jobs, reuse=False)
     got = as_rows(res)
     assert got == indexed
     langs = {Path(p).suffix for p, *_ in got}
@@ -136,8 +137,36 @@ def test_tags_equal_index_symbols(tree: Path, indexed: set[tuple], jobs: int) ->
     assert ("bad/latin1.py", "cafe", "bad.latin1.cafe", "function", 2, 3, None) in got
 
 
+def test_fresh_index_reused_for_unchanged_files(tmp_path: Path) -> None:
+    """Definitions from the index equal a cold parse (local scopes and scope kinds included); a file
+    changed after indexing, and everything under another parser fingerprint, is parsed again."""
+    root = make_tree(tmp_path / "t")
+    backdate(root)
+    index_repo(root, root / ".repoloop", embed=False)
+    cold = extract_tags(root, jobs=1, reuse=False)
+    warm = extract_tags(root, jobs=1)
+    assert warm.reused == warm.files == cold.files and cold.reused == 0
+    assert sorted(warm.tags, key=repr) == sorted(cold.tags, key=repr)
+    assert any(t.local_scope for t in warm.tags) and any(t.scope_kind == "struct" for t in warm.tags)
+    (root / "pkg" / "util.py").write_text("def slug():\n    pass\n")  # new and changed files
+    (root / "pkg" / "core.py").write_text((root / "pkg" / "core.py").read_text() + "\ndef added():\n    pass\n")
+    again = extract_tags(root, jobs=1)
+    assert again.reused == warm.reused - 1 and again.files == warm.files + 1
+    assert {"slug", "added"} <= {t.name for t in again.tags}
+    with sqlite3.connect(root / ".repoloop" / DB_NAME) as conn:
+        conn.execute("UPDATE meta SET value='other' WHERE key='parser_fingerprint'")
+    assert extract_tags(root, jobs=1).reused == 0
+
+
+def backdate(root: Path, seconds: float = 3600) -> None:
+    t = time.time() - seconds
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            os.utime(os.path.join(dirpath, n), (t, t))
+
+
 def test_bad_files_skipped_not_fatal(tree: Path) -> None:
-    res = extract_tags(tree, jobs=2)
+    res = extract_tags(tree, jobs=2, reuse=False)
     assert res.skipped.get("binary") == 1
     assert res.skipped.get("minified_or_generated") == 1
     paths = {t.path for t in res.tags}

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per CPU)")
     p.add_argument("--refs", action="store_true",
                    help="also identifier references: one per name and file, with its first line and count")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="parse every file even where a fresh index (PATH/.repoloop) already has its symbols")
     p.set_defaults(func=cmd_tags)
 
 
@@ -38,7 +40,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
     out = args.output if args.output is not None else ("-" if args.json else str(root / "tags"))
     target = None if out == "-" else _target(out)
     t = time.perf_counter()
-    result = extract_tags(root, jobs=args.jobs, refs=args.refs)
+    result = extract_tags(root, jobs=args.jobs, refs=args.refs, reuse=not args.no_reuse)
     if args.json:
         obj = to_json(result, refs=args.refs)
         if target is None:
@@ -56,8 +58,9 @@ def cmd_tags(args: argparse.Namespace) -> int:
             _write(target, lines)
     if target is not None:
         skipped = sum(result.skipped.values())
+        reused = f", {result.reused} from the index" if result.reused else ""
         print(f"{len(result.tags)} tags{f', {len(result.refs)} refs' if args.refs else ''} from {result.files} files"
-              f" ({skipped} skipped) in {time.perf_counter() - t:.2f} s -> {target}", file=sys.stderr)
+              f"{reused} ({skipped} skipped) in {time.perf_counter() - t:.2f} s -> {target}", file=sys.stderr)
     return 0
 
 

@@ -45,7 +45,7 @@ RefRow = tuple[str, int, int]
 FileRow = tuple[str, str, list[DefRow], list[RefRow], str]
 
 # The kind of a scope given by a qualifier rather than nesting (a Go receiver, C++ `Foo::bar`).
-_OUTER_KIND = {"go": "struct", "rust": "impl"}
+OUTER_KIND = {"go": "struct", "rust": "impl"}
 _POOL_MIN_FILES = 16  # below this, worker start-up costs more than it saves
 
 
@@ -79,7 +79,8 @@ class RefTag:
 class TagsResult:
     tags: list[Tag] = field(default_factory=list)
     refs: list[RefTag] = field(default_factory=list)
-    files: int = 0  # files parsed
+    files: int = 0  # files tagged (parsed, or taken from a fresh index)
+    reused: int = 0  # of which taken from the index
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> files (walk and read)
 
 
@@ -155,7 +156,7 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
         loc = f"{lbase}{join}{name}" if lbase else name
         scope = base if (parent >= 0 or outer) and base else ""
         lscope = lbase if (parent >= 0 or outer) and lbase else ""
-        skind = (pkind if not outer else _OUTER_KIND.get(language, "class")) or "" if scope else ""
+        skind = (pkind if not outer else OUTER_KIND.get(language, "class")) or "" if scope else ""
         srow, scol = node.start_point
         erow, ecol = node.end_point
         line = srow + 1
@@ -295,9 +296,10 @@ def _rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRow]:
         yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
 
 
-def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False,
+def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False, reuse: bool = True,
                  max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE) -> TagsResult:
-    """Walk `root` with the index's rules and extract every supported file's definitions (and refs)."""
+    """Walk `root` with the index's rules and extract every supported file's definitions (and refs).
+    With `reuse`, definitions of files unchanged since `root/.repoloop` indexed them come from there."""
     # known_unchanged: the walk does not open files to sniff them; the workers do (in parallel).
     opts = walk_mod.WalkOptions(max_file_size=max_file_size, want=wanted, known_unchanged=_no_sniff)
     walker = walk_mod.Walker(Path(root), opts)
@@ -305,8 +307,9 @@ def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False,
     res = TagsResult()
     for reason in walker.skips.values():
         res.skipped[reason] = res.skipped.get(reason, 0) + 1
+    if reuse and not refs:
+        entries = _reuse_index(Path(root), entries, res)
     tasks = [(e.path, e.abspath, refs) for e in entries]
-    tags = res.tags
     ref_out = res.refs
     for path, _lang, defs, ref_rows, skip in _rows(tasks, jobs or _cpus()):
         if skip:
@@ -314,11 +317,35 @@ def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False,
             continue
         res.files += 1
         if defs:
-            tags.extend(Tag(n, q, k, path, ln, end, s or None, ls or None, sk or None)
-                        for n, q, k, ln, end, s, ls, sk in defs)
+            _add(res, path, defs)
         if ref_rows:
             ref_out.extend(RefTag(n, path, ln, c) for n, ln, c in ref_rows)
     return res
+
+
+def _add(res: TagsResult, path: str, defs: list[DefRow]) -> None:
+    res.tags.extend(Tag(n, q, k, path, ln, end, s or None, ls or None, sk or None)
+                    for n, q, k, ln, end, s, ls, sk in defs)
+
+
+def _reuse_index(root: Path, entries: list[walk_mod.FileEntry], res: TagsResult) -> list[walk_mod.FileEntry]:
+    """Take the definitions of files unchanged since the index saw them; return the others."""
+    from repoloop.indexer.tags_reuse import IndexedDefs
+
+    index = IndexedDefs.open(root)
+    if index is None:
+        return entries
+    try:
+        fresh = {e.path: fid for e in entries if (fid := index.fresh(e.path, e.size, e.mtime)) is not None}
+        found = index.defs(list(fresh.values()))
+    finally:
+        index.close()
+    for path, fid in fresh.items():
+        if fid in found:
+            res.files += 1
+            res.reused += 1
+            _add(res, path, found[fid][1])
+    return [e for e in entries if fresh.get(e.path) not in found]
 
 
 def _no_sniff(_path: str, _size: int, _mtime: float) -> bool:
