@@ -236,8 +236,10 @@ def _py_row(node, name: str, kind: str, pq: str, pl: str, pk: str) -> DefRow:  #
 
 
 def _ref_rows(nodes: Iterable, source: bytes, def_names: set[int], skip: frozenset[str]) -> list[RefRow]:
-    """One row per distinct identifier of 2+ characters: its first line and how often it occurs."""
+    """One row per distinct identifier of 2+ characters: its first line and how often it occurs.
+    (Captures do not come in document order, so the first occurrence is the smallest offset.)"""
     first: dict[bytes, object] = {}
+    starts: dict[bytes, int] = {}
     counts: dict[bytes, int] = {}
     for n in nodes:
         sb = n.start_byte
@@ -249,8 +251,12 @@ def _ref_rows(nodes: Iterable, source: bytes, def_names: set[int], skip: frozens
         if c is None:
             counts[raw] = 1
             first[raw] = n
+            starts[raw] = sb
         else:
             counts[raw] = c + 1
+            if sb < starts[raw]:
+                first[raw] = n
+                starts[raw] = sb
     out: list[RefRow] = []
     for raw, n in first.items():
         name = raw.decode("utf-8", errors="replace")
