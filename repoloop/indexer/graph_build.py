@@ -34,6 +34,7 @@ GENERATION_KEY = "graph_generation"
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
+_IFACE_BATCH = 1000  # files whose interfaces are read and written together (full builds)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -113,16 +114,12 @@ def update_edges(
         if full:
             for name, cols in _EDGE_INDEXES.items():
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON edges({cols})")
-            ifaces = _all_interfaces(conn)
-            todo = set(files)
+            resolver = None  # type: ignore[assignment]  # free the whole-repo tables before the interfaces
+            iface_rows: Iterable[tuple[str, str, str]] = _all_interface_rows(conn, files)
         else:
-            ifaces = new_iface
-            todo = changed
-        empty = {"defs": [], "imports": [], "bases": []}
-        conn.executemany(
-            "INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)",
-            [(p, files[p][1], json.dumps(ifaces.get(p, empty))) for p in todo],
-        )
+            empty = {"defs": [], "imports": [], "bases": []}
+            iface_rows = [(p, files[p][1], json.dumps(new_iface.get(p, empty))) for p in changed]
+        conn.executemany("INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)", iface_rows)
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
         )
@@ -205,22 +202,37 @@ def _interface(conn: sqlite3.Connection, file_id: int) -> dict:
     return {"defs": defs, "imports": imports, "bases": bases}
 
 
-def _all_interfaces(conn: sqlite3.Connection) -> dict[str, dict]:
-    """`_interface` of every file in three queries (full builds)."""
-    paths = dict(conn.execute("SELECT id, path FROM files"))
-    out: dict[str, dict] = {p: {"defs": [], "imports": [], "bases": []} for p in paths.values()}
-    for fid, n, q, k, p in conn.execute("SELECT file_id, name, qualname, kind, parent FROM symbols"):
-        out[paths[fid]]["defs"].append([n, q, k, p or ""])
-    for fid, n, m, a, fu in conn.execute(
-        "SELECT file_id, name, module, alias, full FROM refs WHERE kind='import'"
-    ):
-        out[paths[fid]]["imports"].append([n, m or "", a or "", fu])
-    for fid, sc, fu in conn.execute("SELECT file_id, scope, full FROM refs WHERE kind='inherit'"):
-        out[paths[fid]]["bases"].append([sc or "", fu])
-    for iface in out.values():
-        for v in iface.values():
-            v.sort()
-    return out
+def _all_interface_rows(conn: sqlite3.Connection, files: dict[str, tuple[int, str]],
+                        batch: int = _IFACE_BATCH) -> Iterator[tuple[str, str, str]]:
+    """(path, hash, `_interface` as JSON) of every file (full builds), read by ranges of file ids
+    and streamed: the whole repo's interfaces never sit in memory at once (on a 50k-file repo they
+    were the last, highest step of the index run's peak RSS)."""
+    by_id = sorted((fid, p, h) for p, (fid, h) in files.items())
+    for i in range(0, len(by_id), batch):
+        part = by_id[i:i + batch]
+        lo, hi = part[0][0], part[-1][0]
+        out: dict[int, dict] = {fid: {"defs": [], "imports": [], "bases": []} for fid, _p, _h in part}
+        for fid, n, q, k, p in conn.execute(
+            "SELECT file_id, name, qualname, kind, parent FROM symbols WHERE file_id BETWEEN ? AND ?", (lo, hi)
+        ):
+            if fid in out:
+                out[fid]["defs"].append([n, q, k, p or ""])
+        for fid, n, m, a, fu in conn.execute(
+            "SELECT file_id, name, module, alias, full FROM refs WHERE file_id BETWEEN ? AND ? AND kind='import'",
+            (lo, hi),
+        ):
+            if fid in out:
+                out[fid]["imports"].append([n, m or "", a or "", fu])
+        for fid, sc, fu in conn.execute(
+            "SELECT file_id, scope, full FROM refs WHERE file_id BETWEEN ? AND ? AND kind='inherit'", (lo, hi)
+        ):
+            if fid in out:
+                out[fid]["bases"].append([sc or "", fu])
+        for fid, p, h in part:
+            iface = out.pop(fid)
+            for v in iface.values():
+                v.sort()
+            yield p, h, json.dumps(iface)
 
 
 def _trigger_names(old: dict | None, new: dict | None) -> set[str]:
