@@ -177,7 +177,7 @@ def test_serve_watch_loads_the_model_once_across_edits(tmp_path: Path) -> None:
                     return not res.is_error and any(
                         h["symbol"] == symbol for h in res.structured_content["results"])
 
-                assert await found("make a URL slug out of a title", "pkg.util.strings.slugify")
+                assert await found("make a URL slug out of a title", "pkg.util.strings.slugify"), log
                 (repo / "pkg" / "billing.py").write_text(BILLING)
                 await _until(lambda: found("invoice total", "pkg.billing.compute_invoice_total"))
                 with open(repo / "pkg" / "billing.py", "a") as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ from urllib.parse import urlparse
 from repoloop.errors import RepoloopError
 
 MAX_BATCH = 5000  # chromadb's add limit is ~5461 per call
+# chromadb keeps one client system per path in a class-level registry that it fills without a lock:
+# two threads opening the same path at once (a server's index pass and its Retriever warming) get
+# a half-built system ("no attribute 'bindings'", KeyError). Opening is rare; serialise it.
+_OPEN_LOCK = threading.Lock()
 
 
 def collection_name(tag: str, model: str) -> str:
@@ -52,7 +57,8 @@ class VectorStore:
             return cls(client, chroma_url)
         path = Path(index_dir) / "chroma"
         path.mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=settings), str(path))
+        with _OPEN_LOCK:
+            return cls(chromadb.PersistentClient(path=str(path), settings=settings), str(path))
 
     def collection(self, tag: str, model: str, *, create: bool = True) -> Any | None:
         name = collection_name(tag, model)
