@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embed-max-tokens", default=None, metavar="N",
                    help="word pieces of each chunk the local model reads (env REPOLOOP_EMBED_MAX_TOKENS;"
                         " part of the embedding cache key; default: see `repoloop.indexer.embed`)")
+    p.add_argument("--embed-tests", action="store_true",
+                   help="embed test files' chunks too (env REPOLOOP_EMBED_TESTS=1; default: non-test code only)")
     p.add_argument("--embed-base-url", default=None, metavar="URL",
                    help="OpenAI-compatible embeddings endpoint (env REPOLOOP_EMBED_BASE_URL)")
     p.add_argument("--chroma-url", default=None, metavar="URL",
@@ -76,6 +78,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                      ("embed_max_tokens", "REPOLOOP_EMBED_MAX_TOKENS"), ("chroma_url", "REPOLOOP_CHROMA_URL")):
         if getattr(args, opt, None):
             os.environ[env] = getattr(args, opt)
+    if args.embed_tests:
+        os.environ["REPOLOOP_EMBED_TESTS"] = "1"
     report = index_repo(
         repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed,
         progress=(not args.quiet and not args.json and sys.stderr.isatty()),

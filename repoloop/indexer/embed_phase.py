@@ -9,6 +9,11 @@ Crash safety: keys are written in SQLite transactions and vectors are upserted b
 run killed at any point leaves some keys without vectors; `check_consistency` reports them
 ("missing") and the next `embed_missing` embeds exactly those. Vectors whose key no chunk uses any
 more ("orphans", after deletes) are removed by the next run.
+
+Scope: by default only non-test code is embedded (`REPOLOOP_EMBED_TESTS=1` / `index --embed-tests`
+embeds tests too). Embedding is the slow phase on a CPU and tests are often most of a repository's
+chunks (django: 62 %), while "where is the code for this?" wants the code; tests stay searchable
+through BM25, names and the graph.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 from repoloop.indexer.embed import Embedder, embedder_from_config
 from repoloop.indexer.store import IndexStore
+from repoloop.indexer.testpaths import is_test_path
 
 EMBED_TEXT_VERSION = "v1"
 MAX_EMBED_CHARS = 1500  # the model reads 256 word pieces (~1,000 chars of code); more is wasted work
@@ -32,6 +38,8 @@ META_MODEL = "embed_model"
 META_DIM = "embed_dim"
 META_TAG = "chroma_tag"
 META_URL = "chroma_url"
+META_SCOPE = "embed_scope"  # "code" (non-test chunks) or "all"; absent on older indexes: "all"
+SCOPES = ("code", "all")
 
 _KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS embed_keys (
@@ -60,19 +68,36 @@ def ensure_keys_table(store: IndexStore) -> None:
     store.conn.executescript(_KEYS_SCHEMA)
 
 
-def sync_keys(store: IndexStore) -> int:
-    """Drop key rows of chunks that are gone or changed, add rows for new chunks; returns rows added."""
+def scope_from_env() -> str:
+    """The embedding scope asked for: "all" when REPOLOOP_EMBED_TESTS is set to a true value."""
+    return "all" if os.environ.get("REPOLOOP_EMBED_TESTS", "").strip().lower() in ("1", "true", "yes") else "code"
+
+
+def _scope_sql(store: IndexStore, scope: str) -> str:
+    """A condition on `f.path` (files alias f) selecting the chunks the scope embeds."""
+    if scope not in SCOPES:
+        raise ValueError(f"embedding scope must be one of {SCOPES}, not {scope!r}")
+    if scope == "all":
+        return "1"
+    store.conn.create_function("repoloop_is_test", 1, is_test_path, deterministic=True)
+    return "NOT repoloop_is_test(f.path)"
+
+
+def sync_keys(store: IndexStore, scope: str = "code") -> int:
+    """Drop key rows of chunks that are gone, changed or out of scope, add rows for new in-scope
+    chunks; returns rows added."""
     ensure_keys_table(store)
+    in_scope = _scope_sql(store, scope)
     c = store.conn
     c.execute("BEGIN IMMEDIATE")
     try:
         c.execute(
-            "DELETE FROM embed_keys WHERE NOT EXISTS (SELECT 1 FROM chunks c"
-            " WHERE c.id=embed_keys.chunk_id AND c.hash=embed_keys.chunk_hash)"
+            "DELETE FROM embed_keys WHERE NOT EXISTS (SELECT 1 FROM chunks c JOIN files f ON f.id=c.file_id"
+            f" WHERE c.id=embed_keys.chunk_id AND c.hash=embed_keys.chunk_hash AND {in_scope})"
         )
         rows = c.execute(
             "SELECT c.id, c.hash, c.text, c.symbol, f.module FROM chunks c JOIN files f ON f.id=c.file_id"
-            " WHERE NOT EXISTS (SELECT 1 FROM embed_keys e WHERE e.chunk_id=c.id)"
+            f" WHERE NOT EXISTS (SELECT 1 FROM embed_keys e WHERE e.chunk_id=c.id) AND {in_scope}"
         ).fetchall()
         c.executemany(
             "INSERT OR REPLACE INTO embed_keys(chunk_id, chunk_hash, key) VALUES (?,?,?)",
@@ -134,14 +159,18 @@ def embed_missing(
     chroma_url: str | None = None,
     *,
     batch: int = BATCH,
+    scope: str | None = None,
 ) -> int:
-    """Embed every chunk text that has no vector yet for this model; returns how many were embedded.
-    Also removes orphan vectors. The model is loaded only if something is missing."""
+    """Embed every in-scope chunk text that has no vector yet for this model; returns how many were
+    embedded. Also removes orphan vectors. The model is loaded only if something is missing.
+    `scope`: "code" or "all" (default: from the environment, see the module docstring)."""
     from repoloop.indexer.vectors import VectorStore
 
     embedder = embedder or embedder_from_config()
     chroma_url = chroma_url or os.environ.get("REPOLOOP_CHROMA_URL") or stored_chroma_url(store)
-    sync_keys(store)
+    scope = scope or scope_from_env()
+    sync_keys(store, scope)
+    store.set_meta(META_SCOPE, scope)
     vs = VectorStore.open(index_dir, chroma_url)
     store.set_meta(META_URL, chroma_url or "")
     coll = vs.collection(_chroma_tag(store), embedder.name)
@@ -211,7 +240,10 @@ def check_consistency(store: IndexStore, index_dir: Path) -> dict:
     Returns {"enabled", "model", "location", "chunks", "unkeyed_chunks", "keys", "vectors",
     "missing", "orphans", "consistent"}: `missing` counts chunk texts without a vector (including
     chunks the embedding phase has not seen), `orphans` vectors no chunk uses."""
-    n_chunks = store.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    scope = store.get_meta(META_SCOPE) or "all"
+    n_chunks = store.conn.execute(
+        f"SELECT count(*) FROM chunks c JOIN files f ON f.id=c.file_id WHERE {_scope_sql(store, scope)}"
+    ).fetchone()[0]
     model = store.get_meta(META_MODEL)
     if not model:
         return {"enabled": False, "model": None, "location": None, "chunks": n_chunks,
@@ -223,12 +255,13 @@ def check_consistency(store: IndexStore, index_dir: Path) -> dict:
     ensure_keys_table(store)
     valid = (
         "FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
+        f" JOIN files f ON f.id=c.file_id WHERE {_scope_sql(store, scope)}"
     )
     keyed = store.conn.execute(f"SELECT count(*) {valid}").fetchone()[0]
     keys = {r[0] for r in store.conn.execute(f"SELECT DISTINCT e.key {valid}")}
     unkeyed = n_chunks - keyed
     out = {"enabled": True, "model": model, "location": None, "chunks": n_chunks, "unkeyed_chunks": unkeyed,
-           "keys": len(keys)}
+           "keys": len(keys), "scope": scope}
     try:
         vs = VectorStore.open(index_dir, stored_chroma_url(store))
         out["location"] = vs.location
@@ -253,4 +286,5 @@ def describe_consistency(c: dict) -> str:
     state = "consistent" if c.get("consistent") else (
         f"{c.get('missing', 0):,} missing, {c.get('orphans', 0):,} orphan"
         " (the next `repoloop index` fixes this)")
-    return f"embeddings ({c.get('model')}, {c.get('location')}): {c.get('vectors', 0):,} vectors, {state}"
+    scope = " of non-test code" if c.get("scope") == "code" else ""
+    return f"embeddings ({c.get('model')}, {c.get('location')}): {c.get('vectors', 0):,} vectors{scope}, {state}"

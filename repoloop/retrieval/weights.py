@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from repoloop.indexer.testpaths import TEST_PATH_PATTERN
+
 SIGNALS = ("bm25", "file", "dense", "name", "graph", "trace")
 
 
@@ -63,7 +65,7 @@ class Weights:
     # task is about is more often source than tests, docs or examples.
     path_boost: tuple[tuple[str, float], ...] = (
         # tests 0.85 -> 0.6: SWE-bench dev (147, lexical) Acc@5 68.7 -> 70.1; dev.jsonl Acc@1 64.5 -> 66.4
-        (r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$", 0.6),
+        (TEST_PATH_PATTERN, 0.6),
         (r"(^|/)(docs?|examples?|benchmarks?)/", 0.85),
         (r"\.(md|rst|txt|adoc)$", 0.8),
     )
