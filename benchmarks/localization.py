@@ -90,6 +90,19 @@ def swe_sample(records: list[dict], kind: str, seed: int = 0) -> list[dict]:
     return out
 
 
+def window_per_repo(records: list[dict], n: int, seed: int) -> list[dict]:
+    """Per repo, n instances CONSECUTIVE in base-commit date from a seeded random start: nearby base
+    commits differ by few files (django: median 25 .py files between neighbours), so an embedded
+    index follows the window by re-embedding only what changed. For dense runs on a CPU."""
+    import loc_snapshots
+
+    out = []
+    for repo, rs in loc_snapshots.date_order(records):
+        start = random.Random(f"{seed}:{repo}").randrange(max(1, len(rs) - n + 1))
+        out.extend(rs[start : start + n])
+    return out
+
+
 def cap_per_repo(records: list[dict], n: int, seed: int) -> list[dict]:
     """At most n instances per repo, a seeded random choice (fewer, larger tree moves when time is short)."""
     by_repo: dict[str, list[dict]] = defaultdict(list)
@@ -156,6 +169,8 @@ def run_swe(a: argparse.Namespace) -> None:
     records = swe_sample(records, a.sample, a.seed)
     if a.max_per_repo:
         records = cap_per_repo(records, a.max_per_repo, a.seed)
+    if getattr(a, "window", 0):
+        records = window_per_repo(records, a.window, a.seed)
     if a.limit:
         records = records[: a.limit]
     if a.snapshots:
@@ -427,6 +442,8 @@ def main() -> None:
         if name == "swe":
             p.add_argument("--sample", choices=["all", "dense"], default="all")
             p.add_argument("--max-per-repo", type=int, default=0, help="seeded sample of at most N per repo")
+            p.add_argument("--window", type=int, default=0,
+                           help="per repo, N instances consecutive in commit date from a seeded start (dense runs)")
             p.add_argument("--snapshots", default="", help="build per-instance index snapshots in DIR (no queries)")
             p.add_argument("--trees", default="", help="--snapshots: working trees and indexes here "
                                                        "(default BENCH_WORK/swe-real-trees, -dense-trees)")
