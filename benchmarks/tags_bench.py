@@ -14,6 +14,9 @@ whole process tree, from the kernel's rusage of waited-for children). Contenders
 - `map` (with --map): `repoloop index --no-embed` on a fresh copy then `repoloop map`, i.e. repoloop's
   repo map from a cold tree.
 repoloop runs from a frozen copy of the package (the working tree is shared and edited meanwhile).
+
+`--breakdown` instead measures, in this process, the CPU seconds of each stage of the defs-only
+path over the tree's Python files (one process, medians of --reps): where the time goes.
 """
 
 from __future__ import annotations
@@ -59,6 +62,56 @@ def count_tags(path: Path) -> int:
         return sum(1 for line in f if not line.startswith(b"!_TAG_"))
 
 
+def breakdown(tree: Path, reps: int) -> dict:
+    """CPU seconds per stage of `repoloop tags` (defs only, 1 process) over the tree's Python files."""
+    from repoloop.indexer import tags as T
+    from repoloop.indexer import walk as W
+    from repoloop.indexer.languages import module_name
+    from repoloop.indexer.tagsfile import ctags_lines
+
+    pc = time.process_time
+    stages: dict[str, list[float]] = {}
+    for _ in range(reps):
+        acc = dict.fromkeys(("walk", "read", "parse", "defs", "free", "main: Tag objects + format + sort"), 0.0)
+        c = pc()
+        entries = [e for e in W.Walker(tree, W.WalkOptions(want=T.wanted, known_unchanged=T._no_sniff))
+                   if e.path.endswith(".py")]
+        acc["walk"] = pc() - c
+        comp = T._compiled("python", False)
+        res = T.TagsResult()
+        for e in entries:
+            c0 = pc()
+            with open(e.abspath, "rb") as f:
+                data = f.read()
+            W.classify_head(data[: W.HEAD_BYTES])
+            data = data.decode("utf-8", "replace").encode()
+            c1 = pc()
+            tree_ = comp.parser.parse(data)
+            c2 = pc()
+            rows = T._python_rows(comp.handler, tree_.root_node, module_name(e.path, "python"), data)
+            c3 = pc()
+            del tree_
+            c4 = pc()
+            T._add(res, e.path, rows)
+            c5 = pc()
+            acc["read"] += c1 - c0
+            acc["parse"] += c2 - c1
+            acc["defs"] += c3 - c2
+            acc["free"] += c4 - c3
+            acc["main: Tag objects + format + sort"] += c5 - c4
+        c = pc()
+        n = sum(1 for _ in ctags_lines(res))
+        acc["main: Tag objects + format + sort"] += pc() - c
+        for k, v in acc.items():
+            stages.setdefault(k, []).append(v)
+    med = {k: statistics.median(v) for k, v in stages.items()}
+    total = sum(med.values())
+    print(f"{len(entries)} Python files, {n} lines; CPU s (median of {reps}), share of the total {total:.2f} s:")
+    for k, v in med.items():
+        print(f"| {k} | {v:.2f} | {100 * v / total:.0f} % |")
+    return {"files": len(entries), "cpu_s": med, "total_cpu_s": total}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
@@ -67,8 +120,14 @@ def main() -> None:
     ap.add_argument("--map", action="store_true", help="also repoloop's cold index --no-embed + map")
     ap.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--breakdown", action="store_true", help="CPU per stage, in-process, instead of the contest")
     args = ap.parse_args()
     tree = args.tree.resolve()
+    if args.breakdown:
+        res = breakdown(tree, args.reps)
+        if args.out:
+            args.out.write_text(json.dumps(res, indent=1))
+        return
     py = str(ROOT / ".venv" / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix="tags_bench_") as tmp_s:
         tmp = Path(tmp_s)

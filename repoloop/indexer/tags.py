@@ -9,7 +9,13 @@ Parser/Query objects are built once per worker process, files are read as bytes 
 
 Definitions are nested and named exactly as `parse.parse_tree` does (same handler calls, same
 byte-range stack), so names, kinds, qualnames and lines equal the index's symbols; the tests check
-that equality on fixtures in several languages.
+that equality on fixtures in several languages. Python, the common case, skips the query: a walk
+over statements finds the same definitions (checked against the query on the whole stdlib) at a
+third of the cost, since expressions, most of a tree's nodes, are never visited.
+
+Where the time goes (stdlib, 1,794 files, one process): tree-sitter's `parse` is ~2/3 of it and is
+the floor of any tree-sitter tagger; finding and naming definitions, reading files and freeing
+trees share the rest. See benchmarks/tags_bench.py.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ OUTER_KIND = {"go": "struct", "rust": "impl"}
 _POOL_MIN_FILES = 16  # below this, worker start-up costs more than it saves
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tag:
     """One definition. `scope` is the enclosing definition's qualname (None at top level);
     `local_scope` is the same path as written inside the file (ctags' `class:Foo` field)."""
@@ -65,7 +71,7 @@ class Tag:
     scope_kind: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RefTag:
     """Identifier uses of `name` in one file (definitions' own names excluded): first line, count."""
 
@@ -291,7 +297,7 @@ def _extract_path(task: tuple[str, str, bool]) -> FileRow:
 
 
 # -- the main side ------------------------------------------------------------------------------
-def _rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRow]:
+def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRow]:
     if jobs <= 1 or len(tasks) < _POOL_MIN_FILES:
         yield from map(_extract_path, tasks)
         return
@@ -317,7 +323,7 @@ def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False, reu
         entries = _reuse_index(Path(root), entries, res)
     tasks = [(e.path, e.abspath, refs) for e in entries]
     ref_out = res.refs
-    for path, _lang, defs, ref_rows, skip in _rows(tasks, jobs or _cpus()):
+    for path, _lang, defs, ref_rows, skip in _file_rows(tasks, jobs or _cpus()):
         if skip:
             res.skipped[skip] = res.skipped.get(skip, 0) + 1
             continue
