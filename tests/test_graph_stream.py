@@ -32,3 +32,28 @@ def test_streamed_interfaces_equal_per_file_interfaces(tmp_path: Path):
         assert stored == {p: (h, i) for p, h, i in rows}
     finally:
         store.close()
+
+
+def test_bounded_memos_give_the_same_edges(tmp_path: Path, monkeypatch):
+    """The resolver's per-file memos drop their oldest entries past MEMO_FILES; what is dropped is
+    recomputed, so a tiny bound must give exactly the edges of an unbounded one."""
+    from repoloop.indexer import resolve
+    from repoloop.indexer.graph_build import file_edges
+
+    root = copy_stdlib_packages(tmp_path / "repo", ["json", "email"])
+    store = index_dir(root)
+    try:
+        fids = [r[0] for r in store.conn.execute("SELECT id FROM files ORDER BY path")]
+
+        def all_edges(limit: int) -> list:
+            monkeypatch.setattr(resolve, "MEMO_FILES", limit)
+            r = resolve.Resolver(store.conn)
+            out = [sorted(file_edges(r, fid)) for fid in fids]
+            assert len(r._imports) <= limit
+            return out
+
+        unbounded = all_edges(10**9)
+        assert sum(map(len, unbounded)) > 1000
+        assert all_edges(1) == unbounded
+    finally:
+        store.close()
