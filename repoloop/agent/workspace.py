@@ -3,10 +3,20 @@
 `git worktree add .repoloop/worktrees/<id> -b repoloop/<id> HEAD`; verified steps are committed there;
 the final diff is taken against the starting commit; the worktree is removed at the end and the
 branch stays. `apply()` is the only path by which anything reaches the user's working tree.
+
+A run that is hard-killed (kill -9, OOM, power) cannot remove its worktree. Each live run holds an
+exclusive `flock` on `worktrees/<id>.lock` for the life of its worktree; the kernel drops it when
+the process dies, however it dies, so the next `repoloop run` or `repoloop runs` can tell a dead
+run's worktree from a live one (`sweep_stale`): it commits what the dead run left uncommitted onto
+its branch, removes the worktree, keeps the branch and ends the run's trajectory as "killed".
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -53,6 +63,7 @@ class Workspace:
     git_s: float = 0.0  # time spent in git (part of repoloop's own share of a step)
     _head: str | None = None
     _head_tree: str | None = None
+    _lock: RunLock | None = None  # held while the worktree exists: this run is alive
 
     def _git(self, args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
         t0 = time.perf_counter()
@@ -94,12 +105,20 @@ class Workspace:
         state = state_dir or ensure_state_dir(repo)
         path = state / "worktrees" / run_id
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(repo, state)
+        lock = RunLock.acquire(path.parent / f"{run_id}.lock")  # before the worktree exists
+        if lock is None:
+            raise RepoloopError(f"run {run_id} is already in progress")
         branch = f"repoloop/{run_id}"
-        git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+        try:
+            git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+        except BaseException:
+            lock.release()
+            raise
         excludes = state / "agent-excludes"
         if not excludes.exists():
             excludes.write_text(_EXCLUDES)
-        return cls(repo=repo, path=path, branch=branch, base=base, excludes=excludes)
+        return cls(repo=repo, path=path, branch=branch, base=base, excludes=excludes, _lock=lock)
 
     # -- state ------------------------------------------------------------------------------------
     def dirty(self) -> bool:
@@ -137,6 +156,9 @@ class Workspace:
         self._git(["worktree", "prune"], self.repo, check=False)
         if delete_branch:
             self._git(["branch", "-D", self.branch], self.repo, check=False)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def apply(self, diff: str) -> None:
         """Apply the final diff to the user's working tree (the one sanctioned write there)."""
@@ -148,3 +170,97 @@ class Workspace:
             raise RepoloopError(f"--apply: the diff does not apply to your working tree ({reason}); "
                                 f"the change is on branch {self.branch}")
         self._git(["apply", "--whitespace=nowarn"], self.repo, input=diff)
+
+
+@dataclass
+class RunLock:
+    """An exclusive flock on a file: held by a live run, released by the kernel when it dies."""
+
+    path: Path
+    fd: int
+
+    @classmethod
+    def acquire(cls, path: Path) -> RunLock | None:
+        """The lock, or None when a live process holds it. The descriptor is not inherited by
+        child processes (sandboxed commands), so only this process's death releases it."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(path, fd)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)  # while still held: nobody can take a lock on a stale file
+        os.close(self.fd)
+
+
+@dataclass(slots=True)
+class Swept:
+    run_id: str
+    branch: str | None
+    salvaged: str | None  # the commit holding work the dead run left uncommitted, if any
+
+
+def sweep_stale(repo: Path, state_dir: Path) -> list[Swept]:
+    """Remove the worktrees of runs that died without cleaning up (their lock is free); their
+    branches stay, with any uncommitted work committed onto them. Live runs are left alone."""
+    wt_dir = Path(state_dir) / "worktrees"
+    if not wt_dir.is_dir():
+        return []
+    swept: list[Swept] = []
+    for path in sorted(p for p in wt_dir.iterdir() if p.is_dir()):
+        lock = RunLock.acquire(wt_dir / f"{path.name}.lock")
+        if lock is None:
+            continue  # a live run
+        try:
+            swept.append(_sweep_one(repo, state_dir, path))
+        finally:
+            lock.release()
+    if swept:
+        git(["worktree", "prune"], repo, check=False)
+    return swept
+
+
+def _sweep_one(repo: Path, state_dir: Path, path: Path) -> Swept:
+    head = git(["symbolic-ref", "--quiet", "--short", "HEAD"], path, check=False)
+    branch = head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else None
+    salvaged = None
+    if branch is not None:
+        excludes = Path(state_dir) / "agent-excludes"
+        ws = Workspace(repo=repo, path=path, branch=branch, base="",
+                       excludes=excludes if excludes.exists() else None)
+        try:
+            salvaged = ws.commit("repoloop: unverified work of a run that died (saved by a later run)")
+        except RepoloopError:
+            salvaged = None  # a broken worktree: remove it anyway, the branch keeps what was committed
+    git(["worktree", "remove", "--force", str(path)], repo, check=False)
+    if path.exists():  # not a registered worktree any more (pruned): just a directory
+        shutil.rmtree(path, ignore_errors=True)
+    _end_trajectory(Path(state_dir) / "runs" / f"{path.name}.jsonl", branch, salvaged)
+    return Swept(path.name, branch, salvaged)
+
+
+def _end_trajectory(path: Path, branch: str | None, salvaged: str | None) -> None:
+    """Close a dead run's trajectory with a `run_end` of status "killed" (if it has none)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    if b'"type": "run_end"' in data:
+        return
+    last_t = 0.0
+    for line in data.splitlines()[::-1]:
+        try:
+            last_t = float(json.loads(line).get("t", 0.0))
+            break
+        except (ValueError, AttributeError):
+            continue
+    rec = {"type": "run_end", "t": last_t, "status": "killed",
+           "reason": "the process died; its worktree was removed by a later run", "branch": branch,
+           "salvaged": salvaged}
+    with path.open("ab") as fh:
+        fh.write((b"" if not data or data.endswith(b"\n") else b"\n") + json.dumps(rec).encode() + b"\n")

@@ -183,6 +183,12 @@ def _runs(args: argparse.Namespace) -> int:
 
     root = repo_root(args.repo)
     state = root / ".repoloop"
+    if state.is_dir():  # worktrees of runs that died without cleaning up (kill -9): remove, keep branches
+        from repoloop.agent.workspace import sweep_stale
+
+        for gone in sweep_stale(root, state):
+            print(f"repoloop: removed the worktree of dead run {gone.run_id} (branch {gone.branch} kept)",
+                  file=sys.stderr)
     what = list(args.what)
     cmd = what[0] if what else None
     if cmd not in (None, "show", "stats") or (cmd == "show" and len(what) != 2) or (cmd == "stats" and len(what) > 1):
