@@ -27,6 +27,7 @@ SIGNALS: dict[str, str | None] = {
     "graph": "graph",
     "trace": "trace",
     "fused-lex": "bm25,name,graph,trace",  # as measured before the `file` signal existed
+    "lex-nofile": "bm25,name,graph,trace",  # fused-lex without `file` (its ablation in snapshot runs)
     "fused": None,
 }
 
@@ -177,9 +178,11 @@ def index_stats(root: Path, idx: Path, *, embed: bool) -> dict:
     rep = index_repo(root, idx, embed=embed, progress=False, jobs=jobs)
     with IndexStore(idx / DB_NAME, readonly=True) as store:
         fp = store.get_meta("parser_fingerprint")
+        model = store.get_meta("embed_model")
     return {"files": rep.files_seen, "parsed": rep.files_indexed, "deleted": rep.files_deleted,
             "chunks": rep.chunks, "symbols": rep.symbols, "edges": rep.edges, "embedded": rep.embedded,
-            "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}, "parser_fingerprint": fp}
+            "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}, "parser_fingerprint": fp,
+            "embed_model": model}
 
 
 def main() -> None:

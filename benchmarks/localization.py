@@ -53,7 +53,8 @@ from materialize import (  # noqa: E402
 
 OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
 WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
-REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex")
+REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex",
+                    "lex-nofile")
 DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
 
 
@@ -375,7 +376,7 @@ def report(a: argparse.Namespace) -> None:
             r = json.loads(x)
             rows.setdefault(r["id"], r)
         groups[tag][system] = list(rows.values())
-    order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "fused-lex", "fused"]
+    order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "lex-nofile", "fused-lex", "fused"]
 
     def sortkey(s: str) -> tuple:
         b = s.removeprefix("cli-").split("@")[0]
