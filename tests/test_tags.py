@@ -165,6 +165,21 @@ def backdate(root: Path, seconds: float = 3600) -> None:
             os.utime(os.path.join(dirpath, n), (t, t))
 
 
+def test_pool_from_a_threaded_process(tree: Path, indexed: set[tuple]) -> None:
+    """A caller with threads (a server) gets a forkserver pool, and the same tags."""
+    import threading
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert len(list(tags_mod._file_rows([("a", "/nonexistent", False)] * 20, 2))) == 20
+        assert as_rows(extract_tags(tree, jobs=2, reuse=False)) == indexed
+    finally:
+        stop.set()
+        t.join()
+
+
 def test_bad_files_skipped_not_fatal(tree: Path) -> None:
     res = extract_tags(tree, jobs=2, reuse=False)
     assert res.skipped.get("binary") == 1

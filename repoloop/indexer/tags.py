@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -301,8 +302,9 @@ def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRo
     if jobs <= 1 or len(tasks) < _POOL_MIN_FILES:
         yield from map(_extract_path, tasks)
         return
-    # fork: workers inherit the imported grammars; nothing heavy is pickled but paths and rows.
-    ctx = multiprocessing.get_context("fork")
+    # fork: workers start at once with the grammars already imported; only paths and rows are
+    # pickled. A process with other threads (a server) forks unsafely: forkserver there.
+    ctx = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
     chunksize = max(1, min(64, len(tasks) // (jobs * 6)))
     with ctx.Pool(jobs) as pool:
         yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
