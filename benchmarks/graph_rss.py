@@ -41,9 +41,9 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 h = hashlib.sha1()
 for row in store.conn.execute("SELECT f.path, src, dst, kind, weight, line FROM edges e JOIN files f ON f.id=e.file_id "
                               "ORDER BY f.path, src, dst, kind"):
-    h.update(repr(row).encode())
+    h.update(repr(tuple(row)).encode())
 for row in store.conn.execute("SELECT path, hash, iface FROM graph_files ORDER BY path"):
-    h.update(repr(row).encode())
+    h.update(repr(tuple(row)).encode())
 print(json.dumps({"edges": n, "seconds": secs, "cpu_s": cpu, "rss_before_mib": before / 1024,
                   "peak_rss_mib": peak / 1024, "digest": h.hexdigest()}))
 """
