@@ -104,7 +104,7 @@ async def _serve_edits(repo: Path, port: int, proc: subprocess.Popen, log: list[
             with open(repo / path, "a", encoding="utf-8") as f:
                 f.write(src_text)
             while True:
-                res = await client.call_tool("search_code", {"query": query, "k": 10})
+                res = await client.call_tool("search_code", {"query": query, "k": 100})
                 hits = [] if res.is_error else res.structured_content["results"]
                 if any((h["symbol"] or "").endswith(name) for h in hits):
                     break
@@ -116,6 +116,80 @@ async def _serve_edits(repo: Path, port: int, proc: subprocess.Popen, log: list[
         return {"first": first, "lat": lat}
     finally:
         await client_cm.__aexit__(None, None, None)
+
+
+def reload_cost(args: argparse.Namespace) -> int:
+    """In one process, alternating per edit: what a watcher pass plus the server's reload cost the
+    old way (a new embedder per pass; a new Retriever opened and warmed) and the new way (one shared
+    embedder; `refresh()` in place), each followed by the query that must find the edit (dense)."""
+    from repoloop.indexer.embed import embedder_from_config
+    from repoloop.indexer.pipeline import index_paths
+    from repoloop.retrieval.api import Retriever
+    from repoloop.service.warm import ModelLoads, SharedEmbedder
+
+    tmp = Path(tempfile.mkdtemp(prefix="watch_reload_"))
+    res: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    try:
+        repo = tmp / "repo"
+        repo.mkdir()
+        archive = subprocess.run(["git", "archive", "HEAD", *args.subset.split(",")], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
+        subprocess.run([*repoloop_exe(), "index", str(repo), "--json"], check=True, capture_output=True, env=env())
+        files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.py") if ".repoloop" not in p.parts)
+        with ModelLoads() as loads:
+            shared = SharedEmbedder(embedder_from_config())
+            current = Retriever.open(repo, embedder=shared)
+            current.warm()
+            loads_by_way = {"old": 0, "new": 0}
+            for i in range(args.edits * 2):
+                way = "old" if i % 2 == 0 else "new"
+                name, src_text, query = probe_source(i, "r")
+                path = files[(i * 5 + 3) % len(files)]
+                with open(repo / path, "a", encoding="utf-8") as f:
+                    f.write(src_text)
+                n0 = loads.count
+                t = time.perf_counter()
+                index_paths(repo, [path], embed=True, embedder=None if way == "old" else shared)
+                t_pass = time.perf_counter()
+                if way == "old":
+                    fresh = Retriever.open(repo)  # what RetrieverHost did: open and warm beside, switch
+                    fresh.warm()
+                    current.close()
+                    current = fresh
+                else:
+                    current.refresh()
+                t_reload = time.perf_counter()
+                hits = current.search(query, 100, explain=True)
+                t_query = time.perf_counter()
+                if not any((h.symbol or "").endswith(name) and "dense" in h.signals for h in hits):
+                    raise SystemExit(f"{way}: edit {i} not found by the dense signal")
+                loads_by_way[way] += loads.count - n0
+                for key, v in (("pass", t_pass - t), ("reload", t_reload - t_pass), ("query", t_query - t_reload),
+                               ("total", t_query - t)):
+                    res[way].setdefault(key, []).append(v)
+            current.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {w: {k: statistics.median(v) for k, v in d.items()} for w, d in res.items()}
+    cmd = "nice .venv/bin/python benchmarks/watch_latency.py" + "".join(" " + a for a in sys.argv[1:])
+    lines = [
+        f"Command: `{cmd}` · machine: {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" load average at end {os.getloadavg()[0]:.1f} (shared) · corpus: `{args.subset}` of this repository's HEAD"
+        f" · {args.edits} edits each way, alternating, in one process.",
+        "",
+        "| per edit (medians, s) | index pass | reload | query (k=100, dense must find it) | total | model loads per edit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for way, label in (("old", "before: new embedder per pass; new Retriever opened + warmed"),
+                       ("new", "now: shared embedder; `refresh()` in place")):
+        m = med[way]
+        lines.append(f"| {label} | {m['pass']:.2f} | {m['reload']:.2f} | {m['query']:.3f} | {m['total']:.2f} |"
+                     f" {loads_by_way[way] / args.edits:.1f} |")
+    lines += ["", f"Pass + reload + query: {med['old']['total'] / med['new']['total']:.1f}x faster now"
+              f" ({med['old']['total']:.2f} s -> {med['new']['total']:.2f} s)."]
+    print("\n".join(lines))
+    return 0
 
 
 def mcp_latency(args: argparse.Namespace) -> int:
@@ -144,7 +218,11 @@ def mcp_latency(args: argparse.Namespace) -> int:
             arch = subprocess.run(["git", "archive", args.baseline_rev, "repoloop"], cwd=ROOT, capture_output=True,
                                   check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(old)], input=arch, check=True)
-            variants.insert(0, (f"baseline {args.baseline_rev}", old))
+            keep = [k for k in args.baseline_keep.split(",") if k]
+            for rel in keep:  # fixes the baseline needs to work at all, taken from this checkout
+                shutil.copy2(ROOT / rel, old / rel)
+            variants.insert(0, (f"baseline {args.baseline_rev}" + (f" + this checkout's {', '.join(keep)}"
+                                                                   if keep else ""), old))
         for label, src in variants:
             repo = tmp / f"repo_{len(out)}"
             shutil.copytree(base, repo, symlinks=True)
@@ -186,7 +264,7 @@ def mcp_latency(args: argparse.Namespace) -> int:
         "|---|---|---|---|---|---|",
     ]
     for label, got in out.items():
-        loads = str(got["loads"]) if label == "this checkout" else "(not logged)"
+        loads = str(got["loads"]) if label == "this checkout" else "not logged"
         lines.append(f"| {label} | {len(got['lat'])} | {fmt(got['lat'])} | {got['first']:.1f} | {loads} |")
     if len(out) == 2:
         (_, a), (_, b) = out.items()
@@ -204,9 +282,15 @@ def main() -> int:
     ap.add_argument("--debounce", type=float, default=0.3)
     ap.add_argument("--mcp", action="store_true", help="serve --watch with embeddings, measured over MCP")
     ap.add_argument("--baseline-rev", default=None, help="--mcp: the code to compare with (a git revision)")
+    ap.add_argument("--baseline-keep", default="",
+                    help="--mcp: files (comma-separated) of this checkout to put into the baseline's code")
     ap.add_argument("--subset", default="repoloop/service,repoloop/retrieval",
                     help="--mcp: the paths of this repository to index (keep it small: embeddings are slow)")
+    ap.add_argument("--reload-cost", action="store_true",
+                    help="in-process A/B per edit: index pass + reload + query, old way vs shared model + refresh")
     args = ap.parse_args()
+    if args.reload_cost:
+        return reload_cost(args)
     if args.mcp:
         return mcp_latency(args)
 
