@@ -589,8 +589,8 @@ def main() -> None:
     pl.add_argument("results", nargs="+", type=Path)
     pl.add_argument("--png", type=Path, required=True)
     w = sub.add_parser("watch", help="sample RSS and progress of a running index until it ends")
-    w.add_argument("--pid", type=int, required=True)
-    w.add_argument("--db", type=Path, required=True)
+    w.add_argument("--pid", type=int, default=None, help="the `repoloop index` process (not with --png)")
+    w.add_argument("--db", type=Path, default=None, help="its IDX/index.db (not with --png)")
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--every", type=float, default=10.0)
     w.add_argument("--png", type=Path, default=None, help="plot an existing --out file instead")
@@ -631,6 +631,8 @@ def main() -> None:
     if args.cmd == "watch":
         if args.png:
             plot_watch(args.out, args.png)
+        elif args.pid is None or args.db is None:
+            ap.error("watch needs --pid and --db (or --png to plot an existing --out file)")
         else:
             watch(args.pid, args.db, args.out, args.every)
         return
