@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer.graph_build import GENERATION_KEY
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
@@ -29,6 +28,7 @@ from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
 
 log = logging.getLogger(__name__)
 
+GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph_build's (not imported: ~30 ms of resolver on the CLI)
 META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
 
 
