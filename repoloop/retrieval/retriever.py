@@ -154,6 +154,8 @@ class HybridRetriever(Retriever):
             self._dense.refresh()
         if gen != old_gen:
             if self.full_graph and self._graph:
+                if self._graph_next is not None:
+                    self._graph_next.cancel()  # superseded before it started: only the newest is read
                 self._graph_next = self._graph_loader().submit(_load_graph_readonly, self.store.db_path)
             else:
                 self._graph = None  # the local ranker's adjacency cache is stale; refilled on demand
