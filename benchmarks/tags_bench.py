@@ -15,6 +15,8 @@ whole process tree, from the kernel's rusage of waited-for children). Contenders
   repo map from a cold tree.
 repoloop runs from a frozen copy of the package (the working tree is shared and edited meanwhile).
 
+`--plot A.json B.json --png FILE` draws the medians of earlier runs (CPU and wall, per tree).
+
 `--breakdown` instead measures, in this process, the CPU seconds of each stage of the defs-only
 path over the tree's Python files (one process, medians of --reps): where the time goes.
 """
@@ -135,6 +137,42 @@ def breakdown(tree: Path, reps: int) -> dict:
     return {"files": len(entries), "cpu_s": med, "total_cpu_s": total}
 
 
+def plot(paths: list[Path], png: Path) -> None:
+    """Bars per contender (CPU s and wall s, log scale), one panel per tree."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(p.read_text()) for p in paths]
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.2), squeeze=False)
+    for ax, r in zip(axes[0], runs, strict=True):
+        med = r["median"]
+        bars: dict[str, tuple[float, float]] = {}
+        names = {"ctags": "ctags -R", "tags_j1": "repoloop tags\n1 proc", "tags_j2": "repoloop tags\n2 procs",
+                 "tags_refs_j1": "tags --refs\n1 proc", "tags_refs_j2": "tags --refs\n2 procs"}
+        for k, label in names.items():
+            if k in med:
+                bars[label] = (med[k]["cpu_s"], med[k]["wall_s"])
+        if "aider" in med:
+            a = med["aider"]
+            bars["Aider\nget_tags_raw"] = (a["extract_cpu_s"], a["extract_s"])
+            bars["Aider\nrepo map"] = (a["map_cpu_s"], a["map_s"])
+        if "map" in med:
+            bars["repoloop index\n+ map (cold)"] = (med["map"]["cpu_s"], med["map"]["wall_s"])
+        xs = range(len(bars))
+        ax.bar([x - 0.2 for x in xs], [v[0] for v in bars.values()], 0.4, label="CPU s")
+        ax.bar([x + 0.2 for x in xs], [v[1] for v in bars.values()], 0.4, label="wall s")
+        ax.set_xticks(list(xs), list(bars), fontsize=6.5)
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds (log)")
+        load = f"load {min(r['load']):.0f}-{max(r['load']):.0f}"
+        ax.set_title(f"{Path(r['tree']).name}: medians of {r['reps']}, 2 cores, {load}", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
@@ -144,7 +182,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--breakdown", action="store_true", help="CPU per stage, in-process, instead of the contest")
+    ap.add_argument("--plot", nargs="+", type=Path, default=None, metavar="JSON", help="plot earlier runs")
+    ap.add_argument("--png", type=Path, default=Path("benchmarks/tags_peers.png"))
     args = ap.parse_args()
+    if args.plot:
+        plot(args.plot, args.png)
+        return
     tree = args.tree.resolve()
     if args.breakdown:
         res = breakdown(tree, args.reps)
