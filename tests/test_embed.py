@@ -57,7 +57,7 @@ def test_embedding_cache_across_reindex_rename_edit_and_delete(tmp_path: Path, m
     first = index(root, embed=True)  # the pipeline's embedding phase, default (local) model
     assert first.embedded and first.embedded > 0
     c = _check(root)
-    assert c["consistent"] and c["enabled"] and c["model"] == "all-MiniLM-L6-v2"
+    assert c["consistent"] and c["enabled"] and c["model"] == SentenceTransformerEmbedder().name
     assert c["vectors"] == c["keys"] == first.embedded
 
     emb = CountingEmbedder(model)
