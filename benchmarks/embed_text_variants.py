@@ -7,8 +7,9 @@ more of the body fits in the model's N word pieces.
         nice python benchmarks/embed_text_variants.py condensed dev --systems dense,fused --tag sig128
 
 runs `localization.py` (all arguments after the variant name) with the embedding phase's
-`embed_text` replaced. Only texts longer than LONG_CHARS change, so on a copy of an index already
-embedded at the same length only those are embedded again (keys are hashes of the text).
+`embed_text` replaced. Keys are computed only for chunks without an `embed_keys` row, so first
+`DELETE FROM embed_keys` in the copy's index.db; then only texts longer than LONG_CHARS get new
+keys, and on a copy already embedded at the same length only those are embedded again.
 The variant is a benchmark, not the product: the product embeds what `embed_text` says.
 """
 
