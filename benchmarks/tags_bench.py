@@ -173,6 +173,42 @@ def plot(paths: list[Path], png: Path) -> None:
     fig.savefig(png, dpi=110)
 
 
+def walk_ab(tree: Path, reps: int) -> dict:
+    """CPU of finding + naming Python definitions on already-parsed trees: the statement walk
+    (what `repoloop tags` does) against the handler's definitions query (the generic path)."""
+    from repoloop.indexer import tags as T
+
+    files = [(str(p.relative_to(tree)), p.read_bytes().decode("utf-8", "replace").encode())
+             for p in sorted(tree.rglob("*.py")) if p.is_file()]
+    orig = T._compiled
+    real = orig("python", False)
+    trees = [real.parser.parse(d) for _, d in files]
+
+    class Replay:  # hands back the parsed trees, so that only extraction is timed
+        def __init__(self) -> None:
+            self.i = -1
+
+        def parse(self, _data: bytes):  # noqa: ANN202 - a tree_sitter Tree
+            self.i += 1
+            return trees[self.i]
+
+    out: dict[str, list[float]] = {"walk": [], "query": []}
+    try:
+        for _ in range(reps):
+            for name, refs in (("walk", False), ("query", True)):  # refs=True takes the query path;
+                fake = T._Compiled(real.handler, Replay(), real.query)  # this query has no ref pattern
+                T._compiled = lambda _lang, _refs, fake=fake: fake
+                c = time.process_time()
+                n = sum(len(T.extract_file(f, d, "python", refs=refs)[0]) for f, d in files)
+                out[name].append(time.process_time() - c)
+    finally:
+        T._compiled = orig
+    med = {k: statistics.median(v) for k, v in out.items()}
+    print(f"{len(files)} files, {n} definitions; CPU s median of {reps}: walk {med['walk']:.2f}, "
+          f"query {med['query']:.2f} ({med['query'] / med['walk']:.2f}x)")
+    return {"files": len(files), "defs": n, "cpu_s": med}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
@@ -182,6 +218,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--breakdown", action="store_true", help="CPU per stage, in-process, instead of the contest")
+    ap.add_argument("--walk-ab", action="store_true", help="Python definitions: statement walk vs query (CPU)")
     ap.add_argument("--plot", nargs="+", type=Path, default=None, metavar="JSON", help="plot earlier runs")
     ap.add_argument("--png", type=Path, default=Path("benchmarks/tags_peers.png"))
     args = ap.parse_args()
@@ -189,6 +226,9 @@ def main() -> None:
         plot(args.plot, args.png)
         return
     tree = args.tree.resolve()
+    if args.walk_ab:
+        print(json.dumps(walk_ab(tree, args.reps)))
+        return
     if args.breakdown:
         res = breakdown(tree, args.reps)
         if args.out:
