@@ -10,8 +10,9 @@ Parser/Query objects are built once per worker process, files are read as bytes 
 Definitions are nested and named exactly as `parse.parse_tree` does (same handler calls, same
 byte-range stack), so names, kinds, qualnames and lines equal the index's symbols; the tests check
 that equality on fixtures in several languages. Python, the common case, skips the query: a walk
-over statements finds the same definitions (checked against the query on the whole stdlib) at a
-third of the cost, since expressions, most of a tree's nodes, are never visited.
+over statements finds the same definitions (checked against the query on the whole stdlib) at
+about half the cost (0.83 vs 1.56 s CPU on stdlib's parsed trees: `benchmarks/tags_bench.py
+--walk-ab`), since expressions, most of a tree's nodes, are never visited.
 
 Where the time goes (stdlib, 1,794 files, one process): tree-sitter's `parse` is ~2/3 of it and is
 the floor of any tree-sitter tagger; finding and naming definitions, reading files and freeing
@@ -195,8 +196,8 @@ def _python_rows(h: Handler, root, module: str, source: bytes) -> list[DefRow]: 
     """PythonHandler's definitions, found by visiting statements only, nested by the tree itself.
 
     The def query visits every node of the tree, and expressions are most of them; this walk skips
-    expression subtrees and needs no sort or byte-range stack, which makes definitions ~3x cheaper
-    to find. Same rows as the query path (tests/test_tags.py compares them)."""
+    expression subtrees and needs no sort or byte-range stack, which makes finding and naming
+    definitions ~1.9x cheaper. Same rows as the query path (tests/test_tags.py compares them)."""
     rows: list[DefRow] = []
     # (node, parent qualname, parent local path, parent kind), in document order.
     stack = [(c, module, "", "") for c in reversed(root.named_children)]
