@@ -30,7 +30,7 @@ from repoloop.indexer.store import IndexStore
 from repoloop.indexer.testpaths import is_test_path
 
 EMBED_TEXT_VERSION = "v1"
-MAX_EMBED_CHARS = 1500  # the model reads 256 word pieces (~1,000 chars of code); more is wasted work
+MAX_EMBED_CHARS = 1500  # the model reads <= 256 word pieces (~1,000 chars of code; 128 by default)
 BATCH = 128  # texts per embed+upsert round: the unit of progress lost to a kill -9
 _SORT_WINDOW = 8  # rounds' worth of texts sorted by length together (less padding per batch)
 
