@@ -241,8 +241,9 @@ def check_consistency(store: IndexStore, index_dir: Path) -> dict:
     "missing", "orphans", "consistent"}: `missing` counts chunk texts without a vector (including
     chunks the embedding phase has not seen), `orphans` vectors no chunk uses."""
     scope = store.get_meta(META_SCOPE) or "all"
+    in_scope = _scope_sql(store, scope)
     n_chunks = store.conn.execute(
-        f"SELECT count(*) FROM chunks c JOIN files f ON f.id=c.file_id WHERE {_scope_sql(store, scope)}"
+        f"SELECT count(*) FROM chunks c JOIN files f ON f.id=c.file_id WHERE {in_scope}"
     ).fetchone()[0]
     model = store.get_meta(META_MODEL)
     if not model:
@@ -255,7 +256,7 @@ def check_consistency(store: IndexStore, index_dir: Path) -> dict:
     ensure_keys_table(store)
     valid = (
         "FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
-        f" JOIN files f ON f.id=c.file_id WHERE {_scope_sql(store, scope)}"
+        f" JOIN files f ON f.id=c.file_id WHERE {in_scope}"
     )
     keyed = store.conn.execute(f"SELECT count(*) {valid}").fetchone()[0]
     keys = {r[0] for r in store.conn.execute(f"SELECT DISTINCT e.key {valid}")}
