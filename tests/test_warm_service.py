@@ -102,6 +102,9 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
             poll(lambda: dense_finds("give the shopper store credit back", "pkg.billing.issue_refund_voucher"),
                  timeout=60, what="second edit found by the dense signal")
 
+            # SQLite and chromadb show a pass's rows to queries before the pass's reload has refreshed
+            # the Retriever, so the queries above can succeed first: wait for both reloads.
+            poll(lambda: len(reports) >= 2 and first.refreshes >= 2, timeout=60, what="both passes reloaded")
             r = host.submit(lambda r: r).result()
             assert r is first  # refreshed in place, never reopened
             assert r.refreshes >= 2 and host.generation >= 3
