@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tree_sitter import Parser, Query, QueryCursor
 
+from repoloop.indexer import pydefs
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.handlers import Handler, handler_for
 from repoloop.indexer.handlers.base import CLASS_KINDS
@@ -115,6 +116,10 @@ def _compiled(language: str, refs: bool) -> _Compiled:
 
 def extract_file(path: str, source: bytes, language: str, *, refs: bool = False) -> tuple[list[DefRow], list[RefRow]]:
     """Definitions (and identifier references) of one file's source; never raises on bad syntax."""
+    if language == "python" and not refs:
+        rows = pydefs.scan(source, module_name(path, language))
+        if rows is not None:  # None: the scanner is not sure of this file, tree-sitter decides
+            return rows, []
     comp = _compiled(language, refs)
     h = comp.handler
     root = comp.parser.parse(source).root_node
@@ -306,6 +311,8 @@ def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRo
     # fork: workers start at once with the grammars already imported; only paths and rows are
     # pickled. A process with other threads (a server) forks unsafely: forkserver there.
     ctx = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
+    if not tasks[0][2] and any(t[0].endswith(".py") for t in tasks):
+        pydefs.warm()  # compiled once here, inherited by the forked workers
     chunksize = max(1, min(64, len(tasks) // (jobs * 6)))
     with ctx.Pool(jobs) as pool:
         yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
