@@ -19,6 +19,8 @@ repoloop runs from a frozen copy of the package (the working tree is shared and 
 
 `--breakdown` instead measures, in this process, the CPU seconds of each stage of the defs-only
 path over the tree's Python files (one process, medians of --reps): where the time goes.
+`--scanner-ab` measures Python definitions by the `pydefs` scanner (with its tree-sitter
+fallbacks) against tree-sitter alone on the same bytes, and counts fallbacks and mismatches.
 """
 
 from __future__ import annotations
@@ -209,6 +211,65 @@ def walk_ab(tree: Path, reps: int) -> dict:
     return {"files": len(files), "defs": n, "cpu_s": med}
 
 
+def scanner_ab(tree: Path, reps: int) -> dict:
+    """Python definitions, one process, on the same bytes: tree-sitter (`parse` + statement walk +
+    freeing the tree: the path before `pydefs`) against the scanner (`pydefs.scan`, plus tree-sitter
+    for the files it falls back on: what `extract_file` does now). Also checks parity: wherever
+    the scanner answers, its rows must equal tree-sitter's (mismatches are reported, never hidden)."""
+    from repoloop.indexer import pydefs
+    from repoloop.indexer import tags as T
+    from repoloop.indexer import walk as W
+    from repoloop.indexer.languages import module_name
+
+    entries = [e for e in W.Walker(tree, W.WalkOptions(want=T.wanted, known_unchanged=T._no_sniff))
+               if e.path.endswith(".py")]
+    files = []
+    for e in entries:
+        data = Path(e.abspath).read_bytes()
+        if W.classify_head(data[: W.HEAD_BYTES]):
+            continue  # binary or minified: skipped by `repoloop tags` too
+        files.append((module_name(e.path, "python"), data.decode("utf-8", "replace").encode(), e.path))
+    comp = T._compiled("python", False)
+    pydefs.warm()
+    pc = time.process_time
+    out: dict[str, list[float]] = {"tree_sitter": [], "scanner": []}
+    fallback: list[str] = []
+    mismatches: list[str] = []
+    defs = 0
+    for rep in range(reps):
+        c = pc()
+        for mod, data, _ in files:
+            tree_ = comp.parser.parse(data)
+            T._python_rows(comp.handler, tree_.root_node, mod, data)
+            del tree_
+        out["tree_sitter"].append(pc() - c)
+        c = pc()
+        for mod, data, _ in files:
+            if pydefs.scan(data, mod) is None:
+                tree_ = comp.parser.parse(data)
+                T._python_rows(comp.handler, tree_.root_node, mod, data)
+                del tree_
+        out["scanner"].append(pc() - c)
+        if rep == 0:  # parity, outside the timed loops
+            for mod, data, path in files:
+                got = pydefs.scan(data, mod)
+                if got is None:
+                    fallback.append(path)
+                    continue
+                defs += len(got)
+                if got != T._python_rows(comp.handler, comp.parser.parse(data).root_node, mod, data):
+                    mismatches.append(path)
+    med = {k: statistics.median(v) for k, v in out.items()}
+    mb = sum(len(d) for _, d, _ in files) / 1e6
+    print(f"{len(files)} Python files ({mb:.1f} MB), {defs} definitions from the scanner; fallbacks "
+          f"{len(fallback)} ({100 * len(fallback) / len(files):.1f} %), mismatches {len(mismatches)} "
+          f"{mismatches[:5]}")
+    print(f"CPU s, median of {reps}: tree-sitter parse+walk {med['tree_sitter']:.2f}, scanner (+ fallbacks) "
+          f"{med['scanner']:.2f}: {med['tree_sitter'] / med['scanner']:.1f}x less")
+    return {"files": len(files), "mb": mb, "defs": defs, "fallbacks": fallback, "mismatches": mismatches,
+            "cpu_s": med, "runs": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
@@ -219,6 +280,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--breakdown", action="store_true", help="CPU per stage, in-process, instead of the contest")
     ap.add_argument("--walk-ab", action="store_true", help="Python definitions: statement walk vs query (CPU)")
+    ap.add_argument("--scanner-ab", action="store_true",
+                    help="Python definitions: pydefs scanner (+ fallbacks) vs tree-sitter (CPU, parity)")
     ap.add_argument("--plot", nargs="+", type=Path, default=None, metavar="JSON", help="plot earlier runs")
     ap.add_argument("--png", type=Path, default=Path("benchmarks/tags_peers.png"))
     args = ap.parse_args()
@@ -228,6 +291,11 @@ def main() -> None:
     tree = args.tree.resolve()
     if args.walk_ab:
         print(json.dumps(walk_ab(tree, args.reps)))
+        return
+    if args.scanner_ab:
+        res = scanner_ab(tree, args.reps)
+        if args.out:
+            args.out.write_text(json.dumps(res, indent=1))
         return
     if args.breakdown:
         res = breakdown(tree, args.reps)

@@ -87,6 +87,9 @@ CASES = {
     "dedented_continuation": ("def f():\n    (bar.\nbaz)\n    x = 1\n", False),
     "decorator_without_def": ("@dec\nx = 1\n", False),
     "type_in_one_line_body": ("if x: type T = int\n", False),
+    "dedented_closing_bracket": ("def f():\n    d = {\n        'a': 1,\n}\n    return d\nX = [\n1,\n]\n", True),
+    "fstring_field_other_quote": ("def f(d):\n    return f\"{d['k']}\" + f'{d[\"j\"]:>3}'\ndef g(): pass\n", True),
+    "type_call_not_alias": ("def f(x):\n    type(x).n -= 1\n    return type(x) == int\n", True),
 }
 
 

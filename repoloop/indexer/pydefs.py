@@ -33,7 +33,7 @@ __all__ = ["scan", "warm"]
 
 DefRow = tuple[str, str, str, int, int, str, str, str]
 
-_DEPTH = 10  # bracket nesting the pattern follows (the outer _CHECKED levels check bracket kinds)
+_DEPTH = 14  # bracket nesting the pattern follows (the outer _CHECKED levels check bracket kinds)
 _CHECKED = 1
 
 # Never part of a run of plain code: quotes, comment, brackets, backslash, newline, control
@@ -53,11 +53,13 @@ def _strings() -> bytes:
         f = rb"%s(?:(?<=[fF]%s)|(?<=[fF][rR]%s))" % (q, q, q)
         plain3 = rb"%s%s%s[^%s\\]*(?:(?:\\[\s\S]|%s(?!%s))[^%s\\]*)*%s" % (nf, q, q, q, q, q * 2, q, q * 3)
         plain1 = rb"%s(?!%s)[^%s\\\n]*(?:\\[\s\S][^%s\\\n]*)*%s" % (nf, q * 2, q, q, q)
-        field1 = rb"\{[^%s{}\n]*(?:\{[^%s{}\n]*\}[^%s{}\n]*)*\}" % (q, q, q)
-        f1 = rb"%s(?!%s)[^%s\\{}\n]*(?:(?:\\[\s\S]|\{\{|\}\}|%s)[^%s\\{}\n]*)*%s" % (f, q * 2, q, field1, q, q)
+        o = b'"' if q == b"'" else b"'"
+        in1 = rb"(?:[^%s%s{}\n]|%s[^%s\n]*%s)" % (q, o, o, o, o)  # a field may hold strings in the other quote
+        field1 = rb"\{%s*(?:\{%s*\}%s*)*\}" % (in1, in1, in1)
+        f1 = rb"%s(?!%s)[^%s\\{}\n]*(?:(?:\\[^{}]?+|\{\{|\}\}|%s)[^%s\\{}\n]*)*%s" % (f, q * 2, q, field1, q, q)
         in3 = rb"(?:[^%s{}]|%s(?!%s))" % (q, q, q * 2)
         field3 = rb"\{%s*(?:\{%s*\}%s*)*\}" % (in3, in3, in3)
-        f3 = rb"%s%s%s[^%s\\{}]*(?:(?:\\[\s\S]|%s(?!%s)|\{\{|\}\}|%s)[^%s\\{}]*)*%s" % (
+        f3 = rb"%s%s%s[^%s\\{}]*(?:(?:\\[^{}]?+|%s(?!%s)|\{\{|\}\}|%s)[^%s\\{}]*)*%s" % (
             f, q, q, q, q, q * 2, field3, q, q * 3)
         out += [plain3, plain1, f3, f1]
     return b"|".join(out)
@@ -70,10 +72,14 @@ _KW_STMT = rb"(?:def|class|return|import|pass|raise|del|global|nonlocal|try|exce
     rb"assert|break|continue|elif)\b"
 # A newline inside brackets (1) may not start a statement: a missing closing bracket in broken code
 # would otherwise swallow the following lines; (2) must be followed, past blank and comment lines,
-# by a line indented at least as deep as the statement (group i): tree-sitter-python's scanner
-# emits a DEDENT there when a closing bracket cannot come next (`(bar.\nbaz)`), an ERROR.
-_NL_LINE = rb"\n(?=(?:[ \t]*+(?:\#[^\n]*+)?\n)*+(?P=i))(?![ \t]*+%s)" % _KW_STMT
-_NL_ANY = rb"\n"
+# by a line indented at least as deep as the statement (group i), unless a closing bracket may come
+# next: tree-sitter-python's scanner emits a DEDENT there otherwise (`(bar.\nbaz)`), an ERROR.
+# A newline right after a token that a closing bracket may follow is safe at any indentation
+# (the scanner sees `within_brackets`): `{\n    a: 1,\n}` with `}` dedented is common.
+_SAFE_BEFORE = rb"(?<=[A-Za-z0-9_)\]}'\",(\[{]\n)" + b"".join(
+    rb"(?<!\W%s\n)" % k for k in (b"and", b"or", b"not", b"in", b"is", b"if", b"else", b"for", b"lambda", b"await",
+                                  b"from", b"as", b"async", b"yield"))
+_NL_LINE = rb"\n(?:(?=(?:[ \t]*+(?:\#[^\n]*+)?\n)*+(?P=i))|%s)(?![ \t]*+%s)" % (_SAFE_BEFORE, _KW_STMT)
 
 
 def _groups(nl: bytes) -> bytes:
@@ -110,26 +116,27 @@ _TAIL = re.compile(rb"%s[ \t\f]*(?:\#[^\n]*)?\Z" % _BLANKS)
 _COMMENT_LINE = re.compile(rb"([ \t\f]*)\#[^\n]*")
 # Where tree-sitter may see a `type` statement: `type <expression> =` at a line start, after `;`, or
 # after a header's `:` (then `type NAME`); found by the literal first, its context checked after.
-_TYPE_ANYWHERE = re.compile(rb"type(?![A-Za-z0-9_])(?=[ \t]*[A-Za-z_(\[])[^\n=]*[^=!<>:\n]=(?!=)")
+_TYPE_ANYWHERE = re.compile(
+    rb"type(?![A-Za-z0-9_])(?=[ \t]*[A-Za-z_(\[])(?:[^\n=()\[\]]|\((?:[^\n()]|\([^\n()]*\))*\)|\[(?:[^\n\[\]]|"
+    rb"\[[^\n\[\]]*\])*\])*[^=!<>:\n]=(?!=)")
 
 
-def _type_statements(data: bytes) -> int:
-    """How many places tree-sitter may read as a `type` statement (an upper bound, never less)."""
-    n = 0
+def _unseen_type_statement(data: bytes, seen: set[int]) -> bool:
+    """Whether tree-sitter may read a `type` statement somewhere this scanner did not look."""
     if b"type" in data:
         for m in _TYPE_ANYWHERE.finditer(data):
             s = m.start()
-            before = data.rfind(b"\n", 0, s) + 1
-            head = data[before:s]
-            tail = head.rstrip(b" \t")
-            if not tail or tail.endswith(b";") or (tail.endswith(b":") and data[s + 4] in b" \t"):
-                n += 1
-    return n
+            if s in seen:
+                continue
+            head = data[data.rfind(b"\n", 0, s) + 1:s].rstrip(b" \t")
+            if not head or head.endswith(b";") or (head.endswith(b":") and data[s + 4] in b" \t"):
+                return True
+    return False
 
 
 # Statement tokens, for the rare lines that need a closer look (module-level assignments, `type`).
-_TOK = rb"(?P<s>%s)|(?P<g>%s)|(?P<id>%s)|(?P<op>==|!=|<=|>=|:=|->|\*\*=|//=|>>=|<<=|[-+*/%%&|^@]=|[;,:=])" \
-    rb"|(?P<o>[^%s \t;,:=A-Za-z_]+)|[ \t]+|\\\n" % (_STRING, _groups(_NL_ANY), _IDENT, _X)
+_TOK = rb"(?P<s>%s)|(?P<id>%s)|(?P<op>==|!=|<=|>=|:=|->|\*\*=|//=|>>=|<<=|[-+*/%%&|^@]=|[;,:=])" \
+    rb"|(?P<b>[(\[{])|(?P<c>[)\]}])|(?P<o>[^%s \t;,:=A-Za-z_]+)|\#[^\n]*|[ \t\n]+|\\\n" % (_STRING, _IDENT, _X)
 
 
 @cache
@@ -147,6 +154,8 @@ def warm() -> None:
     _compiled(_TOK)
 
 
+_NOT_ALIAS = frozenset((b"==", b"!=", b"<=", b">=", b"**=", b"//=", b">>=", b"<<=", *(
+    c.encode() + b"=" for c in "-+*/%&|^@")))
 _COMPOUND = frozenset(k.encode() for k in (
     "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "def", "class", "async"))
 
@@ -174,7 +183,7 @@ class _Scan:
         self.rows: list[list] = []
         self.nl_off = 0  # line-number cursor: offsets are asked in increasing order
         self.nl_line = 1
-        self.types = 0
+        self.types: set[int] = set()  # offsets of the `type` statements looked at
 
     def line(self, off: int) -> int:
         """1-based line of the byte at `off`."""
@@ -260,7 +269,7 @@ class _Scan:
         if not _TAIL.match(data, pos) or pending or after_dec >= 0:
             raise _Unsure
         self._dedent(stack, pos, len(data), 0, last_end)
-        if self.types != _type_statements(data):
+        if _unseen_type_statement(data, self.types):
             raise _Unsure  # a `type` statement where this scanner does not look (after `;` or `:`)
         return [(r[0], r[1], r[2], r[3], max(r[3], r[4]), r[5], r[6], r[7]) for r in rows]
 
@@ -295,12 +304,21 @@ class _Scan:
     def _statement(self, s: int, e: int, top: bool, ctx: tuple[str, str, str]) -> None:
         """Module-level `NAME = value` / `NAME: T = value` and `type X = ...` in data[s:e]."""
         data = self.data
-        toks = []
+        toks = []  # depth-0 tokens; a bracketed group is one token ("g")
+        depth = g0 = 0
         for t in _compiled(_TOK).finditer(data, s, e):
             k = t.lastgroup
-            if k is not None:
+            if k == "b":
+                if depth == 0:
+                    g0 = t.start()
+                depth += 1
+            elif k == "c":
+                depth -= 1
+                if depth == 0:
+                    toks.append(("g", g0, t.end()))
+            elif k is not None and depth == 0:
                 toks.append((k, t.start(), t.end()))
-        if not toks or toks[-1][2] != e:
+        if depth or not toks or toks[-1][2] != e:
             raise _Unsure
         segs: list[list] = [[]]
         for t in toks:
@@ -315,6 +333,7 @@ class _Scan:
                 continue
             first = data[seg[0][1]:seg[0][2]]
             if first == b"type" and len(seg) > 1 and seg[1][0] != "op":
+                self.types.add(seg[0][1])
                 if seg[1][0] == "o" and data[seg[1][1]] != 46:  # `type.x = 1` is an attribute
                     raise _Unsure
                 if seg[1][0] != "o":
@@ -329,11 +348,13 @@ class _Scan:
         if not ops:
             return  # `type(x)`: a call
         j = ops[0]
-        if data[seg[j][1]:seg[j][2]] != b"=" or any(data[seg[k][1]:seg[k][2]] == b"=" for k in ops[1:]):
+        op = data[seg[j][1]:seg[j][2]]
+        if op in _NOT_ALIAS:
+            return  # `type(x).n -= 1`, `type(x) == t`: tree-sitter reads no alias either
+        if op != b"=" or any(data[seg[k][1]:seg[k][2]] == b"=" for k in ops[1:]):
             raise _Unsure
         name = data[seg[1][1]:seg[j - 1][2]].decode()
         self._row(name, "type", seg[0][1], seg[-1][2], ctx)
-        self.types += 1
 
     def _assignment(self, seg: list, name: str) -> None:
         data = self.data
