@@ -29,7 +29,7 @@ import keyword
 import re
 from functools import cache
 
-__all__ = ["scan", "warm"]
+__all__ = ["STRING_PATTERN", "scan", "scan_with_names", "warm"]
 
 DefRow = tuple[str, str, str, int, int, str, str, str]
 
@@ -66,6 +66,7 @@ def _strings() -> bytes:
 
 
 _STRING = _strings()
+STRING_PATTERN = _STRING  # every string literal form, for `pyrefs`
 _COMMENT = rb"\#[^\n]*+"
 _CONT = rb"\\\n"
 _KW_STMT = rb"(?:def|class|return|import|pass|raise|del|global|nonlocal|try|except|finally|while|with|" \
@@ -172,6 +173,17 @@ def scan(source: bytes, module: str) -> list[DefRow] | None:
         return None
 
 
+def scan_with_names(source: bytes, module: str) -> tuple[list[DefRow], list[int]] | None:
+    """`scan`'s rows and the byte offset of each definition's name (a definition's own name is not
+    a reference to it: `tags --refs` leaves these out), or None to fall back to tree-sitter."""
+    sc = _Scan(source, module)
+    try:
+        rows = sc.run()
+    except _Unsure:
+        return None
+    return rows, [r[9] for r in sc.rows]
+
+
 class _Scan:
     """One file's pass: a block stack driven by logical lines' indentation."""
 
@@ -250,9 +262,10 @@ class _Scan:
                     name = m.group(_NM).decode()
                     kind = "class" if data[m.start(_KW)] == 99 else ("method" if ctx[2] == "class" else "function")
                     pq, pl, pk = ctx
-                    # [name, qualname, kind, line, end line, scope, local scope, scope kind, local path]
+                    # [name, qualname, kind, line, end line, scope, local scope, scope kind, local path, name offset]
                     row = [name, f"{pq}.{name}" if pq else name, kind, self.line(i1), 0,
-                           pq if pk else "", pl if pk else "", pk, f"{pl}.{name}" if pl else name]
+                           pq if pk else "", pl if pk else "", pk, f"{pl}.{name}" if pl else name,
+                           m.start(_NM)]
                     rows.append(row)
                     if pending:
                         pending_row = len(rows) - 1
@@ -354,7 +367,7 @@ class _Scan:
         if op != b"=" or any(data[seg[k][1]:seg[k][2]] == b"=" for k in ops[1:]):
             raise _Unsure
         name = data[seg[1][1]:seg[j - 1][2]].decode()
-        self._row(name, "type", seg[0][1], seg[-1][2], ctx)
+        self._row(name, "type", seg[0][1], seg[-1][2], ctx, seg[1][1])
 
     def _assignment(self, seg: list, name: str) -> None:
         data = self.data
@@ -379,10 +392,10 @@ class _Scan:
         if not kind and (name.isupper() or name.lstrip("_").isupper()):
             kind = "constant"
         if kind:
-            self._row(name, kind, seg[0][1], seg[-1][2], (self.module, "", ""))
+            self._row(name, kind, seg[0][1], seg[-1][2], (self.module, "", ""), seg[0][1])
 
-    def _row(self, name: str, kind: str, s: int, e: int, ctx: tuple[str, str, str]) -> None:
+    def _row(self, name: str, kind: str, s: int, e: int, ctx: tuple[str, str, str], at: int) -> None:
         pq, pl, pk = ctx
         line = self.line(s)
         self.rows.append([name, f"{pq}.{name}" if pq else name, kind, line, self.line(e - 1),
-                          pq if pk else "", pl if pk else "", pk, ""])
+                          pq if pk else "", pl if pk else "", pk, "", at])

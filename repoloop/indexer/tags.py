@@ -42,6 +42,7 @@ from repoloop.indexer.languages import (
     module_name,
     ts_language,
 )
+from repoloop.indexer.pyrefs import lexical_masks, python_refs
 
 __all__ = ["Tag", "RefTag", "TagsResult", "extract_file", "extract_tags", "wanted"]
 
@@ -106,6 +107,9 @@ class _Compiled:
     query: Query
 
 
+_PY_SKIP_REFS = handler_for("python").skip_refs
+
+
 @cache
 def _compiled(language: str, refs: bool) -> _Compiled:
     lang = ts_language(language)
@@ -116,10 +120,14 @@ def _compiled(language: str, refs: bool) -> _Compiled:
 
 def extract_file(path: str, source: bytes, language: str, *, refs: bool = False) -> tuple[list[DefRow], list[RefRow]]:
     """Definitions (and identifier references) of one file's source; never raises on bad syntax."""
-    if language == "python" and not refs:
-        rows = pydefs.scan(source, module_name(path, language))
-        if rows is not None:  # None: the scanner is not sure of this file, tree-sitter decides
-            return rows, []
+    if language == "python":  # the scanner; None: it is not sure of this file, tree-sitter decides
+        if not refs:
+            rows = pydefs.scan(source, module_name(path, language))
+            if rows is not None:
+                return rows, []
+        elif (got := pydefs.scan_with_names(source, module_name(path, language))) is not None:
+            rows, name_starts = got
+            return rows, python_refs(source, lexical_masks(source), name_starts, _PY_SKIP_REFS)
     comp = _compiled(language, refs)
     h = comp.handler
     root = comp.parser.parse(source).root_node
