@@ -14,6 +14,19 @@ def _sig(**kw: float) -> dict[str, Any]:
     return {"signal": kw}
 
 
+def _paths(docs: float, setup: float) -> tuple[tuple[str, float], ...]:
+    """The shipped path priors with docs/examples/benchmarks at `docs` and setup.py, conftest.py
+    and Sphinx conf.py at `setup`."""
+    from repoloop.retrieval.weights import TEST_PATH_PATTERN
+
+    return (
+        (TEST_PATH_PATTERN, 0.6),
+        (r"(^|/)(docs?|examples?|benchmarks?)/", docs),
+        (r"\.(md|rst|txt|adoc)$", 0.8),
+        (r"(^|/)(setup|conftest|conf)\.py$", setup),
+    )
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "bm25x2": _sig(bm25=2.0),
@@ -33,6 +46,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "b2n06k100": {"rrf_k": 100.0, **_sig(bm25=2.0, name=0.6)},
     "dense2": _sig(dense=2.0),
     "dense0.5": _sig(dense=0.5),
+    # Path priors on top of the shipped bm25 2.0 ("now" is the shipped default itself): single-file
+    # SWE misses often rank doc/conf.py, setup.py or doc/en/example/... first.
+    "now": _sig(bm25=2.0),
+    "docs6": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 0.6)},
+    "docs4": {**_sig(bm25=2.0), "path_boost": _paths(0.4, 0.4)},
+    "docs6only": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 1.0)},
 }
 
 

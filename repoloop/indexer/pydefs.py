@@ -29,7 +29,7 @@ import keyword
 import re
 from functools import cache
 
-__all__ = ["STRING_PATTERN", "scan", "scan_with_names", "warm"]
+__all__ = ["F_STRING_PATTERN", "PLAIN_STRING_PATTERN", "scan", "scan_with_names", "warm"]
 
 DefRow = tuple[str, str, str, int, int, str, str, str]
 
@@ -42,12 +42,12 @@ _X = rb"'\"#()\[\]{}\\\n\x00-\x08\x0b-\x1f\x7f-\xff$?`"
 _IDENT = rb"[A-Za-z_][A-Za-z0-9_]*"
 
 
-def _strings() -> bytes:
+def _strings() -> tuple[bytes, bytes, bytes]:
     """Every string literal form. f-strings (the quote is preceded by f or fr) must have replacement
     fields without their own quote character (3.12's nested quotes fall back) and balanced braces.
     Each alternative starts with its quote (re skips an alternative on its first literal at once);
-    the prefix is checked by looking behind."""
-    out = []
+    the prefix is checked by looking behind. Returns every form, the plain ones, the f-strings."""
+    out, plain, fstr = [], [], []
     for q in (b"'", b'"'):
         nf = rb"%s(?<![fF]%s)(?<![fF][rR]%s)" % (q, q, q)  # the opening quote, not an f-string
         f = rb"%s(?:(?<=[fF]%s)|(?<=[fF][rR]%s))" % (q, q, q)
@@ -62,11 +62,12 @@ def _strings() -> bytes:
         f3 = rb"%s%s%s[^%s\\{}]*(?:(?:\\[^{}]?+|%s(?!%s)|\{\{|\}\}|%s)[^%s\\{}]*)*%s" % (
             f, q, q, q, q, q * 2, field3, q, q * 3)
         out += [plain3, plain1, f3, f1]
-    return b"|".join(out)
+        plain += [plain3, plain1]
+        fstr += [f3, f1]
+    return b"|".join(out), b"|".join(plain), b"|".join(fstr)
 
 
-_STRING = _strings()
-STRING_PATTERN = _STRING  # every string literal form, for `pyrefs`
+_STRING, PLAIN_STRING_PATTERN, F_STRING_PATTERN = _strings()  # the last two for `pyrefs`
 _COMMENT = rb"\#[^\n]*+"
 _CONT = rb"\\\n"
 _KW_STMT = rb"(?:def|class|return|import|pass|raise|del|global|nonlocal|try|except|finally|while|with|" \

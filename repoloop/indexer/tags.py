@@ -42,7 +42,7 @@ from repoloop.indexer.languages import (
     module_name,
     ts_language,
 )
-from repoloop.indexer.pyrefs import lexical_masks, python_refs
+from repoloop.indexer.pyrefs import python_refs
 
 __all__ = ["Tag", "RefTag", "TagsResult", "extract_file", "extract_tags", "wanted"]
 
@@ -126,8 +126,9 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
             if rows is not None:
                 return rows, []
         elif (got := pydefs.scan_with_names(source, module_name(path, language))) is not None:
-            rows, name_starts = got
-            return rows, python_refs(source, lexical_masks(source), name_starts, _PY_SKIP_REFS)
+            rows, name_starts = got  # a definition's name is on its first line
+            return rows, python_refs(source, [(o, r[3]) for o, r in zip(name_starts, rows, strict=True)],
+                                     _PY_SKIP_REFS)
     comp = _compiled(language, refs)
     h = comp.handler
     root = comp.parser.parse(source).root_node
