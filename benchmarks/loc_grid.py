@@ -46,12 +46,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "b2n06k100": {"rrf_k": 100.0, **_sig(bm25=2.0, name=0.6)},
     "dense2": _sig(dense=2.0),
     "dense0.5": _sig(dense=0.5),
-    # Path priors on top of the shipped bm25 2.0 ("now" is the shipped default itself): single-file
-    # SWE misses often rank doc/conf.py, setup.py or doc/en/example/... first.
-    "now": _sig(bm25=2.0),
-    "docs6": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 0.6)},
-    "docs4": {**_sig(bm25=2.0), "path_boost": _paths(0.4, 0.4)},
-    "docs6only": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 1.0)},
+    # Path priors (single-file SWE misses often rank doc/conf.py, setup.py or doc/en/example/...
+    # first); b2docs6 adds bm25 2.0.
+    "docs6": {"path_boost": _paths(0.6, 0.6)},
+    "docs4": {"path_boost": _paths(0.4, 0.4)},
+    "docs6only": {"path_boost": _paths(0.6, 1.0)},
+    "b2docs6": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 0.6)},
 }
 
 

@@ -209,3 +209,25 @@ def test_one_file_gets_at_most_per_file_chunks_before_other_files(tmp_path: Path
     finally:
         capped.close()
         uncapped.close()
+
+
+def test_path_priors_follow_weights_swapped_on_an_open_retriever(tmp_path: Path) -> None:
+    """A tuning run swaps `weights` on one open retriever; the compiled path priors must follow
+    (they were cached once per retriever, so every variant ranked with the first one's priors)."""
+    import dataclasses
+
+    from repoloop.retrieval.weights import DEFAULT
+
+    root = tmp_path / "r"
+    (root / "pkg").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "pkg" / "ledger.py").write_text("def ledger_balance(ledger):\n    return ledger.balance\n")
+    (root / "docs" / "ledger.py").write_text("def ledger_balance(ledger):\n    return ledger.balance\n")
+    index(root)
+    r = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, path_boost=((r"^docs/", 0.1),)))
+    try:
+        assert r.search("ledger balance", 2)[0].path == "pkg/ledger.py"
+        r.weights = dataclasses.replace(DEFAULT, path_boost=((r"^pkg/", 0.1),))
+        assert r.search("ledger balance", 2)[0].path == "docs/ledger.py"
+    finally:
+        r.close()

@@ -62,7 +62,9 @@ class HybridRetriever(Retriever):
         self.full_graph = False  # True: PageRank over the whole graph loaded in memory (comparisons)
         self._executor: ThreadPoolExecutor | None = None
         self._loader: ThreadPoolExecutor | None = None  # loads a changed whole graph (refresh)
-        self._path_rx: list[tuple[re.Pattern[str], float]] | None = None
+        # Compiled path priors and their per-path products, for the `path_boost` they came from
+        # (weights may be swapped on an open retriever: a tuning run compares variants).
+        self._path_rx: tuple[tuple, list[tuple[re.Pattern[str], float]]] | None = None
         self._path_priors: dict[str, float] = {}
         self._seen = self._index_version()  # what refresh() compares against
         self._graph_next: Future | None = None  # a whole graph being loaded beside the one in use
@@ -283,12 +285,14 @@ class HybridRetriever(Retriever):
         return Ranked("file", [c for c, _ in out], [s for _, s in out])
 
     def _path_prior(self, path: str) -> float:
+        boost = self.weights.path_boost
+        if self._path_rx is None or self._path_rx[0] is not boost:
+            self._path_rx = (boost, [(re.compile(rx), m) for rx, m in boost])
+            self._path_priors = {}
         got = self._path_priors.get(path)
         if got is None:
-            if self._path_rx is None:
-                self._path_rx = [(re.compile(rx), m) for rx, m in self.weights.path_boost]
             got = 1.0
-            for rx, m in self._path_rx:
+            for rx, m in self._path_rx[1]:
                 if rx.search(path):
                     got *= m
             self._path_priors[path] = got
