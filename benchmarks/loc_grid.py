@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from repoloop.retrieval.weights import DEFAULT
+
 
 def _sig(**kw: float) -> dict[str, Any]:
     return {"signal": kw}
@@ -52,6 +54,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "docs4": {"path_boost": _paths(0.4, 0.4)},
     "docs6only": {"path_boost": _paths(0.6, 1.0)},
     "b2docs6": {**_sig(bm25=2.0), "path_boost": _paths(0.6, 0.6)},
+    # On top of the shipped priors (be8fb11): repo tooling, package __init__ files.
+    "tools6": {"path_boost": (*DEFAULT.path_boost, (r"^(scripts?|release|ci|tools|\.github)/", 0.6))},
+    "init8": {"path_boost": (*DEFAULT.path_boost, (r"(^|/)__init__\.py$", 0.8))},
+    "init6": {"path_boost": (*DEFAULT.path_boost, (r"(^|/)__init__\.py$", 0.6))},
 }
 
 
