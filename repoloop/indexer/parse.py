@@ -23,7 +23,7 @@ from functools import cache
 from tree_sitter import Node, Parser, Query, QueryCursor
 
 from repoloop.indexer.chunk import SplitPoints, chunk_file
-from repoloop.indexer.handlers import Handler, handler_for, last_ident
+from repoloop.indexer.handlers import Handler, definition_captures, handler_for, last_ident
 from repoloop.indexer.handlers.base import CLASS_KINDS
 from repoloop.indexer.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
 from repoloop.indexer.models import ParsedFile, Reference, Symbol
@@ -106,14 +106,7 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
 
     # Definitions, nested by byte range.
     captures = QueryCursor(comp.query).captures(root)
-    found: list[tuple[int, int, str, Node]] = []
-    for cap, nodes in captures.items():
-        if not cap.startswith("def."):
-            continue
-        kind = cap[4:]
-        for n in nodes:
-            found.append((n.start_byte, -n.end_byte, kind, n))
-    found.sort(key=lambda t: (t[0], t[1]))
+    found = definition_captures(captures)
     defs: list[_Def] = []
     stack: list[int] = []
     for start, neg_end, kind, node in found:

@@ -33,7 +33,7 @@ from tree_sitter import Parser, Query, QueryCursor
 
 from repoloop.indexer import pydefs
 from repoloop.indexer import walk as walk_mod
-from repoloop.indexer.handlers import Handler, handler_for
+from repoloop.indexer.handlers import Handler, definition_captures, handler_for
 from repoloop.indexer.handlers.base import CLASS_KINDS
 from repoloop.indexer.languages import (
     MODULE_PREFIXED,
@@ -135,14 +135,9 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
     if language == "python" and not refs:
         return _python_rows(h, root, module_name(path, language), source), []
     captures = QueryCursor(comp.query).captures(root)
-    found = []
-    for cap, nodes in captures.items():
-        if cap.startswith("def."):
-            kind = cap[4:]
-            found.extend((n.start_byte, -n.end_byte, kind, n) for n in nodes)
+    found = definition_captures(captures)
     if not found and not refs:
         return [], []
-    found.sort(key=lambda t: (t[0], t[1]))
     module = h.module(root, path, module_name(path, language))
     prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root, source)
     sep = QUALNAME_SEP[language]

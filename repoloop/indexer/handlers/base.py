@@ -17,6 +17,16 @@ SPLIT_MIN_LINES = 40  # bodies shorter than this are never split, so skip comput
 _STATEMENT_LISTS = frozenset({"statement_list", "body_statement", "block_body"})
 
 
+def definition_captures(captures: dict[str, list[Node]]) -> list[tuple[int, int, str, Node]]:
+    """A definitions query's `def.<kind>` captures as (start byte, -end byte, kind, node), in
+    document order with an outer definition before the ones it contains: the order in which a
+    byte-range stack nests them (the index and `repoloop tags` both walk them this way)."""
+    found = [(n.start_byte, -n.end_byte, cap[4:], n) for cap, nodes in captures.items() if cap.startswith("def.")
+             for n in nodes]
+    found.sort(key=lambda t: (t[0], t[1]))
+    return found
+
+
 def text_of(node: Node | None, src: bytes) -> str:
     if node is None:
         return ""
