@@ -11,10 +11,18 @@ interface. An update re-resolves (1) files whose hash changed or that have no gr
 also heals a run killed between storing files and building edges), (2) files whose refs mention a
 name whose definitions changed (added, removed or moved qualnames, changed imports/bases), and (3)
 files owning edges that now dangle. Everything is written in one transaction.
+
+The generation (`graph_generation` in meta, the key every cached graph is read under) is bumped
+only when the ranking graph changed: `graph_edge_sums` keeps a digest of each file's edges as graph
+consumers read them (src, dst, kind, weight; `line` is only shown by the SQLite queries, which read
+the table directly), and an incremental update compares the redone files' digests. An edit inside
+a function body, a comment or a docstring re-writes that file's edges but leaves the generation,
+so a warm server keeps its graph. A full rebuild always bumps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import sqlite3
@@ -29,6 +37,10 @@ CREATE TABLE IF NOT EXISTS graph_files (
     hash TEXT NOT NULL,   -- files.hash when this file's edges were built
     iface TEXT NOT NULL   -- JSON: defs, imports, bases (what other files' resolution depends on)
 );
+CREATE TABLE IF NOT EXISTS graph_edge_sums (
+    path TEXT PRIMARY KEY,
+    digest TEXT NOT NULL  -- `edges_digest` of this file's edges when they were last built
+);
 """
 GENERATION_KEY = "graph_generation"
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
@@ -42,7 +54,8 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 
 
 def generation(store: IndexStore) -> int:
-    """A counter bumped by every update that changed the edges (cache key for graph results)."""
+    """A counter bumped by every update that changed the ranking graph's edges (src, dst, kind,
+    weight): the cache key for graph results. Not bumped when only edge lines moved."""
     return int(store.get_meta(GENERATION_KEY, "0") or 0)
 
 
@@ -86,11 +99,15 @@ def update_edges(
         redo |= _files_with_dangling_edges(conn, resolver, old_ifaces, deleted)
         redo &= set(files)
 
+    sums: dict[str, str] = {}  # path -> digest of the edges just built (one file's at a time in memory)
+
     def edge_rows() -> Iterator[tuple]:
         """Streamed into executemany: a monorepo's millions of edges are never all in memory."""
         for p in sorted(redo):
             fid = files[p][0]
-            for e in file_edges(resolver, fid):
+            edges = file_edges(resolver, fid)
+            sums[p] = edges_digest(edges)
+            for e in edges:
                 yield (fid, *e)
 
     rows = edge_rows()
@@ -120,9 +137,16 @@ def update_edges(
             empty = {"defs": [], "imports": [], "bases": []}
             iface_rows = [(p, files[p][1], json.dumps(new_iface.get(p, empty))) for p in changed]
         conn.executemany("INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)", iface_rows)
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
-        )
+        moved = full or _edges_moved(conn, sums, deleted, built)
+        if full:
+            conn.execute("DELETE FROM graph_edge_sums")
+        else:
+            conn.executemany("DELETE FROM graph_edge_sums WHERE path=?", [(p,) for p in deleted])
+        conn.executemany("INSERT OR REPLACE INTO graph_edge_sums(path, digest) VALUES (?,?)", sums.items())
+        if moved:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -180,6 +204,38 @@ def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, fl
         for q, w in targets:
             add(src, f"s:{q}", kind, w, line)
     return [(s, d, k, w, ln) for (s, d, k), (w, ln) in best.items()]
+
+
+# -- did the ranking graph change? ----------------------------------------------------------------
+EMPTY_DIGEST = hashlib.blake2b(digest_size=16).hexdigest()  # a file without edges
+
+
+def edges_digest(edges: Iterable[tuple[str, str, str, float, int | None]]) -> str:
+    """Digest of a file's edges as a multiset of what graph consumers read: (src, dst, kind,
+    weight). `line` is left out on purpose: a line moving changes no ranking, and the queries that
+    show lines (callers, callees, deps) read the rewritten rows from SQLite anyway."""
+    h = hashlib.blake2b(digest_size=16)
+    for s, d, k, w in sorted((s, d, k, float(w)) for s, d, k, w, _line in edges):
+        h.update(f"{s}\0{d}\0{k}\0{w!r}\n".encode())
+    return h.hexdigest()
+
+
+def _edges_moved(conn: sqlite3.Connection, sums: dict[str, str], deleted: set[str], built: dict[str, str]) -> bool:
+    """Whether the redone files' edges differ from the ones they replace, or deleted files took
+    edges with them. A file never built before had none; a built file without a digest (an index
+    from before digests) counts as changed, so an old index is never trusted blindly."""
+    old: dict[str, str] = {}
+    for batch in _batches(sorted(set(sums) | deleted)):
+        old.update(conn.execute(
+            f"SELECT path, digest FROM graph_edge_sums WHERE path IN ({','.join('?' * len(batch))})", batch
+        ).fetchall())
+
+    def before(p: str) -> str | None:
+        return old.get(p, None if p in built else EMPTY_DIGEST)
+
+    if any(before(p) != d for p, d in sums.items()):
+        return True
+    return any(before(p) != EMPTY_DIGEST for p in deleted)
 
 
 # -- incremental helpers --------------------------------------------------------------------------

@@ -47,6 +47,9 @@ class RepoGraph:
     dangling: np.ndarray  # bool per node: no out-edges
     file_of: np.ndarray  # int per node: index of its file node, or -1
     generation: int
+    # False: read while an index pass had stored files but not rebuilt their edges yet (the
+    # `pending` table), so it may lack edges that come back without a generation bump.
+    complete: bool = True
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -101,8 +104,16 @@ def load_graph(store: IndexStore | sqlite3.Connection) -> RepoGraph:
     from scipy import sparse
 
     conn = _conn(store)
-    gen = _generation(conn)
-    nodes, index, src, dst, wts, file_of = _weighted_edges(conn)
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")  # one snapshot: the generation, the pending check and the edges agree
+    try:
+        gen = _generation(conn)
+        complete = _edges_complete(conn)
+        nodes, index, src, dst, wts, file_of = _weighted_edges(conn)
+    finally:
+        if own:
+            conn.execute("COMMIT")
     n = len(nodes)
     s = np.asarray(src, dtype=np.int64)
     d = np.asarray(dst, dtype=np.int64)
@@ -117,7 +128,16 @@ def load_graph(store: IndexStore | sqlite3.Connection) -> RepoGraph:
     for key, i in index.items():
         if key.startswith("f:"):
             fo[i] = i
-    return RepoGraph(nodes, index, mat, out_w == 0, fo, gen)
+    return RepoGraph(nodes, index, mat, out_w == 0, fo, gen, complete)
+
+
+def _edges_complete(conn: sqlite3.Connection) -> bool:
+    """No file is waiting for its edges: stored files lose theirs until the graph step redoes
+    them, and an edit that leaves the edges as they were does not bump the generation."""
+    try:
+        return conn.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is None
+    except sqlite3.Error:  # an index without the table: edges were always written with the files
+        return True
 
 
 def load_nx(store: IndexStore | sqlite3.Connection) -> Any:
@@ -158,7 +178,7 @@ def pagerank(
                 return cached
         g = load_graph(conn)
         pr = _pagerank(g, personalization, alpha, tol, max_iter)
-        if not personalization or not any(k in g.index for k in personalization):
+        if g.complete and (not personalization or not any(k in g.index for k in personalization)):
             _store_global(conn, pr, g.generation)
         return pr
     import networkx as nx

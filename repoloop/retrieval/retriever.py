@@ -69,6 +69,7 @@ class HybridRetriever(Retriever):
         self._seen = self._index_version()  # what refresh() compares against
         self._graph_next: Future | None = None  # a whole graph being loaded beside the one in use
         self.refreshes = 0  # refresh() calls that found a new index generation (logs and tests read it)
+        self.graph_reloads = 0  # whole-graph re-reads refresh() started (logs, tests, benchmarks read it)
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
@@ -154,14 +155,31 @@ class HybridRetriever(Retriever):
         self.lexical_only = self._lexical_forced or not self.store.get_meta(META_MODEL)
         if self._dense is not None:
             self._dense.refresh()
-        if gen != old_gen:
-            if self.full_graph and self._graph:
+        # The generation moves only when the ranking edges did (a body-only edit keeps it), so a
+        # whole graph is re-read then, or when it was read mid-pass (files stored, edges not yet).
+        # The local ranker read its adjacency lazily, maybe mid-pass: it restarts on any change
+        # (cheap: refilled on demand from the indexes).
+        if self.full_graph and self._graph:
+            if gen != old_gen or not self._graph_complete():
                 if self._graph_next is not None:
                     self._graph_next.cancel()  # superseded before it started: only the newest is read
                 self._graph_next = self._graph_loader().submit(_load_graph_readonly, self.store.db_path)
-            else:
-                self._graph = None  # the local ranker's adjacency cache is stale; refilled on demand
+                self.graph_reloads += 1
+        else:
+            self._graph = None
         return True
+
+    def _graph_complete(self) -> bool:
+        """Whether the whole graph in use (or the one being loaded) was read from complete edges."""
+        g = self._graph[1] if isinstance(self._graph, tuple) else None
+        if self._graph_next is not None:
+            if not self._graph_next.done():
+                return False  # it may have begun mid-pass: read once more after it
+            try:
+                g = self._graph_next.result()
+            except Exception:  # noqa: BLE001 - a failed load: read again
+                return False
+        return bool(getattr(g, "complete", True))
 
     def _reopen_store(self) -> None:
         fresh = IndexStore(self.store.db_path, readonly=True)  # before closing: a failure keeps the old
