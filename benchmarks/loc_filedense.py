@@ -24,6 +24,7 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,28 @@ class Cache:
             np.savez(self.path, keys=np.array(ks), vecs=np.stack([self.vecs[k] for k in ks]))
 
 
+def embed_missing(emb, cache: Cache, texts: Iterable[str]) -> tuple[int, float]:  # noqa: ANN001 - an Embedder
+    """Embed the texts the cache lacks (each once); (how many, seconds)."""
+    missing = sorted({key(t): t for t in texts if key(t) not in cache.vecs}.items())
+    if not missing:
+        return 0, 0.0
+    c = time.time()
+    vecs = emb.embed([t for _, t in missing])
+    cache.vecs.update((k, np.asarray(v, dtype=np.float32)) for (k, _), v in zip(missing, vecs, strict=True))
+    return len(missing), time.time() - c
+
+
+def summarize(rows: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Acc@k and MRR per system, printed and returned."""
+    summary = {}
+    for s, rs in rows.items():
+        n = len(rs)
+        summary[s] = {k: round(100 * sum(r[k] for r in rs) / n, 1) for k in ("acc@1", "acc@3", "acc@5", "acc@10")}
+        summary[s]["mrr"] = round(sum(r["mrr"] for r in rs) / n, 3)
+        print(f"{s:32s} n={n} " + " ".join(f"{k} {v}" for k, v in summary[s].items()))
+    return summary
+
+
 def rrf(lists: list[tuple[list[str], float]]) -> list[str]:
     score: dict[str, float] = {}
     for ranked, w in lists:
@@ -84,23 +107,33 @@ def rrf(lists: list[tuple[list[str], float]]) -> list[str]:
     return sorted(score, key=lambda p: -score[p])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options both experiments (this and loc_rerank_dense.py) take."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--snapshots", type=Path, required=True)
     ap.add_argument("--lex", type=Path, required=True, help="fused-lex rows of a --from-snapshots run")
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--weights", default="0.5,1,2", help="dense weights fused with fused-lex (weight 1)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    return ap
+
+
+def inputs(a: argparse.Namespace) -> tuple[dict[str, dict], list[dict]]:
+    """(SWE records by id, the fused-lex rows to re-rank, --limit applied)."""
+    recs = {r["id"]: r for r in map(json.loads, BENCH.read_text().splitlines())}
+    lex_rows = [json.loads(x) for x in a.lex.read_text().splitlines()]
+    return recs, lex_rows[: a.limit] if a.limit else lex_rows
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--max-tokens", type=int, default=256)
     a = ap.parse_args()
 
     from repoloop.indexer.embed import SentenceTransformerEmbedder
 
-    recs = {r["id"]: r for r in map(json.loads, BENCH.read_text().splitlines())}
-    lex_rows = [json.loads(x) for x in a.lex.read_text().splitlines()]
-    if a.limit:
-        lex_rows = lex_rows[: a.limit]
+    recs, lex_rows = inputs(a)
     emb = SentenceTransformerEmbedder(max_tokens=a.max_tokens, batch_size=64)
     cache = Cache(a.cache)
     weights = [float(w) for w in a.weights.split(",")]
@@ -111,15 +144,10 @@ def main() -> None:
     for i, lr in enumerate(lex_rows):
         rec = recs[lr["id"]]
         texts = file_texts(a.snapshots / lr["id"] / "index" / "index.db")
-        missing = sorted({key(t): t for t in texts.values() if key(t) not in cache.vecs}.items())
-        if missing:
-            c = time.time()
-            vecs = emb.embed([t for _, t in missing])
-            t_embed += time.time() - c
-            n_embedded += len(missing)
-            cache.vecs.update((k, np.asarray(v, dtype=np.float32)) for (k, _), v in zip(missing, vecs, strict=True))
-            if i % 10 == 0:
-                cache.save()
+        added, secs = embed_missing(emb, cache, texts.values())
+        n_embedded, t_embed = n_embedded + added, t_embed + secs
+        if added and i % 10 == 0:
+            cache.save()
         paths = list(texts)
         mat = np.stack([cache.vecs[key(texts[p])] for p in paths])
         q = np.asarray(emb.embed([rec["query"]])[0], dtype=np.float32)
@@ -129,14 +157,10 @@ def main() -> None:
                           *((f"fused-lex+file-dense@{w:g}", rrf([(lex, 1.0), (dense[:50], w)])[:20]) for w in weights)):
             rows[s].append(M.score_swe(rec, [{"path": p} for p in ranked]))
         print(f"[{time.strftime('%H:%M:%S')}] {i + 1}/{len(lex_rows)} {lr['id']} files={len(paths)} "
-              f"embedded={len(missing)} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
+              f"embedded={added} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
     cache.save()
-    summary = {}
     n = len(lex_rows)
-    for s, rs in rows.items():
-        summary[s] = {k: round(100 * sum(r[k] for r in rs) / n, 1) for k in ("acc@1", "acc@3", "acc@5", "acc@10")}
-        summary[s]["mrr"] = round(sum(r["mrr"] for r in rs) / n, 3)
-        print(f"{s:32s} n={n} " + " ".join(f"{k} {v}" for k, v in summary[s].items()))
+    summary = summarize(rows)
     print(f"file texts embedded: {n_embedded} in {t_embed:.0f} s ({n_embedded / max(t_embed, 1e-9):.1f}/s); "
           f"wall {time.time() - t0:.0f} s")
     if a.out:

@@ -14,7 +14,6 @@ embedding of candidates at query time is the way to have dense retrieval on repo
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loc_metrics as M  # noqa: E402
-from loc_filedense import BENCH, Cache, key, rrf  # noqa: E402
+from loc_filedense import Cache, embed_missing, inputs, key, parser, rrf, summarize  # noqa: E402
 
 
 def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
@@ -46,21 +45,11 @@ def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--snapshots", type=Path, required=True)
-    ap.add_argument("--lex", type=Path, required=True, help="fused-lex rows of a --from-snapshots run")
-    ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--weights", default="0.5,1,2", help="dense weights fused with fused-lex (weight 1)")
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args()
+    a = parser(__doc__).parse_args()
 
     from repoloop.indexer.embed import SentenceTransformerEmbedder
 
-    recs = {r["id"]: r for r in map(json.loads, BENCH.read_text().splitlines())}
-    lex_rows = [json.loads(x) for x in a.lex.read_text().splitlines()]
-    if a.limit:
-        lex_rows = lex_rows[: a.limit]
+    recs, lex_rows = inputs(a)
     emb = SentenceTransformerEmbedder(batch_size=64)  # the shipped default: 128 word pieces
     cache = Cache(a.cache)
     weights = [float(w) for w in a.weights.split(",")]
@@ -71,15 +60,10 @@ def main() -> None:
         rec = recs[lr["id"]]
         lex = list(lr["top"])
         texts = chunk_texts(a.snapshots / lr["id"] / "index" / "index.db", lex) if lex else {}
-        missing = sorted({key(t): t for ts in texts.values() for t in ts if key(t) not in cache.vecs}.items())
-        if missing:
-            c = time.time()
-            vecs = emb.embed([t for _, t in missing])
-            t_embed += time.time() - c
-            n_embedded += len(missing)
-            cache.vecs.update((k, np.asarray(v, dtype=np.float32)) for (k, _), v in zip(missing, vecs, strict=True))
-            if i % 10 == 0:
-                cache.save()
+        added, secs = embed_missing(emb, cache, (t for ts in texts.values() for t in ts))
+        n_embedded, t_embed = n_embedded + added, t_embed + secs
+        if added and i % 10 == 0:
+            cache.save()
         q = np.asarray(emb.embed([rec["query"]])[0], dtype=np.float32)
         best = {p: max((float(cache.vecs[key(t)] @ q) for t in ts), default=-1.0) for p, ts in texts.items()}
         dense = sorted(lex, key=lambda p: -best.get(p, -1.0))
@@ -87,14 +71,10 @@ def main() -> None:
                           *((f"fused-lex+dense-rerank@{w:g}", rrf([(lex, 1.0), (dense, w)])) for w in weights)):
             rows[s].append(M.score_swe(rec, [{"path": p} for p in ranked]))
         print(f"[{time.strftime('%H:%M:%S')}] {i + 1}/{len(lex_rows)} {lr['id']} chunks={sum(map(len, texts.values()))} "
-              f"embedded={len(missing)} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
+              f"embedded={added} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
     cache.save()
     n = len(lex_rows)
-    summary = {}
-    for s, rs in rows.items():
-        summary[s] = {k: round(100 * sum(r[k] for r in rs) / n, 1) for k in ("acc@1", "acc@3", "acc@5", "acc@10")}
-        summary[s]["mrr"] = round(sum(r["mrr"] for r in rs) / n, 3)
-        print(f"{s:32s} n={n} " + " ".join(f"{k} {v}" for k, v in summary[s].items()))
+    summary = summarize(rows)
     print(f"chunks embedded: {n_embedded} in {t_embed:.0f} s ({n_embedded / max(t_embed, 1e-9):.1f}/s); "
           f"wall {time.time() - t0:.0f} s")
     if a.out:
