@@ -106,3 +106,22 @@ def test_refs_take_the_scanner_path(monkeypatch: pytest.MonkeyPatch) -> None:
     defs, rows = extract_file("m.py", b"def f(arg):\n\treturn go(arg)\n", "python", refs=True)  # tabs
     assert calls == [("python", True)]
     assert {r[0]: r[2] for r in rows} == {"arg": 2, "go": 1}
+
+
+def test_crlf_files_take_the_scanner_path_with_tree_sitters_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRLF line ends are the same lines to tree-sitter: the scanners read them as LF. A lone CR
+    (old Mac line ends, or a stray one) is left to tree-sitter."""
+    src = ("class Box:\n    '''A box.'''\n    def open(self, lid):\n        return lid.lift()\n\n"
+           "LIMIT = 3\nbox = Box()\nbox.open(LIMIT)\n").replace("\n", "\r\n").encode()
+    (fd, fr), (sd, sr) = both(src)
+    assert fd == sd and sorted(fr) == sorted(sr)
+    assert extract_file("pkg/m.py", src, "python")[0] == sd
+    calls: list[bool] = []
+    real = tags_mod._compiled
+    monkeypatch.setattr(tags_mod, "_compiled", lambda lang, refs: calls.append(refs) or real(lang, refs))
+    extract_file("pkg/m.py", src, "python", refs=True)
+    extract_file("pkg/m.py", src, "python")
+    assert calls == []  # both paths answered by the scanners
+    lone = b"def f():\r    return 1\rdef g():\r    pass\r"
+    defs, _ = extract_file("pkg/m.py", lone, "python")
+    assert calls == [False] and [d[0] for d in defs] == ["f", "g"]

@@ -120,14 +120,17 @@ def _compiled(language: str, refs: bool) -> _Compiled:
 
 def extract_file(path: str, source: bytes, language: str, *, refs: bool = False) -> tuple[list[DefRow], list[RefRow]]:
     """Definitions (and identifier references) of one file's source; never raises on bad syntax."""
-    if language == "python":  # the scanner; None: it is not sure of this file, tree-sitter decides
+    # Python: the scanners (None: not sure of this file, tree-sitter decides). They read LF line
+    # ends; CRLF ones are the same lines (rows carry no byte offsets), a lone CR is left to tree-sitter.
+    lf = source.replace(b"\r\n", b"\n") if language == "python" and b"\r" in source else source
+    if language == "python" and b"\r" not in lf:
         if not refs:
-            rows = pydefs.scan(source, module_name(path, language))
+            rows = pydefs.scan(lf, module_name(path, language))
             if rows is not None:
                 return rows, []
-        elif (got := pydefs.scan_with_names(source, module_name(path, language))) is not None:
+        elif (got := pydefs.scan_with_names(lf, module_name(path, language))) is not None:
             rows, name_starts = got  # a definition's name is on its first line
-            return rows, python_refs(source, [(o, r[3]) for o, r in zip(name_starts, rows, strict=True)],
+            return rows, python_refs(lf, [(o, r[3]) for o, r in zip(name_starts, rows, strict=True)],
                                      _PY_SKIP_REFS)
     comp = _compiled(language, refs)
     h = comp.handler
