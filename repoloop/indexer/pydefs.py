@@ -147,9 +147,6 @@ def _compiled(pattern: bytes) -> re.Pattern[bytes]:
     return re.compile(pattern)
 
 
-_I, _H, _KW, _NM, _E = (re.compile(_LINE).groupindex[g] for g in ("i", "h", "kw", "nm", "e"))
-
-
 def warm() -> None:
     """Compile the patterns now (before forking workers, so that each does not compile its own)."""
     _compiled(_LINE)
@@ -222,8 +219,9 @@ class _Scan:
         after_dec = -1  # indentation a decorated definition must follow at
         last_end = 0  # end offset of the last token of the innermost open block
         pos = 0
-        match = _compiled(_LINE).match
-        gi, ge, gh = _I, _E, _H
+        line_rx = _compiled(_LINE)
+        match = line_rx.match
+        gi, ge, gh, gkw, gnm = (line_rx.groupindex[g] for g in ("i", "e", "h", "kw", "nm"))
         while (m := match(data, pos)) is not None:
             i0, i1 = m.span(gi)
             ind = i1 - i0
@@ -256,17 +254,17 @@ class _Scan:
             pending_row = -1
             if m.start(gh) >= 0:
                 if after_dec >= 0:
-                    if ind != after_dec or (m.start(_KW) < 0 and data[i1] != 64):
+                    if ind != after_dec or (m.start(gkw) < 0 and data[i1] != 64):
                         raise _Unsure  # a decorator must be followed by a definition
                     after_dec = -1
-                if m.start(_KW) >= 0:
-                    name = m.group(_NM).decode()
-                    kind = "class" if data[m.start(_KW)] == 99 else ("method" if ctx[2] == "class" else "function")
+                if m.start(gkw) >= 0:
+                    name = m.group(gnm).decode()
+                    kind = "class" if data[m.start(gkw)] == 99 else ("method" if ctx[2] == "class" else "function")
                     pq, pl, pk = ctx
                     # [name, qualname, kind, line, end line, scope, local scope, scope kind, local path, name offset]
                     row = [name, f"{pq}.{name}" if pq else name, kind, self.line(i1), 0,
                            pq if pk else "", pl if pk else "", pk, f"{pl}.{name}" if pl else name,
-                           m.start(_NM)]
+                           m.start(gnm)]
                     rows.append(row)
                     if pending:
                         pending_row = len(rows) - 1

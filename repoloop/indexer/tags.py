@@ -318,8 +318,8 @@ def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRo
     # fork: workers start at once with the grammars already imported; only paths and rows are
     # pickled. A process with other threads (a server) forks unsafely: forkserver there.
     ctx = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
-    if not tasks[0][2] and any(t[0].endswith(".py") for t in tasks):
-        pydefs.warm()  # compiled once here, inherited by the forked workers
+    if any(t[0].endswith(".py") for t in tasks):
+        pydefs.warm()  # compiled once here, inherited by the forked workers (defs and refs both scan)
     chunksize = max(1, min(64, len(tasks) // (jobs * 6)))
     with ctx.Pool(jobs) as pool:
         yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
