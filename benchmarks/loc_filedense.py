@@ -98,6 +98,19 @@ def summarize(rows: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     return summary
 
 
+def finish(a: argparse.Namespace, rows: dict[str, list[dict]], cache: Cache, what: str, embedded: int,
+           embed_s: float, t0: float, **extra: object) -> None:
+    """Save the cache, print the summary and the embedding cost, write --out."""
+    cache.save()
+    summary = summarize(rows)
+    print(f"{what} embedded: {embedded} in {embed_s:.0f} s ({embedded / max(embed_s, 1e-9):.1f}/s); "
+          f"wall {time.time() - t0:.0f} s")
+    if a.out:
+        n = len(next(iter(rows.values())))
+        a.out.write_text(json.dumps({"n": n, "summary": summary, "embedded": embedded, "embed_s": embed_s,
+                                     **extra, "rows": rows}, indent=1))
+
+
 def rrf(lists: list[tuple[list[str], float]]) -> list[str]:
     score: dict[str, float] = {}
     for ranked, w in lists:
@@ -158,14 +171,7 @@ def main() -> None:
             rows[s].append(M.score_swe(rec, [{"path": p} for p in ranked]))
         print(f"[{time.strftime('%H:%M:%S')}] {i + 1}/{len(lex_rows)} {lr['id']} files={len(paths)} "
               f"embedded={added} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
-    cache.save()
-    n = len(lex_rows)
-    summary = summarize(rows)
-    print(f"file texts embedded: {n_embedded} in {t_embed:.0f} s ({n_embedded / max(t_embed, 1e-9):.1f}/s); "
-          f"wall {time.time() - t0:.0f} s")
-    if a.out:
-        a.out.write_text(json.dumps({"n": n, "summary": summary, "embedded": n_embedded, "embed_s": t_embed,
-                                     "max_tokens": a.max_tokens, "rows": rows}, indent=1))
+    finish(a, rows, cache, "file texts", n_embedded, t_embed, t0, max_tokens=a.max_tokens)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from repoloop.retrieval.weights import DEFAULT
+from repoloop.retrieval.weights import DEFAULT, TEST_PATH_PATTERN
 
 
 def _sig(**kw: float) -> dict[str, Any]:
@@ -19,8 +19,6 @@ def _sig(**kw: float) -> dict[str, Any]:
 def _paths(docs: float, setup: float) -> tuple[tuple[str, float], ...]:
     """The shipped path priors with docs/examples/benchmarks at `docs` and setup.py, conftest.py
     and Sphinx conf.py at `setup`."""
-    from repoloop.retrieval.weights import TEST_PATH_PATTERN
-
     return (
         (TEST_PATH_PATTERN, 0.6),
         (r"(^|/)(docs?|examples?|benchmarks?)/", docs),
@@ -65,8 +63,6 @@ def base_weights():  # noqa: ANN201 - a repoloop Weights
     """What the variants are relative to: the defaults as they were when tuning began (bm25 1.0;
     the shipped default became 2.0 = `@bm25x2` after these measurements), so that runs started
     before and after that change measure the same systems."""
-    from repoloop.retrieval.weights import DEFAULT
-
     return replace(DEFAULT, signal={**DEFAULT.signal, "bm25": 1.0})
 
 

@@ -14,7 +14,6 @@ embedding of candidates at query time is the way to have dense retrieval on repo
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loc_metrics as M  # noqa: E402
-from loc_filedense import Cache, embed_missing, inputs, key, parser, rrf, summarize  # noqa: E402
+from loc_filedense import Cache, embed_missing, finish, inputs, key, parser, rrf  # noqa: E402
 
 
 def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
@@ -72,14 +71,7 @@ def main() -> None:
             rows[s].append(M.score_swe(rec, [{"path": p} for p in ranked]))
         print(f"[{time.strftime('%H:%M:%S')}] {i + 1}/{len(lex_rows)} {lr['id']} chunks={sum(map(len, texts.values()))} "
               f"embedded={added} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
-    cache.save()
-    n = len(lex_rows)
-    summary = summarize(rows)
-    print(f"chunks embedded: {n_embedded} in {t_embed:.0f} s ({n_embedded / max(t_embed, 1e-9):.1f}/s); "
-          f"wall {time.time() - t0:.0f} s")
-    if a.out:
-        a.out.write_text(json.dumps({"n": n, "summary": summary, "embedded": n_embedded, "embed_s": t_embed,
-                                     "rows": rows}, indent=1))
+    finish(a, rows, cache, "chunks", n_embedded, t_embed, t0)
 
 
 if __name__ == "__main__":
