@@ -29,6 +29,9 @@ SIGNALS: dict[str, str | None] = {
     "fused-lex": "bm25,name,graph,trace",  # as measured before the `file` signal existed
     "lex-nofile": "bm25,name,graph,trace",  # fused-lex without `file` (its ablation in snapshot runs)
     "fused": None,
+    # every signal plus the dense re-rank with query-time embedding (`--rerank on`): on a --no-embed
+    # index, the top files' chunks are embedded on demand (REPOLOOP_VECTOR_CACHE shares them)
+    "fused-rerank": None,
 }
 
 
@@ -75,9 +78,15 @@ class RepoloopRunner:
         if r is None:
             from repoloop.retrieval.retriever import HybridRetriever
 
-            lexical = not any(s.split("@")[0] in ("dense", "fused") for s in self.systems)
+            bases = {s.split("@")[0] for s in self.systems}
+            lexical = not bases & {"dense", "fused", "fused-rerank"}
+            rerank = "on" if "fused-rerank" in bases else "auto"
+            if rerank == "on" and self.embedder is None:
+                from repoloop.indexer.embed import embedder_from_config
+
+                self.embedder = embedder_from_config()  # one model for every snapshot's re-rank
             r = HybridRetriever.open(root, self.index_dir(root), lexical_only=lexical, weights=self.weights,
-                                     embedder=self.embedder)
+                                     embedder=self.embedder, rerank=rerank)
             self._open[root] = r
         return r
 

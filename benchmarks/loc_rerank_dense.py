@@ -43,8 +43,23 @@ def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def export(db: Path, model: str, cache: Cache, texts: list[str]) -> None:
+    """Copy cached vectors into the product's vector cache (the same model and text: the same
+    vectors), so that a product run over the same candidates embeds only what is new."""
+    from repoloop.indexer.embed_phase import embed_key
+    from repoloop.indexer.vector_cache import VectorCache
+
+    vc = VectorCache(db, model)
+    vc.put({embed_key(t): cache.vecs[key(t)] for t in texts if key(t) in cache.vecs})
+    vc.close()
+
+
 def main() -> None:
-    a = parser(__doc__).parse_args()
+    p = parser(__doc__)
+    p.add_argument("--export", type=Path, default=None, metavar="DB",
+                   help="also copy the cached vectors of the chunks seen into this product vector cache "
+                        "(repoloop.indexer.vector_cache, keyed as the product keys them) and stop")
+    a = p.parse_args()
 
     from repoloop.indexer.embed import SentenceTransformerEmbedder
 
@@ -59,6 +74,9 @@ def main() -> None:
         rec = recs[lr["id"]]
         lex = list(lr["top"])
         texts = chunk_texts(a.snapshots / lr["id"] / "index" / "index.db", lex) if lex else {}
+        if a.export:
+            export(a.export, emb.name, cache, [t for ts in texts.values() for t in ts])
+            continue
         added, secs = embed_missing(emb, cache, (t for ts in texts.values() for t in ts))
         n_embedded, t_embed = n_embedded + added, t_embed + secs
         if added and i % 10 == 0:
@@ -71,7 +89,8 @@ def main() -> None:
             rows[s].append(M.score_swe(rec, [{"path": p} for p in ranked]))
         print(f"[{time.strftime('%H:%M:%S')}] {i + 1}/{len(lex_rows)} {lr['id']} chunks={sum(map(len, texts.values()))} "
               f"embedded={added} (total {n_embedded} in {t_embed:.0f}s)", flush=True)
-    finish(a, rows, cache, "chunks", n_embedded, t_embed, t0)
+    if not a.export:
+        finish(a, rows, cache, "chunks", n_embedded, t_embed, t0)
 
 
 if __name__ == "__main__":

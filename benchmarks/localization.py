@@ -54,7 +54,7 @@ from materialize import (  # noqa: E402
 OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
 WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
 REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex",
-                    "lex-nofile")
+                    "lex-nofile", "fused-rerank")
 DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
 
 

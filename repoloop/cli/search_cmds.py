@@ -20,6 +20,10 @@ def _retrieval_args(p: argparse.ArgumentParser) -> None:
                    help="comma list of signals to use: bm25,dense,name,graph,trace (default: all)")
     p.add_argument("--chroma-url", default=None, metavar="URL",
                    help="Chroma server (default: the one the index was built with, else embedded)")
+    p.add_argument("--rerank", choices=("auto", "on", "off"), default="auto",
+                   help="re-order the top files by embedding similarity: auto (with the index's own "
+                        "vectors), on (also embed what is missing, e.g. on a --no-embed index: the first "
+                        "query on new files takes seconds, later ones reuse them), off")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +48,7 @@ def _open(args: argparse.Namespace):  # noqa: ANN202 - HybridRetriever, imported
     signals = parse_signals(args.signals)
     lexical = args.lexical or "dense" not in signals
     return HybridRetriever.open(repo_root(args.repo), index_dir(args), lexical_only=lexical,
-                                chroma_url=args.chroma_url), signals
+                                chroma_url=args.chroma_url, rerank=args.rerank), signals
 
 
 def cmd_search(args: argparse.Namespace) -> int:

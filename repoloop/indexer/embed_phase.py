@@ -181,6 +181,7 @@ def embed_missing(
     if orphans:
         VectorStore.delete(coll, orphans)
     missing = sorted(needed - have)
+    missing = _from_vector_cache(coll, missing, index_dir, embedder.name, store)
     if not missing:
         return 0
     done = 0
@@ -200,6 +201,27 @@ def embed_missing(
         if bar:
             bar.stop()
     return done
+
+
+def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: str, store: IndexStore) -> list[str]:
+    """Store the vectors that query-time embedding (the dense re-rank) already made for these keys;
+    returns the keys still missing."""
+    from repoloop.indexer.vector_cache import VectorCache, cache_path
+    from repoloop.indexer.vectors import VectorStore
+
+    path = cache_path(index_dir)
+    if not keys or not path.exists():
+        return keys
+    cache = VectorCache(path, model)
+    try:
+        got = cache.get(keys)
+    finally:
+        cache.close()
+    if got:
+        ids = list(got)
+        VectorStore.upsert(coll, ids, [got[k].tolist() for k in ids])
+        store.set_meta(META_DIM, str(len(next(iter(got.values())))))
+    return [k for k in keys if k not in got]
 
 
 def _flush(embedder: Embedder, coll: object, pending: list[tuple[str, str]], store: IndexStore) -> int:

@@ -79,3 +79,9 @@ class Retriever:
 
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph_build's (not imported: ~30 ms of resolver on the CLI)
 META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
+# Dense re-rank of the top files (repoloop.retrieval.rerank): "auto" with the vectors the index has
+# (nothing embedded at query time), "on" also embeds the candidates' missing chunks (an index built
+# with --no-embed: the first query on new files costs seconds on a CPU, then they are cached), "off".
+RERANK_MODES = ("auto", "on", "off")
 
 
 def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -45,7 +49,10 @@ def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
 
 class HybridRetriever(Retriever):
     def __init__(self, repo: Path, idx: Path, store: IndexStore, *, lexical_only: bool, weights: Weights,
-                 chroma_url: str | None, embedder: Any, counter: TokenCounter | None) -> None:
+                 chroma_url: str | None, embedder: Any, counter: TokenCounter | None,
+                 rerank: str = "auto") -> None:
+        if rerank not in RERANK_MODES:
+            raise RepoloopError(f"--rerank: expected one of {', '.join(RERANK_MODES)}, not {rerank!r}")
         self.repo = repo
         self.idx = idx
         self.store = store
@@ -58,6 +65,8 @@ class HybridRetriever(Retriever):
         self._chroma_url = chroma_url
         self._embedder = embedder
         self._counter = counter
+        self.rerank = rerank
+        self._reranker: Any = None  # a DenseReranker once built; False: none for this index generation
         self._graph: Any = None  # a LocalRanker, or (pagerank, graph) when full_graph; False if unavailable
         self.full_graph = False  # True: PageRank over the whole graph loaded in memory (comparisons)
         self._executor: ThreadPoolExecutor | None = None
@@ -74,12 +83,12 @@ class HybridRetriever(Retriever):
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
              weights: Weights | None = None, chroma_url: str | None = None, embedder: Any = None,
-             counter: TokenCounter | None = None) -> HybridRetriever:
+             counter: TokenCounter | None = None, rerank: str = "auto") -> HybridRetriever:
         repo = Path(repo).expanduser().resolve()
         idx = index_dir_for(repo, index_dir)
         store = IndexStore(idx / DB_NAME, readonly=True)
         return cls(repo, idx, store, lexical_only=lexical_only, weights=weights or DEFAULT,
-                   chroma_url=chroma_url, embedder=embedder, counter=counter)
+                   chroma_url=chroma_url, embedder=embedder, counter=counter, rerank=rerank)
 
     # -- signals ------------------------------------------------------------------------------
     @property
@@ -155,6 +164,7 @@ class HybridRetriever(Retriever):
         self.lexical_only = self._lexical_forced or not self.store.get_meta(META_MODEL)
         if self._dense is not None:
             self._dense.refresh()
+        self._drop_reranker()  # the index may have gained (or lost) its vectors
         # The generation moves only when the ranking edges did (a body-only edit keeps it), so a
         # whole graph is re-read then, or when it was read mid-pass (files stored, edges not yet).
         # The local ranker read its adjacency lazily, maybe mid-pass: it restarts on any change
@@ -189,6 +199,7 @@ class HybridRetriever(Retriever):
         if self._dense is not None and self._embedder is None:
             self._embedder = self._dense.embedder  # keep the loaded model
         self._dense = None
+        self._drop_reranker()
         self._graph, self._graph_next = None, None
 
     def _graph_loader(self) -> ThreadPoolExecutor:
@@ -329,6 +340,75 @@ class HybridRetriever(Retriever):
             "SELECT c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, c.text FROM chunks c"
             " JOIN files f ON f.id=c.file_id WHERE c.id IN ({})", ids)}
 
+    # -- dense re-rank ------------------------------------------------------------------------
+    def _rerank_tools(self) -> Any:
+        """The DenseReranker for this index and mode, or None (built once per index generation)."""
+        if self._reranker is None:
+            self._reranker = False
+            if self.rerank != "off" and not self._lexical_forced:
+                try:
+                    self._reranker = self._make_reranker() or False
+                except Exception as e:  # noqa: BLE001 - model/cache errors: rank without it
+                    log.warning("dense re-rank unavailable: %s", e)
+        return self._reranker or None
+
+    def _make_reranker(self) -> Any:
+        if not self.lexical_only and self._dense_ready():  # an embedded index: its own vectors first
+            embedder, stored = self.dense.embedder, self.dense.stored
+        elif self.rerank == "on":  # a --no-embed index: embed the candidates' chunks on demand
+            from repoloop.indexer.embed import embedder_from_config
+
+            embedder, stored = self._embedder or embedder_from_config(), None
+            self._embedder = embedder
+        else:
+            return None  # "auto" on an index without vectors: nothing to re-rank with, nothing imported
+        from repoloop.indexer.vector_cache import VectorCache, cache_path
+        from repoloop.retrieval.rerank import DenseReranker
+
+        return DenseReranker(self.store.conn, embedder, penalty=self.weights.rerank_penalty, stored=stored,
+                             cache=VectorCache(cache_path(self.idx), embedder.name),
+                             embed_missing=self.rerank == "on")
+
+    def _drop_reranker(self) -> None:
+        if self._reranker and self._reranker.cache is not None:
+            self._reranker.cache.close()
+        self._reranker = None
+
+    def _rerank(self, query: str, fused: list[Fused], rows: dict[int, tuple]) -> list[Fused]:
+        """Re-order the top files by dense similarity (see repoloop.retrieval.rerank): each file's
+        chunks are scaled so that its best chunk takes the score of the position it moved to."""
+        rr = self._rerank_tools()
+        n = self.weights.rerank_files
+        if rr is None or n < 2 or not fused:
+            return fused
+        from repoloop.retrieval.rerank import first_files, reassign
+
+        paths = {f.chunk_id: rows[f.chunk_id][0] for f in fused if f.chunk_id in rows}
+        # Candidates: the first n files the path priors do not discount (tests, docs and examples
+        # keep the places the first stage gave them; embedding them would be most of the cost).
+        cands = first_files((p for f in fused if (p := paths.get(f.chunk_id)) and self._path_prior(p) >= 1.0), n)
+        rr.penalty = self.weights.rerank_penalty
+        try:
+            last = self._dense.last_query if self._dense is not None else None
+            qvec = last[1] if last and last[0] == query else rr.query_vector(query)
+            new, sims = rr.order(qvec, cands)
+        except Exception as e:  # noqa: BLE001 - model/endpoint/store errors: keep the fused order
+            log.warning("dense re-rank failed for this query, keeping the fused order: %s", e)
+            return fused
+        best: dict[str, float] = {}
+        for f in fused:
+            if f.chunk_id in paths:
+                best.setdefault(paths[f.chunk_id], f.score)
+        scale = reassign(cands, new, best)
+        pos = {p: i for i, p in enumerate(new, start=1)}
+        for f in fused:
+            p = paths.get(f.chunk_id)
+            if p in pos:
+                f.score *= scale.get(p, 1.0)
+                if p in sims:
+                    f.signals["rerank"] = {"rank": pos[p], "score": round(sims[p], 6)}
+        return sorted(fused, key=lambda f: (-f.score, f.chunk_id))
+
     # -- the facade ---------------------------------------------------------------------------
     def fused(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None
               ) -> tuple[list[Fused], dict[int, tuple]]:
@@ -379,7 +459,10 @@ class HybridRetriever(Retriever):
                 if row and row[3] and qual != row[3] and qual.startswith(row[3] + "."):
                     k = self.store.conn.execute("SELECT kind FROM symbols WHERE qualname=? LIMIT 1", (qual,)).fetchone()
                     rows[cid] = (*row[:3], qual, k[0] if k else row[4], row[5])
-        return rrf(lists, wk, boosts=boosts), rows
+        fused = rrf(lists, wk, boosts=boosts)
+        if "dense" in sig and len(sig) > 1:  # dense alone is the nearest-vector list, as it was
+            fused = self._rerank(query, fused, rows)
+        return fused, rows
 
     def search(self, query: str, k: int = 10, *, explain: bool = False,
                signals: Iterable[str] | str | None = None) -> list[SearchHit]:
@@ -492,6 +575,7 @@ class HybridRetriever(Retriever):
         return self._executor
 
     def close(self) -> None:
+        self._drop_reranker()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

@@ -1,0 +1,178 @@
+"""The dense re-rank of the top files: ordering, what it embeds and caches, and its failure modes.
+
+The ordering tests use a keyword embedder (a deterministic `Embedder`, so the expected order is
+known); the caching tests use the real local model, real SQLite and real chromadb."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repoloop.errors import RepoloopError
+from repoloop.indexer.embed import SentenceTransformerEmbedder
+from repoloop.indexer.embed_phase import embed_missing
+from repoloop.indexer.store import IndexStore
+from repoloop.indexer.vector_cache import CACHE_ENV, VectorCache, cache_path
+from repoloop.retrieval.rerank import DenseReranker, reassign
+from repoloop.retrieval.retriever import HybridRetriever
+from tests.test_embed import CountingEmbedder
+from tests.test_retrieval_fixtures import index, write_repo
+
+QUERY = "Cart add_item remove_item total_price should apply the percent"
+
+
+class KeywordEmbedder:
+    """Texts mentioning `word` point one way, the rest another; the query points at `word`."""
+
+    name = "keyword-test"
+    dim = 2
+
+    def __init__(self, word: str = "apply_discount", fail: bool = False) -> None:
+        self.word = word
+        self.fail = fail
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.fail:
+            raise RuntimeError("model exploded")
+        self.texts.extend(texts)
+        return [[1.0, 0.0] if (self.word in t or "percent" in t) and t != QUERY or t == QUERY else [0.0, 1.0]
+                for t in texts]
+
+
+def _files(r: HybridRetriever, query: str = QUERY) -> list[str]:
+    return list(dict.fromkeys(h.path for h in r.search(query, 10)))
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    root = write_repo(tmp_path / "repo")
+    write_repo(root, {"tests/test_pricing.py": '''
+        from shop.pricing import apply_discount
+
+
+        def test_apply_discount_percent():
+            assert apply_discount(100, 10) == 90
+        '''})
+    index(root)
+    return root
+
+
+def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(repo.parent / "shared-vectors.db"))
+    with HybridRetriever.open(repo, rerank="off") as r:
+        before = _files(r)
+    assert before[0] == "shop/cart.py" and "shop/pricing.py" in before[1:]
+    emb = KeywordEmbedder()
+    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+        hits = r.search(QUERY, 10, explain=True)
+        after = list(dict.fromkeys(h.path for h in hits))
+        assert r._reranker.embedded > 0
+    assert after[0] == "shop/pricing.py"
+    assert sorted(after) == sorted(before)  # re-ordered, nothing lost or added
+    assert any("rerank" in h.signals for h in hits if h.path == "shop/pricing.py")
+    # Tests are not candidates: never embedded, and at the place the first stage gave them.
+    assert not any("test_apply_discount_percent" in t for t in emb.texts)
+    if "tests/test_pricing.py" in before:
+        assert after.index("tests/test_pricing.py") == before.index("tests/test_pricing.py")
+    # The vectors went to the shared cache: a new retriever embeds only its query.
+    assert (repo.parent / "shared-vectors.db").exists()
+    emb2 = KeywordEmbedder()
+    with HybridRetriever.open(repo, rerank="on", embedder=emb2) as r:
+        assert _files(r) == after
+    assert emb2.texts == [QUERY]
+
+
+def test_a_small_similarity_gap_does_not_overturn_the_first_stage(repo: Path) -> None:
+    # Every chunk equally close: the first stage's order stands (the rank penalty breaks the tie).
+    emb = KeywordEmbedder(word="def ")
+    with HybridRetriever.open(repo, rerank="off") as r:
+        before = _files(r)
+    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+        assert _files(r) == before
+
+
+def test_auto_on_an_index_without_vectors_embeds_nothing(repo: Path) -> None:
+    emb = KeywordEmbedder()
+    with HybridRetriever.open(repo, rerank="off") as r:
+        before = _files(r)
+    with HybridRetriever.open(repo, embedder=emb) as r:  # rerank="auto", the CLI's default
+        assert _files(r) == before
+    assert emb.texts == []
+    assert not (repo / ".repoloop" / "vectors.db").exists()
+
+
+def test_a_failing_model_keeps_the_fused_order(repo: Path, caplog) -> None:
+    with HybridRetriever.open(repo, rerank="off") as r:
+        before = _files(r)
+    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank="on",
+                                                                embedder=KeywordEmbedder(fail=True)) as r:
+        assert _files(r) == before
+    assert "re-rank failed" in caplog.text
+
+
+def test_bad_mode_is_a_clear_error(repo: Path) -> None:
+    with pytest.raises(RepoloopError, match="--rerank"):
+        HybridRetriever.open(repo, rerank="sometimes")
+
+
+def test_reassign_gives_new_order_the_old_scores() -> None:
+    scale = reassign(["a", "b", "c"], ["c", "a", "b"], {"a": 0.9, "b": 0.5, "c": 0.25})
+    new = {p: s * scale[p] for p, s in {"a": 0.9, "b": 0.5, "c": 0.25}.items()}
+    assert sorted(new, key=lambda p: -new[p]) == ["c", "a", "b"]
+    assert new["c"] == pytest.approx(0.9) and new["a"] == pytest.approx(0.5)
+
+
+def test_vector_cache_persists_per_model_and_degrades_to_memory(tmp_path: Path, monkeypatch, caplog) -> None:
+    db = tmp_path / "v.db"
+    c = VectorCache(db, "m1")
+    c.put({"k1": [0.6, 0.8], "k2": np.array([1.0, 0.0])})
+    c.close()
+    again = VectorCache(db, "m1")
+    got = again.get(["k1", "k2", "k3"])
+    assert set(got) == {"k1", "k2"} and np.allclose(got["k1"], [0.6, 0.8])
+    assert VectorCache(db, "m2").get(["k1"]) == {}  # another model's vectors are not these
+    # Unusable location (a file where its directory should be): vectors are kept in memory.
+    (tmp_path / "blocker").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        bad = VectorCache(tmp_path / "blocker" / "v.db", "m1")
+    bad.put({"k": [1.0, 0.0]})
+    assert set(bad.get(["k"])) == {"k"} and "unusable" in caplog.text
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "shared.db"))
+    assert cache_path(tmp_path / "idx") == tmp_path / "shared.db"
+    monkeypatch.delenv(CACHE_ENV)
+    assert cache_path(tmp_path / "idx") == tmp_path / "idx" / "vectors.db"
+
+
+@pytest.fixture(scope="module")
+def model() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+def test_query_time_vectors_are_reused_by_a_later_index(repo: Path, model) -> None:
+    """Real model: the re-rank embeds the candidates' chunks once; `repoloop index` then takes
+    them from the cache and embeds only the rest."""
+    emb = CountingEmbedder(model)
+    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+        r.search("discount percent on the cart total", 5)
+        lazily = r._reranker.embedded
+    assert lazily > 0 and (repo / ".repoloop" / "vectors.db").exists()
+    later = CountingEmbedder(model)
+    with IndexStore.open(repo) as store:
+        n = embed_missing(store, repo / ".repoloop", embedder=later)
+        total = store.conn.execute("SELECT count(DISTINCT key) FROM embed_keys").fetchone()[0]
+    assert n == sum(later.calls) == total - lazily  # the model saw only what the re-rank had not embedded
+
+
+def test_embedded_index_reranks_with_its_own_vectors(repo: Path, model) -> None:
+    with IndexStore.open(repo) as store:
+        embed_missing(store, repo / ".repoloop", embedder=model)
+    emb = CountingEmbedder(model)
+    with HybridRetriever.open(repo, embedder=emb) as r:  # "auto"
+        hits = r.search("discount percent on the cart total", 5, explain=True)
+        assert isinstance(r._reranker, DenseReranker) and r._reranker.embedded == 0
+    assert emb.calls == [1]  # the query, once: dense search and the re-rank share its vector
+    assert any("rerank" in h.signals for h in hits)
