@@ -176,3 +176,34 @@ def test_embedded_index_reranks_with_its_own_vectors(repo: Path, model) -> None:
         assert isinstance(r._reranker, DenseReranker) and r._reranker.embedded == 0
     assert emb.calls == [1]  # the query, once: dense search and the re-rank share its vector
     assert any("rerank" in h.signals for h in hits)
+
+
+def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from repoloop.agent.loop import RunConfig
+    from repoloop.agent.observe import Observer
+
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cli-vectors.db")}
+    cmd = [sys.executable, "-m", "repoloop.cli", "search", "discount percent on the cart total", "--repo", str(repo),
+           "--json", "--explain", "-k", "5"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    assert not any("rerank" in h["signals"] for h in json.loads(plain.stdout)["results"])  # auto: no vectors
+    assert not (tmp_path / "cli-vectors.db").exists()
+    on = subprocess.run([*cmd, "--rerank", "on"], capture_output=True, text=True, env=env, timeout=300)
+    assert on.returncode == 0, on.stderr
+    assert any("rerank" in h["signals"] for h in json.loads(on.stdout)["results"])
+    assert (tmp_path / "cli-vectors.db").exists()
+    bad = subprocess.run([*cmd, "--rerank", "maybe"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "--rerank" in bad.stderr
+    # The agent re-ranks by default (its steps wait for a model anyway), and can be told not to.
+    assert RunConfig(task="t", repo=repo, model="m").rerank == "on"
+    obs = Observer.open(repo, None, lexical_only=False)
+    try:
+        assert obs.retriever.rerank == "on"
+    finally:
+        obs.retriever.close()

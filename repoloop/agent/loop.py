@@ -50,6 +50,10 @@ class RunConfig:
     failure_budget: int = 2_000  # tokens of retrieved code after each failed verification
     map_budget: int = 1_024
     lexical_only: bool = False
+    # Dense re-rank of retrieved files (repoloop.retrieval.rerank): "on" embeds the top candidates'
+    # chunks at query time where the index has no vectors (seconds once per new file on a CPU; an
+    # agent step waits longer for its model), "auto" only with the index's vectors, "off".
+    rerank: str = "on"
     stream: bool = False
     timeout: float = 120.0  # per model request
     retries: int = 4
@@ -171,7 +175,7 @@ class Agent:
         observer: Observer | None = None
         status, reason = "failed", ""
         try:
-            observer = Observer.open(self.repo, cfg.index_dir, lexical_only=cfg.lexical_only,
+            observer = Observer.open(self.repo, cfg.index_dir, lexical_only=cfg.lexical_only, rerank=cfg.rerank,
                                      log=lambda m: self.ui.event("note", {"text": m}))
             test_cmd = cfg.test_cmd or detect_test_command(self.repo)
             self._observe(observer, test_cmd)

@@ -45,7 +45,7 @@ class Observer:
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
-             log: Callable[[str], None] | None = None) -> Observer:
+             log: Callable[[str], None] | None = None, rerank: str = "on") -> Observer:
         t0 = time.perf_counter()
         notes: list[str] = []
         retriever = None
@@ -54,7 +54,7 @@ class Observer:
             from repoloop.retrieval.api import Retriever
 
             try:
-                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only)
+                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only, rerank=rerank)
             except IndexMissingError:
                 if not build:
                     raise
@@ -63,7 +63,7 @@ class Observer:
                 from repoloop.indexer.pipeline import index_repo
 
                 index_repo(repo, index_dir, embed=False, progress=False)
-                retriever = Retriever.open(repo, index_dir, lexical_only=True)
+                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only, rerank=rerank)
         except NotImplementedError:
             notes.append("retrieval is not implemented in this build; going on without it")
         except Exception as e:  # noqa: BLE001 - retrieval must never stop the agent

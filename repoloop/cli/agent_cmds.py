@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-limit", type=int, default=128_000, help="the model's context window, tokens")
     p.add_argument("--budget", type=int, default=6_000, help="tokens of retrieved code given with the task")
     p.add_argument("--lexical", action="store_true", help="lexical retrieval only (no embedding model)")
+    p.add_argument("--rerank", choices=("auto", "on", "off"), default="on",
+                   help="re-order retrieved files by embedding similarity: on (default; embeds the top "
+                        "candidates' chunks once if the index has no vectors), auto (the index's vectors only), off")
     p.add_argument("--stream", action="store_true", help="stream model replies")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
     p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts")
@@ -86,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         plan_model=args.plan_model, base_url=base_url, api_key=api_key, sandbox=args.sandbox, image=args.image,
         test_cmd=args.test_cmd, max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost,
         approve_plan=args.approve_plan, apply=args.apply, context_limit=args.context_limit,
-        context_budget=args.budget, lexical_only=args.lexical, stream=args.stream, timeout=args.timeout,
+        context_budget=args.budget, lexical_only=args.lexical, rerank=args.rerank, stream=args.stream, timeout=args.timeout,
         retries=args.retries, backoff=args.backoff, prices=args.prices,
     )
     reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json)

@@ -54,12 +54,14 @@ class Retriever:
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
-             embedder: Any = None) -> Retriever:
+             embedder: Any = None, rerank: str = "auto") -> Retriever:
         """`embedder`: an already-loaded model to embed queries with (a long-running process shares
-        one with its index passes); used when the index was built with the same model."""
+        one with its index passes); used when the index was built with the same model.
+        `rerank`: the dense re-rank of the top files: "auto" (with the index's own vectors), "on"
+        (also embed missing candidate chunks at query time, cached), "off"."""
         from repoloop.retrieval.retriever import HybridRetriever  # the implementation (overrides open)
 
-        return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only, embedder=embedder)
+        return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only, embedder=embedder, rerank=rerank)
 
     def search(self, query: str, k: int = 10, *, explain: bool = False) -> list[SearchHit]:
         raise NotImplementedError

@@ -227,6 +227,7 @@ class ServeOptions:
     http_port: int | None = None  # None: stdio
     watch: bool = False
     lexical_only: bool = False
+    rerank: str = "auto"  # see Retriever.open
     embed: bool = True  # for the watcher's index passes
     debounce: float = 0.3
 
@@ -246,7 +247,7 @@ def serve(opts: ServeOptions) -> None:
     # (made now, loaded on first use; a Retriever over an index of another model loads that one).
     embedder = SharedEmbedder(embedder_from_config())
     host = RetrieverHost(lambda: Retriever.open(opts.repo, opts.index_dir, lexical_only=opts.lexical_only,
-                                                embedder=embedder))
+                                                embedder=embedder, rerank=opts.rerank))
     watcher: Watcher | None = None
     loads = ModelLoads(sys.stderr).__enter__()  # a line on stderr per model load
     try:
