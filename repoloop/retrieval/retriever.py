@@ -369,6 +369,13 @@ class HybridRetriever(Retriever):
                              cache=VectorCache(cache_path(self.idx), embedder.name),
                              embed_missing=self.rerank == "on")
 
+    def set_rerank(self, mode: str) -> None:
+        """Change the re-rank mode of an open retriever (benchmarks compare modes in one process)."""
+        if mode not in RERANK_MODES:
+            raise RepoloopError(f"--rerank: expected one of {', '.join(RERANK_MODES)}, not {mode!r}")
+        self.rerank = mode
+        self._drop_reranker()
+
     def _drop_reranker(self) -> None:
         if self._reranker and self._reranker.cache is not None:
             self._reranker.cache.close()
