@@ -29,7 +29,7 @@ SIGNALS: dict[str, str | None] = {
     "fused-lex": "bm25,name,graph,trace",  # as measured before the `file` signal existed
     "lex-nofile": "bm25,name,graph,trace",  # fused-lex without `file` (its ablation in snapshot runs)
     "fused": None,
-    # every signal plus the dense re-rank with query-time embedding (`--rerank on`): on a --no-embed
+    # every signal plus the dense re-rank with query-time embedding (`--rerank`): on a --no-embed
     # index, the top files' chunks are embedded on demand (REPOLOOP_VECTOR_CACHE shares them)
     "fused-rerank": None,
 }
@@ -80,8 +80,8 @@ class RepoloopRunner:
 
             bases = {s.split("@")[0] for s in self.systems}
             lexical = not bases & {"dense", "fused", "fused-rerank"}
-            rerank = "on" if "fused-rerank" in bases else "auto"
-            if rerank == "on" and self.embedder is None:
+            rerank = "fused-rerank" in bases
+            if rerank and self.embedder is None:
                 from repoloop.indexer.embed import embedder_from_config
 
                 self.embedder = embedder_from_config()  # one model for every snapshot's re-rank

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repoloop.errors import RepoloopError
 from repoloop.indexer.embed import SentenceTransformerEmbedder
 from repoloop.indexer.embed_phase import embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.indexer.vector_cache import CACHE_ENV, VectorCache, cache_path
-from repoloop.retrieval.rerank import DenseReranker, reassign
+from repoloop.retrieval.rerank import reassign
 from repoloop.retrieval.retriever import HybridRetriever
 from tests.test_embed import CountingEmbedder
 from tests.test_retrieval_fixtures import index, write_repo
@@ -63,11 +62,11 @@ def repo(tmp_path: Path) -> Path:
 
 def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, monkeypatch) -> None:
     monkeypatch.setenv(CACHE_ENV, str(repo.parent / "shared-vectors.db"))
-    with HybridRetriever.open(repo, rerank="off") as r:
+    with HybridRetriever.open(repo, rerank=False) as r:
         before = _files(r)
     assert before[0] == "shop/cart.py" and "shop/pricing.py" in before[1:]
     emb = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
         hits = r.search(QUERY, 10, explain=True)
         after = list(dict.fromkeys(h.path for h in hits))
         assert r._reranker.embedded > 0
@@ -81,7 +80,7 @@ def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, 
     # The vectors went to the shared cache: a new retriever embeds only its query.
     assert (repo.parent / "shared-vectors.db").exists()
     emb2 = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank="on", embedder=emb2) as r:
+    with HybridRetriever.open(repo, rerank=True, embedder=emb2) as r:
         assert _files(r) == after
     assert emb2.texts == [QUERY]
 
@@ -89,34 +88,33 @@ def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, 
 def test_a_small_similarity_gap_does_not_overturn_the_first_stage(repo: Path) -> None:
     # Every chunk equally close: the first stage's order stands (the rank penalty breaks the tie).
     emb = KeywordEmbedder(word="def ")
-    with HybridRetriever.open(repo, rerank="off") as r:
+    with HybridRetriever.open(repo, rerank=False) as r:
         before = _files(r)
-    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
         assert _files(r) == before
 
 
-def test_auto_on_an_index_without_vectors_embeds_nothing(repo: Path) -> None:
+def test_off_by_default_and_with_lexical_or_without_dense(repo: Path) -> None:
     emb = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank="off") as r:
+    with HybridRetriever.open(repo, rerank=False) as r:
         before = _files(r)
-    with HybridRetriever.open(repo, embedder=emb) as r:  # rerank="auto", the CLI's default
+    with HybridRetriever.open(repo, embedder=emb) as r:  # the CLI's default: a cold query stays fast
         assert _files(r) == before
+    with HybridRetriever.open(repo, embedder=emb, rerank=True, lexical_only=True) as r:  # --lexical: no model
+        assert _files(r) == before
+    with HybridRetriever.open(repo, embedder=emb, rerank=True) as r:  # signals without dense: an ablation
+        assert list(dict.fromkeys(h.path for h in r.search(QUERY, 10, signals="bm25,name,graph,trace"))) == before
     assert emb.texts == []
     assert not (repo / ".repoloop" / "vectors.db").exists()
 
 
 def test_a_failing_model_keeps_the_fused_order(repo: Path, caplog) -> None:
-    with HybridRetriever.open(repo, rerank="off") as r:
+    with HybridRetriever.open(repo, rerank=False) as r:
         before = _files(r)
-    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank="on",
+    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank=True,
                                                                 embedder=KeywordEmbedder(fail=True)) as r:
         assert _files(r) == before
     assert "re-rank failed" in caplog.text
-
-
-def test_bad_mode_is_a_clear_error(repo: Path) -> None:
-    with pytest.raises(RepoloopError, match="--rerank"):
-        HybridRetriever.open(repo, rerank="sometimes")
 
 
 def test_reassign_gives_new_order_the_old_scores() -> None:
@@ -156,7 +154,7 @@ def test_query_time_vectors_are_reused_by_a_later_index(repo: Path, model) -> No
     """Real model: the re-rank embeds the candidates' chunks once; `repoloop index` then takes
     them from the cache and embeds only the rest."""
     emb = CountingEmbedder(model)
-    with HybridRetriever.open(repo, rerank="on", embedder=emb) as r:
+    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
         r.search("discount percent on the cart total", 5)
         lazily = r._reranker.embedded
     assert lazily > 0 and (repo / ".repoloop" / "vectors.db").exists()
@@ -167,15 +165,16 @@ def test_query_time_vectors_are_reused_by_a_later_index(repo: Path, model) -> No
     assert n == sum(later.calls) == total - lazily  # the model saw only what the re-rank had not embedded
 
 
-def test_embedded_index_reranks_with_its_own_vectors(repo: Path, model) -> None:
+def test_an_embedded_index_is_not_reranked(repo: Path, model) -> None:
+    """Dense is in the fusion already there (and re-ranking it measured worse): --rerank adds nothing."""
     with IndexStore.open(repo) as store:
         embed_missing(store, repo / ".repoloop", embedder=model)
     emb = CountingEmbedder(model)
-    with HybridRetriever.open(repo, embedder=emb) as r:  # "auto"
+    with HybridRetriever.open(repo, embedder=emb, rerank=True) as r:
         hits = r.search("discount percent on the cart total", 5, explain=True)
-        assert isinstance(r._reranker, DenseReranker) and r._reranker.embedded == 0
-    assert emb.calls == [1]  # the query, once: dense search and the re-rank share its vector
-    assert any("rerank" in h.signals for h in hits)
+        assert not r.lexical_only and r._rerank_tools() is None
+    assert emb.calls == [1]  # the query, for the dense signal
+    assert not any("rerank" in h.signals for h in hits) and any("dense" in h.signals for h in hits)
 
 
 def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_path: Path) -> None:
@@ -192,18 +191,16 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
            "--json", "--explain", "-k", "5"]
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 0, plain.stderr
-    assert not any("rerank" in h["signals"] for h in json.loads(plain.stdout)["results"])  # auto: no vectors
+    assert not any("rerank" in h["signals"] for h in json.loads(plain.stdout)["results"])  # off by default
     assert not (tmp_path / "cli-vectors.db").exists()
-    on = subprocess.run([*cmd, "--rerank", "on"], capture_output=True, text=True, env=env, timeout=300)
+    on = subprocess.run([*cmd, "--rerank"], capture_output=True, text=True, env=env, timeout=300)
     assert on.returncode == 0, on.stderr
     assert any("rerank" in h["signals"] for h in json.loads(on.stdout)["results"])
     assert (tmp_path / "cli-vectors.db").exists()
-    bad = subprocess.run([*cmd, "--rerank", "maybe"], capture_output=True, text=True, env=env, timeout=300)
-    assert bad.returncode != 0 and "--rerank" in bad.stderr
     # The agent re-ranks by default (its steps wait for a model anyway), and can be told not to.
-    assert RunConfig(task="t", repo=repo, model="m").rerank == "on"
+    assert RunConfig(task="t", repo=repo, model="m").rerank is True
     obs = Observer.open(repo, None, lexical_only=False)
     try:
-        assert obs.retriever.rerank == "on"
+        assert obs.retriever.rerank is True
     finally:
         obs.retriever.close()

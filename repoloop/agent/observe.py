@@ -45,7 +45,7 @@ class Observer:
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
-             log: Callable[[str], None] | None = None, rerank: str = "on") -> Observer:
+             log: Callable[[str], None] | None = None, rerank: bool = True) -> Observer:
         t0 = time.perf_counter()
         notes: list[str] = []
         retriever = None

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-limit", type=int, default=128_000, help="the model's context window, tokens")
     p.add_argument("--budget", type=int, default=6_000, help="tokens of retrieved code given with the task")
     p.add_argument("--lexical", action="store_true", help="lexical retrieval only (no embedding model)")
-    p.add_argument("--rerank", choices=("auto", "on", "off"), default="on",
-                   help="re-order retrieved files by embedding similarity: on (default; embeds the top "
-                        "candidates' chunks once if the index has no vectors), auto (the index's vectors only), off")
+    p.add_argument("--no-rerank", dest="rerank", action="store_false",
+                   help="on an index without embeddings, do not re-order retrieved files by embedding "
+                        "similarity (which embeds the top candidates' chunks once, at query time)")
     p.add_argument("--stream", action="store_true", help="stream model replies")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
     p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts")

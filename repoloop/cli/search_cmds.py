@@ -20,10 +20,10 @@ def _retrieval_args(p: argparse.ArgumentParser) -> None:
                    help="comma list of signals to use: bm25,dense,name,graph,trace (default: all)")
     p.add_argument("--chroma-url", default=None, metavar="URL",
                    help="Chroma server (default: the one the index was built with, else embedded)")
-    p.add_argument("--rerank", choices=("auto", "on", "off"), default="auto",
-                   help="re-order the top files by embedding similarity: auto (with the index's own "
-                        "vectors), on (also embed what is missing, e.g. on a --no-embed index: the first "
-                        "query on new files takes seconds, later ones reuse them), off")
+    p.add_argument("--rerank", action="store_true",
+                   help="on an index built with --no-embed: re-order the top 20 files by embedding "
+                        "similarity, embedding their chunks now (seconds for files not seen before, "
+                        "then cached in the index's vectors.db)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,10 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", action="store_true", help="also follow file changes and keep the index fresh")
     p.add_argument("--lexical", action="store_true",
                    help="no embedding model: lexical, graph and name signals only (starts faster)")
-    p.add_argument("--rerank", choices=("auto", "on", "off"), default="auto",
-                   help="re-order the top files by embedding similarity: auto (with the index's vectors), "
-                        "on (also embed candidates' chunks at query time, cached: seconds for a query on new "
-                        "files on a CPU), off")
+    p.add_argument("--rerank", action="store_true",
+                   help="on an index built with --no-embed: re-order the top files by embedding similarity, "
+                        "embedding their chunks at query time (cached; seconds for files not seen before)")
     _add_watch_args(p)
     p.set_defaults(func=_serve)
 

@@ -88,16 +88,6 @@ class VectorStore:
             coll.upsert(ids=list(ids[i : i + MAX_BATCH]), embeddings=[list(v) for v in vectors[i : i + MAX_BATCH]])
 
     @staticmethod
-    def get(coll: Any, ids: Iterable[str]) -> dict[str, list[float]]:
-        """The stored vectors of those ids that have one."""
-        ids = list(dict.fromkeys(ids))
-        out: dict[str, list[float]] = {}
-        for i in range(0, len(ids), MAX_BATCH):
-            got = coll.get(ids=ids[i : i + MAX_BATCH], include=["embeddings"])
-            out.update(zip(got["ids"], got["embeddings"], strict=True))
-        return out
-
-    @staticmethod
     def delete(coll: Any, ids: Iterable[str]) -> None:
         ids = list(ids)
         for i in range(0, len(ids), MAX_BATCH):

@@ -54,11 +54,11 @@ class Retriever:
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
-             embedder: Any = None, rerank: str = "auto") -> Retriever:
+             embedder: Any = None, rerank: bool = False) -> Retriever:
         """`embedder`: an already-loaded model to embed queries with (a long-running process shares
         one with its index passes); used when the index was built with the same model.
-        `rerank`: the dense re-rank of the top files: "auto" (with the index's own vectors), "on"
-        (also embed missing candidate chunks at query time, cached), "off"."""
+        `rerank`: on an index without vectors, re-order the top files by embedding similarity,
+        embedding their chunks at query time (cached; see repoloop.retrieval.rerank)."""
         from repoloop.retrieval.retriever import HybridRetriever  # the implementation (overrides open)
 
         return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only, embedder=embedder, rerank=rerank)

@@ -29,7 +29,6 @@ class Dense:
         self._coll: Any = None
         self._tag: str | None = None  # the collection's tag when it was opened
         self._count: int | None = None  # collection size, read once per index generation (refresh)
-        self.last_query: tuple[str, list[float]] | None = None  # the re-rank reuses the query's vector
 
     @property
     def available(self) -> bool:
@@ -76,12 +75,7 @@ class Dense:
         if not query.strip() or self._coll is None or self.embedder is None:
             return []
         vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
-        self.last_query = (query, vec)
         return VectorStore.query(self._coll, vec, limit, self._count)
-
-    def stored(self, keys: list[str]) -> dict[str, list[float]]:
-        """The index's vectors for these embedding keys (those it has)."""
-        return VectorStore.get(self._coll, keys) if self._coll is not None else {}
 
     def to_chunks(self, hits: list[tuple[str, float]], limit: int) -> Ranked:
         """Map vector ids (embedding keys) to the chunks that use them."""

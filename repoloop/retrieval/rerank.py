@@ -3,9 +3,10 @@
 Why a second stage: the lexical, name, trace and graph signals find the right file among their top
 10 far more often than they put it first (SWE-bench dev, 214 issues at their base commits: Acc@10
 82.2 but Acc@1 52.3). Embedding every chunk of a big repository is slow on a CPU (~100k chunks for
-one django snapshot), but a query only needs the chunks of the files it is about to rank: ~450
-chunks for 10 files, embedded once and cached (repoloop.indexer.vector_cache), or read from the
-index's vector store when it has them. Measured in benchmarks/RESULTS.md ("Dense re-rank").
+one django snapshot), but a query only needs the chunks of the files it is about to rank: ~900
+chunks for 20 files, embedded once and cached (repoloop.indexer.vector_cache). For an index built
+with `--no-embed`; an embedded index has the dense signal in the fusion already (and re-ranking it
+measured worse). Measured in benchmarks/RESULTS.md ("Dense re-rank in the product").
 
 The new file score is `max cosine(query, chunk) - penalty * ln(fused rank)`: the dense evidence
 decides among candidates the first stage found, and the first stage's order is a prior that only a
@@ -19,7 +20,7 @@ import logging
 import math
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,23 +30,16 @@ from repoloop.indexer.vector_cache import VectorCache
 
 log = logging.getLogger(__name__)
 
-StoredVectors = Callable[[list[str]], Mapping[str, Sequence[float]]]
-
-
 class DenseReranker:
-    """Re-orders candidate files for one query. `stored`: vectors the index already has (its vector
-    store), `cache`: vectors embedded earlier at query time; `embed_missing`: embed the chunks
-    neither has (else such chunks are left out, and a file with none keeps a neutral score)."""
+    """Re-orders candidate files for one query; chunk vectors come from memory, then `cache` (those
+    embedded earlier), then the model (and go to the cache)."""
 
     def __init__(self, conn: sqlite3.Connection, embedder: Embedder, *, penalty: float,
-                 stored: StoredVectors | None = None, cache: VectorCache | None = None,
-                 embed_missing: bool = True, memory: int = 50_000) -> None:
+                 cache: VectorCache | None = None, memory: int = 50_000) -> None:
         self.conn = conn
         self.embedder = embedder
         self.penalty = penalty
-        self.stored = stored
         self.cache = cache
-        self.embed_missing = embed_missing
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()  # warm processes: recent vectors
         self._memory_max = memory
         self.embedded = 0  # chunk texts embedded by this reranker (logs, tests, benchmarks read it)
@@ -87,14 +81,13 @@ class DenseReranker:
         return out
 
     def _vectors(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:
-        """key -> unit vector, from memory, the index's store, the cache, and (if allowed) the model."""
+        """key -> unit vector, from memory, the cache, and the model."""
         out = {k: self._memory[k] for k in texts if k in self._memory}
-        for source in (self._from_store, self._from_cache):
-            want = [k for k in texts if k not in out]
-            if want:
-                out.update(source(want))
+        want = [k for k in texts if k not in out]
+        if want and self.cache is not None:
+            out.update(self.cache.get(want))
         missing = [k for k in texts if k not in out]
-        if missing and self.embed_missing:
+        if missing:
             vecs = self.embedder.embed([texts[k] for k in missing])
             fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vecs, strict=True)}
             self.embedded += len(fresh)
@@ -103,14 +96,6 @@ class DenseReranker:
             out.update(fresh)
         self._remember(out)
         return out
-
-    def _from_store(self, keys: list[str]) -> dict[str, np.ndarray]:
-        if self.stored is None:
-            return {}
-        return {k: np.asarray(v, dtype=np.float32) for k, v in self.stored(keys).items()}
-
-    def _from_cache(self, keys: list[str]) -> dict[str, np.ndarray]:
-        return self.cache.get(keys) if self.cache is not None else {}
 
     def _remember(self, vecs: Mapping[str, np.ndarray]) -> None:
         for k, v in vecs.items():

@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph_build's (not imported: ~30 ms of resolver on the CLI)
 META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
-# Dense re-rank of the top files (repoloop.retrieval.rerank): "auto" with the vectors the index has
-# (nothing embedded at query time), "on" also embeds the candidates' missing chunks (an index built
-# with --no-embed: the first query on new files costs seconds on a CPU, then they are cached), "off".
-RERANK_MODES = ("auto", "on", "off")
 
 
 def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -50,9 +46,7 @@ def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
 class HybridRetriever(Retriever):
     def __init__(self, repo: Path, idx: Path, store: IndexStore, *, lexical_only: bool, weights: Weights,
                  chroma_url: str | None, embedder: Any, counter: TokenCounter | None,
-                 rerank: str = "auto") -> None:
-        if rerank not in RERANK_MODES:
-            raise RepoloopError(f"--rerank: expected one of {', '.join(RERANK_MODES)}, not {rerank!r}")
+                 rerank: bool = False) -> None:
         self.repo = repo
         self.idx = idx
         self.store = store
@@ -65,6 +59,10 @@ class HybridRetriever(Retriever):
         self._chroma_url = chroma_url
         self._embedder = embedder
         self._counter = counter
+        # Dense re-rank of the top files (repoloop.retrieval.rerank) where the index has no vectors:
+        # their chunks are embedded at query time (seconds on a CPU for files not seen before, then
+        # cached). Not on an embedded index: dense already took part in the fusion, and re-ranking
+        # there measured worse (dev.jsonl SymAcc@10 82 -> 77; RESULTS.md, "Dense re-rank in the product").
         self.rerank = rerank
         self._reranker: Any = None  # a DenseReranker once built; False: none for this index generation
         self._graph: Any = None  # a LocalRanker, or (pagerank, graph) when full_graph; False if unavailable
@@ -83,7 +81,7 @@ class HybridRetriever(Retriever):
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
              weights: Weights | None = None, chroma_url: str | None = None, embedder: Any = None,
-             counter: TokenCounter | None = None, rerank: str = "auto") -> HybridRetriever:
+             counter: TokenCounter | None = None, rerank: bool = False) -> HybridRetriever:
         repo = Path(repo).expanduser().resolve()
         idx = index_dir_for(repo, index_dir)
         store = IndexStore(idx / DB_NAME, readonly=True)
@@ -345,7 +343,7 @@ class HybridRetriever(Retriever):
         """The DenseReranker for this index and mode, or None (built once per index generation)."""
         if self._reranker is None:
             self._reranker = False
-            if self.rerank != "off" and not self._lexical_forced:
+            if self.rerank and self.lexical_only and not self._lexical_forced:
                 try:
                     self._reranker = self._make_reranker() or False
                 except Exception as e:  # noqa: BLE001 - model/cache errors: rank without it
@@ -353,27 +351,17 @@ class HybridRetriever(Retriever):
         return self._reranker or None
 
     def _make_reranker(self) -> Any:
-        if not self.lexical_only and self._dense_ready():  # an embedded index: its own vectors first
-            embedder, stored = self.dense.embedder, self.dense.stored
-        elif self.rerank == "on":  # a --no-embed index: embed the candidates' chunks on demand
-            from repoloop.indexer.embed import embedder_from_config
-
-            embedder, stored = self._embedder or embedder_from_config(), None
-            self._embedder = embedder
-        else:
-            return None  # "auto" on an index without vectors: nothing to re-rank with, nothing imported
+        from repoloop.indexer.embed import embedder_from_config
         from repoloop.indexer.vector_cache import VectorCache, cache_path
         from repoloop.retrieval.rerank import DenseReranker
 
-        return DenseReranker(self.store.conn, embedder, penalty=self.weights.rerank_penalty, stored=stored,
-                             cache=VectorCache(cache_path(self.idx), embedder.name),
-                             embed_missing=self.rerank == "on")
+        self._embedder = self._embedder or embedder_from_config()  # the model a later `index` would use
+        return DenseReranker(self.store.conn, self._embedder, penalty=self.weights.rerank_penalty,
+                             cache=VectorCache(cache_path(self.idx), self._embedder.name))
 
-    def set_rerank(self, mode: str) -> None:
-        """Change the re-rank mode of an open retriever (benchmarks compare modes in one process)."""
-        if mode not in RERANK_MODES:
-            raise RepoloopError(f"--rerank: expected one of {', '.join(RERANK_MODES)}, not {mode!r}")
-        self.rerank = mode
+    def set_rerank(self, on: bool) -> None:
+        """Turn the re-rank on or off on an open retriever (benchmarks compare both in one process)."""
+        self.rerank = on
         self._drop_reranker()
 
     def _drop_reranker(self) -> None:
@@ -396,9 +384,7 @@ class HybridRetriever(Retriever):
         cands = first_files((p for f in fused if (p := paths.get(f.chunk_id)) and self._path_prior(p) >= 1.0), n)
         rr.penalty = self.weights.rerank_penalty
         try:
-            last = self._dense.last_query if self._dense is not None else None
-            qvec = last[1] if last and last[0] == query else rr.query_vector(query)
-            new, sims = rr.order(qvec, cands)
+            new, sims = rr.order(rr.query_vector(query), cands)
         except Exception as e:  # noqa: BLE001 - model/endpoint/store errors: keep the fused order
             log.warning("dense re-rank failed for this query, keeping the fused order: %s", e)
             return fused
@@ -467,7 +453,7 @@ class HybridRetriever(Retriever):
                     k = self.store.conn.execute("SELECT kind FROM symbols WHERE qualname=? LIMIT 1", (qual,)).fetchone()
                     rows[cid] = (*row[:3], qual, k[0] if k else row[4], row[5])
         fused = rrf(lists, wk, boosts=boosts)
-        if "dense" in sig and len(sig) > 1:  # dense alone is the nearest-vector list, as it was
+        if "dense" in sig:  # the re-rank is the dense signal where the index has no vectors
             fused = self._rerank(query, fused, rows)
         return fused, rows
 

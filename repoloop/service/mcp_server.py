@@ -227,7 +227,7 @@ class ServeOptions:
     http_port: int | None = None  # None: stdio
     watch: bool = False
     lexical_only: bool = False
-    rerank: str = "auto"  # see Retriever.open
+    rerank: bool = False  # see Retriever.open
     embed: bool = True  # for the watcher's index passes
     debounce: float = 0.3
 
