@@ -204,3 +204,15 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
         assert obs.retriever.rerank is True
     finally:
         obs.retriever.close()
+
+
+def test_a_damaged_vector_cache_is_reported_and_ranking_goes_on(repo: Path, caplog) -> None:
+    idx = repo / ".repoloop"
+    (idx / "vectors.db").write_bytes(b"not a database" * 100)
+    with caplog.at_level(logging.WARNING):
+        with HybridRetriever.open(repo, rerank=True, embedder=KeywordEmbedder()) as r:
+            assert _files(r)[0] == "shop/pricing.py"  # re-ranked with vectors kept in memory
+        with IndexStore.open(repo) as store:  # a later index pass does not trip over it either
+            assert embed_missing(store, idx, embedder=KeywordEmbedder()) > 0
+    assert "vector cache" in caplog.text
+    assert (idx / "vectors.db").read_bytes().startswith(b"not a database")  # left for the user to inspect
