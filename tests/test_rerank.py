@@ -197,6 +197,13 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
     assert on.returncode == 0, on.stderr
     assert any("rerank" in h["signals"] for h in json.loads(on.stdout)["results"])
     assert (tmp_path / "cli-vectors.db").exists()
+    st = subprocess.run([sys.executable, "-m", "repoloop.cli", "status", "--repo", str(repo), "--json"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    q = json.loads(st.stdout)["query_time_vectors"]
+    assert q["path"] == str(tmp_path / "cli-vectors.db") and sum(q["vectors"].values()) > 0
+    st = subprocess.run([sys.executable, "-m", "repoloop.cli", "status", "--repo", str(repo)],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert st.returncode == 0 and "query-time vectors (re-rank)" in st.stdout
     # The agent re-ranks by default (its steps wait for a model anyway), and can be told not to.
     assert RunConfig(task="t", repo=repo, model="m").rerank is True
     obs = Observer.open(repo, None, lexical_only=False)

@@ -145,6 +145,7 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
         "up_to_date": not any(stale.values()) and store.get_meta("parser_fingerprint") == parser_fingerprint(),
         "last_run": json.loads(last_run) if last_run else None,
     }
+    data["query_time_vectors"] = _query_time_vectors(idx)
     consistency = _consistency(store, idx)
     if consistency is not None:
         data["consistency"] = consistency
@@ -154,6 +155,26 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
                     data["embeddings"] = consistency[key]
                     break
     return data
+
+
+def _query_time_vectors(idx: Path) -> dict[str, Any] | None:
+    """What the dense re-rank embedded at query time (`search --rerank`, the agent), if anything."""
+    from repoloop.indexer.vector_cache import cache_path
+
+    path = cache_path(idx)
+    if not path.exists():
+        return None
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            by_model = dict(conn.execute("SELECT model, count(*) FROM vectors GROUP BY model").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return {"path": str(path), "error": f"{type(e).__name__}: {e}"}
+    return {"path": str(path), "vectors": by_model}
 
 
 def _consistency(store: Any, idx: Path) -> Any:
@@ -211,6 +232,10 @@ def _print_status(d: dict[str, Any]) -> None:
         for kind in ("changed", "added", "deleted"):
             for p in d["stale"][kind][:10]:
                 con.print(f"  {kind:8} {p}")
+    q = d.get("query_time_vectors")
+    if q:
+        what = q.get("error") or ", ".join(f"{n:,} ({m})" for m, n in q["vectors"].items()) or "none"
+        con.print(f"query-time vectors (re-rank): {what} in {q['path']}", markup=False)
     if "consistency" in d:
         from repoloop.indexer.embed_phase import describe_consistency
 
