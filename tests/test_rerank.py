@@ -117,6 +117,21 @@ def test_a_failing_model_keeps_the_fused_order(repo: Path, caplog) -> None:
     assert "re-rank failed" in caplog.text
 
 
+def test_a_model_that_cannot_load_turns_the_rerank_off_once(repo: Path, caplog) -> None:
+    from repoloop.errors import RepoloopError
+
+    class Unloadable(KeywordEmbedder):
+        def embed(self, texts: list[str]) -> list[list[float]]:
+            raise RepoloopError("cannot load embedding model 'x' offline")
+
+    with HybridRetriever.open(repo, rerank=False) as r:
+        before = _files(r)
+    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank=True, embedder=Unloadable()) as r:
+        assert _files(r) == before and _files(r, "cart items") is not None
+        assert r._reranker is False
+    assert caplog.text.count("re-rank off") == 1
+
+
 def test_reassign_gives_new_order_the_old_scores() -> None:
     scale = reassign(["a", "b", "c"], ["c", "a", "b"], {"a": 0.9, "b": 0.5, "c": 0.25})
     new = {p: s * scale[p] for p, s in {"a": 0.9, "b": 0.5, "c": 0.25}.items()}

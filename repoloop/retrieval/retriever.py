@@ -385,7 +385,12 @@ class HybridRetriever(Retriever):
         rr.penalty = self.weights.rerank_penalty
         try:
             new, sims = rr.order(rr.query_vector(query), cands)
-        except Exception as e:  # noqa: BLE001 - model/endpoint/store errors: keep the fused order
+        except RepoloopError as e:  # the model cannot be loaded (offline, bad name): not per query
+            log.warning("dense re-rank off for this index: %s", e)
+            self._drop_reranker()
+            self._reranker = False
+            return fused
+        except Exception as e:  # noqa: BLE001 - endpoint/store errors: keep the fused order this time
             log.warning("dense re-rank failed for this query, keeping the fused order: %s", e)
             return fused
         best: dict[str, float] = {}
