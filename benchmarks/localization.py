@@ -365,6 +365,7 @@ def report(a: argparse.Namespace) -> None:
     """Markdown tables from whatever result files exist (partial runs included, with their n)."""
     files = sorted(OUT.glob("*.jsonl"))
     groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    keep = _id_filter(a)
     for f in files:
         tag, system = f.stem.rsplit("_", 1)
         if a.tags and tag not in a.tags.split(","):
@@ -374,7 +375,8 @@ def report(a: argparse.Namespace) -> None:
         rows = {}
         for x in f.open():  # one row per id (parallel runs may both answer one)
             r = json.loads(x)
-            rows.setdefault(r["id"], r)
+            if keep(r["id"]):
+                rows.setdefault(r["id"], r)
         groups[tag][system] = list(rows.values())
     order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "lex-nofile", "fused-lex", "fused"]
 
@@ -427,6 +429,29 @@ def report(a: argparse.Namespace) -> None:
                             for repo, v in sorted(by.items())))
 
 
+def _id_filter(a: argparse.Namespace):
+    """`--ids FILE` keeps only the instance ids listed there (one per line), `--exclude-ids FILE`
+    drops them: e.g. the instances a weight was tuned on vs the held-out rest."""
+    def read(p: str) -> set[str]:
+        return {x.strip() for x in Path(p).read_text().splitlines() if x.strip()} if p else set()
+
+    only, drop = read(a.ids), read(a.exclude_ids)
+    return lambda i: (not only or i in only) and i not in drop
+
+
+def write_sample_ids(a: argparse.Namespace) -> None:
+    """Print the ids of the seeded per-repo sample `--max-per-repo N` picks (`--cap REPO=N` overrides
+    one repository's N), so a report can split tuned instances from held-out ones."""
+    records = load_jsonl(BENCH_DIR / "swebench_verified_dev.jsonl")
+    caps = dict(x.split("=") for x in a.cap)
+    by_repo: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_repo[r["repo"]].append(r)
+    for repo, rs in sorted(by_repo.items()):
+        for r in cap_per_repo(rs, int(caps.get(repo, a.max_per_repo)), a.seed):
+            print(r["id"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -456,9 +481,15 @@ def main() -> None:
     p.add_argument("--by-repo", action="store_true")
     p.add_argument("--tags", default="", help="only these result groups (comma list)")
     p.add_argument("--systems", default="", help="only these systems (comma list; baseline always)")
+    p.add_argument("--ids", default="", help="only the instance ids listed in this file")
+    p.add_argument("--exclude-ids", default="", help="leave out the instance ids listed in this file")
+    p = sub.add_parser("sample-ids", help="print the ids a seeded --max-per-repo sample takes")
+    p.add_argument("--max-per-repo", type=int, required=True)
+    p.add_argument("--cap", action="append", default=[], metavar="REPO=N")
+    p.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     a.query_field = getattr(a, "field", "query")
-    {"swe": run_swe, "dev": run_dev, "report": report}[a.cmd](a)
+    {"swe": run_swe, "dev": run_dev, "report": report, "sample-ids": write_sample_ids}[a.cmd](a)
 
 
 if __name__ == "__main__":
