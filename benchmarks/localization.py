@@ -367,7 +367,9 @@ def report(a: argparse.Namespace) -> None:
     groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
     keep = _id_filter(a)
     for f in files:
-        tag, system = f.stem.rsplit("_", 1)
+        head, at, variant = f.stem.partition("@")  # variants may hold "_" (rerank_files=20)
+        tag, system = head.rsplit("_", 1)
+        system += at + variant
         if a.tags and tag not in a.tags.split(","):
             continue
         if a.systems and system not in a.systems.split(",") + ["index", "baseline"]:
