@@ -49,12 +49,16 @@ class DenseReranker:
 
     def scores(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> dict[str, float]:
         """File -> its best chunk's cosine similarity to the query (files with no vector left out)."""
+        return {p: s for p, (s, _) in self.best_chunks(qvec, files).items()}
+
+    def best_chunks(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> dict[str, tuple[float, int]]:
+        """File -> (its best chunk's cosine similarity, that chunk's id)."""
         qvec = np.asarray(qvec, dtype=np.float32)
         keys = self._chunk_keys(files)
-        vecs = self._vectors({k: t for per in keys.values() for k, t in per})
+        vecs = self._vectors({k: t for per in keys.values() for k, t, _ in per})
         out = {}
         for path, per in keys.items():
-            sims = [float(vecs[k] @ qvec) for k, _ in per if k in vecs]
+            sims = [(float(vecs[k] @ qvec), cid) for k, _, cid in per if k in vecs]
             if sims:
                 out[path] = max(sims)
         return out
@@ -69,15 +73,15 @@ class DenseReranker:
         return sorted(files, key=lambda p: -score[p]), sims
 
     # -- vectors ------------------------------------------------------------------------------
-    def _chunk_keys(self, files: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-        """File -> [(key, embedded text)] for each of its chunks, as `repoloop index` embeds them."""
-        out: dict[str, list[tuple[str, str]]] = {p: [] for p in files}
+    def _chunk_keys(self, files: Sequence[str]) -> dict[str, list[tuple[str, str, int]]]:
+        """File -> [(key, embedded text, chunk id)] for each of its chunks, as `repoloop index` embeds them."""
+        out: dict[str, list[tuple[str, str, int]]] = {p: [] for p in files}
         q = ",".join("?" * len(files))
-        for path, module, text, symbol in self.conn.execute(
-                "SELECT f.path, f.module, c.text, c.symbol FROM chunks c JOIN files f ON f.id=c.file_id"
+        for path, module, text, symbol, cid in self.conn.execute(
+                "SELECT f.path, f.module, c.text, c.symbol, c.id FROM chunks c JOIN files f ON f.id=c.file_id"
                 f" WHERE f.path IN ({q})", list(files)):
             t = embed_text(text, symbol, module or "")
-            out[path].append((embed_key(t), t))
+            out[path].append((embed_key(t), t, cid))
         return out
 
     def _vectors(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -382,9 +382,17 @@ class HybridRetriever(Retriever):
         # Candidates: the first n files the path priors do not discount (tests, docs and examples
         # keep the places the first stage gave them; embedding them would be most of the cost).
         cands = first_files((p for f in fused if (p := paths.get(f.chunk_id)) and self._path_prior(p) >= 1.0), n)
+        injected = self._inject_files(query, cands)
+        cands += injected
         rr.penalty = self.weights.rerank_penalty
         try:
-            new, sims = rr.order(rr.query_vector(query), cands)
+            qvec = rr.query_vector(query)
+            new, sims = rr.order(qvec, cands)
+            if injected:  # their best chunk joins the list below every candidate, then moves like one
+                fused = self._add_injected(fused, rows, paths, rr.best_chunks(qvec, injected))
+                placed = set(paths.values())
+                cands = [p for p in cands if p in placed]
+                new = [p for p in new if p in placed]
         except RepoloopError as e:  # the model cannot be loaded (offline, bad name): not per query
             log.warning("dense re-rank off for this index: %s", e)
             self._drop_reranker()
@@ -406,6 +414,33 @@ class HybridRetriever(Retriever):
                 if p in sims:
                     f.signals["rerank"] = {"rank": pos[p], "score": round(sims[p], 6)}
         return sorted(fused, key=lambda f: (-f.score, f.chunk_id))
+
+    def _inject_files(self, query: str, cands: list[str]) -> list[str]:
+        """Experiment (`rerank_inject` files, 0 = off): whole-file BM25's top source files that the
+        fused ranking left out, offered to the re-rank after its candidates."""
+        m = self.weights.rerank_inject
+        if m <= 0:
+            return []
+        have = set(cands)
+        ids = [fid for fid, _ in self.lexical.files(query, 20 * m)]  # docs and tests rank high there
+        out: list[str] = []
+        by_id = dict(self._by_ids("SELECT id, path FROM files WHERE status != 'text' AND id IN ({})", ids))
+        for fid in ids:
+            p = by_id.get(fid)
+            if p and p not in have and self._path_prior(p) >= 1.0 and len(out) < m:
+                out.append(p)
+        return out
+
+    def _add_injected(self, fused: list[Fused], rows: dict[int, tuple], paths: dict[int, str],
+                      best: Mapping[str, tuple[float, int]]) -> list[Fused]:
+        floor = min((f.score for f in fused), default=1.0) * 0.5
+        extra = [cid for _, cid in best.values() if cid not in rows]
+        rows.update(self._rows(extra))
+        for path, (_, cid) in best.items():
+            if cid in rows:
+                paths[cid] = path
+                fused.append(Fused(cid, floor, {"inject": {"rank": 0, "score": 0.0}}))
+        return fused
 
     # -- the facade ---------------------------------------------------------------------------
     def fused(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None

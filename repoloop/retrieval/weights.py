@@ -64,6 +64,7 @@ class Weights:
     # penalty 0.05 was chosen on the top-10 experiment; at 20 files 0.03 gave 63.1 / 79.4, 0.1 64.0 / 81.3.
     rerank_files: int = 20
     rerank_penalty: float = 0.05
+    rerank_inject: int = 0  # experiment: whole-file BM25's top files the fused list lacks, re-ranked too
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
         "function": 1.0, "method": 1.0, "class": 1.0, "code": 0.9,
