@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from loc_repoloop import _set_weights  # noqa: E402  (benchmarks/ is on the path as the script's folder)
+
 from repoloop.retrieval.retriever import HybridRetriever  # noqa: E402
 from repoloop.retrieval.weights import DEFAULT  # noqa: E402
 
@@ -92,7 +94,9 @@ def main() -> int:
     if not r.lexical_only:
         configs += [("dense only", "dense"), ("all signals (hybrid)", "bm25,dense,name,graph,trace")]
     else:  # vectors cached after the warm-up round: the warm cost of the re-rank
-        configs += [("bm25+name+trace+graph + re-rank (--rerank)", "bm25,dense,name,graph,trace", True)]
+        configs += [("bm25+name+trace+graph + re-rank, no whole-file injection", "bm25,dense,name,graph,trace",
+                     True, {"rerank_inject": 0}),
+                    ("bm25+name+trace+graph + re-rank (--rerank)", "bm25,dense,name,graph,trace", True, {})]
     print(f"corpus: {args.repo} — {counts['files']} files, {counts['chunks']} chunks, {counts['edges']} edges;"
           f" embeddings: {'no' if r.lexical_only else 'yes'}; graph: {'full' if r.full_graph else 'local'}")
     print(f"open {t_open:.0f} ms, warm-up (model, chroma, graph, tables) {t_warm:.0f} ms;"
@@ -101,6 +105,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     base = None
     for label, sig, *mode in configs:
+        _set_weights(r, dataclasses.replace(weights, **(mode[1] if len(mode) > 1 else {})))
         r.set_rerank(bool(mode and mode[0]))
         for q in QUERIES if mode else QUERIES[:3]:  # per-config warm-up (the re-rank: embed every candidate)
             r.search(q, args.k, signals=sig)

@@ -238,3 +238,35 @@ def test_a_damaged_vector_cache_is_reported_and_ranking_goes_on(repo: Path, capl
             assert embed_missing(store, idx, embedder=KeywordEmbedder()) > 0
     assert "vector cache" in caplog.text
     assert (idx / "vectors.db").read_bytes().startswith(b"not a database")  # left for the user to inspect
+
+
+def test_whole_file_bm25_offers_files_the_fused_list_missed(tmp_path: Path) -> None:
+    # `spread.py` holds every query word, one per function, so no chunk of it ranks high at the
+    # chunk level; `dense.py` has all of them in each chunk. With a shallow first stage only
+    # whole-file BM25 finds spread.py, and the re-rank (whose model prefers it) lifts it to the top.
+    import dataclasses
+
+    from repoloop.retrieval.weights import DEFAULT
+
+    words = ["ledger", "reconcile", "invoice", "settlement", "quarterly", "audit"]
+    query = " ".join(words)
+    pad = "".join(f"    x{j} = compute(x{j - 1} if {j} else 0)\n" for j in range(60))  # one chunk per function
+    spread = "\n\n".join(f"def step_{i}():\n{pad}    return '{w} marker'\n" for i, w in enumerate(words))
+    dense = "\n\n".join(f"def f_{i}():\n{pad}    return '{query}'\n" for i in range(10))
+    root = write_repo(tmp_path / "repo", {"pkg/spread.py": spread, "pkg/dense.py": dense,
+                                          "pkg/other.py": "def unrelated():\n    return 1\n"})
+    index(root)
+
+    class MarkerEmbedder(KeywordEmbedder):  # the query and spread.py's chunks point one way
+        def embed(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0, 0.0] if t == query or "marker" in t else [0.0, 1.0] for t in texts]
+
+    shallow = dataclasses.replace(DEFAULT, depth=2, rerank_inject=0)
+    with HybridRetriever.open(root, rerank=True, embedder=MarkerEmbedder(), weights=shallow) as r:
+        without = _files(r, query)
+    assert "pkg/dense.py" in without and "pkg/spread.py" not in without
+    with HybridRetriever.open(root, rerank=True, embedder=MarkerEmbedder(),
+                              weights=dataclasses.replace(shallow, rerank_inject=3)) as r:
+        files = _files(r, query)
+    assert files[0] == "pkg/spread.py"
+    assert set(without) <= set(files)  # the first stage's files are all still there
