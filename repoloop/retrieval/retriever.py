@@ -416,8 +416,10 @@ class HybridRetriever(Retriever):
         return sorted(fused, key=lambda f: (-f.score, f.chunk_id))
 
     def _inject_files(self, query: str, cands: list[str]) -> list[str]:
-        """Experiment (`rerank_inject` files, 0 = off): whole-file BM25's top source files that the
-        fused ranking left out, offered to the re-rank after its candidates."""
+        """Whole-file BM25's top source files (`rerank_inject` of them) that the fused ranking left
+        out, offered to the re-rank after its candidates: an issue whose words spread over one module
+        finds it there while no single chunk of it ranks high. Only the re-rank can judge them (added
+        to the fused list itself, they measured no better: `_file_signal`)."""
         m = self.weights.rerank_inject
         if m <= 0:
             return []
@@ -433,13 +435,14 @@ class HybridRetriever(Retriever):
 
     def _add_injected(self, fused: list[Fused], rows: dict[int, tuple], paths: dict[int, str],
                       best: Mapping[str, tuple[float, int]]) -> list[Fused]:
+        """Each injected file's best chunk (by the re-rank's similarity) joins the fused list below
+        every candidate; the re-rank then moves it like any other file."""
         floor = min((f.score for f in fused), default=1.0) * 0.5
-        extra = [cid for _, cid in best.values() if cid not in rows]
-        rows.update(self._rows(extra))
-        for path, (_, cid) in best.items():
+        rows.update(self._rows(cid for _, cid in best.values() if cid not in rows))
+        for i, (path, (_, cid)) in enumerate(best.items(), start=1):
             if cid in rows:
                 paths[cid] = path
-                fused.append(Fused(cid, floor, {"inject": {"rank": 0, "score": 0.0}}))
+                fused.append(Fused(cid, floor, {"inject": {"rank": i, "score": 0.0}}))
         return fused
 
     # -- the facade ---------------------------------------------------------------------------
