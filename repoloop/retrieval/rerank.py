@@ -47,12 +47,9 @@ class DenseReranker:
     def query_vector(self, query: str) -> np.ndarray:
         return np.asarray(self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0], dtype=np.float32)
 
-    def scores(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> dict[str, float]:
-        """File -> its best chunk's cosine similarity to the query (files with no vector left out)."""
-        return {p: s for p, (s, _) in self.best_chunks(qvec, files).items()}
-
     def best_chunks(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> dict[str, tuple[float, int]]:
-        """File -> (its best chunk's cosine similarity, that chunk's id)."""
+        """File -> (its best chunk's cosine similarity to the query, that chunk's id); files with no
+        vector left out."""
         qvec = np.asarray(qvec, dtype=np.float32)
         keys = self._chunk_keys(files)
         vecs = self._vectors({k: t for per in keys.values() for k, t, _ in per})
@@ -63,14 +60,16 @@ class DenseReranker:
                 out[path] = max(sims)
         return out
 
-    def order(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> tuple[list[str], dict[str, float]]:
-        """The candidates re-ordered (best first) and each file's similarity."""
-        sims = self.scores(qvec, files)
-        if not sims:
+    def order(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]
+              ) -> tuple[list[str], dict[str, tuple[float, int]]]:
+        """The candidates re-ordered (best first) and each file's best chunk (see best_chunks)."""
+        best = self.best_chunks(qvec, files)
+        if not best:
             return list(files), {}
-        neutral = sum(sims.values()) / len(sims)
-        score = {p: sims.get(p, neutral) - self.penalty * math.log(i + 1) for i, p in enumerate(files)}
-        return sorted(files, key=lambda p: -score[p]), sims
+        neutral = sum(s for s, _ in best.values()) / len(best)
+        score = {p: best[p][0] if p in best else neutral for p in files}
+        score = {p: score[p] - self.penalty * math.log(i + 1) for i, p in enumerate(files)}
+        return sorted(files, key=lambda p: -score[p]), best
 
     # -- vectors ------------------------------------------------------------------------------
     def _chunk_keys(self, files: Sequence[str]) -> dict[str, list[tuple[str, str, int]]]:

@@ -386,10 +386,10 @@ class HybridRetriever(Retriever):
         cands += injected
         rr.penalty = self.weights.rerank_penalty
         try:
-            qvec = rr.query_vector(query)
-            new, sims = rr.order(qvec, cands)
+            new, chunks = rr.order(rr.query_vector(query), cands)
+            sims = {p: s for p, (s, _) in chunks.items()}
             if injected:  # their best chunk joins the list below every candidate, then moves like one
-                fused = self._add_injected(fused, rows, paths, rr.best_chunks(qvec, injected))
+                fused = self._add_injected(fused, rows, paths, {p: chunks[p] for p in injected if p in chunks})
                 placed = set(paths.values())
                 cands = [p for p in cands if p in placed]
                 new = [p for p in new if p in placed]
@@ -429,8 +429,10 @@ class HybridRetriever(Retriever):
         by_id = dict(self._by_ids("SELECT id, path FROM files WHERE status != 'text' AND id IN ({})", ids))
         for fid in ids:
             p = by_id.get(fid)
-            if p and p not in have and self._path_prior(p) >= 1.0 and len(out) < m:
+            if p and p not in have and self._path_prior(p) >= 1.0:
                 out.append(p)
+                if len(out) == m:
+                    break
         return out
 
     def _add_injected(self, fused: list[Fused], rows: dict[int, tuple], paths: dict[int, str],
