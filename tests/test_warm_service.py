@@ -103,8 +103,11 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
                  timeout=60, what="second edit found by the dense signal")
 
             # SQLite and chromadb show a pass's rows to queries before the pass's reload has refreshed
-            # the Retriever, so the queries above can succeed first: wait for both reloads.
-            poll(lambda: len(reports) >= 2 and first.refreshes >= 2, timeout=60, what="both passes reloaded")
+            # the Retriever, so the queries above can succeed first: wait for both reloads. The host
+            # bumps its generation on the reload thread just after the refresh returns on the
+            # Retriever's thread, so `refreshes` can reach 2 a moment before `generation` reaches 3.
+            poll(lambda: len(reports) >= 2 and first.refreshes >= 2 and host.generation >= 3,
+                 timeout=60, what="both passes reloaded")
             r = host.submit(lambda r: r).result()
             assert r is first  # refreshed in place, never reopened
             assert r.refreshes >= 2 and host.generation >= 3
