@@ -104,7 +104,7 @@ class Observer:
         context pack (with its repo map) costs far more on a big repository, on every failure."""
         if not query.strip():
             return "", []
-        hits = self._try("search", lambda: self.retriever.search(query, k), None) or []
+        hits = self._try("search", lambda: self.retriever.search(query, k, merge=False), None) or []  # fitted one by one
         parts, items, used = [], [], 0
         for h in hits:
             block = f"# {h.path} (lines {h.start_line}-{h.end_line})\n{h.text.rstrip()}\n"

@@ -63,7 +63,9 @@ class Retriever:
 
         return HybridRetriever.open(repo, index_dir, lexical_only=lexical_only, embedder=embedder, rerank=rerank)
 
-    def search(self, query: str, k: int = 10, *, explain: bool = False) -> list[SearchHit]:
+    def search(self, query: str, k: int = 10, *, explain: bool = False, merge: bool = True) -> list[SearchHit]:
+        """The k best hits; `merge`: neighbouring chunks of one definition are one hit
+        (repoloop.retrieval.hits); off where a caller fits chunks into a budget one by one."""
         raise NotImplementedError
 
     def context(self, task: str, budget: int) -> ContextPack:

@@ -10,7 +10,6 @@ import heapq
 import logging
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
+from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.lexical import Lexical
 from repoloop.retrieval.names import NameMatcher
 from repoloop.retrieval.query import analyze
@@ -503,28 +503,17 @@ class HybridRetriever(Retriever):
         return fused, rows
 
     def search(self, query: str, k: int = 10, *, explain: bool = False,
-               signals: Iterable[str] | str | None = None) -> list[SearchHit]:
+               signals: Iterable[str] | str | None = None, merge: bool = True) -> list[SearchHit]:
         if k < 1:
             raise RepoloopError(f"-k must be at least 1, not {k}")
         fused, rows = self.fused(query, k, signals=signals)
-        # After a free head, at most `per_file` chunks of one file until every file had its turn (see
-        # Weights.per_file); the capped chunks follow, so the cap reorders and never drops results.
+        # After a free head, at most `per_file` hits of one file until every file had its turn (see
+        # Weights.per_file); neighbouring chunks of one definition are one hit (retrieval.hits).
         cap = self.weights.per_file
         head = math.ceil(self.weights.free_head * k) if cap else k
-        first, rest, per = [], [], Counter()
-        for f in fused:
-            row = rows.get(f.chunk_id)
-            if row is None:  # deleted by a concurrent index run between the signal and the row read
-                continue
-            per[row[0]] += 1
-            (first if len(first) < head or per[row[0]] <= cap else rest).append((f, row))
-            if len(first) == k:
-                break
-        hits = []
-        for f, (path, start, end, symbol, kind, text) in (first + rest)[:k]:
-            hits.append(SearchHit(path, start, end, symbol, kind, f.score, text,
-                                  signals=f.signals if explain else {}))
-        return hits
+        # A row can be missing: deleted by a concurrent index run between the signal and the row read.
+        ranked = ((f, rows[f.chunk_id]) for f in fused if f.chunk_id in rows)
+        return take_hits(ranked, k, head=head, cap=cap, explain=explain, merge=merge)
 
     def search_files(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None,
                      depth: int = 50) -> list[tuple[str, float]]:
@@ -549,7 +538,7 @@ class HybridRetriever(Retriever):
 
         if budget < 0:
             raise RepoloopError(f"--budget must not be negative, not {budget}")
-        hits = self.search(task, k) if task.strip() else []
+        hits = self.search(task, k, merge=False) if task.strip() else []  # chunks: fitted one by one
         return build_context(hits, budget, self.counter, self._lines, self._map_source)
 
     def _map_source(self, budget: int, focus: tuple[str, ...]) -> str:
