@@ -178,3 +178,35 @@ def test_lookup_across_qualname_separators(tmp_path: Path) -> None:
         assert quals("shop.Cart.total") == ["shop.Cart.total"]
         names = [s["name"] for s in outline(store, "src/lib.rs")["symbols"]]
         assert names == ["Cart", "Cart", "Cart::total"]  # struct, impl block, method
+
+
+def test_text_output_piped_keeps_long_lines_whole(tmp_path: Path) -> None:
+    """Off a terminal rich would wrap at 80 columns: a caller's path and name, or a long signature,
+    must stay on one line so that grep, editors and pagers read them."""
+    deep = "services/billing_and_invoicing_platform/internal/reconciliation_engine"
+    (tmp_path / deep).mkdir(parents=True)
+    (tmp_path / deep / "ledger_settlement_adapters.py").write_text(
+        "from services.helpers import settle\n\n\n"
+        "def reconcile_outstanding_ledger_entries_against_the_bank_statement(ledger, statement, tolerance=0.01):\n"
+        "    return settle(ledger, statement)\n")
+    (tmp_path / "services").joinpath("helpers.py").write_text("def settle(a, b):\n    return a\n")
+    assert run("index", str(tmp_path), "--no-embed").returncode == 0
+    r = run("symbol", "settle", "--repo", str(tmp_path), "--callers")
+    assert r.returncode == 0, r.stderr
+    caller = next(ln for ln in r.stdout.splitlines() if "ledger_settlement_adapters.py" in ln)
+    assert f"{deep}/ledger_settlement_adapters.py:" in caller
+    assert caller.rstrip().endswith("reconcile_outstanding_ledger_entries_against_the_bank_statement"), r.stdout
+    r = run("outline", f"{deep}/ledger_settlement_adapters.py", "--repo", str(tmp_path))
+    assert any("statement, tolerance=0.01)" in ln and "reconcile_outstanding" in ln for ln in r.stdout.splitlines())
+
+
+def test_agent_result_diff_is_printed_unwrapped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from repoloop.agent.loop import RunResult, Usage
+    from repoloop.cli.agent_cmds import _print_result
+
+    line = "+    return compute_the_total_price_of_every_item_in_the_cart(items, prices, discounts, taxes)"
+    diff = f"--- a/shop.py\n+++ b/shop.py\n@@ -1 +1 @@\n-    return 0\n{line}\n"
+    _print_result(RunResult("success", "r1", "repoloop/r1", diff, 3, Usage(), 0.0, False, tmp_path / "r1.jsonl",
+                            reason="tests pass"))
+    out = capsys.readouterr().out
+    assert line in out.splitlines()

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
 from repoloop.errors import RepoloopError
 
 
@@ -112,10 +112,9 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _print_result(result: Any) -> None:
-    from rich.console import Console
     from rich.syntax import Syntax
 
-    out = Console(highlight=False)
+    out = console()
     style = {"success": "bold green", "rejected": "yellow"}.get(result.status, "bold red")
     out.print(f"[{style}]{result.status}[/]: {result.reason}", markup=True)
     if result.summary:
@@ -134,10 +133,9 @@ class ConsoleReporter:
     """Live progress on a terminal (stderr) and the plan approval prompt (stdin)."""
 
     def __init__(self, *, live: bool) -> None:
-        from rich.console import Console
 
         self.live = live
-        self.err = Console(stderr=True, highlight=False)
+        self.err = console(stderr=True)
 
     def event(self, name: str, data: dict[str, Any]) -> None:
         if not self.live:

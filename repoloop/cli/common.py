@@ -49,3 +49,12 @@ def print_json(obj: Any) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def console(*, stderr: bool = False) -> Any:
+    """A rich Console for people. Soft-wrapped: a long line (a path, a signature, a diff line) is
+    never broken with newlines, which would corrupt output piped to a file or a pager (rich wraps
+    at 80 columns when stdout is not a terminal); the terminal wraps it for display."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)

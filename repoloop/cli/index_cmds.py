@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
 from repoloop.errors import RepoloopError
 
 
@@ -204,10 +204,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_status(d: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(highlight=False)
+    con = console()
     con.print(f"[bold]{d['repo']}[/bold]  (index: {d['index_dir']})")
     langs = ", ".join(f"{k} {v:,}" for k, v in d["languages"].items()) or "none"
     con.print(f"files {d['files']:,} ({langs})")
@@ -271,9 +270,8 @@ def cmd_outline(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    from rich.console import Console
 
-    con = Console(highlight=False)
+    con = console()
     con.print(f"[bold]{data['path']}[/bold]")
     for s in data["symbols"]:
         depth = s["name"].count(".")
@@ -343,9 +341,8 @@ def cmd_symbol(args: argparse.Namespace) -> int:
 
 
 def _print_symbol(d: dict[str, Any], args: argparse.Namespace) -> None:
-    from rich.console import Console
 
-    con = Console(highlight=False)
+    con = console()
     for s in d["definitions"]:
         con.print(f"[bold]{s['qualname']}[/bold] [cyan]{s['kind']}[/cyan]  {s['path']}:{s['start_line']}-{s['end_line']}")
         if s["signature"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from repoloop.cli.common import add_repo_args, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
 from repoloop.errors import RepoloopError
 
 
@@ -81,10 +81,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_hits(hits: list, explain: bool) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    con = Console(highlight=False, soft_wrap=True)
+    con = console()
     if not hits:
         con.print("no results")
     for h in hits:
