@@ -331,3 +331,79 @@ def test_go_root_package_via_go_mod(tmp_path):
     assert ("f:cmd/tool/main.go", "f:lib.go", "imports") in edges(store)  # only go.mod names the root
     assert _weights(store, "s:cmd/tool.main") == {"s:lib.Hello": 1.0}
     store.close()
+
+
+MONOREPO = {
+    "package.json": '{"name": "acme-monorepo", "private": true, "workspaces": ["packages/*"]}\n',
+    "packages/core/package.json": '{\n  "name": "@acme/core",\n  "main": "dist/index.js",\n'
+                                  '  "author": {"name": "not-a-package"}\n}\n',
+    "packages/core/index.js": "module.exports = require('./dist/core.cjs.js')\n",  # the built shim
+    "packages/core/src/index.ts": "export { add } from './math';\n",
+    "packages/core/src/math.ts": "export function add(a: number, b: number): number { return a + b; }\n",
+    "packages/utils/package.json": '{"name": "acme-utils", "module": "lib/main.mjs"}\n',
+    "packages/utils/lib/main.mts": "export function trim(s: string): string { return s.trim(); }\n",
+    "packages/utils/src/format.ts": "export function pad(s: string): string { return ' ' + s; }\n",
+    "packages/app/src/main.ts": """
+import { add } from '@acme/core';
+import { trim } from 'acme-utils';
+import { pad } from 'acme-utils/format';
+import lodash from 'lodash';
+export function run(): string { return pad(trim(String(add(1, 2)))); }
+""",
+}
+
+
+def test_js_workspace_packages_resolve_by_their_package_json_name(tmp_path):
+    """A monorepo imports its own packages by name: edges to their sources (src/index.ts, not the
+    built shim that main names), through re-exports to the definitions; third-party stays out."""
+    store = _index(tmp_path, MONOREPO)
+    imports = {(s, d) for s, d, k in edges(store) if k == "imports" and s == "f:packages/app/src/main.ts"}
+    assert imports == {("f:packages/app/src/main.ts", "f:packages/core/src/index.ts"),  # src/ over main
+                       ("f:packages/app/src/main.ts", "f:packages/utils/lib/main.mts"),  # "module", .mjs -> .mts
+                       ("f:packages/app/src/main.ts", "f:packages/utils/src/format.ts")}  # a subpath, in src/
+    assert _weights(store, "s:packages/app/src/main.run") == {
+        "s:packages/core/src/math.add": 1.0, "s:packages/utils/lib/main.trim": 1.0,
+        "s:packages/utils/src/format.pad": 1.0}
+    assert graph.deps(store, "packages/app/src/main.ts")["unresolved"] == ["lodash"]
+    store.close()
+
+
+def test_a_renamed_workspace_package_redoes_its_importers_and_equals_a_rebuild(tmp_path):
+    from repoloop.indexer.graph_build import rebuild_edges
+    from tests.graph_fixtures import reindex
+
+    store = _index(tmp_path, MONOREPO)
+    root = tmp_path / "repo"
+    (root / "packages/core/package.json").write_text('{"name": "@acme/kernel"}\n')  # only package.json changed
+    store = reindex(root, store)
+    main = "f:packages/app/src/main.ts"
+    assert (main, "f:packages/core/src/index.ts", "imports") not in edges(store)
+    assert "@acme/core" in graph.deps(store, "packages/app/src/main.ts")["unresolved"]
+    (root / "packages/core/package.json").write_text('{"name": "@acme/core"}\n')
+    store = reindex(root, store)
+    incremental = edges(store)
+    assert (main, "f:packages/core/src/index.ts", "imports") in incremental
+    rebuild_edges(store)
+    assert edges(store) == incremental
+    store.close()
+
+
+def test_edges_built_by_other_resolution_code_are_rebuilt(tmp_path):
+    """Like a parser change re-parses, a change of the resolution code (an upgrade) rebuilds the
+    edges on the next `repoloop index`, even when no file changed."""
+    from repoloop.indexer.graph_build import CODE_KEY, generation
+    from tests.graph_fixtures import reindex
+
+    store = _index(tmp_path, MONOREPO)
+    main = "f:packages/app/src/main.ts"
+    with store.conn:  # what an older repoloop left: no workspace edges, another code digest
+        store.conn.execute("DELETE FROM edges WHERE src=? AND dst LIKE 'f:packages/%'", (main,))
+    store.set_meta(CODE_KEY, "older-code")
+    before = generation(store)
+    store = reindex(tmp_path / "repo", store)
+    assert (main, "f:packages/core/src/index.ts", "imports") in edges(store)
+    assert generation(store) > before  # warm servers re-read the graph
+    again = generation(store)
+    store = reindex(tmp_path / "repo", store)  # and only once
+    assert generation(store) == again
+    store.close()

@@ -225,11 +225,15 @@ class _FakeGraph:
             raise RuntimeError("killed mid-graph")
         return 0
 
+    def stale(self, store) -> bool:  # built by this code, no JS packages moved
+        return False
+
 
 def test_graph_phase_gets_changes_and_survives_a_crash(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g = _FakeGraph(fail=True)
     mod = types.ModuleType("repoloop.indexer.graph_build")
     mod.update_edges = g.update_edges
+    mod.stale = g.stale
     monkeypatch.setitem(sys.modules, "repoloop.indexer.graph_build", mod)
     with pytest.raises(RuntimeError):
         index_repo(repo, embed=False, progress=False)

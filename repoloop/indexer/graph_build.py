@@ -27,8 +27,9 @@ import json
 import posixpath
 import sqlite3
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-from repoloop.indexer.resolve import Resolver
+from repoloop.indexer.resolve import Resolver, js_packages
 from repoloop.indexer.store import IndexStore
 
 GRAPH_SCHEMA = """
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS graph_edge_sums (
 );
 """
 GENERATION_KEY = "graph_generation"
+JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages (package.json names) the JS edges used
+CODE_KEY = "graph_code"  # `code_fingerprint()` of the code that built the edges
+_CODE = ("graph_build.py", "resolve.py", "import_resolve.py", "lazy_defs.py")
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
@@ -51,6 +55,28 @@ _IFACE_BATCH = 1000  # files whose interfaces are read and written together (ful
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(GRAPH_SCHEMA)
+
+
+def code_fingerprint() -> str:
+    """A digest of the resolution code: edges built by other code (a repoloop upgrade) are rebuilt,
+    as files parsed by another parser are parsed again."""
+    here = Path(__file__).parent
+    h = hashlib.sha1()
+    for name in _CODE:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def _packages(conn: sqlite3.Connection) -> str:
+    return json.dumps({k: [v.dir, *v.entries] for k, v in sorted(js_packages(conn).items())})
+
+
+def stale(store: IndexStore) -> bool:
+    """True when the edges need work although no file changed: built by other code, or the JS
+    workspace packages (package.json names and entries) moved since."""
+    return (store.get_meta(CODE_KEY) != code_fingerprint()
+            or (store.get_meta(JS_PACKAGES_KEY) or "{}") != _packages(store.conn))
 
 
 def generation(store: IndexStore) -> int:
@@ -75,10 +101,17 @@ def update_edges(
     changed |= {p for p in changed_paths if p in files}
     deleted = {p for p in built if p not in files} | {p for p in deleted_paths if p in built}
     has_edges = store.get_meta(GENERATION_KEY) is not None
-    if not changed and not deleted and has_edges and not full:
+    # A JS/TS file's imports of workspace packages (`@scope/pkg`) resolve through every package.json:
+    # when their names or entries change, every JS file is redone (not the whole graph).
+    packages = _packages(conn)
+    packages_moved = packages != (store.get_meta(JS_PACKAGES_KEY) or "{}")
+    code = code_fingerprint()
+    new_code = store.get_meta(CODE_KEY) != code
+    if not changed and not deleted and has_edges and not full and not packages_moved and not new_code:
         return _count(conn)
 
-    full = full or not has_edges or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1)
+    full = (full or not has_edges or new_code
+            or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1))
     # A few changed files resolve a few hundred references: read symbols as needed, not all.
     resolver = Resolver(conn, lazy=not full)
     new_iface: dict[str, dict] = {}
@@ -97,6 +130,9 @@ def update_edges(
                 stems |= _stems(p)
         redo |= _files_referring(conn, names, stems)
         redo |= _files_with_dangling_edges(conn, resolver, old_ifaces, deleted)
+        if packages_moved:
+            redo |= {p for (p,) in conn.execute(
+                "SELECT path FROM files WHERE language IN ('javascript', 'typescript', 'tsx')")}
         redo &= set(files)
 
     sums: dict[str, str] = {}  # path -> digest of the edges just built (one file's at a time in memory)
@@ -147,6 +183,8 @@ def update_edges(
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (GENERATION_KEY, str(generation(store) + 1))
             )
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                         [(JS_PACKAGES_KEY, packages), (CODE_KEY, code)])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from repoloop.indexer.languages import QUALNAME_SEP
@@ -36,6 +36,14 @@ class FileInfo:
     @classmethod
     def make(cls, id: int, path: str, language: str, module: str) -> FileInfo:
         return cls(id, path, language, module, FAMILY.get(language, language), QUALNAME_SEP.get(language, "."))
+
+
+@dataclass(slots=True, frozen=True)
+class JsPackage:
+    """A package of a JS/TS monorepo (workspace), from its package.json."""
+
+    dir: str  # repo-relative directory of its package.json ("" at the root)
+    entries: tuple[str, ...] = ()  # what "source", "module", "main", "types" name, in that order
 
 
 @dataclass(slots=True)
@@ -70,7 +78,8 @@ class ResolvedImports:
 class RepoFiles:
     """The repository's files indexed the ways import resolution needs (by path, module, dir)."""
 
-    def __init__(self, files: Iterable[FileInfo], go_module: str | None = None) -> None:
+    def __init__(self, files: Iterable[FileInfo], go_module: str | None = None,
+                 js_packages: Mapping[str, JsPackage] | None = None) -> None:
         self.by_id: dict[int, FileInfo] = {}
         self.by_path: dict[str, FileInfo] = {}
         self.modules: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -87,6 +96,7 @@ class RepoFiles:
             if fam == "python" and f.module:
                 self._py_suffix[f.module.rsplit(".", 1)[-1]].append(f.module)
         self.go_module = go_module
+        self.js_packages = dict(js_packages or {})  # workspace package name -> where it lives
 
     def module_files(self, family: str, module: str) -> list[int]:
         return self.modules.get((family, module), [])
@@ -188,6 +198,8 @@ def _js(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImport
         if target is None:
             target = _js_alias_file(repo, spec)
         if target is None:
+            target = _js_workspace_file(repo, spec)
+        if target is None:
             out.unresolved.append(spec)
             continue
         t = repo.by_id[target]
@@ -230,6 +242,29 @@ def _js_alias_file(repo: RepoFiles, spec: str) -> int | None:
                 hit = _js_file(repo, root, rest)
                 if hit is not None:
                     return hit
+    return None
+
+
+def _js_workspace_file(repo: RepoFiles, spec: str) -> int | None:
+    """`@scope/pkg` or `pkg/sub/path` naming a package of this repository (a monorepo's workspace
+    package, by the name in its package.json): its sources, not its build output. The package root
+    is src/index.* first, then its source/module/main/types entries (a compiled `.js` name maps to
+    its `.ts` source), then index.*; a subpath is looked up in the package, then in its src/."""
+    if not repo.js_packages:
+        return None
+    parts = spec.split("/")
+    n = 2 if spec.startswith("@") else 1
+    pkg = repo.js_packages.get("/".join(parts[:n]))
+    if pkg is None:
+        return None
+    sub = "/".join(parts[n:])
+    if sub:
+        return next((hit for root in (pkg.dir, posixpath.join(pkg.dir, "src"))
+                     if (hit := _js_file(repo, root, sub)) is not None), None)
+    for entry in ("src/index", *pkg.entries, "index"):
+        hit = _js_file(repo, pkg.dir, entry)
+        if hit is not None:
+            return hit
     return None
 
 

@@ -497,12 +497,12 @@ class _Run:
     # -- graph, embeddings --------------------------------------------------------------------
     def _graph(self) -> None:
         try:
-            from repoloop.indexer.graph_build import update_edges
+            from repoloop.indexer.graph_build import stale, update_edges
         except ImportError:
             return  # the graph builder is not installed; pending paths wait for it
         changed, deleted = self.store.pending()
         self.report.graph = True
-        if not changed and not deleted:
+        if not changed and not deleted and not stale(self.store):
             return
         update_edges(self.store, changed, deleted)
         self.store.clear_pending(changed | deleted)

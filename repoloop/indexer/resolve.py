@@ -13,6 +13,8 @@ outside the repo (`os.path.join`, `fmt.Println`) give no edge either.
 from __future__ import annotations
 
 import builtins
+import json
+import posixpath
 import re
 import sqlite3
 from collections import defaultdict
@@ -22,6 +24,7 @@ from pathlib import Path
 from repoloop.indexer.import_resolve import (
     FileInfo,
     ImportRef,
+    JsPackage,
     RepoFiles,
     ResolvedImports,
     resolve_imports,
@@ -68,8 +71,7 @@ class Resolver:
         """`lazy`: read symbols from SQLite as references need them (a few changed files),
         instead of loading every symbol up front (a full build)."""
         self.conn = conn
-        files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
-        self.repo = RepoFiles(files, go_module=go_module_path(conn))
+        self.repo = repo_files(conn)
         self.defs: dict[str, SymInfo] = {}
         self.by_name: dict[str, list[str]] = defaultdict(list)
         self.file_syms: dict[int, list[str]] = defaultdict(list)
@@ -347,3 +349,42 @@ def go_module_path(conn: sqlite3.Connection) -> str | None:
         return None
     m = re.search(r"^\s*module\s+(\S+)", text or "", re.M)
     return m.group(1).strip('"') if m else None
+
+
+def js_packages(conn: sqlite3.Connection) -> dict[str, JsPackage]:
+    """The repository's own JS/TS packages (name -> directory and entries), read from the
+    package.json files indexed as text: a monorepo imports its workspace packages by name
+    (`import { reactive } from '@vue/reactivity'`), and those imports are edges, not third-party."""
+    try:
+        if not conn.execute(
+                "SELECT 1 FROM files WHERE language IN ('javascript', 'typescript', 'tsx') LIMIT 1").fetchone():
+            return {}
+        texts: dict[str, list[str]] = defaultdict(list)
+        for path, text in conn.execute(
+                "SELECT f.path, c.text FROM chunks c JOIN files f ON f.id=c.file_id"
+                " WHERE f.path='package.json' OR f.path LIKE '%/package.json' ORDER BY f.path, c.start_line"):
+            texts[path].append(text)
+    except sqlite3.Error:
+        return {}
+    out: dict[str, JsPackage] = {}
+    for path, parts in texts.items():
+        try:
+            data = json.loads("\n".join(parts))  # text windows split at lines; blank ones are left out
+        except ValueError:
+            continue
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name:
+            continue
+        d = posixpath.dirname(path)
+        if name in out and out[name].dir.count("/") <= d.count("/"):
+            continue  # one name twice (a template, a fixture): the shallower package wins
+        entries = tuple(v for k in ("source", "module", "main", "types", "typings")
+                        if isinstance(v := data.get(k), str) and v)
+        out[name] = JsPackage(d, entries)
+    return out
+
+
+def repo_files(conn: sqlite3.Connection) -> RepoFiles:
+    """The index's files as import resolution sees them, with go.mod's module and the JS packages."""
+    files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
+    return RepoFiles(files, go_module=go_module_path(conn), js_packages=js_packages(conn))

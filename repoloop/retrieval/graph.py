@@ -373,7 +373,8 @@ def references(store: IndexStore, qualname: str, depth: int = 1) -> list[dict]:
 def deps(store: IndexStore, path: str) -> dict:
     """What a file imports and what imports it: {"path", "imports": [{"path", "line"}],
     "imported_by": [{"path", "line"}], "unresolved": [module names outside the repo]}."""
-    from repoloop.indexer.import_resolve import FileInfo, ImportRef, RepoFiles, resolve_imports
+    from repoloop.indexer.import_resolve import ImportRef, resolve_imports
+    from repoloop.indexer.resolve import repo_files
 
     conn = store.conn
     node = f"f:{path}"
@@ -381,15 +382,13 @@ def deps(store: IndexStore, path: str) -> dict:
         "SELECT dst, line FROM edges WHERE src=? AND kind='imports' ORDER BY line, dst", (node,))]
     imported_by = [{"path": s[2:], "line": ln} for s, ln in conn.execute(
         "SELECT src, line FROM edges WHERE dst=? AND kind='imports' ORDER BY src, line", (node,))]
-    files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
-    me = next((f for f in files if f.path == path), None)
+    repo = repo_files(conn)
+    me = repo.by_path.get(path)
     unresolved: list[str] = []
     if me is not None:
-        from repoloop.indexer.resolve import go_module_path
-
         rows = conn.execute(
             "SELECT name, line, full, module, alias FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
             (me.id,),
         ).fetchall()
-        unresolved = resolve_imports(RepoFiles(files, go_module_path(conn)), me, [ImportRef(*r) for r in rows]).unresolved
+        unresolved = resolve_imports(repo, me, [ImportRef(*r) for r in rows]).unresolved
     return {"path": path, "imports": imports, "imported_by": imported_by, "unresolved": unresolved}
