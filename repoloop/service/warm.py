@@ -8,7 +8,8 @@ must not be entered from two threads at once), a big batch in slices so that a q
 one slice at most, never for a whole pass.
 
 `ModelLoads` makes loads observable without touching the model: it counts (and can print) the
-log record sentence-transformers writes each time it reads a model from disk.
+log record sentence-transformers (or repoloop's numpy query encoder) writes each time it reads a
+model from disk.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import IO
 from repoloop.indexer.embed import Embedder
 
 SLICE = 32  # texts per turn on the model (sentence-transformers encodes in batches of 32 anyway)
-_ST_LOGGER = "sentence_transformers"
+# Where model loads are logged: sentence-transformers' own record, and repoloop's numpy encoder
+# (a query-only process reads the same weights without sentence-transformers).
+_LOAD_LOGGERS = ("sentence_transformers", "repoloop.indexer.bert_numpy")
 
 
 class SharedEmbedder:
@@ -60,13 +63,16 @@ class ModelLoads(logging.Handler):
         super().__init__(logging.INFO)
         self.count = 0
         self.stream = stream
-        self._logger = logging.getLogger(_ST_LOGGER)
-        self._old_level = self._logger.level
-        self._passed_level = logging.WARNING
+        self._loggers = [logging.getLogger(n) for n in _LOAD_LOGGERS]
+        self._old_levels = [lg.level for lg in self._loggers]
+        self._passed_levels = [logging.WARNING] * len(self._loggers)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= self._passed_level and self._logger.parent is not None:
-            self._logger.parent.handle(record)  # what the logger let through before goes on as before
+        for lg, passed in zip(self._loggers, self._passed_levels, strict=True):
+            if record.name == lg.name or record.name.startswith(lg.name + "."):
+                if record.levelno >= passed and lg.parent is not None:
+                    lg.parent.handle(record)  # what the logger let through before goes on as before
+                break
         msg = record.getMessage()
         if not (msg.startswith("Loading") and " model from " in msg):
             return
@@ -76,13 +82,15 @@ class ModelLoads(logging.Handler):
                   file=self.stream, flush=True)
 
     def __enter__(self) -> ModelLoads:
-        self._passed_level = self._logger.getEffectiveLevel()
-        self._logger.addHandler(self)
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False  # the extra INFO records reach this handler only
+        self._passed_levels = [lg.getEffectiveLevel() for lg in self._loggers]
+        for lg in self._loggers:
+            lg.addHandler(self)
+            lg.setLevel(logging.INFO)
+            lg.propagate = False  # the extra INFO records reach this handler only
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._old_level)
-        self._logger.propagate = True
+        for lg, level in zip(self._loggers, self._old_levels, strict=True):
+            lg.removeHandler(self)
+            lg.setLevel(level)
+            lg.propagate = True

@@ -1,0 +1,86 @@
+"""Cold `repoloop search` (a new process per query, as a shell user or an editor plugin runs it) on
+an embedded index: wall and CPU seconds per query for two code versions, interleaved query by query
+so that both see the same machine load, and whether their top files agree.
+
+    .venv/bin/python benchmarks/cold_search.py --repo /work/benchdata/devemb/dev/vuejs__core \
+        --index-dir /work/benchdata/devemb/dev/vuejs__core.repoloop --queries 20 \
+        --old /tmp/wt-old --new .
+
+--old/--new are checkouts whose `repoloop` package is put first on PYTHONPATH (same interpreter).
+Queries: dev.jsonl's `query_subject` for the repository, in file order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from materialize import BENCH_DIR  # noqa: E402
+
+
+def run_once(code: Path, repo: Path, idx: Path, query: str, k: int) -> tuple[float, float, list[str]]:
+    """(wall s, CPU s of the child, unique files of the results in order)."""
+    env = dict(os.environ, PYTHONPATH=str(code.resolve()))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "repoloop.cli", "search", query, "--repo", str(repo),
+                          "--index-dir", str(idx), "-k", str(k), "--json"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(f"search failed ({code}): {out.stderr[-2000:]}")
+    data = json.loads(out.stdout)
+    files = list(dict.fromkeys(h["path"] for h in (data["results"] if isinstance(data, dict) else data)))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", type=Path, required=True)
+    ap.add_argument("--index-dir", type=Path, required=True)
+    ap.add_argument("--old", type=Path, required=True)
+    ap.add_argument("--new", type=Path, default=Path("."))
+    ap.add_argument("--queries", type=int, default=20)
+    ap.add_argument("-k", type=int, default=10)
+    a = ap.parse_args()
+    name = a.repo.name
+    records = [json.loads(line) for line in (BENCH_DIR / "dev.jsonl").read_text().splitlines() if line.strip()]
+    queries = [r["query_subject"] for r in records if r["repo"].replace("/", "__") == name][: a.queries]
+    if not queries:
+        raise SystemExit(f"no dev.jsonl queries for {name}")
+    res: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+    same_top1 = same_top3 = 0
+    for i, q in enumerate(queries):
+        order = ("old", "new") if i % 2 == 0 else ("new", "old")  # neither always runs first
+        got = {}
+        for which in order:
+            wall, cpu, files = run_once(a.old if which == "old" else a.new, a.repo, a.index_dir, q, a.k)
+            res[which].append((wall, cpu))
+            got[which] = files
+        same_top1 += got["old"][:1] == got["new"][:1]
+        same_top3 += got["old"][:3] == got["new"][:3]
+    print(f"{len(queries)} cold queries on {name} (k={a.k}), load avg {os.getloadavg()[0]:.1f}")
+    print("| code | wall p50 s | wall p95 s | CPU p50 s |\n|---|---|---|---|")
+    for which in ("old", "new"):
+        walls = sorted(w for w, _ in res[which])
+        cpus = [c for _, c in res[which]]
+        p95 = walls[min(len(walls) - 1, round(0.95 * (len(walls) - 1)))]
+        print(f"| {which} | {statistics.median(walls):.2f} | {p95:.2f} | {statistics.median(cpus):.2f} |")
+    ratio = statistics.median(w for w, _ in res["old"]) / statistics.median(w for w, _ in res["new"])
+    print(f"old/new wall p50: {ratio:.1f}x; same top file {same_top1}/{len(queries)}, same top 3 files "
+          f"{same_top3}/{len(queries)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""A BERT sentence encoder (mean pooling, unit length) in numpy, for embedding a query or two.
+
+Why by hand: a one-shot `repoloop search` on an embedded index needs one query vector, and
+importing sentence-transformers (with transformers and torch) costs ~4 s of the ~6.5 s such a
+search took on this 2-core machine, while the forward pass of all-MiniLM-L6-v2 over one query is a
+few milliseconds of matrix products. This reads the same files sentence-transformers reads
+(tokenizer.json through the `tokenizers` library, model.safetensors through `safetensors`) and
+computes the same vectors (tests/test_bert_numpy.py: cosine > 0.99999 against sentence-transformers
+on code, prose, unicode, empty and over-long texts). Bulk embedding (indexing, the re-rank's
+chunks) stays with sentence-transformers. Only the architecture the default model has is accepted:
+a BERT encoder with absolute positions and GELU, then mean pooling and, optionally, normalisation;
+anything else raises `Unsupported` and the caller uses sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Unsupported(Exception):
+    """The model directory is not a plain BERT + mean-pooling sentence encoder."""
+
+
+_ST_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling")
+_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+class NumpyBert:
+    def __init__(self, tokenizer: object, weights: dict[str, np.ndarray], config: dict, *, max_tokens: int,
+                 normalize: bool) -> None:
+        self.tokenizer = tokenizer
+        self.w = weights
+        self.layers = int(config["num_hidden_layers"])
+        self.heads = int(config["num_attention_heads"])
+        self.dim = int(config["hidden_size"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.max_tokens = max_tokens
+        self.normalize = normalize
+
+    @classmethod
+    def load(cls, path: str | Path, max_tokens: int | None) -> NumpyBert:
+        path = Path(path)
+        try:
+            modules = json.loads((path / "modules.json").read_text())
+            config = json.loads((path / "config.json").read_text())
+            kinds = [m["type"] for m in modules]
+            pooling = json.loads((path / modules[1]["path"] / "config.json").read_text()) if len(modules) > 1 else {}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise Unsupported(f"not a sentence-transformers model directory: {e}") from e
+        if (tuple(kinds[:2]) != _ST_MODULES or kinds[2:] not in ([], [_NORMALIZE])
+                or config.get("model_type") != "bert" or config.get("hidden_act") != "gelu"
+                or config.get("position_embedding_type", "absolute") != "absolute"
+                or not pooling.get("pooling_mode_mean_tokens")
+                or any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                                 "pooling_mode_mean_sqrt_len_tokens"))):
+            raise Unsupported("only BERT + mean pooling is encoded in numpy")
+        try:
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+
+            weights = load_file(str(path / "model.safetensors"))
+            tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - missing files or libraries: sentence-transformers decides
+            raise Unsupported(f"cannot read the model files: {e}") from e
+        limit = int(config.get("max_position_embeddings", 512))
+        if max_tokens is not None and max_tokens > limit:
+            raise Unsupported(f"{max_tokens} tokens is more than the model reads")  # its error is the loader's
+        if max_tokens is None:
+            try:
+                max_tokens = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+            except (OSError, ValueError, KeyError, TypeError):
+                max_tokens = limit
+        tok.no_padding()
+        tok.enable_truncation(max_length=min(max_tokens, limit))
+        if weights.get("embeddings.word_embeddings.weight") is None:
+            raise Unsupported("no BERT embeddings in model.safetensors")
+        log.info("Loading numpy query encoder: model from %s", path)  # service.warm.ModelLoads counts it
+        return cls(tok, weights, config, max_tokens=min(max_tokens, limit), normalize=len(kinds) > 2)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32 sentence vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encs = self.tokenizer.encode_batch(list(texts))  # type: ignore[attr-defined]
+        n = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), n), dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros((len(encs), n), dtype=np.float32)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            types[i, : len(e.type_ids)] = e.type_ids
+            mask[i, : len(e.ids)] = 1.0
+        w = self.w
+        x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n][None]
+             + w["embeddings.token_type_embeddings.weight"][types])
+        x = self._norm(x, "embeddings.LayerNorm")
+        bias = (1.0 - mask)[:, None, None, :] * np.float32(np.finfo(np.float32).min)  # no attention to padding
+        for i in range(self.layers):
+            x = self._layer(x, bias, f"encoder.layer.{i}.")
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        if self.normalize:
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
+
+    # -- the encoder ----------------------------------------------------------------------------
+    def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + self.eps) * self.w[name + ".weight"] + self.w[name + ".bias"]
+
+    def _layer(self, x: np.ndarray, bias: np.ndarray, p: str) -> np.ndarray:
+        b, n, d = x.shape
+        h, hd = self.heads, d // self.heads
+
+        def split(t: np.ndarray) -> np.ndarray:
+            return t.reshape(b, n, h, hd).transpose(0, 2, 1, 3)
+
+        q = split(self._dense(x, p + "attention.self.query"))
+        k = split(self._dense(x, p + "attention.self.key"))
+        v = split(self._dense(x, p + "attention.self.value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd)) + bias
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        ctx = (scores / scores.sum(-1, keepdims=True)) @ v
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(b, n, d)
+        x = self._norm(self._dense(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+        inner = _gelu(self._dense(x, p + "intermediate.dense"))
+        return self._norm(self._dense(inner, p + "output.dense") + x, p + "output.LayerNorm")
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x * Phi(x), with erf to float32 precision (Abramowitz-Stegun 7.1.26's
+    error, 1.5e-7, is below float32's step at 1); numpy has no erf and scipy costs an import."""
+    z = x * np.float32(1 / math.sqrt(2))
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = np.sign(z) * (1.0 - poly * np.exp(-a * a))
+    return (x * 0.5 * (1.0 + erf)).astype(np.float32)
