@@ -6,7 +6,8 @@ so that both see the same machine load, and whether their top files agree.
         --index-dir /work/benchdata/devemb/dev/vuejs__core.repoloop --queries 20 \
         --old /tmp/wt-old --new .
 
---old/--new are checkouts whose `repoloop` package is put first on PYTHONPATH (same interpreter).
+--old/--new are checkouts whose `repoloop` package is run (the process starts in that checkout and
+has it first on PYTHONPATH; the same interpreter and packages for both).
 Queries: dev.jsonl's `query_subject` for the repository, in file order.
 """
 
@@ -29,12 +30,12 @@ from materialize import BENCH_DIR  # noqa: E402
 
 def run_once(code: Path, repo: Path, idx: Path, query: str, k: int) -> tuple[float, float, list[str]]:
     """(wall s, CPU s of the child, unique files of the results in order)."""
-    env = dict(os.environ, PYTHONPATH=str(code.resolve()))
+    env = dict(os.environ, PYTHONPATH=str(code.resolve()))  # and the cwd: `-m` puts it first on sys.path
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "repoloop.cli", "search", query, "--repo", str(repo),
                           "--index-dir", str(idx), "-k", str(k), "--json"],
-                         capture_output=True, text=True, env=env, timeout=600)
+                         capture_output=True, text=True, env=env, timeout=600, cwd=code.resolve())
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
