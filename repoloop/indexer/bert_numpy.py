@@ -35,6 +35,9 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 class NumpyBert:
     def __init__(self, tokenizer: object, weights: dict[str, np.ndarray], config: dict, *, max_tokens: int,
                  normalize: bool) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self._blas = ThreadpoolController()
         self.tokenizer = tokenizer
         self.w = weights
         self.layers = int(config["num_hidden_layers"])
@@ -88,6 +91,13 @@ class NumpyBert:
         """(len(texts), dim) float32 sentence vectors."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # One BLAS thread: a query's matrices are small, and on a busy machine the threads' spin-waits
+        # cost more than they give (2 cores, 4 busy processes: p50 50 vs 75 ms, p90 60 vs 230 ms;
+        # idle: 17 vs 10 ms).
+        with self._blas.limit(limits=1, user_api="blas"):
+            return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         encs = self.tokenizer.encode_batch(list(texts))  # type: ignore[attr-defined]
         n = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), n), dtype=np.int64)
