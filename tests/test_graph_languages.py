@@ -407,3 +407,55 @@ def test_edges_built_by_other_resolution_code_are_rebuilt(tmp_path):
     store = reindex(tmp_path / "repo", store)  # and only once
     assert generation(store) == again
     store.close()
+
+
+TSPATHS = {
+    "tsconfig.base.json": """{
+  // shared options; comments and trailing commas, as tsc accepts them
+  "compilerOptions": {
+    "baseUrl": ".",
+    "paths": {
+      "@app/*": ["src/app/*"],
+      "@app/core/*": ["libs/core/src/*", "libs/core-legacy/*"],  /* the longer prefix wins */
+      "config": ["src/config/index.ts"],
+    },
+  },
+}
+""",
+    "web/tsconfig.json": '{"compilerOptions": {"paths": {"#ui/*": ["./components/*"]}}}\n',
+    "src/app/cart.ts": "export function total(xs: number[]): number { return xs.length; }\n",
+    "libs/core/src/log.ts": "export function log(m: string): void {}\n",
+    "src/config/index.ts": "export const settings = {};\n",
+    "web/components/Button.tsx": "export function Button() { return null; }\n",
+    "web/main.tsx": """
+import { total } from '@app/cart';
+import { log } from '@app/core/log';
+import { settings } from 'config';
+import { Button } from '#ui/Button';
+import { missing } from '@app/nowhere';
+export function main() { log(String(total([]))); Button(); return settings; }
+""",
+}
+
+
+def test_tsconfig_paths_aliases_resolve_like_tsc(tmp_path):
+    store = _index(tmp_path, TSPATHS)
+    imports = {d for s, d, k in edges(store) if k == "imports" and s == "f:web/main.tsx"}
+    assert imports == {"f:src/app/cart.ts", "f:libs/core/src/log.ts", "f:src/config/index.ts",
+                       "f:web/components/Button.tsx"}  # baseUrl, longest prefix, exact, config-relative
+    assert _weights(store, "s:web/main.main") == {"s:src/app/cart.total": 1.0, "s:libs/core/src/log.log": 1.0,
+                                                  "s:web/components/Button.Button": 1.0}
+    assert graph.deps(store, "web/main.tsx")["unresolved"] == ["@app/nowhere"]
+    store.close()
+
+
+def test_a_changed_tsconfig_redoes_the_js_files(tmp_path):
+    from tests.graph_fixtures import reindex
+
+    store = _index(tmp_path, TSPATHS)
+    root = tmp_path / "repo"
+    (root / "web/tsconfig.json").write_text('{"compilerOptions": {"paths": {"#widgets/*": ["./components/*"]}}}\n')
+    store = reindex(root, store)
+    assert ("f:web/main.tsx", "f:web/components/Button.tsx", "imports") not in edges(store)
+    assert "#ui/Button" in graph.deps(store, "web/main.tsx")["unresolved"]
+    store.close()

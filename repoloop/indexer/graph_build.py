@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from repoloop.indexer.resolve import Resolver, js_packages
+from repoloop.indexer.resolve import Resolver, js_packages, ts_paths
 from repoloop.indexer.store import IndexStore
 
 GRAPH_SCHEMA = """
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS graph_edge_sums (
 );
 """
 GENERATION_KEY = "graph_generation"
-JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages (package.json names) the JS edges used
+JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages and tsconfig paths the JS edges used
 CODE_KEY = "graph_code"  # `code_fingerprint()` of the code that built the edges
 _CODE = ("graph_build.py", "resolve.py", "import_resolve.py", "lazy_defs.py")
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
@@ -69,12 +69,15 @@ def code_fingerprint() -> str:
 
 
 def _packages(conn: sqlite3.Connection) -> str:
-    return json.dumps({k: [v.dir, *v.entries] for k, v in sorted(js_packages(conn).items())})
+    """What JS/TS import resolution reads besides the files: workspace packages and tsconfig paths."""
+    packages = {k: [v.dir, *v.entries] for k, v in sorted(js_packages(conn).items())}
+    paths = [[p.pattern, p.base, *p.targets] for p in ts_paths(conn)]
+    return json.dumps({"packages": packages, "paths": paths}) if packages or paths else "{}"
 
 
 def stale(store: IndexStore) -> bool:
     """True when the edges need work although no file changed: built by other code, or the JS
-    workspace packages (package.json names and entries) moved since."""
+    workspace packages (package.json names and entries) or tsconfig paths moved since."""
     return (store.get_meta(CODE_KEY) != code_fingerprint()
             or (store.get_meta(JS_PACKAGES_KEY) or "{}") != _packages(store.conn))
 
@@ -101,8 +104,8 @@ def update_edges(
     changed |= {p for p in changed_paths if p in files}
     deleted = {p for p in built if p not in files} | {p for p in deleted_paths if p in built}
     has_edges = store.get_meta(GENERATION_KEY) is not None
-    # A JS/TS file's imports of workspace packages (`@scope/pkg`) resolve through every package.json:
-    # when their names or entries change, every JS file is redone (not the whole graph).
+    # A JS/TS file's imports of workspace packages (`@scope/pkg`) and path aliases resolve through
+    # every package.json and tsconfig: when those change, every JS file is redone (not the whole graph).
     packages = _packages(conn)
     packages_moved = packages != (store.get_meta(JS_PACKAGES_KEY) or "{}")
     code = code_fingerprint()

@@ -46,6 +46,24 @@ class JsPackage:
     entries: tuple[str, ...] = ()  # what "source", "module", "main", "types" name, in that order
 
 
+@dataclass(slots=True, frozen=True)
+class TsPath:
+    """One `compilerOptions.paths` pattern of a tsconfig/jsconfig: `@app/*` -> [`src/app/*`]."""
+
+    pattern: str  # at most one `*`
+    targets: tuple[str, ...]
+    base: str  # repo-relative directory the targets are relative to (baseUrl, else the config's own)
+
+    def match(self, spec: str) -> str | None:
+        """What `*` stands for in `spec` ("" for a pattern without one), or None."""
+        if "*" not in self.pattern:
+            return "" if spec == self.pattern else None
+        pre, post = self.pattern.split("*", 1)
+        if len(spec) >= len(pre) + len(post) and spec.startswith(pre) and spec.endswith(post):
+            return spec[len(pre) : len(spec) - len(post)]
+        return None
+
+
 @dataclass(slots=True)
 class ImportRef:
     name: str
@@ -79,7 +97,7 @@ class RepoFiles:
     """The repository's files indexed the ways import resolution needs (by path, module, dir)."""
 
     def __init__(self, files: Iterable[FileInfo], go_module: str | None = None,
-                 js_packages: Mapping[str, JsPackage] | None = None) -> None:
+                 js_packages: Mapping[str, JsPackage] | None = None, ts_paths: Iterable[TsPath] = ()) -> None:
         self.by_id: dict[int, FileInfo] = {}
         self.by_path: dict[str, FileInfo] = {}
         self.modules: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -97,6 +115,8 @@ class RepoFiles:
                 self._py_suffix[f.module.rsplit(".", 1)[-1]].append(f.module)
         self.go_module = go_module
         self.js_packages = dict(js_packages or {})  # workspace package name -> where it lives
+        # TypeScript takes the matching pattern with the longest prefix before the `*`.
+        self.ts_paths = sorted(ts_paths, key=lambda p: -len(p.pattern.split("*", 1)[0]))
 
     def module_files(self, family: str, module: str) -> list[int]:
         return self.modules.get((family, module), [])
@@ -196,6 +216,8 @@ def _js(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImport
             continue
         target = _js_file(repo, here, spec) if spec.startswith(".") or spec.startswith("/") else None
         if target is None:
+            target = _js_paths_file(repo, spec)
+        if target is None:
             target = _js_alias_file(repo, spec)
         if target is None:
             target = _js_workspace_file(repo, spec)
@@ -242,6 +264,20 @@ def _js_alias_file(repo: RepoFiles, spec: str) -> int | None:
                 hit = _js_file(repo, root, rest)
                 if hit is not None:
                     return hit
+    return None
+
+
+def _js_paths_file(repo: RepoFiles, spec: str) -> int | None:
+    """A tsconfig/jsconfig `paths` alias (`@app/*` -> `src/app/*`), as the TypeScript compiler maps it."""
+    for p in repo.ts_paths:
+        star = p.match(spec)
+        if star is None:
+            continue
+        for target in p.targets:
+            hit = _js_file(repo, p.base, target.replace("*", star, 1))
+            if hit is not None:
+                return hit
+        return None  # the best pattern decides, as in tsc
     return None
 
 

@@ -20,6 +20,7 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repoloop.indexer.import_resolve import (
     FileInfo,
@@ -27,6 +28,7 @@ from repoloop.indexer.import_resolve import (
     JsPackage,
     RepoFiles,
     ResolvedImports,
+    TsPath,
     resolve_imports,
 )
 
@@ -351,27 +353,41 @@ def go_module_path(conn: sqlite3.Connection) -> str | None:
     return m.group(1).strip('"') if m else None
 
 
-def js_packages(conn: sqlite3.Connection) -> dict[str, JsPackage]:
-    """The repository's own JS/TS packages (name -> directory and entries), read from the
-    package.json files indexed as text: a monorepo imports its workspace packages by name
-    (`import { reactive } from '@vue/reactivity'`), and those imports are edges, not third-party."""
+def _json_files(conn: sqlite3.Connection, where: str) -> dict[str, Any]:
+    """Path -> parsed content of the JSON(C) files indexed as text whose path matches `where`, in a
+    repository with JS/TS code; files that do not parse are left out."""
+    texts: dict[str, list[str]] = defaultdict(list)
     try:
         if not conn.execute(
                 "SELECT 1 FROM files WHERE language IN ('javascript', 'typescript', 'tsx') LIMIT 1").fetchone():
             return {}
-        texts: dict[str, list[str]] = defaultdict(list)
         for path, text in conn.execute(
-                "SELECT f.path, c.text FROM chunks c JOIN files f ON f.id=c.file_id"
-                " WHERE f.path='package.json' OR f.path LIKE '%/package.json' ORDER BY f.path, c.start_line"):
+                f"SELECT f.path, c.text FROM chunks c JOIN files f ON f.id=c.file_id WHERE {where}"
+                " ORDER BY f.path, c.start_line"):
             texts[path].append(text)
     except sqlite3.Error:
         return {}
-    out: dict[str, JsPackage] = {}
+    out: dict[str, Any] = {}
     for path, parts in texts.items():
+        text = "\n".join(parts)  # text windows split at lines; blank ones are left out
         try:
-            data = json.loads("\n".join(parts))  # text windows split at lines; blank ones are left out
+            out[path] = json.loads(text)
         except ValueError:
-            continue
+            try:  # tsconfig and friends are JSON with comments and trailing commas
+                import json5
+
+                out[path] = json5.loads(text)
+            except (ImportError, ValueError):
+                continue
+    return out
+
+
+def js_packages(conn: sqlite3.Connection) -> dict[str, JsPackage]:
+    """The repository's own JS/TS packages (name -> directory and entries), read from the
+    package.json files indexed as text: a monorepo imports its workspace packages by name
+    (`import { reactive } from '@vue/reactivity'`), and those imports are edges, not third-party."""
+    out: dict[str, JsPackage] = {}
+    for path, data in _json_files(conn, "f.path='package.json' OR f.path LIKE '%/package.json'").items():
         name = data.get("name") if isinstance(data, dict) else None
         if not isinstance(name, str) or not name:
             continue
@@ -384,7 +400,35 @@ def js_packages(conn: sqlite3.Connection) -> dict[str, JsPackage]:
     return out
 
 
+def ts_paths(conn: sqlite3.Connection) -> list[TsPath]:
+    """`compilerOptions.paths` of every tsconfig*.json / jsconfig*.json indexed as text, each
+    relative to its `baseUrl` (else to the config's directory). Applied repository-wide: `extends`
+    is not followed, and a pattern is taken from every config that has it."""
+    out: list[TsPath] = []
+    where = ("(f.path LIKE 'tsconfig%.json' OR f.path LIKE '%/tsconfig%.json'"
+             " OR f.path LIKE 'jsconfig%.json' OR f.path LIKE '%/jsconfig%.json')")
+    for path, data in _json_files(conn, where).items():
+        opts = data.get("compilerOptions") if isinstance(data, dict) else None
+        paths = opts.get("paths") if isinstance(opts, dict) else None
+        if not isinstance(paths, dict):
+            continue
+        here = posixpath.dirname(path)
+        base_url = opts.get("baseUrl")
+        base = posixpath.normpath(posixpath.join(here, base_url)) if isinstance(base_url, str) else here
+        base = "" if base == "." else base
+        if base.startswith("../"):
+            continue
+        for pattern, targets in sorted(paths.items()):
+            if isinstance(pattern, str) and pattern.count("*") <= 1 and isinstance(targets, list):
+                good = tuple(t for t in targets if isinstance(t, str) and t.count("*") <= 1)
+                if good:
+                    out.append(TsPath(pattern, good, base))
+    return out
+
+
 def repo_files(conn: sqlite3.Connection) -> RepoFiles:
-    """The index's files as import resolution sees them, with go.mod's module and the JS packages."""
+    """The index's files as import resolution sees them, with go.mod's module, the JS packages and
+    the tsconfig path aliases."""
     files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
-    return RepoFiles(files, go_module=go_module_path(conn), js_packages=js_packages(conn))
+    return RepoFiles(files, go_module=go_module_path(conn), js_packages=js_packages(conn),
+                     ts_paths=ts_paths(conn))
