@@ -75,11 +75,17 @@ def _packages(conn: sqlite3.Connection) -> str:
     return json.dumps({"packages": packages, "paths": paths}) if packages or paths else "{}"
 
 
+def _js_config(path: str) -> bool:
+    """A file JS/TS import resolution reads: package.json, tsconfig*.json, jsconfig*.json."""
+    base = posixpath.basename(path)
+    return base == "package.json" or (base.endswith(".json") and base.startswith(("tsconfig", "jsconfig")))
+
+
 def stale(store: IndexStore) -> bool:
-    """True when the edges need work although no file changed: built by other code, or the JS
-    workspace packages (package.json names and entries) or tsconfig paths moved since."""
-    return (store.get_meta(CODE_KEY) != code_fingerprint()
-            or (store.get_meta(JS_PACKAGES_KEY) or "{}") != _packages(store.conn))
+    """True when the edges need work although no file changed: built by other code, or by code that
+    did not record the JS configuration (package.json names, tsconfig paths) it read. Cheap: no
+    configuration file is read here; a changed one is a changed file."""
+    return store.get_meta(CODE_KEY) != code_fingerprint() or store.get_meta(JS_PACKAGES_KEY) is None
 
 
 def generation(store: IndexStore) -> int:
@@ -106,11 +112,14 @@ def update_edges(
     has_edges = store.get_meta(GENERATION_KEY) is not None
     # A JS/TS file's imports of workspace packages (`@scope/pkg`) and path aliases resolve through
     # every package.json and tsconfig: when those change, every JS file is redone (not the whole graph).
-    packages = _packages(conn)
-    packages_moved = packages != (store.get_meta(JS_PACKAGES_KEY) or "{}")
+    stored = store.get_meta(JS_PACKAGES_KEY)
+    packages = stored or "{}"  # read again only when a configuration file may have changed
+    if stored is None or full or any(_js_config(p) for p in changed | deleted):
+        packages = _packages(conn)
+    packages_moved = stored is not None and packages != stored
     code = code_fingerprint()
     new_code = store.get_meta(CODE_KEY) != code
-    if not changed and not deleted and has_edges and not full and not packages_moved and not new_code:
+    if not changed and not deleted and has_edges and not full and not new_code and stored is not None:
         return _count(conn)
 
     full = (full or not has_edges or new_code
