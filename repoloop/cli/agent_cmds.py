@@ -133,7 +133,6 @@ class ConsoleReporter:
     """Live progress on a terminal (stderr) and the plan approval prompt (stdin)."""
 
     def __init__(self, *, live: bool) -> None:
-
         self.live = live
         self.err = console(stderr=True)
 

@@ -270,7 +270,6 @@ def cmd_outline(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-
     con = console()
     con.print(f"[bold]{data['path']}[/bold]")
     for s in data["symbols"]:
@@ -341,7 +340,6 @@ def cmd_symbol(args: argparse.Namespace) -> int:
 
 
 def _print_symbol(d: dict[str, Any], args: argparse.Namespace) -> None:
-
     con = console()
     for s in d["definitions"]:
         con.print(f"[bold]{s['qualname']}[/bold] [cyan]{s['kind']}[/cyan]  {s['path']}:{s['start_line']}-{s['end_line']}")

@@ -29,7 +29,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from repoloop.indexer.resolve import Resolver, js_packages, ts_paths
+from repoloop.indexer.import_resolve import RepoFiles
+from repoloop.indexer.resolve import Resolver
 from repoloop.indexer.store import IndexStore
 
 GRAPH_SCHEMA = """
@@ -68,17 +69,12 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _packages(conn: sqlite3.Connection) -> str:
-    """What JS/TS import resolution reads besides the files: workspace packages and tsconfig paths."""
-    packages = {k: [v.dir, *v.entries] for k, v in sorted(js_packages(conn).items())}
-    paths = [[p.pattern, p.base, *p.targets] for p in ts_paths(conn)]
+def _js_config(repo: RepoFiles) -> str:
+    """What JS/TS import resolution read besides the files (workspace packages, tsconfig paths), as
+    the resolver holds it: stored with the edges, compared on the next update."""
+    packages = {k: [v.dir, *v.entries] for k, v in sorted(repo.js_packages.items())}
+    paths = [[p.pattern, p.base, *p.targets] for p in repo.ts_paths]
     return json.dumps({"packages": packages, "paths": paths}) if packages or paths else "{}"
-
-
-def _js_config(path: str) -> bool:
-    """A file JS/TS import resolution reads: package.json, tsconfig*.json, jsconfig*.json."""
-    base = posixpath.basename(path)
-    return base == "package.json" or (base.endswith(".json") and base.startswith(("tsconfig", "jsconfig")))
 
 
 def stale(store: IndexStore) -> bool:
@@ -110,13 +106,7 @@ def update_edges(
     changed |= {p for p in changed_paths if p in files}
     deleted = {p for p in built if p not in files} | {p for p in deleted_paths if p in built}
     has_edges = store.get_meta(GENERATION_KEY) is not None
-    # A JS/TS file's imports of workspace packages (`@scope/pkg`) and path aliases resolve through
-    # every package.json and tsconfig: when those change, every JS file is redone (not the whole graph).
     stored = store.get_meta(JS_PACKAGES_KEY)
-    packages = stored or "{}"  # read again only when a configuration file may have changed
-    if stored is None or full or any(_js_config(p) for p in changed | deleted):
-        packages = _packages(conn)
-    packages_moved = stored is not None and packages != stored
     code = code_fingerprint()
     new_code = store.get_meta(CODE_KEY) != code
     if not changed and not deleted and has_edges and not full and not new_code and stored is not None:
@@ -126,6 +116,10 @@ def update_edges(
             or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1))
     # A few changed files resolve a few hundred references: read symbols as needed, not all.
     resolver = Resolver(conn, lazy=not full)
+    # A JS/TS file's imports of workspace packages (`@scope/pkg`) and path aliases resolve through
+    # every package.json and tsconfig: when those change, every JS file is redone (not the whole graph).
+    packages = _js_config(resolver.repo)
+    packages_moved = stored is not None and packages != stored
     new_iface: dict[str, dict] = {}
     if full:
         redo = set(files)
