@@ -69,7 +69,8 @@ def main() -> None:
     parsed, results = [], []
     for p in files:
         st = p.stat()
-        task = pipeline._Task(p.relative_to(root).as_posix(), str(p), st.st_size, st.st_mtime, None)
+        task = pipeline._Task(p.relative_to(root).as_posix(), str(p), st.st_size, st.st_mtime, None,
+                              str(root.resolve()), pipeline.walk_mod.DEFAULT_MAX_FILE_SIZE)
         full = pipeline._read_and_parse(task)
         if full.parsed is not None:
             parsed.append(full.parsed)

@@ -57,15 +57,16 @@ def messy(tmp_path: Path) -> Path:
 
 
 def test_messy_repository_indexes_and_reports_every_reason(messy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Root ignores chmod 000, so the unreadable file raises PermissionError the way it would for a user.
-    real_open = open
+    # Root ignores chmod 000, so the unreadable file raises PermissionError the way it would for a user
+    # (at os.open, which every read of a repository file goes through: indexer/safe_read.py).
+    real_open = os.open
 
     def guarded_open(path, *a, **k):
         if str(path).endswith("locked.py"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_open)
     rep = index_repo(messy, embed=False, progress=False)
     monkeypatch.undo()
 

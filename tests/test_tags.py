@@ -173,7 +173,7 @@ def test_pool_from_a_threaded_process(tree: Path, indexed: set[tuple]) -> None:
     t = threading.Thread(target=stop.wait)
     t.start()
     try:
-        assert len(list(tags_mod._file_rows([("a", "/nonexistent", False)] * 20, 2))) == 20
+        assert len(list(tags_mod._file_rows([("a", "/nonexistent", False)] * 20, 2, "/", 1 << 20))) == 20
         assert as_rows(extract_tags(tree, jobs=2, reuse=False)) == indexed
     finally:
         stop.set()

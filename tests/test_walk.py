@@ -130,19 +130,19 @@ def test_symlinks_loop_outside_and_broken(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_and_special_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tests run as root, where chmod 000 does not stop a read; so make open() raise the
-    # PermissionError an unprivileged user would get, for this one path.
+    # Tests run as root, where chmod 000 does not stop a read; so make os.open() (which every read
+    # of a repository file goes through) raise the PermissionError an unprivileged user would get.
     _write(tmp_path, "locked.py")
     _write(tmp_path, "ok.py")
     os.mkfifo(tmp_path / "pipe.py")  # opening a FIFO would block forever: must not be read
-    real_open = open
+    real_open = os.open
 
     def fake_open(path, *a, **k):
         if str(path).endswith("locked.py"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr("builtins.open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     kept, skips = _run(tmp_path)
     assert kept == {"ok.py"}
     assert skips["locked.py"] == w.UNREADABLE

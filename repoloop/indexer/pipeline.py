@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer import parse
+from repoloop.indexer import parse, safe_read
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.languages import detect_language
 from repoloop.indexer.lock import IndexLock
@@ -97,6 +97,8 @@ class _Task:
     size: int
     mtime: float
     known_hash: str | None
+    root: str  # the repository (resolved): the file must still be inside it when read
+    limit: int  # the run's max file size: a file grown past it since the walk is skipped
 
 
 @dataclass(slots=True)
@@ -162,14 +164,12 @@ def _parse_file(task: _Task) -> _Result:
 
 def _read_and_parse(task: _Task) -> _Result:
     res = _Result(task.path, task.size, task.mtime)
-    try:
-        with open(task.abspath, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        res.vanished = True
-        return res
-    except OSError:
-        res.skip = walk_mod.UNREADABLE
+    data = safe_read.read_repo_file(task.abspath, task.root, task.limit)
+    if isinstance(data, str):  # not what the walk saw any more (FIFO, symlink out, grown, gone)
+        if data == safe_read.VANISHED:
+            res.vanished = True
+        else:
+            res.skip = data
         return res
     res.hash = hashlib.sha1(data).hexdigest()
     if res.hash == task.known_hash:
@@ -376,6 +376,7 @@ class _Run:
         except ValueError:
             rel_idx = None
         entries = walker if self.scope is None else filter(None, map(walker.check, self.scope))
+        root = str(walker.root)
         for e in entries:
             if rel_idx and (e.path == rel_idx or e.path.startswith(rel_idx + "/")):
                 continue  # an --index-dir inside the repository
@@ -385,7 +386,8 @@ class _Run:
                 self.report.files_unchanged += 1
                 continue
             known = self.known.get(e.path)
-            tasks.append(_Task(e.path, e.abspath, e.size, e.mtime, known[0] if known else None))
+            tasks.append(_Task(e.path, e.abspath, e.size, e.mtime, known[0] if known else None, root,
+                               self.max_file_size))
         self.skips.update(walker.skips)
         return tasks, seen
 
@@ -531,6 +533,7 @@ def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None
 
     walker = walk_mod.Walker(Path(repo), walk_mod.WalkOptions(max_file_size=max_file_size, want=wanted,
                                                               known_unchanged=same_stat))
+    root = str(walker.root)
     changed: list[str] = []
     added: list[str] = []
     seen: set[str] = set()
@@ -540,15 +543,13 @@ def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None
         if k is None:
             if e.path not in skipped:
                 added.append(e.path)
-        elif not same_stat(e.path, e.size, e.mtime) and _hash_file(e.abspath) != k[0]:
+        elif not same_stat(e.path, e.size, e.mtime) and _hash_file(e.abspath, root, max_file_size) != k[0]:
             changed.append(e.path)
     deleted = sorted(set(known) - seen)
     return {"changed": changed, "added": added, "deleted": deleted}
 
 
-def _hash_file(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()
-    except OSError:
-        return None
+def _hash_file(path: str, root: str, limit: int) -> str | None:
+    """The content hash, None when the file cannot be read as the index would (then it counts as changed)."""
+    data = safe_read.read_repo_file(path, root, limit)
+    return None if isinstance(data, str) else hashlib.sha1(data).hexdigest()

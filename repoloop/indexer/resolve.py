@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import posixpath
 import re
 import sqlite3
@@ -31,6 +32,7 @@ from repoloop.indexer.import_resolve import (
     TsPath,
     resolve_imports,
 )
+from repoloop.indexer.safe_read import read_repo_file
 
 MAX_CANDIDATES = 5  # ambiguous names with more definitions than this give no edge at all
 MEMO_FILES = 4096  # per-file memos (imports, base-class refs) kept: bounded memory on any repo size
@@ -346,7 +348,9 @@ def go_module_path(conn: sqlite3.Connection) -> str | None:
             db = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
             gomod = Path(db).parent.parent / "go.mod" if db else None
             if gomod is not None and gomod.is_file():
-                text = gomod.read_text(errors="replace")[:65536]
+                # Not indexed, so perhaps skipped: a FIFO or a symlink out must not stall or leak.
+                data = read_repo_file(str(gomod), os.path.realpath(gomod.parent), 65536, prefix=True)
+                text = None if isinstance(data, str) else data.decode("utf-8", errors="replace")
     except (sqlite3.Error, OSError):
         return None
     m = re.search(r"^\s*module\s+(\S+)", text or "", re.M)

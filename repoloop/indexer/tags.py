@@ -26,12 +26,12 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from tree_sitter import Parser, Query, QueryCursor
 
-from repoloop.indexer import pydefs
+from repoloop.indexer import pydefs, safe_read
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.handlers import Handler, definition_captures, handler_for
 from repoloop.indexer.handlers.base import CLASS_KINDS
@@ -285,14 +285,13 @@ def _ref_rows(nodes: Iterable, source: bytes, def_names: set[int], skip: frozens
     return out
 
 
-def _extract_path(task: tuple[str, str, bool]) -> FileRow:
-    """Read and extract one file (in a worker). Unreadable, binary, minified: a skip, never an error."""
+def _extract_path(task: tuple[str, str, bool], root: str, limit: int) -> FileRow:
+    """Read and extract one file (in a worker). Unreadable, binary, minified, changed since the walk
+    (a FIFO, a symlink out of `root`, grown past `limit`): a skip, never an error or a hang."""
     rel, abspath, refs = task
-    try:
-        with open(abspath, "rb") as f:
-            data = f.read()
-    except OSError:
-        return rel, "", [], [], walk_mod.UNREADABLE
+    data = safe_read.read_repo_file(abspath, root, limit)
+    if isinstance(data, str):
+        return rel, "", [], [], data
     reason = walk_mod.classify_head(data[: walk_mod.HEAD_BYTES])
     if reason:
         return rel, "", [], [], reason
@@ -311,9 +310,10 @@ def _extract_path(task: tuple[str, str, bool]) -> FileRow:
 
 
 # -- the main side ------------------------------------------------------------------------------
-def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRow]:
+def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int, root: str, limit: int) -> Iterator[FileRow]:
+    extract = partial(_extract_path, root=root, limit=limit)
     if jobs <= 1 or len(tasks) < _POOL_MIN_FILES:
-        yield from map(_extract_path, tasks)
+        yield from map(extract, tasks)
         return
     # fork: workers start at once with the grammars already imported; only paths and rows are
     # pickled. A process with other threads (a server) forks unsafely: forkserver there.
@@ -322,7 +322,7 @@ def _file_rows(tasks: list[tuple[str, str, bool]], jobs: int) -> Iterator[FileRo
         pydefs.warm()  # compiled once here, inherited by the forked workers (defs and refs both scan)
     chunksize = max(1, min(64, len(tasks) // (jobs * 6)))
     with ctx.Pool(jobs) as pool:
-        yield from pool.imap_unordered(_extract_path, tasks, chunksize=chunksize)
+        yield from pool.imap_unordered(extract, tasks, chunksize=chunksize)
 
 
 def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False, reuse: bool = True,
@@ -340,7 +340,7 @@ def extract_tags(root: Path, *, jobs: int | None = None, refs: bool = False, reu
         entries = _reuse_index(Path(root), entries, res)
     tasks = [(e.path, e.abspath, refs) for e in entries]
     ref_out = res.refs
-    for path, _lang, defs, ref_rows, skip in _file_rows(tasks, jobs or _cpus()):
+    for path, _lang, defs, ref_rows, skip in _file_rows(tasks, jobs or _cpus(), str(walker.root), max_file_size):
         if skip:
             res.skipped[skip] = res.skipped.get(skip, 0) + 1
             continue

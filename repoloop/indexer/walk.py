@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pathspec
 
+from repoloop.indexer import safe_read
+
 DEFAULT_MAX_FILE_SIZE = 1024 * 1024
 HEAD_BYTES = 8192
+IGNORE_FILE_BYTES = 8 << 20  # an ignore file is read up to this (a FIFO or /dev/zero must not stall the walk)
 
 # Folders that hold dependencies, build output or tool caches: never the user's source.
 PRUNED_DIRS = frozenset({
@@ -95,12 +98,12 @@ class _Ignores:
 
     specs: tuple[tuple[str, pathspec.GitIgnoreSpec, str], ...] = ()
 
-    def extended(self, prefix: str, dirpath: str, names: set[str]) -> _Ignores:
+    def extended(self, prefix: str, dirpath: str, names: set[str], root: str) -> _Ignores:
         added = []
         for fname, reason in ((".gitignore", IGNORED), (".repoloopignore", REPOLOOPIGNORED)):
             if fname not in names:
                 continue
-            spec = _read_spec(os.path.join(dirpath, fname))
+            spec = _read_spec(os.path.join(dirpath, fname), root)
             if spec is not None:
                 added.append((prefix, spec, reason))
         return _Ignores(self.specs + tuple(added)) if added else self
@@ -118,12 +121,11 @@ class _Ignores:
         return verdict
 
 
-def _read_spec(path: str) -> pathspec.GitIgnoreSpec | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
+def _read_spec(path: str, root: str) -> pathspec.GitIgnoreSpec | None:
+    data = safe_read.read_repo_file(path, root, IGNORE_FILE_BYTES, prefix=True)
+    if isinstance(data, str):
         return None
+    lines = data.decode("utf-8", errors="replace").splitlines()
     return pathspec.GitIgnoreSpec.from_lines(lines) if any(ln.strip() for ln in lines) else None
 
 
@@ -191,7 +193,7 @@ class Walker:
         dirpath, prefix = root, ""
         for i, name in enumerate(parts):
             present = {n for n in (".gitignore", ".repoloopignore") if os.path.isfile(os.path.join(dirpath, n))}
-            ignores = ignores.extended(prefix, dirpath, present)
+            ignores = ignores.extended(prefix, dirpath, present, root)
             path = os.path.join(dirpath, name)
             if not os.path.lexists(path):
                 return None
@@ -209,7 +211,7 @@ class Walker:
 
     def _root_ignores(self) -> _Ignores:
         exclude_path = os.path.join(str(self.root), ".git", "info", "exclude")
-        exclude = _read_spec(exclude_path) if os.path.isfile(exclude_path) else None
+        exclude = _read_spec(exclude_path, str(self.root)) if os.path.isfile(exclude_path) else None
         return _Ignores((("", exclude, IGNORED),)) if exclude is not None else _Ignores()
 
     # -- internals ----------------------------------------------------------------------------
@@ -227,7 +229,7 @@ class Walker:
         except OSError:
             self._skip(prefix or "./", UNREADABLE)
             return
-        ignores = ignores.extended(prefix, dirpath, {e.name for e in entries})
+        ignores = ignores.extended(prefix, dirpath, {e.name for e in entries}, str(self.root))
         for entry in entries:
             rel = prefix + entry.name
             try:
@@ -308,13 +310,9 @@ class Walker:
             return TOO_LARGE
         if opts.known_unchanged is not None and opts.known_unchanged(rel, st.st_size, st.st_mtime):
             return None
-        try:
-            with open(abspath, "rb") as f:
-                head = f.read(HEAD_BYTES)
-        except PermissionError:
-            return UNREADABLE
-        except OSError:
-            return UNREADABLE
+        head = safe_read.read_repo_file(abspath, str(self.root), HEAD_BYTES, prefix=True)
+        if isinstance(head, str):  # changed since its stat a moment ago
+            return UNREADABLE if head == safe_read.VANISHED else head
         return classify_head(head)
 
 

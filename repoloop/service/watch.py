@@ -116,11 +116,12 @@ class PathFilter:
         """Re-read the root .gitignore (called when it changes)."""
         import pathspec
 
-        gi = self.repo / ".gitignore"
-        try:
-            lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            lines = []
+        from repoloop.indexer.safe_read import read_repo_file
+        from repoloop.indexer.walk import IGNORE_FILE_BYTES
+
+        # Through the indexer's reader: a .gitignore swapped for a FIFO must not hang the watcher.
+        data = read_repo_file(str(self.repo / ".gitignore"), str(self.repo), IGNORE_FILE_BYTES, prefix=True)
+        lines = [] if isinstance(data, str) else data.decode("utf-8", errors="replace").splitlines()
         self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def relative(self, path: str | bytes) -> str | None:
