@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +60,15 @@ def preflight(kind: str | None) -> str:
 
 
 def interpreter_binds() -> list[Path]:
-    """The Python that runs repoloop, when it lives where the sandbox hides things (a pyenv under
-    the home directory, a venv under /tmp): bound read-only so detected test commands can use it."""
-    hidden = [Path(p) for p in ("/root", "/home", "/tmp", "/var/tmp", os.environ.get("HOME") or "/root")]
+    """The Python that runs repoloop, when it lives outside the system directories the sandbox
+    shows (a pyenv under the home directory, a venv beside the checkout): bound read-only so
+    detected test commands can use it."""
+    from repoloop.sandbox.bwrap import SYSTEM_DIRS
+
+    shown = [Path(d) for d in SYSTEM_DIRS]
     out = []
     for prefix in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}:
-        if any(prefix == h or h in prefix.parents for h in hidden if str(h) != "/"):
+        if not any(prefix == d or d in prefix.parents for d in shown):
             out.append(prefix)
     return sorted(out)
 

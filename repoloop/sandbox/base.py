@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 Command = str | Sequence[str]
 
 TIMEOUT_EXIT_CODE = 124  # what `timeout(1)` returns; the CLI and the agent report it as such
+QUOTA_EXIT_CODE = 128 + 25  # as if killed by SIGXFSZ: the workspace outgrew its disk quota
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Limits:
     cpu_seconds: int | None = None  # CPU time per command (RLIMIT_CPU); None: wall-clock timeout only
     timeout: float = 300.0  # default wall-clock timeout of one command, seconds
     output_bytes: int = 64_000  # kept per stream (head and tail); the rest is cut with a marker
+    disk_mb: int = 2048  # how much the workspace may grow while the sandbox lives (all commands)
+    tmp_mb: int = 512  # size of each scratch tmpfs (/tmp, /var/tmp, homes, /run)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from repoloop.sandbox.base import TIMEOUT_EXIT_CODE, Limits, RunResult, exit_note
+from repoloop.sandbox.base import QUOTA_EXIT_CODE, TIMEOUT_EXIT_CODE, Limits, RunResult, exit_note
 from repoloop.sandbox.output import CappedBuffer, drain
 
 
@@ -29,8 +29,11 @@ def run_process(
     env: Mapping[str, str] | None,
     cwd: Path,
     kill_extra: Callable[[], None] | None = None,
+    watch: Callable[[], str | None] | None = None,
+    watch_interval: float = 0.25,
 ) -> RunResult:
-    """Run argv in its own session; on timeout SIGKILL its process group (and `kill_extra`)."""
+    """Run argv in its own session; on timeout SIGKILL its process group (and `kill_extra`).
+    `watch` is polled while it runs: a non-None answer kills it, and becomes the result's note."""
     start = time.monotonic()
     deadline = start + timeout
     out, err = CappedBuffer(limits.output_bytes), CappedBuffer(limits.output_bytes)
@@ -50,10 +53,20 @@ def run_process(
         return RunResult(126, "", f"{e.filename}: permission denied\n", duration=0.0, note="not executable")
     readers = [drain(proc.stdout, out), drain(proc.stderr, err)]  # type: ignore[arg-type]
     timed_out = False
+    stopped: str | None = None
     try:
-        proc.wait(timeout=max(deadline - time.monotonic(), 0))
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                proc.wait(timeout=max(min(left, watch_interval) if watch else left, 0))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                stopped = watch() if watch else None
+                if stopped:
+                    break
     finally:
         # Over, or out of time: nothing of the command outlives it (background children included;
         # in bwrap the PID namespace already saw to that).
@@ -73,6 +86,8 @@ def run_process(
     if timed_out:
         code = TIMEOUT_EXIT_CODE
         note = f"timed out after {timeout:g}s; the whole process tree was killed"
+    elif stopped:
+        code, note = QUOTA_EXIT_CODE, stopped
     else:
         note = exit_note(code, limits)
     return RunResult(
