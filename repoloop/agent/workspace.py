@@ -4,6 +4,11 @@
 the final diff is taken against the starting commit; the worktree is removed at the end and the
 branch stays. `apply()` is the only path by which anything reaches the user's working tree.
 
+The sandbox can write the worktree, so nothing in it is trusted by the host: every git call over
+it names repoloop's own gitdir and the work tree explicitly (never following the worktree's
+`.git`), with hooks, fsmonitor, filters and external programs off (`repoloop.gitsafe`); nested
+`.git` entries the sandbox made are removed before each `git add`.
+
 A run that is hard-killed (kill -9, OOM, power) cannot remove its worktree. Each live run holds an
 exclusive `flock` on `worktrees/<id>.lock` for the life of its worktree; the kernel drops it when
 the process dies, however it dies, so the next `repoloop run` or `repoloop runs` can tell a dead
@@ -24,22 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
+from repoloop.gitsafe import GitTarget, git, worktree_gitdir
 
 _IDENTITY = ["-c", "user.name=repoloop", "-c", "user.email=repoloop@localhost", "-c", "commit.gpgsign=false"]
 # Build and test droppings that must never land in the agent's commits (on top of the repo's ignores).
 _EXCLUDES = "__pycache__/\n*.py[cod]\n.pytest_cache/\n.mypy_cache/\n.ruff_cache/\n"
-
-
-def git(args: list[str], cwd: Path, *, check: bool = True, input: str | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input,
-                             timeout=timeout)
-    except FileNotFoundError:
-        raise RepoloopError("git is not installed") from None
-    if check and out.returncode != 0:
-        raise RepoloopError(f"git {args[0]} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return out
+_DIFF_OPTS = ["--binary", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all"]
 
 
 def ensure_state_dir(repo: Path) -> Path:
@@ -59,22 +54,54 @@ class Workspace:
     branch: str
     base: str  # the starting commit
     excludes: Path | None = None
+    gitdir: Path | None = None  # the worktree's administrative gitdir (in the repository's .git)
 
     git_s: float = 0.0  # time spent in git (part of repoloop's own share of a step)
     _head: str | None = None
     _head_tree: str | None = None
     _lock: RunLock | None = None  # held while the worktree exists: this run is alive
+    _targets: dict[Path, GitTarget] | None = None
+
+    def _target(self, cwd: Path) -> GitTarget:
+        """The worktree with its gitdir named explicitly; any other directory as it is."""
+        if self._targets is None:
+            self._targets = {}
+        t = self._targets.get(cwd)
+        if t is None:
+            if cwd == self.path:
+                if self.gitdir is None:
+                    raise RepoloopError(f"no gitdir recorded for the worktree {self.path}")
+                t = GitTarget(self.repo, git_dir=self.gitdir, work_tree=self.path)
+            else:
+                t = GitTarget(cwd)
+            self._targets[cwd] = t
+        return t
 
     def _git(self, args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
         t0 = time.perf_counter()
         try:
-            return git(args, cwd, **kw)
+            return git(args, self._target(cwd), **kw)
         finally:
             self.git_s += time.perf_counter() - t0
 
     def _add(self) -> None:
         cfg = ["-c", f"core.excludesFile={self.excludes}"] if self.excludes else []
+        self._drop_nested_repos(cfg)
         self._git([*cfg, "add", "-A"], self.path)
+
+    def _drop_nested_repos(self, cfg: list[str]) -> None:
+        """A `.git` the sandbox made below the top would become a gitlink (and, for git, a
+        repository to run things in): removed. Untracked embedded repositories are the entries
+        `ls-files -o` lists with a trailing slash."""
+        out = self._git([*cfg, "ls-files", "-o", "--exclude-standard", "-z"], self.path).stdout
+        for entry in out.split("\0"):
+            if not entry.endswith("/"):
+                continue
+            nested = self.path / entry / ".git"
+            if nested.is_dir() and not nested.is_symlink():
+                shutil.rmtree(nested, ignore_errors=True)
+            else:
+                nested.unlink(missing_ok=True)
 
     def tree(self) -> str:
         """A fingerprint of the worktree's content (tree hash), to see whether anything changed."""
@@ -112,17 +139,22 @@ class Workspace:
         branch = f"repoloop/{run_id}"
         try:
             git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+            gitdir = worktree_gitdir(repo, path)  # now, before anything else has touched the tree
+            if gitdir is None:
+                _remove_tree(path)
+                raise RepoloopError(f"git made the worktree {path} but it is not registered in the repository")
         except BaseException:
             lock.release()
             raise
         excludes = state / "agent-excludes"
         if not excludes.exists():
             excludes.write_text(_EXCLUDES)
-        return cls(repo=repo, path=path, branch=branch, base=base, excludes=excludes, _lock=lock)
+        return cls(repo=repo, path=path, branch=branch, base=base, excludes=excludes, gitdir=gitdir, _lock=lock)
 
     # -- state ------------------------------------------------------------------------------------
     def dirty(self) -> bool:
-        return bool(self._git(["status", "--porcelain", "--untracked-files=all"], self.path).stdout.strip())
+        return bool(self._git(["status", "--porcelain", "--untracked-files=all", "--ignore-submodules=all"],
+                              self.path).stdout.strip())
 
     def commit(self, message: str, tree: str | None = None) -> str | None:
         """Commit everything in the worktree (or `tree`, just written from its index by `tree()`);
@@ -145,14 +177,14 @@ class Workspace:
         """The branch's change against the starting commit, uncommitted work in the worktree included."""
         if self.path.exists():
             self._add()
-            return self._git(["diff", "--cached", "--binary", self.base], self.path).stdout
-        return self._git(["diff", "--binary", self.base, self.branch], self.repo).stdout
+            return self._git(["diff", "--cached", *_DIFF_OPTS, self.base], self.path).stdout
+        return self._git(["diff", *_DIFF_OPTS, self.base, self.branch], self.repo).stdout
 
     def branch_diff(self) -> str:
-        return self._git(["diff", "--binary", self.base, self.branch], self.repo).stdout
+        return self._git(["diff", *_DIFF_OPTS, self.base, self.branch], self.repo).stdout
 
     def remove(self, *, delete_branch: bool = False) -> None:
-        self._git(["worktree", "remove", "--force", str(self.path)], self.repo, check=False)
+        _remove_tree(self.path)
         self._git(["worktree", "prune"], self.repo, check=False)
         if delete_branch:
             self._git(["branch", "-D", self.branch], self.repo, check=False)
@@ -226,22 +258,32 @@ def sweep_stale(repo: Path, state_dir: Path) -> list[Swept]:
 
 
 def _sweep_one(repo: Path, state_dir: Path, path: Path) -> Swept:
-    head = git(["symbolic-ref", "--quiet", "--short", "HEAD"], path, check=False)
-    branch = head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else None
+    gitdir = worktree_gitdir(repo, path)  # from the repository's side: the tree's .git is not trusted
+    branch = None
+    if gitdir is not None:
+        head = git(["symbolic-ref", "--quiet", "--short", "HEAD"], GitTarget(repo, git_dir=gitdir), check=False)
+        branch = head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else None
     salvaged = None
     if branch is not None:
         excludes = Path(state_dir) / "agent-excludes"
         ws = Workspace(repo=repo, path=path, branch=branch, base="",
-                       excludes=excludes if excludes.exists() else None)
+                       excludes=excludes if excludes.exists() else None, gitdir=gitdir)
         try:
             salvaged = ws.commit("repoloop: unverified work of a run that died (saved by a later run)")
         except RepoloopError:
             salvaged = None  # a broken worktree: remove it anyway, the branch keeps what was committed
-    git(["worktree", "remove", "--force", str(path)], repo, check=False)
-    if path.exists():  # not a registered worktree any more (pruned): just a directory
-        shutil.rmtree(path, ignore_errors=True)
+    _remove_tree(path)
     _end_trajectory(Path(state_dir) / "runs" / f"{path.name}.jsonl", branch, salvaged)
     return Swept(path.name, branch, salvaged)
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a worktree's files ourselves (`git worktree remove` would first read the tree's own
+    `.git`); `git worktree prune` then drops its registration. rmtree never follows symlinks."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _end_trajectory(path: Path, branch: str | None, salvaged: str | None) -> None:

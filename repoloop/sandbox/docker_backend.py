@@ -18,6 +18,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.sandbox.base import (
+    QUOTA_EXIT_CODE,
     TIMEOUT_EXIT_CODE,
     Command,
     Limits,
@@ -27,10 +28,13 @@ from repoloop.sandbox.base import (
     exit_note,
     shell_argv,
 )
+from repoloop.sandbox.disk import DiskWatch
+from repoloop.sandbox.gitmeta import git_mounts
+from repoloop.sandbox.lend import SANDBOX_USER, Lend
 from repoloop.sandbox.output import CappedBuffer
 
 DEFAULT_IMAGE = "python:3.11-slim"
-FALLBACK_USER = (1000, 1000)  # when the workspace belongs to root: never run the container as root
+FALLBACK_USER = SANDBOX_USER  # when the workspace belongs to root: never run the container as root
 
 
 def _client(base_url: str | None, timeout: int) -> Any:
@@ -83,8 +87,8 @@ class DockerSandbox(SandboxBase):
         self.client: Any = None
         self.container: Any = None
         self._shell = "sh"
-        self._chowned: dict[str, tuple[int, int]] = {}  # path -> original (uid, gid)
-        self._top: tuple[int, int, int] | None = None  # the workspace dir's uid, gid, mode when lent
+        self._lend: Lend | None = None
+        self._disk: DiskWatch | None = None
         self.info = SandboxInfo(kind=self.kind, network=network)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -108,10 +112,20 @@ class DockerSandbox(SandboxBase):
                 f"docker image {self.image!r} is not available on this engine and nothing is pulled at "
                 f"run time: `docker pull {self.image}` or build it first (or pass --image)"
             ) from None
+        from docker.types import Mount
+
         user = self.user or self._resolve_user()
         self.user = user
         lim = self.limits
         ws = str(self.workspace)
+        mounts, masks = [], {}
+        for m in git_mounts(self.workspace):  # the workspace's git metadata: read-only, credentials masked
+            if m.kind == "tmpfs":
+                masks[str(m.dest)] = "ro,size=1m"
+            else:
+                src = "/dev/null" if m.kind == "null" else str(m.src)
+                mounts.append(Mount(str(m.dest), src, type="bind", read_only=True))
+        self._disk = DiskWatch.start(self.workspace, lim.disk_mb)
         opts: dict[str, Any] = dict(
             detach=True,
             network_mode="bridge" if self.network else "none",
@@ -119,10 +133,10 @@ class DockerSandbox(SandboxBase):
             memswap_limit=f"{lim.memory_mb}m",
             nano_cpus=int(lim.cpus * 1e9),
             pids_limit=lim.processes,
-            volumes={ws: {"bind": ws, "mode": "rw"}},
+            mounts=[Mount(ws, ws, type="bind", read_only=False), *mounts],
             working_dir=ws,
             read_only=True,
-            tmpfs={"/tmp": "rw,exec,mode=1777,size=512m"},
+            tmpfs={"/tmp": f"rw,exec,nosuid,mode=1777,size={lim.tmp_mb}m", **masks},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             ulimits=[
@@ -163,6 +177,8 @@ class DockerSandbox(SandboxBase):
             "processes": True,
             "file_size": True,
             "non_root": not user.startswith("0"),
+            "git_metadata_read_only": True,
+            "disk_quota": True,
         }
 
     def stop(self) -> None:
@@ -190,56 +206,14 @@ class DockerSandbox(SandboxBase):
         if st.st_uid != 0:
             return f"{st.st_uid}:{st.st_gid}"
         uid, gid = FALLBACK_USER
-        if os.geteuid() == 0:
-            self._lend_workspace(uid, gid)
+        if Lend.needed(self.workspace):
+            self._lend = Lend.lend(self.workspace, FALLBACK_USER)
         return f"{uid}:{gid}"
 
-    def _entries(self) -> list[str]:
-        """Every path below the workspace except its `.git` (git metadata stays the owner's)."""
-        out = []
-        for root, dirs, files in os.walk(self.workspace):
-            if root == str(self.workspace):
-                dirs[:] = [d for d in dirs if d != ".git"]
-                files = [f for f in files if f != ".git"]
-            out.extend(os.path.join(root, n) for n in (*dirs, *files))
-        return out
-
-    def _lend_workspace(self, uid: int, gid: int) -> None:
-        """Everything below the workspace goes to uid:gid for the run. The top directory keeps
-        its owner (git refuses a worktree owned by someone else) and lets group gid write."""
-        top = str(self.workspace)
-        st = os.stat(top)
-        self._top = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
-        os.chown(top, st.st_uid, gid)
-        os.chmod(top, (st.st_mode & 0o7777) | 0o070)
-        for p in self._entries():
-            try:
-                st = os.lstat(p)
-                if (st.st_uid, st.st_gid) != (uid, gid):
-                    os.lchown(p, uid, gid)
-                    self._chowned[p] = (st.st_uid, st.st_gid)
-            except OSError:
-                pass
-
     def _restore_owner(self) -> None:
-        if self._top is None:
-            return
-        top_uid, top_gid, top_mode = self._top
-        uid, gid = FALLBACK_USER
-        for p in self._entries():
-            try:
-                st = os.lstat(p)
-                if (st.st_uid, st.st_gid) == (uid, gid):
-                    os.lchown(p, *self._chowned.get(p, (top_uid, top_gid)))
-            except OSError:
-                pass
-        try:
-            os.chown(self.workspace, top_uid, top_gid)
-            os.chmod(self.workspace, top_mode)
-        except OSError:
-            pass
-        self._chowned.clear()
-        self._top = None
+        if self._lend is not None:
+            self._lend.give_back()
+            self._lend = None
 
     # -- running -------------------------------------------------------------------------------
     def run(
@@ -292,9 +266,15 @@ class DockerSandbox(SandboxBase):
         t.start()
         deadline = start + timeout
         wait = 0.02
+        over_quota = self._disk.for_command() if self._disk is not None else None
+        stopped: str | None = None
         while t.is_alive() and time.monotonic() < deadline:
             t.join(min(wait, max(deadline - time.monotonic(), 0)))
             wait = min(wait * 2, 0.25)
+            if t.is_alive() and over_quota is not None:
+                stopped = over_quota()
+                if stopped:
+                    break
             if t.is_alive() and not self._running(exec_id):
                 break  # the command ended; a background child still holds its output open
         timed_out = t.is_alive() and time.monotonic() >= deadline
@@ -302,11 +282,13 @@ class DockerSandbox(SandboxBase):
         self._kill_all()
         t.join(10)
         code = self._exit_code(exec_id)
-        if code is None and (failure or t.is_alive()):
+        if code is None and (failure or t.is_alive()) and not stopped:
             why = failure[0] if failure else "no exit status"
             raise RepoloopError(f"the docker engine lost the command: {why}")
         if timed_out:
             code, note = TIMEOUT_EXIT_CODE, f"timed out after {timeout:g}s; the command's processes were killed"
+        elif stopped:
+            code, note = QUOTA_EXIT_CODE, stopped
         else:
             code = 1 if code is None else code
             note = exit_note(code, self.limits)
