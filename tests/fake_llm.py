@@ -27,7 +27,8 @@ import pytest
 
 @dataclass
 class Reply:
-    """One scripted answer: text, tool calls, or an HTTP error status."""
+    """One scripted answer: text, tool calls, or an HTTP error status - or, for hostile tests, a
+    body that is not a chat completion, a server that trickles its reply, or one that hangs up."""
 
     content: str | None = None
     tool_calls: list[tuple[str, Any]] = field(default_factory=list)  # (name, dict args or raw str)
@@ -36,6 +37,12 @@ class Reply:
     prompt_tokens: int = 100
     completion_tokens: int = 20
     delay: float = 0.0
+    body: Any = None  # a JSON value sent as the whole body instead of a completion (with `status`)
+    raw: bytes | None = None  # these exact bytes as the body (with `status` and `content_type`)
+    content_type: str = "application/json"
+    trickle: float = 0.0  # seconds between single bytes of the body: a server that trickles
+    trickle_headers: bool = False  # ... the status line and headers too
+    drop: bool = False  # close the connection without answering
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -52,6 +59,53 @@ def calls(*pairs: tuple[str, Any], **kw: Any) -> Reply:
 
 def error(status: int = 500, message: str | None = None) -> Reply:
     return Reply(status=status, message=message)
+
+
+def raw(data: bytes | str, status: int = 200, content_type: str = "application/json", **kw: Any) -> Reply:
+    """Exactly these bytes as the reply body."""
+    return Reply(raw=data.encode() if isinstance(data, str) else data, status=status, content_type=content_type,
+                 **kw)
+
+
+HTML_PAGE = ("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>"
+             "<body><h1>Welcome to nginx!</h1></body></html>\n")
+
+
+def html(status: int = 200) -> Reply:
+    """A web page where a chat completion should be (a wrong --base-url, a captive portal)."""
+    return raw(HTML_PAGE, status=status, content_type="text/html; charset=utf-8")
+
+
+def body(obj: Any, status: int = 200) -> Reply:
+    """This JSON value as the whole reply body."""
+    return Reply(body=obj, status=status)
+
+
+def completion(message: Any, **extra: Any) -> dict:
+    """A chat-completion object around `message` (any JSON value: hostile tests send null, numbers...)."""
+    out = {"id": "chatcmpl-x", "object": "chat.completion", "created": int(time.time()), "model": "fake-model",
+           "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+    out.update(extra)
+    return out
+
+
+def sse(*events: Any, done: bool = True) -> Reply:
+    """A streamed (server-sent events) body: each event a JSON value, or a str sent as is."""
+    parts = [f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events]
+    if done:
+        parts.append("data: [DONE]\n\n")
+    return raw("".join(parts), content_type="text/event-stream")
+
+
+def trickle(content: str = "a reply that takes its time", every: float = 0.5, **kw: Any) -> Reply:
+    """A well-formed reply whose body arrives one byte every `every` seconds."""
+    return Reply(content=content, trickle=every, **kw)
+
+
+def drop() -> Reply:
+    """The server hangs up without answering."""
+    return Reply(drop=True)
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,34 +251,67 @@ class FakeLLM:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
+                raw_req = self.rfile.read(length)
                 try:
-                    body = json.loads(raw or b"{}")
+                    req = json.loads(raw_req or b"{}")
                 except json.JSONDecodeError:
                     self._send_json(400, {"error": {"message": "bad json"}})
                     return
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                reply = fake._next(body)
+                reply = fake._next(req)
                 if reply.delay:
                     time.sleep(reply.delay)
-                if reply.status != 200:
-                    self._send_json(reply.status, {"error": {"message": reply.message or f"scripted {reply.status}",
-                                                             "type": "server_error"}})
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
                     return
-                full, chunks = fake._completion(reply, body.get("model", "fake-model"))
-                if not body.get("stream"):
-                    self._send_json(200, full)
+                if reply.raw is not None or reply.body is not None:
+                    data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+                    self._send(reply.status, reply.content_type, data, reply)
+                    return
+                if reply.status != 200:
+                    err = {"error": {"message": reply.message or f"scripted {reply.status}", "type": "server_error"}}
+                    self._send(reply.status, "application/json", json.dumps(err).encode(), reply)
+                    return
+                full, chunks = fake._completion(reply, req.get("model", "fake-model"))
+                if not req.get("stream"):
+                    self._send(200, "application/json", json.dumps(full).encode(), reply)
+                    return
+                events = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+                if reply.trickle:
+                    self._send(200, "text/event-stream", b"".join(events), reply)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for c in chunks:
-                    self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
-                self.wfile.write(b"data: [DONE]\n\n")
+                for e in events:
+                    self.wfile.write(e)
                 self.wfile.flush()
                 self.close_connection = True
+
+            def _send(self, status: int, content_type: str, data: bytes, reply: Reply) -> None:
+                """A body with its length; trickled a byte at a time when the reply says so."""
+                if not reply.trickle:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+                        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+                self.close_connection = True
+                if not reply.trickle_headers:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    head = b""
+                for i in range(len(head) + len(data)):  # until the client hangs up (BrokenPipe: quiet)
+                    b = head[i:i + 1] if i < len(head) else data[i - len(head):i - len(head) + 1]
+                    self.wfile.write(b)
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
         return Handler
 

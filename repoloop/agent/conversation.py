@@ -4,6 +4,10 @@ The first messages (system, task, and the plan exchange) are the stable prefix a
 estimate nears the limit, the oldest turns after the prefix are replaced by one summary message
 written locally (what was called, what came back, in one line each); the newest turns stay whole.
 Cuts happen only before an assistant message, so tool calls and their results stay paired.
+
+What the model said is kept to MAX_REPLY_KEEP characters (its text, and each tool call's
+arguments): a reply of megabytes is run in full by the tools but is not sent back on every later
+request (compaction never shortens the newest turn, so it has to be bounded when it is added).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = 2  # system, task
+MAX_REPLY_KEEP = 20_000  # characters of an assistant message's text, and of each call's arguments
 
 
 def estimate_tokens(messages: list[dict]) -> int:
@@ -38,6 +43,8 @@ class Conversation:
     prefix: int = PREFIX  # leading messages never compacted (the loop extends it over the plan)
 
     def add(self, message: dict[str, Any]) -> None:
+        if message.get("role") == "assistant":
+            message = _bounded_reply(message)
         self.messages.append(message)
 
     def new_since_last(self) -> list[dict]:
@@ -105,14 +112,35 @@ def _one_line(text: str, n: int) -> str:
     return t if len(t) <= n else t[: n - 3] + "..."
 
 
+def _bounded_reply(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message with its text and each call's arguments within MAX_REPLY_KEEP."""
+    content = message.get("content")
+    calls = message.get("tool_calls") or []
+    long_args = any(len(tc["function"].get("arguments") or "") > MAX_REPLY_KEEP for tc in calls)
+    if not (isinstance(content, str) and len(content) > MAX_REPLY_KEEP) and not long_args:
+        return message
+    out = dict(message)
+    if isinstance(content, str) and len(content) > MAX_REPLY_KEEP:
+        head, tail = content[: MAX_REPLY_KEEP * 3 // 4], content[-(MAX_REPLY_KEEP // 4):]
+        out["content"] = (f"{head}\n[... {len(content) - len(head) - len(tail):,} characters of this reply cut "
+                          f"(it was {len(content):,}) ...]\n{tail}")
+    if long_args:
+        out["tool_calls"] = [
+            {**tc, "function": {**tc["function"], "arguments": _shorten_args(tc["function"]["arguments"])}}
+            if len(tc["function"].get("arguments") or "") > MAX_REPLY_KEEP else tc
+            for tc in calls]
+    return out
+
+
 def _shorten_args(raw: str) -> str:
     """Tool-call arguments with long string values elided, still valid JSON (providers check)."""
     try:
         args = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return json.dumps({"elided": raw[:200]})
     if not isinstance(args, dict):
-        return json.dumps({"elided": str(args)[:200]})
+        return json.dumps({"elided": raw[:200]})
     out = {k: (v[:200] + f"...[{len(v) - 200} chars elided]" if isinstance(v, str) and len(v) > 500 else v)
            for k, v in args.items()}
-    return json.dumps(out)
+    text = json.dumps(out)
+    return text if len(text) <= MAX_REPLY_KEEP else json.dumps({"elided": raw[:200]})

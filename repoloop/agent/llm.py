@@ -2,11 +2,18 @@
 
 Any server that speaks the protocol works (OpenAI, vLLM, Ollama, llama.cpp server). The SDK's own
 retries are off so that this module decides what is retried (429, 5xx, timeouts, dropped
-connections) and how long it waits, and can record every attempt.
+connections, malformed 200 replies) and how long it waits, and can record every attempt.
+
+The server is not trusted: the SDK sends the request, but the body is read here, at most
+MAX_REPLY_BYTES of it, and checked field by field (a 200 with HTML, invalid JSON, `message: null`,
+`content: 42` or no choices is a malformed reply, never an exception from deep inside the loop).
+Each attempt runs under a whole-request deadline of `timeout` seconds, connect to last byte
+(asyncio cancellation): a server that trickles its reply a byte at a time cannot hold it longer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -15,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repoloop.agent.trajectory import Redactor
 from repoloop.errors import RepoloopError
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply body larger than this is refused (not read on)
 
 # USD per 1M tokens: (input, output, cached input). Overridable with --prices / REPOLOOP_PRICES.
 DEFAULT_PRICES: dict[str, tuple[float, float, float | None]] = {
@@ -83,6 +93,25 @@ class LLMReply:
 class LLMError(RepoloopError):
     """The model endpoint failed for good (after retries) or refused the request."""
 
+    def __init__(self, message: str, *, attempts: int = 1, errors: list[str] | None = None,
+                 seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.errors = list(errors or [])
+        self.seconds = seconds
+
+
+class MalformedReply(Exception):
+    """A 200 reply that is not a chat completion (retried like a 5xx)."""
+
+
+class ReplyTooLarge(Exception):
+    """A reply over MAX_REPLY_BYTES (not retried: the model would likely do it again, at a price)."""
+
+
+class DeadlineExceeded(Exception):
+    """No complete reply within the whole-request deadline (retried like a timeout)."""
+
 
 class PriceTable:
     """Per-model prices in USD per 1M tokens; unknown models cost 0 and are reported as unknown."""
@@ -149,10 +178,8 @@ class LLMClient:
         self.config = config
         self.prices = prices or PriceTable()
         self._openai = openai
-        self._client = openai.OpenAI(
-            base_url=config.base_url, api_key=config.api_key or "none",
-            timeout=config.timeout, max_retries=0,
-        )
+        self.max_reply_bytes = MAX_REPLY_BYTES
+        self._redact = Redactor.from_env([config.api_key] if config.api_key else [])
 
     def chat(self, messages: list[dict], tools: list[dict] | None = None, *, model: str | None = None,
              tool_choice: str | None = None) -> LLMReply:
@@ -165,22 +192,36 @@ class LLMClient:
         if self.config.temperature is not None:
             kwargs["temperature"] = self.config.temperature
         oa = self._openai
-        retryable = (oa.RateLimitError, oa.InternalServerError, oa.APITimeoutError, oa.APIConnectionError)
+        retryable = (oa.RateLimitError, oa.InternalServerError, oa.APIConnectionError, MalformedReply,
+                     DeadlineExceeded)
         errors: list[str] = []
         t0 = time.perf_counter()
+
+        def fail(message: str, attempt: int) -> LLMError:
+            return LLMError(self._redact(message), attempts=attempt, errors=[self._redact(x) for x in errors],
+                            seconds=time.perf_counter() - t0)
+
         for attempt in range(1, self.config.max_retries + 2):
             try:
-                content, calls, usage = (self._stream(kwargs) if self.config.stream else self._once(kwargs))
+                content, calls, usage = self._call(kwargs)
             except retryable as e:
-                errors.append(_describe(e))
+                errors.append(self._describe(e))
                 if attempt > self.config.max_retries:
-                    raise LLMError(f"model endpoint failed after {attempt} attempts: {errors[-1]}") from None
+                    raise fail(f"model endpoint failed after {attempt} attempts: {errors[-1]}", attempt) from None
                 time.sleep(self._delay(attempt, e))
                 continue
+            except ReplyTooLarge as e:
+                errors.append(str(e))
+                raise fail(f"model endpoint sent an unusable reply: {e}", attempt) from None
             except oa.APIStatusError as e:  # 4xx other than 429: retrying will not help
-                raise LLMError(f"model endpoint refused the request: {_describe(e)}") from None
+                errors.append(self._describe(e))
+                raise fail(f"model endpoint refused the request: {errors[-1]}", attempt) from None
+            except oa.OpenAIError as e:  # anything else the SDK raises: one clear line, no traceback
+                errors.append(self._describe(e))
+                raise fail(f"model endpoint failed: {errors[-1]}", attempt) from None
             return LLMReply(content=content, tool_calls=calls, usage=usage, cost=self.prices.cost(model, usage),
-                            model=model, seconds=time.perf_counter() - t0, attempts=attempt, errors=errors)
+                            model=model, seconds=time.perf_counter() - t0, attempts=attempt,
+                            errors=[self._redact(x) for x in errors])
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, err: Exception) -> float:
@@ -193,53 +234,263 @@ class LLMClient:
                 retry_after = None
         base = self.config.backoff * (2 ** (attempt - 1))
         delay = base * (0.5 + random.random() / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, 60.0))
+        if retry_after is not None and retry_after == retry_after:  # not NaN
+            delay = max(delay, min(max(retry_after, 0.0), 60.0))
         return delay
 
-    def _once(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
-        resp = self._client.chat.completions.create(**kwargs)
-        if not resp.choices:
-            raise LLMError("model endpoint returned no choices")
-        msg = resp.choices[0].message
-        calls = [ToolCall(id=tc.id or f"call_{i}", name=tc.function.name or "", arguments=tc.function.arguments or "")
-                 for i, tc in enumerate(msg.tool_calls or [])]
-        return msg.content, calls, _usage(resp.usage)
+    def _describe(self, e: BaseException) -> str:
+        oa = self._openai
+        if isinstance(e, DeadlineExceeded):
+            return f"Timeout: {e}"
+        if isinstance(e, oa.APITimeoutError):
+            return f"APITimeoutError: no reply within {self.config.timeout:g}s (--timeout)"
+        if isinstance(e, oa.APIConnectionError):
+            cause = e.__cause__ or e.__context__
+            why = _one_line(str(cause)) if cause is not None and str(cause) else type(cause).__name__ if cause else ""
+            where = self.config.base_url or "the OpenAI API"
+            return f"APIConnectionError: cannot reach {where}" + (f" ({why})" if why else "")
+        return _describe(e)
 
-    def _stream(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
-        stream = self._client.chat.completions.create(**kwargs, stream=True,
-                                                      stream_options={"include_usage": True})
-        text: list[str] = []
-        calls: dict[int, dict[str, str]] = {}
-        usage = Usage()
-        for chunk in stream:
-            if chunk.usage:
-                usage = _usage(chunk.usage)
-            for choice in chunk.choices or []:
-                d = choice.delta
-                if d is None:
-                    continue
-                if d.content:
-                    text.append(d.content)
-                for tc in d.tool_calls or []:
-                    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                    if tc.id:
-                        slot["id"] = tc.id
-                    if tc.function and tc.function.name:
-                        slot["name"] += tc.function.name
-                    if tc.function and tc.function.arguments:
-                        slot["arguments"] += tc.function.arguments
-        out = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
-               for i, c in sorted(calls.items())]
-        return ("".join(text) or None), out, usage
+    # -- one attempt -----------------------------------------------------------------------------------
+    def _call(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
+        """One request under the whole-request deadline (an event loop of its own for the attempt)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._attempt(kwargs))
+        from concurrent.futures import ThreadPoolExecutor  # called from inside an event loop
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._attempt(kwargs)).result()
+
+    async def _attempt(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
+        cfg = self.config
+        extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}} if cfg.stream else {}
+        client = self._openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key or "none",
+                                          timeout=cfg.timeout, max_retries=0)
+        deadline = asyncio.timeout(cfg.timeout)
+        try:
+            async with deadline:
+                async with client.chat.completions.with_streaming_response.create(**kwargs, **extra) as resp:
+                    ctype = resp.headers.get("content-type", "")
+                    data = await self._read(resp)
+        except TimeoutError:
+            if deadline.expired():
+                raise DeadlineExceeded(f"no complete reply within the {cfg.timeout:g}s deadline (--timeout)") \
+                    from None
+            raise
+        finally:
+            await client.close()
+        try:
+            return parse_reply(data, ctype)
+        except (RecursionError, ValueError, TypeError, AttributeError) as e:  # a shape nobody foresaw
+            raise MalformedReply(f"a reply that could not be read ({type(e).__name__}: {_one_line(str(e))})") \
+                from None
+
+    async def _read(self, resp: Any) -> bytes:
+        cap = self.max_reply_bytes
+        try:
+            announced = int(resp.headers.get("content-length") or 0)
+        except ValueError:
+            announced = 0
+        if announced > cap:
+            raise ReplyTooLarge(f"the reply is {announced:,} bytes, over the {cap:,}-byte limit")
+        buf = bytearray()
+        async for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > cap:
+                raise ReplyTooLarge(f"the reply is over the {cap:,}-byte limit; stopped reading it")
+        return bytes(buf)
+
+
+# -- parsing what the server sent (never trusted) -----------------------------------------------------------
+def parse_reply(data: bytes, content_type: str = "") -> tuple[str | None, list[ToolCall], Usage]:
+    """(content, tool calls, usage) of a chat-completion body, JSON or server-sent events; a body that is
+    not one raises MalformedReply saying what it is instead."""
+    text = data.decode("utf-8", errors="replace")
+    head = text.lstrip()
+    if not head:
+        raise MalformedReply("an empty reply (HTTP 200 with no body)")
+    if "text/event-stream" in content_type.lower() or head.startswith(("data:", "event:", ":")):
+        return _parse_sse(text)
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        if head.startswith("<") or "html" in content_type.lower():
+            raise MalformedReply(f"an HTML page instead of a chat completion ({_snippet(head)}); "
+                                 "is the base URL right? (it usually ends in /v1)") from None
+        raise MalformedReply(f"a reply that is not valid JSON ({_one_line(str(e))}): {_snippet(head)}") from None
+    return _parse_completion(obj)
+
+
+def _parse_completion(obj: Any) -> tuple[str | None, list[ToolCall], Usage]:
+    if not isinstance(obj, dict):
+        raise MalformedReply(f"a JSON {_kind(obj)} instead of a chat-completion object")
+    if obj.get("error"):
+        raise MalformedReply(f"an error inside a 200 reply: {_error_text(obj['error'])}")
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply(f"a reply with no choices (choices: {_snippet(_dump(choices))})")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise MalformedReply(f"choices[0] is {_kind(choice)}, not an object")
+    msg = choice.get("message")
+    if not isinstance(msg, dict):
+        raise MalformedReply(f"choices[0].message is {_kind(msg)}, not an object")
+    content = _content(msg.get("content"), "choices[0].message.content")
+    if content is None and isinstance(msg.get("refusal"), str):
+        content = msg["refusal"]
+    tcs = msg.get("tool_calls")
+    if tcs is not None and not isinstance(tcs, list):
+        raise MalformedReply(f"choices[0].message.tool_calls is {_kind(tcs)}, not a list")
+    calls = []
+    for i, tc in enumerate(tcs or []):
+        if not isinstance(tc, dict):
+            raise MalformedReply(f"tool_calls[{i}] is {_kind(tc)}, not an object")
+        fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+        calls.append(ToolCall(id=_call_id(tc.get("id"), i), name=_name(fn.get("name")),
+                              arguments=_arguments(fn.get("arguments"))))
+    return content, calls, _usage(obj.get("usage"))
+
+
+def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage]:
+    parts: list[str] = []
+    slots: dict[int, dict[str, str]] = {}
+    usage = Usage()
+    events = 0
+    for data in _sse_events(text):
+        if data.strip() == "[DONE]":
+            break
+        events += 1
+        try:
+            chunk = json.loads(data)
+        except (ValueError, RecursionError) as e:
+            raise MalformedReply(f"a streamed chunk that is not valid JSON ({_one_line(str(e))}): "
+                                 f"{_snippet(data)}") from None
+        if not isinstance(chunk, dict):
+            raise MalformedReply(f"a streamed chunk that is a JSON {_kind(chunk)}, not an object")
+        if chunk.get("error"):
+            raise MalformedReply(f"an error in the stream: {_error_text(chunk['error'])}")
+        if chunk.get("usage") is not None:
+            usage = _usage(chunk["usage"])
+        choices = chunk.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise MalformedReply(f"a streamed chunk whose choices is {_kind(choices)}, not a list")
+        for ch in choices or []:
+            delta = ch.get("delta") if isinstance(ch, dict) else None
+            if delta is None:
+                continue
+            if not isinstance(delta, dict):
+                raise MalformedReply(f"a streamed delta that is {_kind(delta)}, not an object")
+            piece = _content(delta.get("content"), "a streamed delta's content")
+            if piece:
+                parts.append(piece)
+            tcs = delta.get("tool_calls")
+            if tcs is not None and not isinstance(tcs, list):
+                raise MalformedReply(f"a streamed delta whose tool_calls is {_kind(tcs)}, not a list")
+            for j, tc in enumerate(tcs or []):
+                if not isinstance(tc, dict):
+                    raise MalformedReply(f"a streamed tool call that is {_kind(tc)}, not an object")
+                idx = tc.get("index")
+                idx = idx if isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < 10_000 else j
+                slot = slots.setdefault(idx, {"id": "", "name": "", "arguments": ""})
+                if isinstance(tc.get("id"), str) and tc["id"]:
+                    slot["id"] = tc["id"]
+                fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+                if fn.get("name") is not None:
+                    slot["name"] += _name(fn["name"])
+                if fn.get("arguments") is not None:
+                    slot["arguments"] += _arguments(fn["arguments"])
+    if not events:
+        raise MalformedReply("a stream with no chunks")
+    calls = [ToolCall(id=_call_id(c["id"], i), name=c["name"], arguments=c["arguments"])
+             for i, (_, c) in enumerate(sorted(slots.items()))]
+    return ("".join(parts) or None), calls, usage
+
+
+def _sse_events(text: str) -> list[str]:
+    """The data of each server-sent event (its `data:` lines joined); other fields are ignored."""
+    out: list[str] = []
+    cur: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                out.append("\n".join(cur))
+                cur = []
+        elif line.startswith("data:"):
+            cur.append(line[5:].removeprefix(" "))
+    if cur:
+        out.append("\n".join(cur))
+    return out
+
+
+def _content(v: Any, where: str) -> str | None:
+    """Text content: a string, null, or a list of text parts (joined); anything else is malformed."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, list) and all(isinstance(p, (str, dict)) for p in v):
+        texts = [p if isinstance(p, str) else p.get("text") for p in v]
+        return "".join(t for t in texts if isinstance(t, str))
+    raise MalformedReply(f"{where} is {_kind(v)} ({_snippet(_dump(v))}), not text")
+
+
+def _name(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return "" if v is None else _dump(v)[:200]  # not a tool name: the model is told it is unknown
+
+
+def _arguments(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return "" if v is None else _dump(v)  # an object where a JSON string belongs
+
+
+def _call_id(v: Any, i: int) -> str:
+    return v if isinstance(v, str) and 0 < len(v) <= 256 else f"call_{i}"
 
 
 def _usage(u: Any) -> Usage:
-    if u is None:
+    if not isinstance(u, dict):
         return Usage()
-    details = getattr(u, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", 0) if details is not None else 0
-    return Usage(prompt=u.prompt_tokens or 0, completion=u.completion_tokens or 0, cached=cached or 0)
+    details = u.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return Usage(prompt=_count(u.get("prompt_tokens")), completion=_count(u.get("completion_tokens")),
+                 cached=_count(cached))
+
+
+def _count(v: Any) -> int:
+    """A token count as the server reported it; nonsense (negative, fractional, huge, text) is 0."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 10**12:
+        return 0
+    return v
+
+
+def _kind(v: Any) -> str:
+    return {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _error_text(err: Any) -> str:
+    msg = err.get("message") if isinstance(err, dict) else err
+    return _snippet(msg if isinstance(msg, str) else _dump(msg), 300)
+
+
+def _dump(v: Any) -> str:
+    try:
+        return json.dumps(v, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        return "(unprintable)"
+
+
+def _snippet(text: str, n: int = 120) -> str:
+    t = " ".join(str(text).split())
+    return repr(t if len(t) <= n else t[:n] + "...")
+
+
+def _one_line(text: str, n: int = 200) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0][:n] if lines else ""
 
 
 def _describe(e: Exception) -> str:

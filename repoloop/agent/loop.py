@@ -4,6 +4,12 @@ model, sandbox and repoloop's own time.
 
 The user's checkout is never written: edits happen in a git worktree on branch `repoloop/<id>`;
 only `apply=True` with a verified result copies the final diff back.
+
+Whatever the model or its server does, a run ends with a status (RunResult.status) and a `run_end`
+record, its worktree removed and its lock released, its branch kept: `Agent.run` turns any
+exception raised once the trajectory exists into status "error" with a one-line reason (and the
+traceback in the trajectory's `error` record), after the known cases (the model endpoint failed,
+a user error) have had their own clear messages.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +33,7 @@ from repoloop.agent.workspace import Workspace, ensure_state_dir
 from repoloop.errors import RepoloopError
 
 MUTATING = {"edit_file", "write_file", "run_command"}
+MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are answered "not run"
 
 
 @dataclass
@@ -55,7 +63,7 @@ class RunConfig:
     # step waits longer for its model), for +13.6 file Acc@1 on SWE-bench dev (RESULTS.md).
     rerank: bool = True
     stream: bool = False
-    timeout: float = 120.0  # per model request
+    timeout: float = 120.0  # seconds per model request attempt, as a whole (connect to last byte)
     retries: int = 4
     backoff: float = 1.0
     prices: str | None = None
@@ -66,7 +74,7 @@ class RunConfig:
 
 @dataclass
 class RunResult:
-    status: str  # success | failed | rejected | error
+    status: str  # success | failed (gave up) | rejected (plan) | error (model endpoint or internal failure)
     run_id: str
     branch: str | None
     diff: str
@@ -146,6 +154,7 @@ class Agent:
             model=config.model, base_url=config.base_url, api_key=config.api_key, timeout=config.timeout,
             max_retries=config.retries, backoff=config.backoff, stream=config.stream), self.prices)
         self.runner_factory = runner_factory
+        self.redact = Redactor.from_env([config.api_key] if config.api_key else [])
         self.st = _State()
         self.conv = Conversation(context_limit=config.context_limit)
         self._base_tree_cache: str | None = None
@@ -161,20 +170,19 @@ class Agent:
             from repoloop.agent.sandboxing import preflight
 
             cfg.sandbox = preflight(cfg.sandbox)  # no sandbox: stop before paying for a model call
-        redactor = Redactor.from_env([cfg.api_key] if cfg.api_key else [])
-        self.traj = Trajectory(self.traj_path, redactor)
+        self.traj = Trajectory(self.traj_path, self.redact)
         self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,
                         plan_model=cfg.plan_model or cfg.model, base_url=cfg.base_url, repo=str(self.repo),
                         sandbox=cfg.sandbox, max_steps=cfg.max_steps, started=time.time())
-        if Workspace.user_changes(self.repo):
-            note = "your checkout has uncommitted changes; the agent starts from HEAD and does not see them"
-            self.ui.event("note", {"text": note})
-            self.traj.write("note", text=note)
         ws: Workspace | None = None
         runner: Any = None
         observer: Observer | None = None
         status, reason = "failed", ""
         try:
+            if Workspace.user_changes(self.repo):
+                note = "your checkout has uncommitted changes; the agent starts from HEAD and does not see them"
+                self.ui.event("note", {"text": note})
+                self.traj.write("note", text=note)
             observer = Observer.open(self.repo, cfg.index_dir, lexical_only=cfg.lexical_only, rerank=cfg.rerank,
                                      log=lambda m: self.ui.event("note", {"text": m}))
             test_cmd = cfg.test_cmd or detect_test_command(self.repo)
@@ -199,7 +207,17 @@ class Agent:
             status, reason = "failed", "interrupted"
             self._close(ws, runner, observer, status, reason, t0)
             raise
+        except Exception as e:  # noqa: BLE001 - anything else still ends the run cleanly, with its reason
+            status, reason = "error", f"internal error: {_one_line_error(e)}"
+            self._record("error", error=_one_line_error(e), traceback=traceback.format_exc())
         return self._close(ws, runner, observer, status, reason, t0)
+
+    def _record(self, type: str, **fields: Any) -> None:
+        """A trajectory record that must not itself end the run (a full disk, say)."""
+        try:
+            self.traj.write(type, **fields)
+        except Exception:  # noqa: BLE001
+            pass
 
     # -- observe / plan --------------------------------------------------------------------------------
     def _observe(self, observer: Observer, test_cmd: str | None) -> None:
@@ -240,15 +258,21 @@ class Agent:
                         messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
                         est_tokens=self.conv.tokens(), tools=bool(tools))
         try:
-            reply = self.llm.chat(self.conv.messages, tools, model=model)
+            try:
+                reply = self.llm.chat(self.conv.messages, tools, model=model)
+            except LLMError as e:
+                if not _context_overflow(str(e)):
+                    raise
+                # The server's window is smaller than --context-limit said: shrink to fit and retry once.
+                self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
+                summary = self.conv.compact_if_needed(self.tools_tokens)
+                self.traj.write("compaction", summary=summary, messages=len(self.conv.messages),
+                                reason=str(e)[:300])
+                reply = self.llm.chat(self.conv.messages, tools, model=model)
         except LLMError as e:
-            if not _context_overflow(str(e)):
-                raise
-            # The server's window is smaller than --context-limit said: shrink to fit and retry once.
-            self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
-            summary = self.conv.compact_if_needed(self.tools_tokens)
-            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])
-            reply = self.llm.chat(self.conv.messages, tools, model=model)
+            self.traj.write("model_error", step=self.st.steps, phase=phase, model=model, error=str(e),
+                            attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4))
+            raise
         self.st.usage.add(reply.usage)
         if reply.cost is None:
             if self.st.cost_known and self.cfg.max_cost is not None:
@@ -274,6 +298,9 @@ class Agent:
             t_step = time.perf_counter()
             retr0, git0 = observer.seconds, ws.git_s
             reply = self._model(tools=TOOL_SCHEMAS)
+            extra_calls = reply.tool_calls[MAX_CALLS_PER_TURN:]
+            if extra_calls:  # the model sent hundreds: run the first ones, tell it about the rest
+                reply.tool_calls = reply.tool_calls[:MAX_CALLS_PER_TURN]
             self.conv.add(reply.message())
             model_s, sandbox_s = reply.seconds, 0.0
             finished, stop_reason = False, ""
@@ -330,6 +357,11 @@ class Agent:
                     if st.failing[sig] >= cfg.repeat_limit:
                         stop_reason = (f"the model repeated the same failing call {cfg.repeat_limit} times "
                                        f"({call.name})")
+            if extra_calls:
+                self.conv.add({"role": "user", "content": f"note: you sent {len(extra_calls) + MAX_CALLS_PER_TURN} "
+                               f"tool calls in one reply; only the first {MAX_CALLS_PER_TURN} were run."})
+                self.traj.write("note", step=st.steps, text=f"{len(extra_calls)} tool calls over the "
+                                f"{MAX_CALLS_PER_TURN}-call limit of one turn were not run")
             if not finished and mutated and not stop_reason:
                 ver, tree = self._verify_if_changed(ws, runner, test_cmd, edits_only=True)
                 if ver is not None:
@@ -413,6 +445,8 @@ class Agent:
     # -- end -------------------------------------------------------------------------------------------------
     def _close(self, ws: Workspace | None, runner: Any, observer: Observer | None, status: str, reason: str,
                t0: float) -> RunResult:
+        """Stop the sandbox, keep the work on the branch, remove the worktree (releasing the run's lock)
+        and write `run_end` - each step on its own, so that one failing does not skip the others."""
         diff = ""
         branch = None
         try:
@@ -420,37 +454,50 @@ class Agent:
                 runner.stop()
         except Exception:  # noqa: BLE001
             pass
-        if observer is not None:
-            observer.close()
+        try:
+            if observer is not None:
+                observer.close()
+        except Exception:  # noqa: BLE001
+            pass
         if ws is not None:
             branch = ws.branch
             try:
-                sha = ws.commit(f"repoloop: unverified work at stop ({reason[:80]})") if status != "success" else None
+                sha = ws.commit(f"repoloop: unverified work at stop ({_one_line(reason)[:80]})") \
+                    if status != "success" else None
                 if sha:
-                    self.traj.write("commit", step=self.st.steps, sha=sha, message="unverified work at stop",
-                                    verified=False)
+                    self._record("commit", step=self.st.steps, sha=sha, message="unverified work at stop",
+                                 verified=False)
                 diff = ws.branch_diff()
                 if status == "success" and self.cfg.apply and diff:
                     ws.apply(diff)
-                    self.traj.write("apply", ok=True)
-            except RepoloopError as e:
-                reason = f"{reason}; {e}" if reason else str(e)
+                    self._record("apply", ok=True)
+            except Exception as e:  # noqa: BLE001 - a RepoloopError, or anything else: still clean up
+                why = str(e) if isinstance(e, RepoloopError) else f"internal error: {_one_line_error(e)}"
+                reason = f"{reason}; {why}" if reason else why
                 if status == "success":
                     status = "error"
             finally:
-                ws.remove()
+                try:
+                    ws.remove()
+                except Exception as e:  # noqa: BLE001
+                    reason = f"{reason}; the worktree could not be removed: {_one_line_error(e)}"
         return self._finish(status, reason, branch, t0, diff)
 
     def _finish(self, status: str, reason: str, branch: str | None, t0: float, diff: str = "") -> RunResult:
         wall = time.perf_counter() - t0
+        reason = self.redact(reason)
         result = RunResult(status=status, run_id=self.run_id, branch=branch, diff=diff, steps=self.st.steps,
                            usage=self.st.usage, cost=self.st.cost, cost_known=self.st.cost_known,
-                           trajectory=self.traj_path, reason=reason, summary=self.st.summary, wall_s=wall)
-        self.traj.write("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
-                        tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
-                        model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),
-                        summary=self.st.summary, diff=diff)
-        self.traj.close()
+                           trajectory=self.traj_path, reason=reason, summary=self.redact(self.st.summary),
+                           wall_s=wall)
+        self._record("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
+                     tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
+                     model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),
+                     summary=self.st.summary, diff=diff)
+        try:
+            self.traj.close()
+        except OSError:
+            pass
         self.ui.event("end", result.to_json())
         return result
 
@@ -464,8 +511,8 @@ def _default_runner(kind: str | None, workspace: Path, image: str | None, repo: 
 def _normalize_args(raw: str) -> str:
     try:
         return json.dumps(json.loads(raw), sort_keys=True)
-    except (json.JSONDecodeError, TypeError):
-        return (raw or "").strip()
+    except (ValueError, TypeError, RecursionError):
+        return (raw or "").strip() if isinstance(raw, str) else repr(raw)
 
 
 def _context_overflow(message: str) -> bool:
@@ -475,9 +522,21 @@ def _context_overflow(message: str) -> bool:
 
 def _path_arg(raw: str) -> str:
     try:
-        return str(json.loads(raw).get("path", ""))
-    except (json.JSONDecodeError, AttributeError):
+        path = json.loads(raw).get("path", "")
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return ""
+    return path[:200] if isinstance(path, str) else ""
+
+
+def _one_line(text: str) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _one_line_error(e: BaseException) -> str:
+    """`TypeName: first line of the message` (at most 300 characters)."""
+    msg = _one_line(str(e))[:300]
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
 def _first_line(text: str) -> str:

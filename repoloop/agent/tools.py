@@ -2,6 +2,12 @@
 
 Every failure comes back as text the model can act on (a bad path, a non-unique `old_str`, invalid
 JSON arguments, an unknown tool) instead of ending the run. Commands run only in the sandbox.
+
+Arguments go through one validation step before any tool runs (`parse_arguments`, driven by the
+schemas the model is given): a JSON object, required keys present, no unknown keys, strings where
+strings belong, integers where integers belong, no string over its size limit. Whatever the model
+sends (numbers for paths, null, lists, 100,000-deep nesting, 5,000-digit numbers, megabytes of
+text) is a tool error message back to it, never an exception in the loop.
 """
 
 from __future__ import annotations
@@ -73,6 +79,94 @@ TOOL_SCHEMAS: list[dict] = [
         "you get the failure and continue.", {"summary": {"type": "string"}}, ["summary"]),
 ]
 TOOL_NAMES = tuple(t["function"]["name"] for t in TOOL_SCHEMAS)
+_PARAMS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOL_SCHEMAS}
+
+# The longest string each argument may be (characters); others: DEFAULT_MAX_ARG_CHARS.
+MAX_ARG_CHARS = {"path": 4096, "name": 1_000, "query": 10_000, "command": 100_000, "summary": 100_000}
+DEFAULT_MAX_ARG_CHARS = 2_000_000  # content, old_str, new_str
+MAX_RAW_ARGS_CHARS = 8_000_000  # the whole JSON text of one call's arguments
+
+
+class ToolArgError(ValueError):
+    """Arguments the tool cannot take; the message is shown to the model."""
+
+
+def parse_arguments(name: str, raw: Any) -> dict[str, Any]:
+    """The arguments of a call to tool `name` as the model sent them (a JSON text), checked against
+    the tool's schema; ToolArgError with a message for the model when they do not fit."""
+    params = _PARAMS[name]
+    props: dict[str, dict] = params["properties"]
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        args: Any = {}
+    elif not isinstance(raw, str):
+        args = raw  # already decoded (a caller other than the loop)
+    elif len(raw) > MAX_RAW_ARGS_CHARS:
+        raise ToolArgError(f"the arguments for {name} are {len(raw):,} characters; the limit is "
+                           f"{MAX_RAW_ARGS_CHARS:,}")
+    else:
+        try:
+            args = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ToolArgError(f"the arguments for {name} are not valid JSON ({e.msg} at position {e.pos}). "
+                               f"Send one JSON object, e.g. {_example(name)}.") from None
+        except (ValueError, RecursionError) as e:  # 5,000-digit numbers, nesting too deep to parse
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:120]
+            raise ToolArgError(f"the arguments for {name} could not be read ({reason}). "
+                               f"Send one flat JSON object, e.g. {_example(name)}.") from None
+    if not isinstance(args, dict):
+        raise ToolArgError(f"the arguments for {name} must be a JSON object, not {_kind(args)}; "
+                           f"e.g. {_example(name)}.")
+    unknown = sorted(str(k) for k in args if k not in props)
+    if unknown:
+        shown = ", ".join(k[:40] for k in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ToolArgError(f"{name} has no argument(s) {shown}; it takes {', '.join(props)}.")
+    missing = [r for r in params["required"] if args.get(r) is None]
+    if missing:
+        raise ToolArgError(f"{name} needs {', '.join(missing)}; e.g. {_example(name)}.")
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if value is None:  # an optional argument sent as null: as if left out
+            continue
+        kind = props[key]["type"]
+        if kind == "string":
+            if not isinstance(value, str):
+                raise ToolArgError(f"{name}: {key!r} must be a string, not {_kind(value)}; e.g. {_example(name)}.")
+            limit = MAX_ARG_CHARS.get(key, DEFAULT_MAX_ARG_CHARS)
+            if len(value) > limit:
+                raise ToolArgError(f"{name}: {key!r} is {len(value):,} characters; the limit is {limit:,}.")
+            out[key] = value
+        elif kind == "integer":
+            number = _integer(value)
+            if number is None:
+                raise ToolArgError(f"{name}: {key!r} must be an integer, not {_kind(value)}; e.g. {_example(name)}.")
+            out[key] = number
+        else:  # a schema type this check does not know: refuse rather than guess
+            raise ToolArgError(f"{name}: {key!r} cannot be checked (schema type {kind!r})")
+    return out
+
+
+def _integer(value: Any) -> int | None:
+    """An integer argument: an int, a whole finite float (5.0) or digits in a string ("5"); within
+    +-10**9 (line numbers, counts and seconds are clamped by each tool anyway)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")) or not value.is_integer():
+            return None
+        value = int(value)
+    elif isinstance(value, str):
+        v = value.strip()
+        if not (v.lstrip("+-").isdigit() and len(v) <= 12):
+            return None
+        value = int(v)
+    if not isinstance(value, int):
+        return None
+    return max(-10**9, min(value, 10**9))
+
+
+def _kind(v: Any) -> str:
+    return {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
 
 
 @dataclass(slots=True)
@@ -105,32 +199,24 @@ class Toolbox:
         self.command_timeout = command_timeout
 
     def call(self, name: str, raw_args: str) -> ToolResult:
-        if name not in TOOL_NAMES:
-            return ToolResult(f"error: unknown tool {name!r}. Available tools: {', '.join(TOOL_NAMES)}.", ok=False)
+        if not isinstance(name, str) or name not in TOOL_NAMES:
+            shown = repr(name[:80]) if isinstance(name, str) else _kind(name)
+            return ToolResult(f"error: unknown tool {shown}. Available tools: {', '.join(TOOL_NAMES)}.", ok=False)
         try:
-            args = json.loads(raw_args) if raw_args and raw_args.strip() else {}
-        except json.JSONDecodeError as e:
-            return ToolResult(f"error: the arguments for {name} are not valid JSON ({e.msg} at position {e.pos}). "
-                              f"Send one JSON object, e.g. {_example(name)}.", ok=False)
-        if not isinstance(args, dict):
-            return ToolResult(f"error: the arguments for {name} must be a JSON object, e.g. {_example(name)}.",
-                              ok=False)
-        schema = next(t["function"]["parameters"] for t in TOOL_SCHEMAS if t["function"]["name"] == name)
-        missing = [r for r in schema["required"] if r not in args]
-        if missing:
-            return ToolResult(f"error: {name} needs {', '.join(missing)}; e.g. {_example(name)}.", ok=False)
-        unknown = sorted(set(args) - set(schema["properties"]))
-        if unknown:
-            return ToolResult(f"error: {name} has no argument(s) {', '.join(unknown)}; "
-                              f"it takes {', '.join(schema['properties'])}.", ok=False)
+            args = parse_arguments(name, raw_args)
+        except ToolArgError as e:
+            return ToolResult(f"error: {e}", ok=False)
         try:
             result = getattr(self, f"_{name}")(**args)
         except PathError as e:
             return ToolResult(f"error: {e}", ok=False)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ArithmeticError) as e:
             return ToolResult(f"error: bad arguments for {name}: {e}", ok=False)
         except OSError as e:
             return ToolResult(f"error: {e.strerror or e}", ok=False)
+        except subprocess.SubprocessError as e:
+            return ToolResult(f"error: {name} failed: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}",
+                              ok=False)
         result.output = truncate(result.output, self.max_output)
         return result
 
@@ -210,7 +296,7 @@ class Toolbox:
             return ToolResult(f"error: {path!r} is not a directory", ok=False)
         entries = []
         for child in sorted(target.iterdir(), key=lambda c: c.name):
-            if child.name in (".git", ".repoloop"):
+            if child.name.lower() in (".git", ".repoloop"):
                 continue
             entries.append(child.name + ("/" if child.is_dir() else ""))
         return ToolResult("\n".join(entries) or "(empty directory)")

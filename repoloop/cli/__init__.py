@@ -64,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except RepoloopError as e:
-        print(f"repoloop: error: {e}", file=sys.stderr)
+        from repoloop.agent.trajectory import Redactor  # a message may quote a key (a server's 401)
+
+        print(f"repoloop: error: {Redactor.from_env()(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("repoloop: interrupted", file=sys.stderr)

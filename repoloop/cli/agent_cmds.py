@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="on an index without embeddings, do not re-order retrieved files by embedding "
                         "similarity (which embeds the top candidates' chunks once, at query time)")
     p.add_argument("--stream", action="store_true", help="stream model replies")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per model request, as a whole: a reply not complete by then is abandoned "
+                        "(and retried like other timeouts)")
     p.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/timeouts")
     p.add_argument("--backoff", type=float, default=float(os.environ.get("REPOLOOP_LLM_BACKOFF", "1.0")),
                    help="seconds before the first retry (doubles each time)")
@@ -92,14 +94,22 @@ def _run(args: argparse.Namespace) -> int:
         context_budget=args.budget, lexical_only=args.lexical, rerank=args.rerank, stream=args.stream, timeout=args.timeout,
         retries=args.retries, backoff=args.backoff, prices=args.prices,
     )
-    reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json)
+    redact = _redactor(api_key)
+    reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json, redact=redact)
     _interrupt_on_sigterm()  # so a killed run still removes its worktree and records its end
     result = Agent(cfg, reporter=reporter).run()
     if args.json:
-        print_json(result.to_json())
+        print_json(redact.deep(result.to_json()))
     else:
-        _print_result(result)
+        _print_result(result, redact)
     return result.exit_code
+
+
+def _redactor(api_key: str | None = None) -> Any:
+    """The one redaction function for what a run prints (the trajectory uses the same one)."""
+    from repoloop.agent.trajectory import Redactor
+
+    return Redactor.from_env([api_key] if api_key else [])
 
 
 def _interrupt_on_sigterm() -> None:
@@ -111,14 +121,15 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, redact: Any) -> None:
+    from rich.markup import escape
     from rich.syntax import Syntax
 
     out = console()
     style = {"success": "bold green", "rejected": "yellow"}.get(result.status, "bold red")
-    out.print(f"[{style}]{result.status}[/]: {result.reason}", markup=True)
+    out.print(f"[{style}]{result.status}[/]: {escape(redact(result.reason))}", markup=True)
     if result.summary:
-        out.print(result.summary, markup=False)
+        out.print(redact(result.summary), markup=False)
     cost = f"${result.cost:.4f}" if result.cost_known else "cost unknown (no price for this model)"
     out.print(f"{result.steps} steps, {result.usage.total} tokens ({result.usage.prompt} prompt, "
               f"{result.usage.completion} completion), {cost}, {result.wall_s:.1f}s", markup=False)
@@ -126,21 +137,25 @@ def _print_result(result: Any) -> None:
         out.print(f"branch: {result.branch}", markup=False)
     out.print(f"trajectory: {result.trajectory}", markup=False)
     if result.diff:
-        out.print(Syntax(result.diff, "diff", theme="ansi_dark") if out.is_terminal else result.diff, markup=False)
+        diff = redact(result.diff)
+        out.print(Syntax(diff, "diff", theme="ansi_dark") if out.is_terminal else diff, markup=False)
 
 
 class ConsoleReporter:
     """Live progress on a terminal (stderr) and the plan approval prompt (stdin)."""
 
-    def __init__(self, *, live: bool) -> None:
+    def __init__(self, *, live: bool, redact: Any = None) -> None:
         self.live = live
         self.err = console(stderr=True)
+        self.redact = redact or _redactor()
 
     def event(self, name: str, data: dict[str, Any]) -> None:
         if not self.live:
             return
         if name == "note":
-            self.err.print(f"[dim]{data['text']}[/]")
+            from rich.markup import escape
+
+            self.err.print(f"[dim]{escape(self.redact(str(data['text'])))}[/]")
         elif name == "observe":
             self.err.print(f"[dim]observe: {data['items']} context items; tests: {data['test_cmd'] or 'none'}[/]")
         elif name == "step":
@@ -155,7 +170,7 @@ class ConsoleReporter:
     def approve_plan(self, plan: str) -> Any:
         from repoloop.agent.loop import PlanDecision
 
-        sys.stderr.write("\n--- plan ---\n" + plan + "\n------------\n")
+        sys.stderr.write("\n--- plan ---\n" + self.redact(plan) + "\n------------\n")
         while True:
             sys.stderr.write("Approve the plan? [a]pprove / [r]eject / [e]dit: ")
             sys.stderr.flush()
@@ -193,13 +208,14 @@ def _runs(args: argparse.Namespace) -> int:
     cmd = what[0] if what else None
     if cmd not in (None, "show", "stats") or (cmd == "show" and len(what) != 2) or (cmd == "stats" and len(what) > 1):
         raise RepoloopError("usage: repoloop runs [show ID | stats]")
+    redact = _redactor()  # trajectories are redacted when written; this also covers older ones
     if cmd == "show":
         if args.json:
             from repoloop.agent.trajectory import find, read
 
-            print_json({"records": list(read(find(state, what[1])))})
+            print_json(redact.deep({"records": list(read(find(state, what[1])))}))
         else:
-            print(runs.replay(state, what[1], full=args.full))
+            print(redact(runs.replay(state, what[1], full=args.full)))
         return 0
     if cmd == "stats":
         data = runs.stats(state)
@@ -210,14 +226,14 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     listed = runs.list_runs(state) if state.is_dir() else []
     if args.json:
-        print_json({"runs": [r.to_json() for r in listed]})
+        print_json(redact.deep({"runs": [r.to_json() for r in listed]}))
         return 0
     if not listed:
         print("no runs yet")
         return 0
     for r in listed:
         cost = f"${r.cost:.4f}" if r.cost_known else "cost ?"
-        task = r.task.strip().splitlines()[0][:60] if r.task.strip() else ""
+        task = redact(r.task.strip().splitlines()[0][:60]) if r.task.strip() else ""
         print(f"{r.id}  {r.status:<8} {r.steps:>3} steps {r.tokens:>8} tok {cost:>10} {r.wall_s:7.1f}s  "
               f"{r.model}  {task}")
     return 0
