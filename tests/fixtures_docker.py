@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 IMAGE = "repoloop-sandbox-test:latest"
-_TOOLS = ("sh", "id", "cat", "sleep", "ls", "dd", "seq", "echo", "touch", "kill", "head", "grep", "rm", "mkdir", "true")
+_TOOLS = ("sh", "id", "cat", "sleep", "ls", "dd", "seq", "echo", "touch", "kill", "head", "grep", "rm", "mkdir", "true", "cp",
+          "chmod")
 
 
 @dataclass(frozen=True)

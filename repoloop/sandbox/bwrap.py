@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from repoloop.errors import RepoloopError
 from repoloop.sandbox.base import Command, Limits, RunResult, SandboxBase, SandboxInfo, shell_argv
 from repoloop.sandbox.cgroup import CgroupJail
 from repoloop.sandbox.disk import DiskWatch
-from repoloop.sandbox.gitmeta import git_mounts
+from repoloop.sandbox.gitmeta import GIT_ENV, git_mounts
 from repoloop.sandbox.lend import SANDBOX_USER, Lend
 from repoloop.sandbox.process import run_process
 
@@ -65,6 +66,7 @@ class BwrapSandbox(SandboxBase):
         self._lend: Lend | None = None
         self._git_mounts: list = []
         self._disk: DiskWatch | None = None
+        self._empty: str | None = None
         self.info = SandboxInfo(kind=self.kind, network=network)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -121,6 +123,9 @@ class BwrapSandbox(SandboxBase):
 
     def stop(self) -> None:
         self.started = False  # nothing persists between commands: each run is its own bwrap
+        if self._empty is not None:
+            Path(self._empty).unlink(missing_ok=True)
+            self._empty = None
         if self._lend is not None:
             self._lend.give_back()
             self._lend = None
@@ -188,9 +193,10 @@ class BwrapSandbox(SandboxBase):
             hidden.append(str(home))
         for d in hidden:  # world-writable like a real /tmp: the command may run unprivileged
             a += ["--perms", "1777", "--size", str(lim.tmp_mb << 20), "--tmpfs", d]
+        empty = self._empty_file()
         for f in HIDDEN_FILES:
             if os.path.isfile(f):
-                a += ["--ro-bind", "/dev/null", f]
+                a += ["--ro-bind", empty, f]
         for d in HIDDEN_ETC_DIRS:
             if os.path.isdir(d) and not os.path.islink(d):
                 a += ["--size", str(1 << 20), "--tmpfs", d, "--remount-ro", d]
@@ -207,7 +213,7 @@ class BwrapSandbox(SandboxBase):
             if m.kind == "ro":
                 a += ["--ro-bind", str(m.src), str(m.dest)]
             elif m.kind == "null":
-                a += ["--ro-bind", "/dev/null", str(m.dest)]
+                a += ["--ro-bind", empty, str(m.dest)]
             else:
                 a += ["--size", str(1 << 20), "--tmpfs", str(m.dest), "--remount-ro", str(m.dest)]
         for h in self.hide:
@@ -216,7 +222,7 @@ class BwrapSandbox(SandboxBase):
             if h.is_dir():
                 a += ["--size", str(1 << 20), "--tmpfs", str(h), "--remount-ro", str(h)]
             elif h.exists():
-                a += ["--ro-bind", "/dev/null", str(h)]
+                a += ["--ro-bind", empty, str(h)]
         a += ["--chdir", str(workdir)]
         if os.geteuid() == 0:
             # No user namespace (it would map the command to host root); setpriv below drops root.
@@ -249,6 +255,16 @@ class BwrapSandbox(SandboxBase):
             pl.append(f"--cpu={lim.cpu_seconds}")
         return [*a, "--", *drop, *pl, "--", *cmd]
 
+    def _empty_file(self) -> str:
+        """An empty read-only file to mask others with (/dev/null would not open: bwrap mounts
+        binds nodev)."""
+        if self._empty is None or not os.path.exists(self._empty):
+            fd, path = tempfile.mkstemp(prefix="repoloop-empty-")
+            os.close(fd)
+            os.chmod(path, 0o444)
+            self._empty = path
+        return self._empty
+
     def _env(self, home: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
         path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         venv = self.workspace / ".venv" / "bin"
@@ -261,6 +277,7 @@ class BwrapSandbox(SandboxBase):
             "LANG": "C.UTF-8",
             "TERM": "dumb",
             "REPOLOOP_SANDBOX": self.kind,
+            **GIT_ENV,
         }
         if self._user is not None:
             env["USER"] = env["LOGNAME"] = "nobody" if self._user == SANDBOX_USER else str(self._user[0])

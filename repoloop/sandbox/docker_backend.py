@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from repoloop.sandbox.base import (
     shell_argv,
 )
 from repoloop.sandbox.disk import DiskWatch
-from repoloop.sandbox.gitmeta import git_mounts
+from repoloop.sandbox.gitmeta import GIT_ENV, git_mounts
 from repoloop.sandbox.lend import SANDBOX_USER, Lend
 from repoloop.sandbox.output import CappedBuffer
 
@@ -79,8 +79,10 @@ class DockerSandbox(SandboxBase):
         image: str | None = None,
         base_url: str | None = None,
         user: str | None = None,
+        hide: Sequence[Path] = (),
     ) -> None:
         super().__init__(workspace, network=network, limits=limits)
+        self.hide = [Path(p) for p in hide]
         self.image = image or os.environ.get("REPOLOOP_SANDBOX_IMAGE") or DEFAULT_IMAGE
         self.base_url = base_url
         self.user = user
@@ -125,6 +127,13 @@ class DockerSandbox(SandboxBase):
             else:
                 src = "/dev/null" if m.kind == "null" else str(m.src)
                 mounts.append(Mount(str(m.dest), src, type="bind", read_only=True))
+        for h in self.hide:
+            if h.is_symlink() or not h.exists():
+                continue
+            if h.is_dir():
+                masks[str(h)] = "ro,size=1m"
+            else:
+                mounts.append(Mount(str(h), "/dev/null", type="bind", read_only=True))
         self._disk = DiskWatch.start(self.workspace, lim.disk_mb)
         opts: dict[str, Any] = dict(
             detach=True,
@@ -144,7 +153,8 @@ class DockerSandbox(SandboxBase):
                 Ulimit(name="nofile", soft=lim.open_files, hard=lim.open_files),
                 *([Ulimit(name="cpu", soft=lim.cpu_seconds, hard=lim.cpu_seconds)] if lim.cpu_seconds else []),
             ],
-            environment={"HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb", "REPOLOOP_SANDBOX": "docker"},
+            environment={"HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb", "REPOLOOP_SANDBOX": "docker",
+                         **GIT_ENV},
             labels={"repoloop.sandbox": "1"},
         )
         # The idle keeper (an init that reaps orphans, and `sleep`) runs as the image's user with

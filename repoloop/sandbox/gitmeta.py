@@ -18,6 +18,8 @@ from pathlib import Path
 # Masked inside every visible gitdir: credentials in remote URLs end up in these.
 _MASK_FILES = ("config", "config.worktree", "FETCH_HEAD")
 _MASK_DIRS = ("logs",)
+# Inside, git reads a checkout owned by another uid (the command runs unprivileged): let it.
+GIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
 
 
 @dataclass(frozen=True)

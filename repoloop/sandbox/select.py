@@ -40,8 +40,10 @@ def open_sandbox(
     limits: Limits | None = None,
     ro_binds: Sequence[Path] = (),
     docker_url: str | None = None,
+    hide: Sequence[Path] = (),
 ) -> SandboxBase:
-    """A sandbox of `kind` (None: auto) over `workspace`, not yet started (use `with` or start())."""
+    """A sandbox of `kind` (None: auto) over `workspace`, not yet started (use `with` or start()).
+    `hide`: paths inside the workspace the command must not read (masked by an empty file/dir)."""
     kind = (kind or "").strip().lower() or None
     if kind is not None and kind not in KINDS:
         raise RepoloopError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
@@ -50,11 +52,12 @@ def open_sandbox(
     if kind == "bwrap":
         from repoloop.sandbox.bwrap import BwrapSandbox
 
-        return BwrapSandbox(workspace, network=network, limits=limits, ro_binds=ro_binds)
+        return BwrapSandbox(workspace, network=network, limits=limits, ro_binds=ro_binds, hide=hide)
     if kind == "docker":
         from repoloop.sandbox.docker_backend import DockerSandbox
 
-        return DockerSandbox(workspace, network=network, limits=limits, image=image, base_url=docker_url)
+        return DockerSandbox(workspace, network=network, limits=limits, image=image, base_url=docker_url,
+                             hide=hide)
     from repoloop.sandbox.local import LocalSandbox
 
     return LocalSandbox(workspace, network=network, limits=limits)
