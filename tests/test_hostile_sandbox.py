@@ -251,3 +251,35 @@ def test_docker_backend_holds_the_same_line(docker_engine, bug_repo, marker):
     assert not marker.exists()
     st = (bug_repo / "sbash").stat()
     assert not st.st_mode & stat.S_ISUID and st.st_uid == os.getuid()
+
+
+@pytest.mark.hostile("3: repoloop exec killed with -9 while the checkout is lent")
+def test_a_killed_exec_leaves_no_lent_checkout_behind(bug_repo, tmp_path):
+    import signal
+    import sys
+    import time
+
+    from tests.fake_llm import ROOT
+
+    mode = bug_repo.stat().st_mode
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "exec", "--repo", str(bug_repo), "--sandbox",
+                             "bwrap", "--", "touch started; sleep 600"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (bug_repo / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "exec never started its command"
+            time.sleep(0.05)
+        assert (bug_repo / "calc").stat().st_uid != os.getuid()  # lent right now
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    lent = (bug_repo / "calc" / "__init__.py").stat().st_uid
+    assert lent != os.getuid()  # nothing could give it back
+    r = run_repoloop(["exec", "--repo", str(bug_repo), "--sandbox", "bwrap", "--", "true"],
+                     env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    for p in (bug_repo / "calc", bug_repo / "calc" / "__init__.py", bug_repo / "started"):
+        assert p.stat().st_uid == os.getuid(), p
+    assert bug_repo.stat().st_mode == mode

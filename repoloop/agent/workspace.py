@@ -30,6 +30,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.gitsafe import GitTarget, git, worktree_gitdir
+from repoloop.sandbox.lend import recover as recover_lend
 
 _IDENTITY = ["-c", "user.name=repoloop", "-c", "user.email=repoloop@localhost", "-c", "commit.gpgsign=false"]
 # Build and test droppings that must never land in the agent's commits (on top of the repo's ignores).
@@ -128,6 +129,7 @@ class Workspace:
     @classmethod
     def create(cls, repo: Path, run_id: str, state_dir: Path | None = None) -> Workspace:
         repo = repo.resolve()
+        recover_lend(repo)  # a `repoloop exec` killed with -9 left the checkout lent to the sandbox's uid
         base = cls.check(repo)
         state = state_dir or ensure_state_dir(repo)
         path = state / "worktrees" / run_id
