@@ -388,3 +388,21 @@ def test_index_cli_still_follows_in_repo_symlinks(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     print(json.dumps(_child(Path(sys.argv[1]), sys.argv[2], sys.argv[3])))
+
+
+@pytest.mark.hostile("6: a `tags` symlink in the repository points at a file outside it")
+def test_tags_output_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("def f():\n    pass\n")
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH=/usr/bin\n")
+    (repo / "tags").symlink_to(victim)
+    r = subprocess.run([sys.executable, "-m", "repoloop.cli", "tags", str(repo)], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "export PATH=/usr/bin\n"
+    assert not (repo / "tags").is_symlink() and "f\ta.py" in (repo / "tags").read_text()

@@ -77,8 +77,11 @@ def _root(arg: str | None) -> Path:
 
 def _target(out: str) -> Path:
     p = Path(out).expanduser()
-    p = (p if p.is_absolute() else Path.cwd() / p).resolve()
-    if p.is_dir():
+    p = p if p.is_absolute() else Path.cwd() / p
+    # The directory resolved, the name not: a `tags` symlink planted in a repository (to
+    # ~/.bashrc, say) is replaced by the new file, never written through.
+    p = p.parent.resolve() / p.name
+    if p.is_dir() and not p.is_symlink():
         raise RepoloopError(f"-o {out}: is a directory")
     if not p.parent.is_dir():
         raise RepoloopError(f"-o {out}: no such directory {p.parent}")
