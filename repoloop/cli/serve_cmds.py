@@ -7,6 +7,8 @@ import signal
 import sys
 
 from repoloop.cli.common import add_repo_args, index_dir, repo_root
+from repoloop.errors import RepoloopError
+from repoloop.retrieval.limits import DEFAULT_QUERY_TIMEOUT_S
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rerank", action="store_true",
                    help="on an index built with --no-embed: re-order the top files by embedding similarity, "
                         "embedding their chunks at query time (cached; seconds for files not seen before)")
+    p.add_argument("--query-timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop a tool call that runs longer and answer a tool error, so one slow call "
+                        f"cannot hold the others (default {DEFAULT_QUERY_TIMEOUT_S:g}; 0: no limit)")
     _add_watch_args(p)
     p.set_defaults(func=_serve)
 
@@ -57,8 +62,18 @@ def _serve(args: argparse.Namespace) -> int:
         rerank=args.rerank,
         embed=not args.no_embed,
         debounce=_debounce(args.debounce),
+        query_timeout=_query_timeout(args.query_timeout),
     ))
     return 0
+
+
+def _query_timeout(value: float | None) -> float | None:
+    """--query-timeout: seconds per tool call; 0 turns the limit off."""
+    if value is None:
+        return DEFAULT_QUERY_TIMEOUT_S
+    if not value >= 0:  # also NaN
+        raise RepoloopError(f"--query-timeout {value}: must be a number of seconds, 0 or more")
+    return value or None
 
 
 def _watch(args: argparse.Namespace) -> int:

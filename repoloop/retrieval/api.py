@@ -6,9 +6,12 @@ and ask it for search results, symbol context, a budgeted context pack or a repo
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from repoloop.retrieval.limits import Deadline, deadline_scope
 
 
 @dataclass(slots=True)
@@ -80,6 +83,11 @@ class Retriever:
 
     def outline(self, path: str) -> dict:
         raise NotImplementedError
+
+    def time_limit(self, deadline: Deadline | None) -> AbstractContextManager[Deadline | None]:
+        """Calls in the block stop with QueryTimeoutError once `deadline` passes (a server's
+        per-query limit; see repoloop.retrieval.limits)."""
+        return deadline_scope(deadline)
 
     def close(self) -> None:
         pass

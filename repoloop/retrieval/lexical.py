@@ -11,6 +11,7 @@ import sqlite3
 
 from repoloop.indexer.tokens import code_tokens
 from repoloop.retrieval.fusion import Ranked
+from repoloop.retrieval.limits import bounded_prefix, check_deadline
 from repoloop.retrieval.weights import Weights
 
 
@@ -30,13 +31,14 @@ class Lexical:
             self._vocab = True
         out: dict[str, int] = {}
         for t in terms:
+            check_deadline()
             row = self.conn.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (t,)).fetchone()
             out[t] = row[0] if row else 0
         return out
 
     def terms(self, query: str) -> list[str]:
         """The query's terms, at most max_query_terms, rarest kept; terms absent from the index dropped."""
-        toks = list(dict.fromkeys(code_tokens(query, stop=True)))
+        toks = list(dict.fromkeys(code_tokens(bounded_prefix(query), stop=True)))
         # A whole snake_case identifier is a phrase of its words in FTS5; its words are listed too.
         single = [t for t in toks if "_" not in t]
         phrases = [t for t in toks if "_" in t]

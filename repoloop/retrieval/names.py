@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from repoloop.retrieval.fusion import Ranked
+from repoloop.retrieval.limits import check_deadline
 from repoloop.retrieval.query import QueryAnalysis
 from repoloop.retrieval.weights import Weights
 
@@ -73,12 +74,23 @@ class NameMatcher:
         self.weights = weights
         self._paths: PathIndex | None = None
         self._fuzzy: dict[str, list[str]] | None = None
+        self._modules: dict[str, str] | None = None
 
     @property
     def paths(self) -> PathIndex:
         if self._paths is None:
             self._paths = PathIndex.load(self.conn)
         return self._paths
+
+    @property
+    def modules(self) -> dict[str, str]:
+        """Module name -> its file (the first one indexed), loaded once: `files.module` has no
+        index, and a query's dotted names would each scan the table for every prefix."""
+        if self._modules is None:
+            self._modules = {}
+            for module, path in self.conn.execute("SELECT module, path FROM files WHERE module != '' ORDER BY rowid"):
+                self._modules.setdefault(module, path)
+        return self._modules
 
     def _fuzzy_names(self, name: str) -> list[str]:
         if self._fuzzy is None:
@@ -144,8 +156,17 @@ class NameMatcher:
                 if scores.get(cid, 0.0) < score:
                     scores[cid] = score
 
+        # One look-up per (name, qualifier) in a query: the same part can recur in many dotted
+        # identifiers (a.b.c, b.a.c, ...), and each look-up is SQL.
+        defs: dict[tuple[str, str | None, int], tuple[list[int], int]] = {}
+
         def add_defs(name: str, suffix: str | None, score: float, max_defs: int = _MAX_PER_NAME) -> list[int]:
-            ids, n = self._symbol_defs(name, suffix, max_defs, focus)
+            key = (name, suffix, max_defs)
+            got = defs.get(key)
+            if got is None:
+                check_deadline()
+                got = defs[key] = self._symbol_defs(name, suffix, max_defs, focus)
+            ids, n = got
             if n:
                 add(ids, score / n ** w.name_spread)  # spread over the places that define it
             return ids
@@ -157,14 +178,13 @@ class NameMatcher:
             last = parts[-1]
             if len(parts) > 1:
                 add_defs(last, ".".join(parts), w.name_exact_ident + 0.1)
-                for p in parts[:-1]:  # Class in Class.method; a module in mod.func
+                for p in dict.fromkeys(parts[:-1]):  # Class in Class.method; a module in mod.func
                     add_defs(p, None, w.name_exact_ident * 0.6)
                 # The longest prefix that is a module: pkg.mod in pkg.mod.Class.attr.
                 for i in range(len(parts), 1, -1):
-                    row = self.conn.execute("SELECT path FROM files WHERE module=? LIMIT 1",
-                                            (".".join(parts[:i]),)).fetchone()
-                    if row:
-                        add(self._file_chunks(row[0]), w.name_path)
+                    path = self.modules.get(".".join(parts[:i]))
+                    if path:
+                        add(self._file_chunks(path), w.name_path)
                         break
             exact = add_defs(last, None, w.name_exact_ident)
             if not exact:
@@ -173,6 +193,7 @@ class NameMatcher:
         for word in qa.words:
             add_defs(word, None, w.name_word, _MAX_PER_WORD)
         for p in qa.paths:
+            check_deadline()
             for path in self.paths.resolve(p)[:3]:
                 add(self._file_chunks(path), w.name_path)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
@@ -185,6 +206,7 @@ class NameMatcher:
         focus: dict[int, str] = {}
         locs = [(f.path, f.line, f.func) for f in qa.frames] + [(p, ln, None) for p, ln in qa.locations]
         for i, (mentioned, line, func) in enumerate(locs):
+            check_deadline()
             for path in self.paths.resolve(mentioned)[:3]:
                 cid = self.chunk_at(path, line) if line else None
                 if cid is None and func:

@@ -10,8 +10,11 @@ import heapq
 import logging
 import math
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,15 @@ from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
 from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.lexical import Lexical
+from repoloop.retrieval.limits import (
+    Deadline,
+    QueryTimeoutError,
+    bounded_prefix,
+    check_deadline,
+    check_query_length,
+    current_deadline,
+    deadline_scope,
+)
 from repoloop.retrieval.names import NameMatcher
 from repoloop.retrieval.query import analyze
 from repoloop.retrieval.tokens_count import TokenCounter, get_counter
@@ -28,6 +40,7 @@ from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
 
 log = logging.getLogger(__name__)
 
+SQL_CHECK_EVERY = 10_000  # SQLite VM steps between deadline checks (well under a millisecond)
 GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph_build's (not imported: ~30 ms of resolver on the CLI)
 META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
 
@@ -103,6 +116,7 @@ class HybridRetriever(Retriever):
         try:
             return bool(self.dense.prepare())
         except Exception as e:  # noqa: BLE001 - chromadb/model errors come in many types
+            check_deadline()  # an interrupted query is not a broken vector store
             log.warning("dense retrieval unavailable, searching lexically: %s", e)
             self.lexical_only = True
             return False
@@ -111,8 +125,13 @@ class HybridRetriever(Retriever):
         """The dense answer, or None if it failed (logged; the query goes on without it)."""
         if pending is None:
             return None
+        d = current_deadline()
+        left = None if d is None else d.remaining()
         try:
-            return pending.result()
+            return pending.result(timeout=None if left is None else left + 0.05)
+        except FutureTimeout:
+            assert d is not None
+            raise d.error() from None
         except Exception as e:  # noqa: BLE001 - model/endpoint/chroma errors come in many types
             log.warning("dense retrieval failed for this query, searching lexically: %s", e)
             return None
@@ -347,6 +366,9 @@ class HybridRetriever(Retriever):
                 try:
                     self._reranker = self._make_reranker() or False
                 except Exception as e:  # noqa: BLE001 - model/cache errors: rank without it
+                    if (d := current_deadline()) is not None and d.expired():
+                        self._reranker = None  # stopped by the deadline, not broken: try again next query
+                        raise d.error() from e
                     log.warning("dense re-rank unavailable: %s", e)
         return self._reranker or None
 
@@ -393,12 +415,16 @@ class HybridRetriever(Retriever):
                 placed = set(paths.values())
                 cands = [p for p in cands if p in placed]
                 new = [p for p in new if p in placed]
+        except QueryTimeoutError:
+            raise
         except RepoloopError as e:  # the model cannot be loaded (offline, bad name): not per query
+            check_deadline()
             log.warning("dense re-rank off for this index: %s", e)
             self._drop_reranker()
             self._reranker = False
             return fused
         except Exception as e:  # noqa: BLE001 - endpoint/store errors: keep the fused order this time
+            check_deadline()
             log.warning("dense re-rank failed for this query, keeping the fused order: %s", e)
             return fused
         best: dict[str, float] = {}
@@ -450,9 +476,12 @@ class HybridRetriever(Retriever):
     # -- the facade ---------------------------------------------------------------------------
     def fused(self, query: str, k: int = 10, *, signals: Iterable[str] | str | None = None
               ) -> tuple[list[Fused], dict[int, tuple]]:
-        """Fused ranking (chunk ids) and the rows of every candidate."""
+        """Fused ranking (chunk ids) and the rows of every candidate. A query over
+        MAX_QUERY_CHARS is refused (QueryTooLongError): every entry point searches through here."""
+        check_query_length(query)
         sig = parse_signals(signals)
         qa = analyze(query)
+        check_deadline()
         depth = max(self.weights.depth, k)
         # Dense (query embedding + chroma) runs on a worker thread while the lexical signals and
         # the graph run here: the latency is the longer of the two, not their sum.
@@ -469,6 +498,7 @@ class HybridRetriever(Retriever):
                 lists.append(self.lexical.search(query, depth))
             if "file" in sig:
                 lists.append(self._file_signal(query, depth, lists))
+            check_deadline()  # a signal that swallowed an interrupted statement answered []
             rows = self._rows(i for r in lists for i in r.ids)
             if "graph" in sig:
                 # Seeds: the lexical signals' top hits; for graph alone, computed here but not fused.
@@ -477,6 +507,7 @@ class HybridRetriever(Retriever):
                 seed_rows = dict(rows) if seed_lists is lists else self._rows(
                     i for r in seed_lists for i in r.ids[: self.weights.graph_seeds])
                 g = self._graph_signal(seed_lists, seed_rows, depth)
+                check_deadline()
                 if g.ids:
                     lists.append(g)
                     rows.update(self._rows(cid for cid in g.ids if cid not in rows))
@@ -500,6 +531,7 @@ class HybridRetriever(Retriever):
         fused = rrf(lists, wk, boosts=boosts)
         if "dense" in sig:  # the re-rank is the dense signal where the index has no vectors
             fused = self._rerank(query, fused, rows)
+        check_deadline()
         return fused, rows
 
     def search(self, query: str, k: int = 10, *, explain: bool = False,
@@ -538,7 +570,9 @@ class HybridRetriever(Retriever):
 
         if budget < 0:
             raise RepoloopError(f"--budget must not be negative, not {budget}")
+        task = bounded_prefix(task)  # a long task (an issue, an agent's task text): its first part
         hits = self.search(task, k, merge=False) if task.strip() else []  # chunks: fitted one by one
+        check_deadline()
         return build_context(hits, budget, self.counter, self._lines, self._map_source)
 
     def _map_source(self, budget: int, focus: tuple[str, ...]) -> str:
@@ -595,6 +629,26 @@ class HybridRetriever(Retriever):
         while lines and self.counter.count("\n".join(lines)) > budget:
             lines = lines[: max(0, len(lines) - max(1, len(lines) // 8))]
         return "\n".join(lines)
+
+    @contextmanager
+    def time_limit(self, deadline: Deadline | None) -> Iterator[Deadline | None]:
+        """Calls in the block stop with QueryTimeoutError once `deadline` passes: checked between
+        the signals and in their loops, and inside SQLite statements through a progress handler
+        (a long FTS5 or graph statement is interrupted, not waited for)."""
+        if deadline is None:
+            yield None
+            return
+        conn = self.store.conn
+        conn.set_progress_handler(deadline.expired, SQL_CHECK_EVERY)
+        try:
+            with deadline_scope(deadline):
+                yield deadline
+        except sqlite3.OperationalError as e:
+            if deadline.expired():
+                raise deadline.error() from e
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:

@@ -4,14 +4,23 @@ Built on the official `mcp` SDK (2.x, `MCPServer`), over stdio or streamable HTT
 One Retriever is opened at start and kept warm (model, graph, caches) by a `RetrieverHost`, so a
 query costs milliseconds, not a process start. Bad arguments and failed look-ups come back as tool
 errors (`isError` results) and the server keeps serving.
+
+Every client shares the Retriever's one thread, so each tool call runs under a deadline
+(`--query-timeout`): past it the call stops and answers a tool error, and the next call runs. Over
+stdio the server exits when its client goes (stdin closes, or the process that started it dies),
+also while a call is running; a thread that cannot be stopped does not keep it alive (issue 14).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,9 +33,13 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from repoloop.errors import RepoloopError
 from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.limits import DEFAULT_QUERY_TIMEOUT_S
 from repoloop.service.host import RetrieverHost
 
 log = logging.getLogger(__name__)
+
+PARENT_POLL_S = 0.5  # how often a stdio server looks whether its client (its parent) still lives
+STOP_TIMEOUT_S = 5.0  # at exit, how long the retriever thread gets to stop (a running call stops in ms)
 
 INSTRUCTIONS = (
     "Code retrieval over a pre-indexed repository. Start with search_code (natural language or "
@@ -104,13 +117,15 @@ class RepoTools:
     """The tools, as methods: arguments are JSON-schema'd by their annotations, results by the
     TypedDict in their return annotation (the `outputSchema` clients see)."""
 
-    def __init__(self, host: RetrieverHost, repo: Path) -> None:
+    def __init__(self, host: RetrieverHost, repo: Path, *, query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S
+                 ) -> None:
         self.host = host
         self.repo = repo.resolve()
+        self.query_timeout = query_timeout  # seconds per call (None: none)
 
     async def _ask(self, fn: Any) -> Any:
         try:
-            return await self.host.call(fn)
+            return await self.host.call(fn, timeout=self.query_timeout)
         except RepoloopError as e:
             raise ToolError(str(e)) from e
         except NotImplementedError as e:
@@ -208,13 +223,14 @@ def _fence(code: str) -> str:
     return f"{fence}\n{code.rstrip()}\n{fence}"
 
 
-def build_server(host: RetrieverHost, repo: Path) -> MCPServer:
+def build_server(host: RetrieverHost, repo: Path, *, query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S
+                 ) -> MCPServer:
     from repoloop import __version__
 
     server = MCPServer(
         "repoloop", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
-    tools = RepoTools(host, repo)
+    tools = RepoTools(host, repo, query_timeout=query_timeout)
     for fn in (tools.search_code, tools.get_symbol, tools.get_context, tools.repo_map, tools.outline):
         server.add_tool(fn)
     return server
@@ -230,6 +246,7 @@ class ServeOptions:
     rerank: bool = False  # see Retriever.open
     embed: bool = True  # for the watcher's index passes
     debounce: float = 0.3
+    query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S  # per tool call, seconds (None: none)
 
 
 def serve(opts: ServeOptions) -> None:
@@ -250,6 +267,15 @@ def serve(opts: ServeOptions) -> None:
                                                 embedder=embedder, rerank=opts.rerank))
     watcher: Watcher | None = None
     loads = ModelLoads(sys.stderr).__enter__()  # a line on stderr per model load
+
+    def stop_threads() -> bool:
+        """Stop the calls running on the retriever thread, the watcher, and the Retriever; False
+        if the retriever thread did not stop in time."""
+        host.cancel_running()
+        if watcher is not None:
+            watcher.stop()
+        return host.close(timeout=STOP_TIMEOUT_S)
+
     try:
         with quiet:
             if opts.watch:
@@ -275,18 +301,49 @@ def serve(opts: ServeOptions) -> None:
                 watcher.start()
                 # catch up with what changed while nobody watched, in the background: serve now
                 watcher.notice((), full=True)
-        server = build_server(host, opts.repo)
+        server = build_server(host, opts.repo, query_timeout=opts.query_timeout)
         if sock is None:
-            anyio.run(server.run_stdio_async)
+            _exit_when_orphaned(stop_threads)  # a client killed while another process holds our stdin
+            anyio.run(server.run_stdio_async)  # returns at stdin EOF (calls in flight are cancelled)
         else:
             anyio.run(_serve_http, server, sock)
     finally:
-        if watcher is not None:
-            watcher.stop()
-        host.close()
+        stopped = stop_threads()
         loads.__exit__(None, None, None)
         if sock is not None:
             sock.close()
+        if not stopped:
+            # A call stuck where it cannot see its deadline (a busy-waiting SQLite read, a model
+            # load) must not keep a server without a client alive: the interpreter would wait
+            # for its thread at exit. The index is only read here; nothing is lost.
+            _exit_now(1 if sys.exc_info()[1] is not None else 0, "the retriever thread did not stop")
+
+
+def _exit_now(code: int, why: str) -> None:
+    print(f"repoloop: exiting now: {why}", file=sys.stderr, flush=True)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(code)
+
+
+def _exit_when_orphaned(stop: Callable[[], bool], interval: float = PARENT_POLL_S) -> threading.Thread | None:
+    """Exit once the process that started this one is gone (this one re-parented). Its stdin
+    normally closes then, and the server ends by itself; this covers a pipe that something else
+    still holds open, where the stdin read would block forever. A daemon thread."""
+    parent = os.getppid()
+    if parent <= 1:  # started by init (or a container's): nothing to watch
+        return None
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        print(f"repoloop: the client (pid {parent}) is gone; stopping", file=sys.stderr, flush=True)
+        stop()
+        _exit_now(0, "no client")
+
+    t = threading.Thread(target=watch, name="repoloop-parent-watch", daemon=True)
+    t.start()
+    return t
 
 
 def _changed(result: object) -> bool:

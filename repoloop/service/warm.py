@@ -19,6 +19,7 @@ import threading
 from typing import IO
 
 from repoloop.indexer.embed import Embedder
+from repoloop.retrieval.limits import check_deadline
 
 SLICE = 32  # texts per turn on the model (sentence-transformers encodes in batches of 32 anyway)
 # Where model loads are logged: sentence-transformers' own record, and repoloop's numpy encoder
@@ -46,8 +47,11 @@ class SharedEmbedder:
             return self.inner.dim
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embed in slices; a query's embedding (the re-rank's chunks) stops between two slices
+        once its deadline passed (index passes run without one)."""
         out: list[list[float]] = []
         for i in range(0, len(texts), self.slice_size):
+            check_deadline()
             with self._lock:
                 out.extend(self.inner.embed(texts[i : i + self.slice_size]))
         with self._lock:
