@@ -406,3 +406,24 @@ def test_tags_output_never_writes_through_a_planted_symlink(tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr
     assert victim.read_text() == "export PATH=/usr/bin\n"
     assert not (repo / "tags").is_symlink() and "f\ta.py" in (repo / "tags").read_text()
+
+
+@pytest.mark.hostile("6: the repository commits `.repoloop` as a symlink out of it")
+def test_a_symlinked_state_dir_is_never_followed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("def f():\n    pass\n")
+    elsewhere = tmp_path / "ssh"
+    elsewhere.mkdir()
+    (repo / ".repoloop").symlink_to(elsewhere)
+    root = Path(__file__).resolve().parent.parent
+    for args in (["index", str(repo), "--no-embed"], ["status", "--repo", str(repo)],
+                 ["search", "f", "--repo", str(repo)]):
+        r = subprocess.run([sys.executable, "-m", "repoloop.cli", *args], capture_output=True, text=True,
+                           cwd=root, timeout=120)
+        assert r.returncode == 2 and "symbolic link" in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert list(elsewhere.iterdir()) == []

@@ -30,6 +30,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.gitsafe import GitTarget, git, worktree_gitdir
+from repoloop.indexer.store import refuse_symlinked_state_dir
 from repoloop.sandbox.lend import recover as recover_lend
 
 _IDENTITY = ["-c", "user.name=repoloop", "-c", "user.email=repoloop@localhost", "-c", "commit.gpgsign=false"]
@@ -41,6 +42,7 @@ _DIFF_OPTS = ["--binary", "--no-ext-diff", "--no-textconv", "--ignore-submodules
 def ensure_state_dir(repo: Path) -> Path:
     """`.repoloop/` with a `.gitignore` of `*`, so nothing repoloop keeps shows in `git status`."""
     d = repo / ".repoloop"
+    refuse_symlinked_state_dir(d)
     d.mkdir(parents=True, exist_ok=True)
     ignore = d / ".gitignore"
     if not ignore.exists():

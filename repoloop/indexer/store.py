@@ -163,7 +163,19 @@ class FileWrite:
 
 
 def index_dir_for(repo: Path, index_dir: Path | None = None) -> Path:
-    return Path(index_dir) if index_dir else Path(repo) / INDEX_DIRNAME
+    if index_dir:
+        return Path(index_dir)
+    d = Path(repo) / INDEX_DIRNAME
+    refuse_symlinked_state_dir(d)
+    return d
+
+
+def refuse_symlinked_state_dir(d: Path) -> None:
+    """A repository can commit `.repoloop` as a symlink (to ~/.ssh, /etc, ...): repoloop would then
+    write its index and worktrees there. It never follows one."""
+    if d.is_symlink():
+        raise RepoloopError(f"{d} is a symbolic link; repoloop keeps its state there and will not follow "
+                            "it: remove it, or pass --index-dir")
 
 
 @dataclass(slots=True)
