@@ -283,3 +283,24 @@ def test_a_killed_exec_leaves_no_lent_checkout_behind(bug_repo, tmp_path):
     for p in (bug_repo / "calc", bug_repo / "calc" / "__init__.py", bug_repo / "started"):
         assert p.stat().st_uid == os.getuid(), p
     assert bug_repo.stat().st_mode == mode
+
+
+@pytest.mark.hostile("4: AGENTS.md committed as a symlink to a host secret, or a FIFO")
+def test_project_files_the_host_reads_are_never_followed_out(fake_llm, tmp_path, outside):
+    from tests.fake_llm import make_bug_repo
+
+    secret = outside / "id_rsa"
+    secret.write_text("-----BEGIN KEY----- SSHKEY-SECRET-991\n")
+    repo = tmp_path / "repo"
+    make_bug_repo(repo)
+    (repo / "AGENTS.md").unlink()
+    (repo / "AGENTS.md").symlink_to(secret)
+    os.mkfifo(repo / "CONTRIBUTING.md")
+    (repo / "pyproject.toml").symlink_to(secret)
+    for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "links"]):
+        assert _git(repo, *args).returncode == 0
+    fake_llm.add(text("Plan: look."), call("finish", {"summary": "looked"}))
+    proc, out = run_agent_cli(fake_llm, repo, "look around", test_cmd=None)
+    assert proc.stdout.strip().startswith("{"), proc.stderr
+    assert fake_llm.requests, proc.stderr
+    assert all("SSHKEY-SECRET-991" not in str(r) for r in fake_llm.requests)

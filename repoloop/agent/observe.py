@@ -6,6 +6,7 @@ when retrieval is unavailable or raises, the agent goes on with less context (a 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,18 +18,22 @@ INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md", "CONTRIBUTING.
 MAX_INSTRUCTIONS_CHARS = 12_000
 
 
+def read_project_text(root: Path, rel: str, limit: int = 1 << 20) -> str | None:
+    """A text file of the project, or None. It may be hostile: a symlink to ~/.ssh/id_rsa must not
+    reach the model, nor may a FIFO hang the run (the indexer's bounded, non-blocking read)."""
+    from repoloop.indexer.safe_read import read_repo_file
+
+    data = read_repo_file(str(Path(root) / rel), os.path.realpath(root), limit, prefix=True)
+    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else None
+
+
 def project_instructions(root: Path) -> str:
     """AGENTS.md and contributing notes, as the project wrote them (truncated if huge)."""
     parts = []
     for name in INSTRUCTION_FILES:
-        p = root / name
-        if p.is_file():
-            try:
-                text = p.read_text(encoding="utf-8", errors="replace").strip()
-            except OSError:
-                continue
-            if text:
-                parts.append(f"--- {name} ---\n{text}")
+        text = (read_project_text(root, name, MAX_INSTRUCTIONS_CHARS * 4) or "").strip()
+        if text:
+            parts.append(f"--- {name} ---\n{text}")
     joined = "\n\n".join(parts)
     if len(joined) > MAX_INSTRUCTIONS_CHARS:
         joined = joined[:MAX_INSTRUCTIONS_CHARS] + "\n[... truncated ...]"

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from repoloop.agent.observe import read_project_text
+
 
 @dataclass(slots=True)
 class Verification:
@@ -51,8 +53,8 @@ def detect_test_command(root: Path) -> str | None:
         return "cargo test --offline"
     if has("package.json"):
         try:
-            scripts = json.loads((root / "package.json").read_text()).get("scripts", {})
-        except (OSError, ValueError):
+            scripts = json.loads(read_project_text(root, "package.json") or "{}").get("scripts", {})
+        except (ValueError, AttributeError):
             scripts = {}
         if "test" in scripts and "no test specified" not in scripts["test"]:
             return "npm test --silent"
@@ -63,19 +65,13 @@ def detect_test_command(root: Path) -> str | None:
     if has("Gemfile") and has("spec"):
         return "bundle exec rspec"
     if has("Makefile"):
-        try:
-            if re.search(r"^test:", (root / "Makefile").read_text(errors="replace"), re.M):
-                return "make test"
-        except OSError:
-            pass
+        if re.search(r"^test:", read_project_text(root, "Makefile") or "", re.M):
+            return "make test"
     return None
 
 
 def _pyproject_has_pytest(root: Path) -> bool:
-    try:
-        return "pytest" in (root / "pyproject.toml").read_text(errors="replace")
-    except OSError:
-        return False
+    return "pytest" in (read_project_text(root, "pyproject.toml") or "")
 
 
 _FAILED = re.compile(r"^(?:FAILED|ERROR)\s+(\S+)", re.M)
