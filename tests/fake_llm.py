@@ -43,6 +43,7 @@ class Reply:
     trickle: float = 0.0  # seconds between single bytes of the body: a server that trickles
     trickle_headers: bool = False  # ... the status line and headers too
     drop: bool = False  # close the connection without answering
+    close: bool = False  # answer, then close the connection (no keep-alive: the next request reconnects)
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -297,6 +298,9 @@ class FakeLLM:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
+                    if reply.close:
+                        self.send_header("Connection", "close")
+                        self.close_connection = True
                     self.end_headers()
                     self.wfile.write(data)
                     return

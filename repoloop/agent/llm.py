@@ -207,7 +207,8 @@ class LLMClient:
             except retryable as e:
                 errors.append(self._describe(e))
                 if attempt > self.config.max_retries:
-                    raise fail(f"model endpoint failed after {attempt} attempts: {errors[-1]}", attempt) from None
+                    raise fail(f"model endpoint failed after {attempt} attempt{'s' if attempt > 1 else ''}: "
+                               f"{errors[-1]}", attempt) from None
                 time.sleep(self._delay(attempt, e))
                 continue
             except ReplyTooLarge as e:
@@ -242,13 +243,15 @@ class LLMClient:
         oa = self._openai
         if isinstance(e, DeadlineExceeded):
             return f"Timeout: {e}"
+        if isinstance(e, (MalformedReply, ReplyTooLarge)):
+            return f"{type(e).__name__}: {_one_line(str(e), 400)}"
         if isinstance(e, oa.APITimeoutError):
             return f"APITimeoutError: no reply within {self.config.timeout:g}s (--timeout)"
         if isinstance(e, oa.APIConnectionError):
             cause = e.__cause__ or e.__context__
             why = _one_line(str(cause)) if cause is not None and str(cause) else type(cause).__name__ if cause else ""
             where = self.config.base_url or "the OpenAI API"
-            return f"APIConnectionError: cannot reach {where}" + (f" ({why})" if why else "")
+            return f"APIConnectionError: connection to {where} failed" + (f" ({why})" if why else "")
         return _describe(e)
 
     # -- one attempt -----------------------------------------------------------------------------------
@@ -317,15 +320,15 @@ def parse_reply(data: bytes, content_type: str = "") -> tuple[str | None, list[T
         obj = json.loads(text)
     except (ValueError, RecursionError) as e:
         if head.startswith("<") or "html" in content_type.lower():
-            raise MalformedReply(f"an HTML page instead of a chat completion ({_snippet(head)}); "
-                                 "is the base URL right? (it usually ends in /v1)") from None
+            raise MalformedReply("an HTML page instead of a chat completion (is the base URL right? it usually "
+                                 f"ends in /v1): {_snippet(head, 80)}") from None
         raise MalformedReply(f"a reply that is not valid JSON ({_one_line(str(e))}): {_snippet(head)}") from None
     return _parse_completion(obj)
 
 
 def _parse_completion(obj: Any) -> tuple[str | None, list[ToolCall], Usage]:
     if not isinstance(obj, dict):
-        raise MalformedReply(f"a JSON {_kind(obj)} instead of a chat-completion object")
+        raise MalformedReply(f"{_kind(obj)} instead of a chat-completion object")
     if obj.get("error"):
         raise MalformedReply(f"an error inside a 200 reply: {_error_text(obj['error'])}")
     choices = obj.get("choices")
@@ -368,7 +371,7 @@ def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage]:
             raise MalformedReply(f"a streamed chunk that is not valid JSON ({_one_line(str(e))}): "
                                  f"{_snippet(data)}") from None
         if not isinstance(chunk, dict):
-            raise MalformedReply(f"a streamed chunk that is a JSON {_kind(chunk)}, not an object")
+            raise MalformedReply(f"a streamed chunk that is {_kind(chunk)}, not an object")
         if chunk.get("error"):
             raise MalformedReply(f"an error in the stream: {_error_text(chunk['error'])}")
         if chunk.get("usage") is not None:

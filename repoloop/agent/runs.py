@@ -109,6 +109,11 @@ def replay(state_dir: Path, run_id: str, *, full: bool = False) -> str:
             lines.append(head)
             if rec.get("content") and rec.get("phase") != "plan":
                 lines.append("          says: " + clip(rec["content"], 400).replace("\n", "\n                "))
+        elif t == "model_error":
+            lines.append(f"{at} model [{rec.get('phase')}] step {rec.get('step')} FAILED after {rec.get('attempts')} "
+                         f"attempt(s), {rec.get('model_s') or 0:.2f}s: {clip(str(rec.get('error') or ''), 400)}")
+        elif t == "error":
+            lines.append(f"{at} internal error: {clip(str(rec.get('error') or ''), 400)}")
         elif t == "tool":
             mark = "ok" if rec.get("ok") else "ERROR"
             lines.append(f"{at} tool {rec.get('name')}({clip(rec.get('arguments') or '', 160)}) -> {mark}")
