@@ -9,6 +9,9 @@ MAX_REPLY_BYTES of it, and checked field by field (a 200 with HTML, invalid JSON
 `content: 42` or no choices is a malformed reply, never an exception from deep inside the loop).
 Each attempt runs under a whole-request deadline of `timeout` seconds, connect to last byte
 (asyncio cancellation): a server that trickles its reply a byte at a time cannot hold it longer.
+The requests run on one background event loop per process (`_background_loop`), where each
+LLMClient keeps its AsyncOpenAI client, so connections are kept alive between calls as before;
+`chat()` itself stays synchronous.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +184,17 @@ class LLMClient:
         self._openai = openai
         self.max_reply_bytes = MAX_REPLY_BYTES
         self._redact = Redactor.from_env([config.api_key] if config.api_key else [])
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._aclient: Any = None  # AsyncOpenAI, made on the background loop at first use
+
+    def close(self) -> None:
+        """Close the connections (the client is usable again afterwards: it reconnects)."""
+        client, loop, self._aclient = self._aclient, self._loop, None
+        if client is not None and loop is not None and not loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
 
     def chat(self, messages: list[dict], tools: list[dict] | None = None, *, model: str | None = None,
              tool_choice: str | None = None) -> LLMReply:
@@ -256,25 +271,28 @@ class LLMClient:
 
     # -- one attempt -----------------------------------------------------------------------------------
     def _call(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
-        """One request under the whole-request deadline (an event loop of its own for the attempt)."""
+        """One request under the whole-request deadline, run on the background loop; this thread waits.
+        An interrupt (Ctrl-C, SIGTERM as KeyboardInterrupt) while waiting cancels the request."""
+        loop = _background_loop()
+        if loop is not self._loop:  # first call, or a forked child: a client for this loop
+            self._loop, self._aclient = loop, None
+        fut = asyncio.run_coroutine_threadsafe(self._attempt(kwargs), loop)
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self._attempt(kwargs))
-        from concurrent.futures import ThreadPoolExecutor  # called from inside an event loop
-
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self._attempt(kwargs)).result()
+            return fut.result()
+        except BaseException:
+            fut.cancel()
+            raise
 
     async def _attempt(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
         cfg = self.config
         extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}} if cfg.stream else {}
-        client = self._openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key or "none",
-                                          timeout=cfg.timeout, max_retries=0)
+        if self._aclient is None:
+            self._aclient = self._openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key or "none",
+                                                     timeout=cfg.timeout, max_retries=0)
         deadline = asyncio.timeout(cfg.timeout)
         try:
             async with deadline:
-                async with client.chat.completions.with_streaming_response.create(**kwargs, **extra) as resp:
+                async with self._aclient.chat.completions.with_streaming_response.create(**kwargs, **extra) as resp:
                     ctype = resp.headers.get("content-type", "")
                     data = await self._read(resp)
         except TimeoutError:
@@ -282,8 +300,6 @@ class LLMClient:
                 raise DeadlineExceeded(f"no complete reply within the {cfg.timeout:g}s deadline (--timeout)") \
                     from None
             raise
-        finally:
-            await client.close()
         try:
             return parse_reply(data, ctype)
         except (RecursionError, ValueError, TypeError, AttributeError) as e:  # a shape nobody foresaw
@@ -304,6 +320,22 @@ class LLMClient:
             if len(buf) > cap:
                 raise ReplyTooLarge(f"the reply is over the {cap:,}-byte limit; stopped reading it")
         return bytes(buf)
+
+
+_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for model requests, running in a daemon thread (made at first use,
+    and again in a forked child, which does not inherit the thread)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP[0] != os.getpid() or _LOOP[1].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="repoloop-llm", daemon=True).start()
+            _LOOP = (os.getpid(), loop)
+        return _LOOP[1]
 
 
 # -- parsing what the server sent (never trusted) -----------------------------------------------------------

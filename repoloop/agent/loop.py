@@ -459,6 +459,11 @@ class Agent:
                 observer.close()
         except Exception:  # noqa: BLE001
             pass
+        try:
+            if hasattr(self.llm, "close"):
+                self.llm.close()
+        except Exception:  # noqa: BLE001
+            pass
         if ws is not None:
             branch = ws.branch
             try:
