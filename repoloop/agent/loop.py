@@ -33,7 +33,7 @@ from repoloop.agent.workspace import Workspace, ensure_state_dir
 from repoloop.errors import RepoloopError
 
 MUTATING = {"edit_file", "write_file", "run_command"}
-MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are answered "not run"
+MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are dropped and the model is told
 
 
 @dataclass
