@@ -197,7 +197,7 @@ class Agent:
             else:
                 runner = _default_runner(cfg.sandbox, ws.path, cfg.image, self.repo)
             self.traj.write("sandbox", kind=getattr(runner, "kind", cfg.sandbox))
-            toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout)
+            toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout, git_dir=ws.gitdir)
             status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
         except LLMError as e:
             status, reason = "error", str(e)

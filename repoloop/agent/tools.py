@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from repoloop.agent.paths import PathError, rel, resolve_in
+from repoloop.errors import RepoloopError
+from repoloop.gitsafe import GitTarget, git
 
 MAX_OUTPUT_CHARS = 12_000
 MAX_READ_LINES = 400
@@ -191,8 +193,12 @@ class Toolbox:
     """Tool implementations over one workspace."""
 
     def __init__(self, root: Path, runner: CommandRunner, search: SearchBackend | None = None,
-                 *, max_output: int = MAX_OUTPUT_CHARS, command_timeout: float = 120.0) -> None:
+                 *, max_output: int = MAX_OUTPUT_CHARS, command_timeout: float = 120.0,
+                 git_dir: Path | None = None) -> None:
         self.root = root.resolve()
+        # grep runs on the host over a tree the sandbox writes: git's own safety (repoloop.gitsafe),
+        # with the worktree's gitdir named, never found through the tree's `.git`.
+        self.git = GitTarget(self.root, git_dir=git_dir, work_tree=self.root if git_dir else None)
         self.runner = runner
         self.search = search
         self.max_output = max_output
@@ -254,18 +260,22 @@ class Toolbox:
         return "\n\n".join(out)
 
     def _grep(self, pattern: str, k: int, *, regex: bool = False) -> str:
-        args = ["git", "grep", "-n", "-I", "-i", "-E" if regex else "-F", "-e", pattern, "--", "."]
-        out = subprocess.run(args, cwd=self.root, capture_output=True, text=True, timeout=30)
-        lines = out.stdout.splitlines()
+        args = ["grep", "-n", "-I", "-i", "--no-textconv", "-E" if regex else "-F", "-e", pattern, "--", "."]
+        lines = self._git_lines(args)
         if not lines and not regex:
             words = [w for w in pattern.split() if len(w) > 2][:6]
             if words:
-                cmd = ["git", "grep", "-n", "-I", "-i", "-F"]
+                cmd = ["grep", "-n", "-I", "-i", "--no-textconv", "-F"]
                 for w in words:
                     cmd += ["-e", w]
-                lines = subprocess.run([*cmd, "--", "."], cwd=self.root, capture_output=True, text=True,
-                                       timeout=30).stdout.splitlines()
+                lines = self._git_lines([*cmd, "--", "."])
         return "\n".join(lines[: k * 5])
+
+    def _git_lines(self, args: list[str]) -> list[str]:
+        try:
+            return git(args, self.git, check=False, timeout=30).stdout.splitlines()
+        except RepoloopError:
+            return []
 
     # -- files ---------------------------------------------------------------------------------------
     def _read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> ToolResult:

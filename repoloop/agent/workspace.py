@@ -143,16 +143,20 @@ class Workspace:
         branch = f"repoloop/{run_id}"
         try:
             git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
-            gitdir = worktree_gitdir(repo, path)  # now, before anything else has touched the tree
-            if gitdir is None:
+            try:
+                gitdir = worktree_gitdir(repo, path)  # now, before anything else has touched the tree
+                if gitdir is None:
+                    raise RepoloopError(f"git made the worktree {path} but it is not registered in the repository")
+                excludes = state / "agent-excludes"
+                if not excludes.exists():
+                    excludes.write_text(_EXCLUDES)
+            except BaseException:  # no Workspace will exist to clean up: do it here, keep the branch
                 _remove_tree(path)
-                raise RepoloopError(f"git made the worktree {path} but it is not registered in the repository")
+                git(["worktree", "prune"], repo, check=False)
+                raise
         except BaseException:
             lock.release()
             raise
-        excludes = state / "agent-excludes"
-        if not excludes.exists():
-            excludes.write_text(_EXCLUDES)
         return cls(repo=repo, path=path, branch=branch, base=base, excludes=excludes, gitdir=gitdir, _lock=lock)
 
     # -- state ------------------------------------------------------------------------------------
