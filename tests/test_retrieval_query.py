@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repoloop.retrieval import query as q
 from repoloop.retrieval.names import PathIndex
 from repoloop.retrieval.query import analyze
 
@@ -83,3 +89,49 @@ def test_trace_paths_resolve_by_longest_suffix() -> None:
     assert idx.resolve("C:\\work\\proj\\tools\\engine.py") == ["tools/engine.py"]
     assert sorted(idx.resolve("engine.py")) == ["app/core/engine.py", "tools/engine.py"]
     assert idx.resolve("/usr/lib/python3/json/decoder.py") == []
+
+
+# -- issue 14: linear scanners, same answers as the patterns they replaced -----------------------
+# The pre-issue-14 patterns (super-linear: nested and overlapping quantifiers), kept as the reference
+# on inputs short enough for them.
+_OLD_EXT = (r"(?:py|pyi|js|jsx|mjs|cjs|ts|tsx|go|rs|java|kt|c|h|cc|cpp|cxx|hpp|hh|cs|rb|php|swift|scala|"
+            r"sh|md|rst|txt|toml|yaml|yml|json|cfg|ini)")
+_OLD_PATH = rf"(?:[A-Za-z]:)?[\w.\-/\\@+]*?[\w\-+@]+\.{_OLD_EXT}"
+_OLD = {
+    "file_line": re.compile(rf"(?P<path>{_OLD_PATH}):(?P<line>\d+)(?::\d+)?"),
+    "bare_path": re.compile(rf"(?<![\w/.])(?P<path>{_OLD_PATH})(?![\w/])"),
+    "js": re.compile(rf"^\s*at (?:(?:async )?(?P<func>[\w$.<>\[\] ]+?) \()?(?:file://)?(?P<path>{_OLD_PATH})"
+                     r":(?P<line>\d+)(?::\d+)?\)?\s*$", re.M),
+    "java": re.compile(r"^\s*at (?P<func>[\w$.<>]+)\((?P<path>[\w$]+\.(?:java|kt|scala)):(?P<line>\d+)\)", re.M),
+    "go": re.compile(r"^(?P<func>[\w./*()\-]+)\(.*\)\s*\n\s+(?P<path>\S+\.go):(?P<line>\d+)", re.M),
+}
+_PIECES = ["a", "b", ".", "py", ".js", ".go", "/", ":", "1", "-", " ", "\n", "\t", "(", ")", "@", "\\", "C:",
+           "at ", "async ", "file://", "$", "x.py", ":12", "f()", ".java", "_"]
+
+
+def _old_frames(kind: str, text: str) -> list[tuple[str, int, str | None]]:
+    return [(m["path"], int(m["line"]), q._last(m["func"])) for m in _OLD[kind].finditer(text)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
+def test_scanners_find_what_the_old_patterns_found(text: str) -> None:
+    assert list(q._file_lines(text)) == [(m["path"], int(m["line"])) for m in _OLD["file_line"].finditer(text)]
+    assert list(q._bare_paths(text)) == [m["path"] for m in _OLD["bare_path"].finditer(text)]
+    _rust, go, java, js = q._line_frames(text)
+    assert [(f.path, f.line, f.func) for f in js] == _old_frames("js", text)
+    assert [(f.path, f.line, f.func) for f in java] == _old_frames("java", text)
+    assert [(f.path, f.line, f.func) for f in go] == _old_frames("go", text)
+
+
+def test_a_rust_frame_is_the_line_before_its_location() -> None:
+    """The old lazy multi-line function gave a frame without a location the next frame's `at` line
+    (`1: a::b` below got x.rs:3); the function is now the frame line's own."""
+    text = "   1: a::b::h0123456789abcdef\n   0: foo\n\tat x.rs:3:1\n"
+    assert _frames(text) == [("x.rs", 3, "foo")]
+
+
+def test_go_and_rust_frames_over_many_lines_are_found_in_one_pass() -> None:
+    go = "main.f(...)\n\t/x/main.go:1 +0x1\n" * 2000
+    rust = "  0: m::g\n      at ./src/lib.rs:2:5\n" * 2000
+    assert len(q._line_frames(go)[1]) == 2000 and len(q._line_frames(rust)[0]) == 2000

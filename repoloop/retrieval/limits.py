@@ -88,7 +88,7 @@ class Deadline:
 
     def error(self) -> QueryTimeoutError:
         if self.cancelled:
-            return QueryTimeoutError("the query was cancelled (the server is shutting down)")
+            return QueryTimeoutError("the query was cancelled (its client went away, or the server is stopping)")
         return QueryTimeoutError(f"the query took longer than the {self.seconds:g} s per-query deadline "
                                  "and was stopped; try a shorter or more specific query")
 
