@@ -207,6 +207,6 @@ def test_agent_result_diff_is_printed_unwrapped(capsys: pytest.CaptureFixture[st
     line = "+    return compute_the_total_price_of_every_item_in_the_cart(items, prices, discounts, taxes)"
     diff = f"--- a/shop.py\n+++ b/shop.py\n@@ -1 +1 @@\n-    return 0\n{line}\n"
     _print_result(RunResult("success", "r1", "repoloop/r1", diff, 3, Usage(), 0.0, False, tmp_path / "r1.jsonl",
-                            reason="tests pass"))
+                            reason="tests pass"), lambda text: text)
     out = capsys.readouterr().out
     assert line in out.splitlines()

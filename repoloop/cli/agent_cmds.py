@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
 
 
@@ -122,23 +122,22 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _print_result(result: Any, redact: Any) -> None:
-    from rich.markup import escape
     from rich.syntax import Syntax
 
     out = console()
     style = {"success": "bold green", "rejected": "yellow"}.get(result.status, "bold red")
-    out.print(f"[{style}]{result.status}[/]: {escape(redact(result.reason))}", markup=True)
+    out.print(styled((result.status, style), f": {redact(result.reason)}"))
     if result.summary:
-        out.print(redact(result.summary), markup=False)
+        out.print(redact(result.summary))
     cost = f"${result.cost:.4f}" if result.cost_known else "cost unknown (no price for this model)"
     out.print(f"{result.steps} steps, {result.usage.total} tokens ({result.usage.prompt} prompt, "
-              f"{result.usage.completion} completion), {cost}, {result.wall_s:.1f}s", markup=False)
+              f"{result.usage.completion} completion), {cost}, {result.wall_s:.1f}s")
     if result.branch:
-        out.print(f"branch: {result.branch}", markup=False)
-    out.print(f"trajectory: {result.trajectory}", markup=False)
+        out.print(f"branch: {result.branch}")
+    out.print(f"trajectory: {result.trajectory}")
     if result.diff:
         diff = redact(result.diff)
-        out.print(Syntax(diff, "diff", theme="ansi_dark") if out.is_terminal else diff, markup=False)
+        out.print(Syntax(diff, "diff", theme="ansi_dark") if out.is_terminal else diff)
 
 
 class ConsoleReporter:
@@ -153,19 +152,18 @@ class ConsoleReporter:
         if not self.live:
             return
         if name == "note":
-            from rich.markup import escape
-
-            self.err.print(f"[dim]{escape(self.redact(str(data['text'])))}[/]")
+            self.err.print(styled((self.redact(str(data["text"])), "dim")))
         elif name == "observe":
-            self.err.print(f"[dim]observe: {data['items']} context items; tests: {data['test_cmd'] or 'none'}[/]")
+            self.err.print(styled((f"observe: {data['items']} context items; tests: {data['test_cmd'] or 'none'}",
+                                   "dim")))
         elif name == "step":
             tools = ", ".join(data["tools"]) or "(no tool)"
-            self.err.print(f"[bold]step {data['step']}/{data['max_steps']}[/] {tools}  "
-                           f"[dim]{data['tokens']:,} tok  model {data['model_s']:.1f}s  sandbox {data['sandbox_s']:.1f}s"
-                           f"  step {data['wall_s']:.1f}s[/]")
+            self.err.print(styled((f"step {data['step']}/{data['max_steps']}", "bold"), f" {tools}  ",
+                                  (f"{data['tokens']:,} tok  model {data['model_s']:.1f}s  sandbox "
+                                   f"{data['sandbox_s']:.1f}s  step {data['wall_s']:.1f}s", "dim")))
         elif name == "verify":
-            mark = "[green]tests pass[/]" if data["passed"] else "[red]tests fail[/]"
-            self.err.print(f"  verify: {mark} ({data['seconds']:.1f}s)")
+            mark = ("tests pass", "green") if data["passed"] else ("tests fail", "red")
+            self.err.print(styled("  verify: ", mark, f" ({data['seconds']:.1f}s)"))
 
     def approve_plan(self, plan: str) -> Any:
         from repoloop.agent.loop import PlanDecision

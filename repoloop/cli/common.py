@@ -52,9 +52,20 @@ def is_tty() -> bool:
 
 
 def console(*, stderr: bool = False) -> Any:
-    """A rich Console for people. Soft-wrapped: a long line (a path, a signature, a diff line) is
-    never broken with newlines, which would corrupt output piped to a file or a pager (rich wraps
-    at 80 columns when stdout is not a terminal); the terminal wraps it for display."""
+    """A rich Console for people, that prints every string literally: no markup, no emoji codes, no
+    highlighting. Text from a repository (`dict[str, Any]`, `-> &[u8]`, a `[/x]` in a default value,
+    `:smile:` in a docstring) must come out as written, and a stray `[/x]` must not raise; styles
+    are given explicitly with `styled()`. Soft-wrapped: a long line (a path, a signature, a diff
+    line) is never broken with newlines, which would corrupt output piped to a file or a pager (rich
+    wraps at 80 columns when stdout is not a terminal); the terminal wraps it for display."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A rich Text from literal pieces: a str is printed as is, a (text, style) pair in that style.
+    The text is never parsed for markup, whatever it holds."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
 
 
@@ -119,8 +119,9 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
         "SELECT language, count(*) FROM files GROUP BY language ORDER BY count(*) DESC")}
     partial = conn.execute("SELECT count(*) FROM files WHERE syntax_errors > 0").fetchone()[0]
     decode = conn.execute("SELECT count(*) FROM files WHERE decode_errors > 0").fetchone()[0]
+    # Every skip, not the first N: a program reading `status --json` must see all of them.
     skipped = [{"path": r[0], "reason": r[1]} for r in conn.execute(
-        "SELECT path, reason FROM skips ORDER BY reason, path LIMIT 200")]
+        "SELECT path, reason FROM skips ORDER BY reason, path")]
     stale = changed_since_index(repo, store)
     last_run = store.get_meta("last_run")
     data: dict[str, Any] = {
@@ -207,7 +208,7 @@ def _print_status(d: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = console()
-    con.print(f"[bold]{d['repo']}[/bold]  (index: {d['index_dir']})")
+    con.print(styled((d["repo"], "bold"), f"  (index: {d['index_dir']})"))
     langs = ", ".join(f"{k} {v:,}" for k, v in d["languages"].items()) or "none"
     con.print(f"files {d['files']:,} ({langs})")
     emb = "" if d["embeddings"] is None else f" · embeddings {d['embeddings']:,}"
@@ -222,25 +223,25 @@ def _print_status(d: dict[str, Any]) -> None:
         con.print(t)
     sc = d["stale_counts"]
     if not d["parser_current"]:
-        con.print("[yellow]the parser changed since this index was built[/yellow]: `repoloop index` re-parses every file")
+        con.print(styled(("the parser changed since this index was built", "yellow"),
+                         ": `repoloop index` re-parses every file"))
     if d["up_to_date"]:
-        con.print("[green]up to date[/green]")
+        con.print(styled(("up to date", "green")))
     elif any(sc.values()):
-        con.print(f"[yellow]stale[/yellow]: {sc['changed']} changed, {sc['added']} added, {sc['deleted']} deleted"
-                  " since the index (run `repoloop index`)")
+        con.print(styled(("stale", "yellow"), f": {sc['changed']} changed, {sc['added']} added, "
+                         f"{sc['deleted']} deleted since the index (run `repoloop index`)"))
         for kind in ("changed", "added", "deleted"):
             for p in d["stale"][kind][:10]:
                 con.print(f"  {kind:8} {p}")
     q = d.get("query_time_vectors")
     if q:
         what = q.get("error") or ", ".join(f"{n:,} ({m})" for m, n in q["vectors"].items()) or "none"
-        con.print(f"query-time vectors (re-rank): {what} in {q['path']}", markup=False)
+        con.print(f"query-time vectors (re-rank): {what} in {q['path']}")
     if "consistency" in d:
         from repoloop.indexer.embed_phase import describe_consistency
 
         c = d["consistency"]
-        con.print(describe_consistency(c) if isinstance(c, dict) and "enabled" in c else f"consistency: {c}",
-                  markup=False)
+        con.print(describe_consistency(c) if isinstance(c, dict) and "enabled" in c else f"consistency: {c}")
 
 
 # -- outline --------------------------------------------------------------------------------------
@@ -271,11 +272,11 @@ def cmd_outline(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     con = console()
-    con.print(f"[bold]{data['path']}[/bold]")
+    con.print(styled((data["path"], "bold")))
     for s in data["symbols"]:
         depth = s["name"].count(".")
-        con.print(f"{'  ' * depth}[cyan]{s['kind']:9}[/cyan] {s['signature'] or s['name']}"
-                  f"  [dim]{s['start_line']}-{s['end_line']}[/dim]", soft_wrap=True)
+        con.print(styled("  " * depth, (f"{s['kind']:9}", "cyan"), f" {s['signature'] or s['name']}  ",
+                         (f"{s['start_line']}-{s['end_line']}", "dim")))
     return 0
 
 
@@ -342,16 +343,17 @@ def cmd_symbol(args: argparse.Namespace) -> int:
 def _print_symbol(d: dict[str, Any], args: argparse.Namespace) -> None:
     con = console()
     for s in d["definitions"]:
-        con.print(f"[bold]{s['qualname']}[/bold] [cyan]{s['kind']}[/cyan]  {s['path']}:{s['start_line']}-{s['end_line']}")
+        con.print(styled((s["qualname"], "bold"), " ", (s["kind"], "cyan"),
+                         f"  {s['path']}:{s['start_line']}-{s['end_line']}"))
         if s["signature"]:
-            con.print(f"  {s['signature']}", markup=False)
+            con.print(f"  {s['signature']}")
         if s["doc"]:
-            con.print(f"  [dim]{s['doc'].splitlines()[0]}[/dim]")
+            con.print(styled("  ", (s["doc"].splitlines()[0], "dim")))
     for title, key, flag in (("references", "refs", args.refs), ("callers", "callers", args.callers),
                              ("callees", "callees", args.callees)):
         if not flag:
             continue
-        con.print(f"[bold]{title}[/bold] ({len(d[key])})")
+        con.print(styled((title, "bold"), f" ({len(d[key])})"))
         for r in d[key]:
             where = f"{r.get('path', '')}:{r.get('line', r.get('start_line', ''))}" if r.get("path") else ""
-            con.print(f"  {where}  {r.get('qualname') or '(module level)'}", markup=False)
+            con.print(f"  {where}  {r.get('qualname') or '(module level)'}")

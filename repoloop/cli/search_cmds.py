@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root
+from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
 
 
@@ -81,19 +81,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_hits(hits: list, explain: bool) -> None:
-    from rich.markup import escape
-
     con = console()
     if not hits:
         con.print("no results")
     for h in hits:
-        sym = f"  [bold]{escape(h.symbol)}[/bold] ({h.kind})" if h.symbol else f"  ({h.kind})"
-        con.print(f"[cyan]{escape(h.path)}:{h.start_line}-{h.end_line}[/cyan]{sym}  score {h.score:.3f}")
+        sym = ("  ", (h.symbol, "bold"), f" ({h.kind})") if h.symbol else (f"  ({h.kind})",)
+        con.print(styled((f"{h.path}:{h.start_line}-{h.end_line}", "cyan"), *sym, f"  score {h.score:.3f}"))
         if explain and h.signals:
             con.print("    " + "  ".join(f"{s}: #{v['rank']} ({v['score']:.3g})" for s, v in h.signals.items()))
         lines = h.text.split("\n")
         for ln in lines[:6]:
-            con.print("    " + ln, markup=False)
+            con.print("    " + ln)
         if len(lines) > 6:
             con.print(f"    ... ({len(lines) - 6} more lines)")
 

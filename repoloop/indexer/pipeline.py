@@ -32,8 +32,22 @@ from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.languages import detect_language
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
-from repoloop.indexer.store import DB_NAME, FileRows, FileWrite, IndexStore, file_rows, index_dir_for
-from repoloop.indexer.textchunk import TEXT_LANGUAGE, is_text_name, parse_text
+from repoloop.indexer.store import (
+    DB_NAME,
+    FileRows,
+    FileWrite,
+    IndexStore,
+    file_rows,
+    index_dir_for,
+    prepare_index_dir,
+)
+from repoloop.indexer.textchunk import (
+    TEXT_LANGUAGE,
+    is_text_name,
+    looks_like_text,
+    may_be_text_name,
+    parse_text,
+)
 
 if TYPE_CHECKING:
     from repoloop.indexer.embed import Embedder
@@ -123,8 +137,9 @@ def _language_of(path: str, head: bytes) -> str | None:
 
 
 def wanted(path: str) -> bool:
-    """Name filter for the walk: files with a grammar or textual by name (read nothing yet)."""
-    return bool(detect_language(path)) or is_text_name(path)
+    """Name filter for the walk (read nothing yet): files with a grammar, textual by name, or of an
+    extension that is not known to be binary or data (their content decides, in the worker)."""
+    return bool(detect_language(path)) or is_text_name(path) or may_be_text_name(path)
 
 
 _PARSER_SOURCES = ("parse.py", "chunk.py", "languages.py", "textchunk.py", "tokens.py", "handlers/*.py",
@@ -186,8 +201,10 @@ def _read_and_parse(task: _Task) -> _Result:
         data = data.decode("utf-8", errors="replace").encode("utf-8")
     language = _language_of(task.path, data[:256])
     if language is None:
-        res.skip = walk_mod.UNSUPPORTED
-        return res
+        if res.decode_errors or not looks_like_text(data):
+            res.skip, res.decode_errors = walk_mod.UNSUPPORTED, 0
+            return res
+        language = TEXT_LANGUAGE  # an unknown extension, plainly text: searchable like any text file
     if language != TEXT_LANGUAGE:
         try:
             res.parsed = parse.parse_source(task.path, data, language)
@@ -252,6 +269,7 @@ def index_repo(
     idx = index_dir_for(repo, index_dir).resolve()
     if progress is None:
         progress = sys.stderr.isatty()
+    prepare_index_dir(idx)
     with IndexLock(idx, wait=wait):
         return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None, embedder)
 
@@ -293,6 +311,7 @@ def index_paths(
         if (repo / rel).is_dir():
             full = True
         rels.add(rel)
+    prepare_index_dir(idx)
     with IndexLock(idx, wait=wait):
         limit = None
         if not full and (idx / DB_NAME).exists():

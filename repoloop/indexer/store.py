@@ -170,6 +170,24 @@ def index_dir_for(repo: Path, index_dir: Path | None = None) -> Path:
     return d
 
 
+def prepare_index_dir(d: Path) -> None:
+    """Create the index directory with a `.gitignore` of `*`, so that `git status` never shows an
+    index (tens of MB) as untracked. Written into the default `.repoloop` whenever it lacks one, and
+    into an --index-dir only when repoloop creates it (an existing directory is the user's)."""
+    d = Path(d)
+    created = not d.exists()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RepoloopError(f"cannot write the index directory {d}: {e.strerror}") from e
+    ignore = d / ".gitignore"
+    if (created or d.name == INDEX_DIRNAME) and not ignore.exists() and not ignore.is_symlink():
+        try:
+            ignore.write_text("# repoloop's index: never part of the repository\n*\n")
+        except OSError:
+            pass  # a read-only place: the index still works, git merely sees it
+
+
 def refuse_symlinked_state_dir(d: Path) -> None:
     """A repository can commit `.repoloop` as a symlink (to ~/.ssh, /etc, ...): repoloop would then
     write its index and worktrees there. It never follows one."""
@@ -418,9 +436,13 @@ class IndexStore:
         self.conn.execute("COMMIT")
 
     def update_skips(self, paths: Iterable[str], skips: dict[str, str]) -> None:
-        """Forget the skip records of `paths`, then record `skips` (a partial re-index)."""
+        """Forget the skip records of `paths`, then record `skips` (a partial re-index). The records
+        of an ignore file's bad lines (`dir/.gitignore:3`) go with the file's own."""
         self.conn.execute("BEGIN IMMEDIATE")
+        paths = list(paths)
         self.conn.executemany("DELETE FROM skips WHERE path=?", [(p,) for p in paths])
+        self.conn.executemany("DELETE FROM skips WHERE substr(path, 1, ?) = ?",
+                              [(len(p) + 1, p + ":") for p in paths if p.endswith(("ignore", "exclude"))])
         self.conn.executemany("INSERT OR REPLACE INTO skips(path, reason) VALUES (?,?)", skips.items())
         self.conn.execute("COMMIT")
 

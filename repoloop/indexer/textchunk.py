@@ -29,6 +29,26 @@ TEXT_FILENAMES = frozenset({
     ".repoloopignore", "requirements.txt", "setup.cfg", "tox.ini", "BUILD", "WORKSPACE",
 })
 
+# Extensions that are never worth a content sniff: binary formats, and text formats that are data
+# rather than something a person searches (images as SVG, translation catalogues, font metrics).
+# A file of any other unknown extension is read and indexed as text when it plainly is text.
+NOT_TEXT_EXTENSIONS = frozenset({
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff", ".psd", ".xcf",
+    ".svg", ".svgz", ".eps", ".ps", ".pdf", ".ai", ".heic", ".avif",
+    ".ttf", ".otf", ".woff", ".woff2", ".eot", ".pfb", ".pfm", ".afm", ".pfa",
+    ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".rar", ".tar", ".jar", ".war", ".ear", ".whl", ".egg",
+    ".so", ".dylib", ".dll", ".exe", ".o", ".obj", ".a", ".lib", ".class", ".pyc", ".pyo", ".pyd", ".wasm",
+    ".bin", ".dat", ".db", ".sqlite", ".sqlite3", ".mdb", ".idx", ".pack",
+    ".mp3", ".mp4", ".wav", ".ogg", ".oga", ".flac", ".avi", ".mov", ".webm", ".mkv", ".m4a", ".aac", ".mid",
+    ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp", ".rtf", ".epub",
+    ".npy", ".npz", ".pkl", ".pickle", ".h5", ".hdf5", ".hdf", ".nc", ".fits", ".fit", ".fts", ".parquet",
+    ".feather", ".arrow", ".mat", ".sav", ".dta", ".xpt", ".sas7bdat", ".rds", ".rdata", ".joblib", ".pt",
+    ".onnx", ".tflite", ".safetensors", ".gguf", ".model",
+    ".po", ".pot", ".mo", ".log", ".lock", ".snap", ".pbxproj", ".xib", ".storyboard", ".nib",
+})
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 12, 13, 27))  # tab, LF, FF, CR, ESC are text
+_SNIFF_BYTES = 8192
+
 WINDOW_LINES = 40
 _MIN_BREAK = 25  # prefer to end a window at a blank line or a heading once it has this many lines
 
@@ -41,6 +61,22 @@ def is_text_name(path: str) -> bool:
         return True
     ext = os.path.splitext(base)[1].lower()
     return ext in TEXT_EXTENSIONS or (ext == "" and not base.startswith("."))
+
+
+def may_be_text_name(path: str) -> bool:
+    """True for a name no grammar and no list claims, whose content decides (`looks_like_text`):
+    fixtures and configs of any extension (caddy's `*.caddyfiletest`, `.babelrc`) are text."""
+    return os.path.splitext(os.path.basename(path))[1].lower() not in NOT_TEXT_EXTENSIONS
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Plainly text: valid UTF-8 and (almost) no control characters in its first 8 KiB."""
+    head = data[:_SNIFF_BYTES]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(head.translate(None, _CONTROL)) >= len(head) * 0.99
 
 
 def chunk_text(path: str, text: str) -> list[Chunk]:

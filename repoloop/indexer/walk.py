@@ -73,6 +73,8 @@ UNREADABLE = "unreadable"
 SPECIAL = "not_a_regular_file"
 UNSUPPORTED = "unsupported_type"
 BAD_NAME = "name_not_utf8"
+# A line of an ignore file that git would skip (a lone `!`, a bad range): recorded as `FILE:LINE`.
+BAD_IGNORE_RULE = "bad_ignore_rule"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +100,13 @@ class _Ignores:
 
     specs: tuple[tuple[str, pathspec.GitIgnoreSpec, str], ...] = ()
 
-    def extended(self, prefix: str, dirpath: str, names: set[str], root: str) -> _Ignores:
+    def extended(self, prefix: str, dirpath: str, names: set[str], root: str,
+                 on_bad: Callable[[str, str], None] | None = None) -> _Ignores:
         added = []
         for fname, reason in ((".gitignore", IGNORED), (".repoloopignore", REPOLOOPIGNORED)):
             if fname not in names:
                 continue
-            spec = _read_spec(os.path.join(dirpath, fname), root)
+            spec = _read_spec(os.path.join(dirpath, fname), root, prefix + fname, on_bad)
             if spec is not None:
                 added.append((prefix, spec, reason))
         return _Ignores(self.specs + tuple(added)) if added else self
@@ -121,12 +124,41 @@ class _Ignores:
         return verdict
 
 
-def _read_spec(path: str, root: str) -> pathspec.GitIgnoreSpec | None:
+def _read_spec(path: str, root: str, rel: str = "",
+               on_bad: Callable[[str, str], None] | None = None) -> pathspec.GitIgnoreSpec | None:
+    """The spec of one ignore file; None when it has no rules or cannot be read (the file itself is
+    then skipped with its reason by the walk, like any other file)."""
     data = safe_read.read_repo_file(path, root, IGNORE_FILE_BYTES, prefix=True)
     if isinstance(data, str):
         return None
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines) if any(ln.strip() for ln in lines) else None
+    spec, bad = parse_ignore_lines(data.decode("utf-8", errors="replace").splitlines())
+    if on_bad is not None:
+        for lineno in bad:
+            on_bad(f"{rel}:{lineno}", BAD_IGNORE_RULE)
+    return spec
+
+
+def parse_ignore_lines(lines: list[str]) -> tuple[pathspec.GitIgnoreSpec | None, list[int]]:
+    """(spec, 1-based numbers of the lines left out). Git skips a rule it cannot use (a lone `!`,
+    an unclosed range) and keeps the others; so does this, where pathspec would raise for the whole
+    file and lose the index run."""
+    if not any(ln.strip() for ln in lines):
+        return None, []
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines), []
+    except Exception:  # noqa: BLE001 - pathspec raises its own errors, ValueError, re.error, ...
+        pass
+    good: list[str] = []
+    bad: list[int] = []
+    for i, line in enumerate(lines, 1):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except Exception:  # noqa: BLE001
+            bad.append(i)
+            good.append("")  # keeps the other lines' order (the last match wins)
+            continue
+        good.append(line)
+    return (pathspec.GitIgnoreSpec.from_lines(good) if any(ln.strip() for ln in good) else None), bad
 
 
 # One compiled regex per pattern list (same as fnmatchcase on each): the walk tests every name,
@@ -193,7 +225,7 @@ class Walker:
         dirpath, prefix = root, ""
         for i, name in enumerate(parts):
             present = {n for n in (".gitignore", ".repoloopignore") if os.path.isfile(os.path.join(dirpath, n))}
-            ignores = ignores.extended(prefix, dirpath, present, root)
+            ignores = ignores.extended(prefix, dirpath, present, root, self._skip)
             path = os.path.join(dirpath, name)
             if not os.path.lexists(path):
                 return None
@@ -211,7 +243,8 @@ class Walker:
 
     def _root_ignores(self) -> _Ignores:
         exclude_path = os.path.join(str(self.root), ".git", "info", "exclude")
-        exclude = _read_spec(exclude_path, str(self.root)) if os.path.isfile(exclude_path) else None
+        exclude = _read_spec(exclude_path, str(self.root), ".git/info/exclude", self._skip) \
+            if os.path.isfile(exclude_path) else None
         return _Ignores((("", exclude, IGNORED),)) if exclude is not None else _Ignores()
 
     # -- internals ----------------------------------------------------------------------------
@@ -229,7 +262,7 @@ class Walker:
         except OSError:
             self._skip(prefix or "./", UNREADABLE)
             return
-        ignores = ignores.extended(prefix, dirpath, {e.name for e in entries}, str(self.root))
+        ignores = ignores.extended(prefix, dirpath, {e.name for e in entries}, str(self.root), self._skip)
         for entry in entries:
             rel = prefix + entry.name
             try:

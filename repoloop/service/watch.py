@@ -117,12 +117,13 @@ class PathFilter:
         import pathspec
 
         from repoloop.indexer.safe_read import read_repo_file
-        from repoloop.indexer.walk import IGNORE_FILE_BYTES
+        from repoloop.indexer.walk import IGNORE_FILE_BYTES, parse_ignore_lines
 
         # Through the indexer's reader: a .gitignore swapped for a FIFO must not hang the watcher.
         data = read_repo_file(str(self.repo / ".gitignore"), str(self.repo), IGNORE_FILE_BYTES, prefix=True)
         lines = [] if isinstance(data, str) else data.decode("utf-8", errors="replace").splitlines()
-        self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        # A rule git would skip (a lone `!`) is skipped here too, never fatal to the watcher.
+        self._spec = parse_ignore_lines(lines)[0] or pathspec.GitIgnoreSpec.from_lines([])
 
     def relative(self, path: str | bytes) -> str | None:
         """The repo-relative posix path of `path`, or None when it should be ignored."""
