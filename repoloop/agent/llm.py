@@ -98,11 +98,14 @@ class LLMError(RepoloopError):
     """The model endpoint failed for good (after retries) or refused the request."""
 
     def __init__(self, message: str, *, attempts: int = 1, errors: list[str] | None = None,
-                 seconds: float = 0.0) -> None:
+                 seconds: float = 0.0, unreachable: bool = False) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.errors = list(errors or [])
         self.seconds = seconds
+        # No connection could ever be made to the endpoint (a wrong URL, a server not started): an
+        # environment error for the user to fix (exit 2), not a run that gave up.
+        self.unreachable = unreachable
 
 
 class MalformedReply(Exception):
@@ -182,6 +185,7 @@ class LLMClient:
         self.config = config
         self.prices = prices or PriceTable()
         self._openai = openai
+        self.reached = False  # the endpoint has answered once (anything, even an error status)
         self.max_reply_bytes = MAX_REPLY_BYTES
         self._redact = Redactor.from_env([config.api_key] if config.api_key else [])
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -212,29 +216,41 @@ class LLMClient:
         errors: list[str] = []
         t0 = time.perf_counter()
 
-        def fail(message: str, attempt: int) -> LLMError:
+        def fail(message: str, attempt: int, unreachable: bool = False) -> LLMError:
             return LLMError(self._redact(message), attempts=attempt, errors=[self._redact(x) for x in errors],
-                            seconds=time.perf_counter() - t0)
+                            seconds=time.perf_counter() - t0, unreachable=unreachable)
 
         for attempt in range(1, self.config.max_retries + 2):
             try:
                 content, calls, usage = self._call(kwargs)
             except retryable as e:
                 errors.append(self._describe(e))
+                refused = isinstance(e, oa.APIConnectionError) and not isinstance(e, oa.APITimeoutError)
+                if refused and not self.reached and attempt > min(1, self.config.max_retries):
+                    # Never reached at all: one retry tells a server's hiccup from a wrong URL or a
+                    # server that is not running; backing off for half a minute would only hide that.
+                    raise fail(f"model endpoint unreachable after {attempt} attempt{'s' if attempt > 1 else ''}: "
+                               f"{errors[-1]}; is the server running at that address? (--base-url or "
+                               "OPENAI_BASE_URL)", attempt, unreachable=True) from None
+                if not refused:
+                    self.reached = self.reached or isinstance(e, (oa.APIStatusError, MalformedReply))
                 if attempt > self.config.max_retries:
                     raise fail(f"model endpoint failed after {attempt} attempt{'s' if attempt > 1 else ''}: "
                                f"{errors[-1]}", attempt) from None
                 time.sleep(self._delay(attempt, e))
                 continue
             except ReplyTooLarge as e:
+                self.reached = True
                 errors.append(str(e))
                 raise fail(f"model endpoint sent an unusable reply: {e}", attempt) from None
             except oa.APIStatusError as e:  # 4xx other than 429: retrying will not help
+                self.reached = True
                 errors.append(self._describe(e))
                 raise fail(f"model endpoint refused the request: {errors[-1]}", attempt) from None
             except oa.OpenAIError as e:  # anything else the SDK raises: one clear line, no traceback
                 errors.append(self._describe(e))
                 raise fail(f"model endpoint failed: {errors[-1]}", attempt) from None
+            self.reached = True
             return LLMReply(content=content, tool_calls=calls, usage=usage, cost=self.prices.cost(model, usage),
                             model=model, seconds=time.perf_counter() - t0, attempts=attempt,
                             errors=[self._redact(x) for x in errors])

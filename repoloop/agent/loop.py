@@ -86,10 +86,15 @@ class RunResult:
     reason: str = ""
     summary: str = ""
     wall_s: float = 0.0
+    unreachable: bool = False  # the model endpoint could never be reached (status "error")
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "success" else 1
+        """0 success; 2 an endpoint never reached (an environment error to fix, DESIGN's exit codes);
+        1 every other end (gave up, rejected, an endpoint that failed mid-run, an internal error)."""
+        if self.status == "success":
+            return 0
+        return 2 if self.unreachable and self.status == "error" else 1
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "run_id": self.run_id, "branch": self.branch, "diff": self.diff,
@@ -156,6 +161,7 @@ class Agent:
         self.runner_factory = runner_factory
         self.redact = Redactor.from_env([config.api_key] if config.api_key else [])
         self.st = _State()
+        self.unreachable = False  # set when the run ends because the endpoint was never reached
         self.conv = Conversation(context_limit=config.context_limit)
         self._base_tree_cache: str | None = None
         self.tools_tokens = estimate_tokens([{"content": json.dumps(TOOL_SCHEMAS)}])
@@ -201,6 +207,7 @@ class Agent:
             status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
         except LLMError as e:
             status, reason = "error", str(e)
+            self.unreachable = e.unreachable
         except RepoloopError as e:
             status, reason = "error", str(e)
         except KeyboardInterrupt:
@@ -494,7 +501,7 @@ class Agent:
         result = RunResult(status=status, run_id=self.run_id, branch=branch, diff=diff, steps=self.st.steps,
                            usage=self.st.usage, cost=self.st.cost, cost_known=self.st.cost_known,
                            trajectory=self.traj_path, reason=reason, summary=self.redact(self.st.summary),
-                           wall_s=wall)
+                           wall_s=wall, unreachable=self.unreachable)
         self._record("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
                      tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
                      model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),

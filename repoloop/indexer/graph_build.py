@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repoloop.indexer.import_resolve import RepoFiles
-from repoloop.indexer.resolve import Resolver
+from repoloop.indexer.resolve import TYPED_FAMILIES, Resolver
 from repoloop.indexer.store import IndexStore
 
 GRAPH_SCHEMA = """
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS graph_edge_sums (
 GENERATION_KEY = "graph_generation"
 JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages and tsconfig paths the JS edges used
 CODE_KEY = "graph_code"  # `code_fingerprint()` of the code that built the edges
-_CODE = ("graph_build.py", "resolve.py", "import_resolve.py", "lazy_defs.py")
+_CODE = ("graph_build.py", "resolve.py", "import_resolve.py", "lazy_defs.py", "rust_crates.py",
+         "typed/engine.py", "typed/langs.py", "typed/syntax.py")
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
@@ -227,23 +228,17 @@ def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, fl
     imp = resolver.imports(file_id)
     for tid, line in imp.edges:
         add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
-    if f.family == "rust":  # `mod foo;` declares (and so depends on) the module file foo.rs
-        for qual, line in resolver.conn.execute(
-            "SELECT qualname, start_line FROM symbols WHERE file_id=? AND kind='module'", (file_id,)
-        ):
-            for tid in resolver.repo.module_files("rust", qual):
-                if tid != file_id:
-                    add(fnode, f"f:{resolver.repo.by_id[tid].path}", "imports", 1.0, line)
     kinds = {"call": "calls", "inherit": "inherits", "ref": "references"}
     memo: dict[tuple, list[tuple[str, float]]] = {}  # repeated calls (tests!) resolve once
+    typed = f.family in TYPED_FAMILIES
     for name, rkind, line, scope, full in resolver.ref_rows(file_id):
         kind = kinds.get(rkind)
         if kind is None:
             continue
-        key = (rkind, scope, name, full)
+        key = (rkind, scope, name, full, line if typed else None)  # declared types hold from a line on
         targets = memo.get(key)
         if targets is None:
-            targets = memo[key] = resolver.resolve_ref(f, rkind, scope, name, full)
+            targets = memo[key] = resolver.resolve_ref(f, rkind, scope, name, full, line)
         src = f"s:{scope}" if scope else fnode
         for q, w in targets:
             add(src, f"s:{q}", kind, w, line)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from repoloop.indexer.languages import QUALNAME_SEP
+from repoloop.indexer.rust_crates import Position, RustCrates
 
 # Languages that share one namespace of modules/symbols.
 FAMILY = {
@@ -71,6 +72,7 @@ class ImportRef:
     full: str
     module: str | None
     alias: str | None
+    scope: str | None = None  # where the import statement is (Rust: `use super::*` in `mod tests`)
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,7 +99,8 @@ class RepoFiles:
     """The repository's files indexed the ways import resolution needs (by path, module, dir)."""
 
     def __init__(self, files: Iterable[FileInfo], go_module: str | None = None,
-                 js_packages: Mapping[str, JsPackage] | None = None, ts_paths: Iterable[TsPath] = ()) -> None:
+                 js_packages: Mapping[str, JsPackage] | None = None, ts_paths: Iterable[TsPath] = (),
+                 rust: RustCrates | None = None) -> None:
         self.by_id: dict[int, FileInfo] = {}
         self.by_path: dict[str, FileInfo] = {}
         self.modules: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -117,6 +120,7 @@ class RepoFiles:
         self.js_packages = dict(js_packages or {})  # workspace package name -> where it lives
         # TypeScript takes the matching pattern with the longest prefix before the `*`.
         self.ts_paths = sorted(ts_paths, key=lambda p: -len(p.pattern.split("*", 1)[0]))
+        self.rust = rust  # the crates' module trees (None: no Rust, or built without them)
 
     def module_files(self, family: str, module: str) -> list[int]:
         return self.modules.get((family, module), [])
@@ -306,6 +310,8 @@ def _js_workspace_file(repo: RepoFiles, spec: str) -> int | None:
 
 # -- Go --------------------------------------------------------------------------------------------
 def _go(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    """In-repo packages bind their name to the package's module; packages outside the module bind
+    theirs to the import path, so `zap.Int(...)` is known to be outside and never guessed at."""
     for r in refs:
         spec = (r.module or r.full or "").strip("\"`")
         if not spec:
@@ -313,16 +319,39 @@ def _go(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImport
         d = _go_dir(repo, spec)
         if d is None:
             out.unresolved.append(spec)
+            if r.alias not in ("_", "."):
+                for local in ([r.alias] if r.alias else go_package_names(spec)):
+                    out.bind(local, spec, True)
             continue
         files = [i for i in repo.by_dir[("go", d)] if not repo.by_id[i].path.endswith("_test.go")]
         files = files or repo.by_dir[("go", d)]
         out.edges.extend((i, r.line) for i in files)
-        local = r.alias if r.alias and r.alias not in ("_", ".") else spec.rsplit("/", 1)[-1]
         pkg_module = repo.by_id[files[0]].module
         if r.alias == ".":
             out.stars.append(pkg_module)
         elif r.alias != "_":
-            out.bind(local, pkg_module, True)
+            names = [r.alias] if r.alias else go_package_names(spec)
+            if not d and pkg_module not in names:  # the root package: its files' module is its name
+                names.insert(0, pkg_module)
+            for local in names:
+                out.bind(local, pkg_module, True)
+
+
+def go_package_names(spec: str) -> list[str]:
+    """The names an import path's package is likely declared with (its `package` clause is not
+    read for packages outside the repository): `net/http` http, `github.com/a/b/v2` b,
+    `gopkg.in/yaml.v3` yaml, `github.com/mattn/go-isatty` isatty, `github.com/quic-go/quic-go` quic."""
+    parts = [p for p in spec.split("/") if p]
+    if not parts:
+        return []
+    last = parts[-1]
+    if re.fullmatch(r"v\d+", last) and len(parts) > 1:
+        last = parts[-2]
+    last = re.sub(r"\.v\d+$", "", last)
+    cands = [last, last.removeprefix("go-"), last.removesuffix("-go"), last.removesuffix(".go"),
+             last.removeprefix("go-").removesuffix("-go"), last.replace("-", ""), last.replace("-", "_"),
+             last.split(".", 1)[0], last.split("-", 1)[0]]
+    return [c for c in dict.fromkeys(cands) if c.isidentifier()]
 
 
 def _go_dir(repo: RepoFiles, spec: str) -> str | None:
@@ -343,26 +372,49 @@ def _go_dir(repo: RepoFiles, spec: str) -> str | None:
 
 # -- Rust ------------------------------------------------------------------------------------------
 def _rust(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImports) -> None:
+    """`mod x;` (edges to the declared files, bound as modules) and `use` paths, resolved in the
+    crate's real module tree (`rust_crates`); the workspace's own crates by their Cargo.toml names.
+    Files the tree does not place fall back to the stored module names."""
+    tree = repo.rust
+    if tree is not None:
+        for where, kids in tree.children.items():
+            if where[0] != f.id:
+                continue
+            for name, child in kids.items():
+                out.edges.append((child, tree.decl_line.get(child, (0, 0))[1]))
+                if not where[1]:
+                    out.bind(name, tree.modules.get(child, ""), True)
     crate = _rust_crate_dir(f.path)
     for r in refs:
         path = (r.full or "").replace(" ", "")
-        if r.module == "mod" or path.startswith("mod::") or r.full == r.name and r.module in (None, "", "mod"):
-            # `mod foo;` declares a child module file.
-            tid = _rust_mod_file(repo, f.path, r.name)
-            if tid is not None:
-                out.edges.append((tid, r.line))
-                out.bind(r.name, repo.by_id[tid].module, True)
-            continue
         parts = [p for p in re.split(r"::", path) if p]
         if not parts:
-            continue
-        parts = _rust_absolute(parts, f.module, repo)
-        if parts is None:
-            out.unresolved.append(path)
             continue
         is_glob = parts[-1] == "*" or r.name == "*"
         if is_glob:
             parts = [p for p in parts if p != "*"]
+        if tree is not None:
+            got = _rust_use(tree, f, r.scope, parts)
+            if got is not None:
+                pos, rest = got
+                if pos is None:  # outside the repository (std, a registry crate)
+                    out.unresolved.append(path)
+                    if not is_glob:
+                        out.bind(r.alias or parts[-1], path, True)
+                    continue
+                out.edges.append((pos[0], r.line))
+                full = "::".join([tree.prefix(pos), *rest])
+                if is_glob:
+                    out.stars.append(full)
+                else:
+                    out.bind(r.alias or (parts[-1] if parts[-1] != "self" else parts[-2] if len(parts) > 1 else ""),
+                             full, not rest)
+                continue
+        abs_parts = _rust_absolute(parts, f.module, repo)
+        if abs_parts is None:
+            out.unresolved.append(path)
+            continue
+        parts = abs_parts
         # The longest prefix that is a module file; what follows is an item in it.
         hit = None
         for k in range(len(parts), 0, -1):
@@ -382,6 +434,43 @@ def _rust(repo: RepoFiles, f: FileInfo, refs: list[ImportRef], out: ResolvedImpo
         else:
             local = r.alias or parts[-1]
             out.bind(local, full, k == len(parts))
+
+
+def _rust_use(tree: RustCrates, f: FileInfo, scope: str | None, parts: list[str]
+              ) -> tuple[Position | None, list[str]] | None:
+    """Where a `use` path leads: (module position, item names after it); (None, []) for a path
+    outside the repository; None when the tree cannot tell (the file is not in it)."""
+    if f.id not in tree.modules:
+        return None
+    here = tree.position_of_scope(f.id, scope)
+    head, rest = parts[0], parts[1:]
+    pos: Position | None
+    if head in ("crate", "$crate"):
+        pos = (tree.root(f.id), ())
+    elif head == "self":
+        pos = here
+    elif head == "super":
+        pos = tree.up(here)
+        while pos is not None and rest and rest[0] == "super":
+            pos, rest = tree.up(pos), rest[1:]
+        if pos is None:
+            return None
+    elif (child := tree.child(here, head)) is not None:
+        pos = child
+    elif head in tree.crates:
+        pos = (tree.crates[head], ())
+    elif f"{tree.prefix(here)}::{head}" and head[:1].isupper():
+        pos, rest = here, parts  # `use Enum::Variant`: an item of this module
+    else:
+        return None, []
+    while rest:
+        nxt = tree.child(pos, rest[0])
+        if nxt is None:
+            break
+        pos, rest = nxt, rest[1:]
+    if rest and rest[-1] == "self":
+        rest = rest[:-1]
+    return pos, rest
 
 
 def _rust_absolute(parts: list[str], module: str, repo: RepoFiles) -> list[str] | None:
@@ -412,18 +501,6 @@ def _rust_crate_dir(path: str) -> str:
 
 def _same_crate(path: str, crate_dir: str) -> bool:
     return _rust_crate_dir(path) == crate_dir
-
-
-def _rust_mod_file(repo: RepoFiles, path: str, name: str) -> int | None:
-    d, base = posixpath.split(path)
-    stem = posixpath.splitext(base)[0]
-    root = d if stem in ("lib", "main", "mod") else posixpath.join(d, stem)
-    for c in (f"{root}/{name}.rs", f"{root}/{name}/mod.rs"):
-        c = c.lstrip("/")
-        fi = repo.by_path.get(c)
-        if fi is not None:
-            return fi.id
-    return None
 
 
 # -- Java ------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def find_refs(store: IndexStore, name: str, limit: int = 1000) -> list[dict[str,
         return []
     rows = store.conn.execute(
         "SELECT r.scope, f.path, r.line, r.kind FROM refs r JOIN files f ON f.id = r.file_id"
-        " WHERE r.name = ? ORDER BY f.path, r.line LIMIT ?", (last, limit)).fetchall()
+        " WHERE r.name = ? AND r.kind != 'type' ORDER BY f.path, r.line LIMIT ?", (last, limit)).fetchall()
     return [{"qualname": r[0], "path": r[1], "line": r[2], "kind": r[3]} for r in rows]
 
 

@@ -14,7 +14,7 @@ SYMBOL_KINDS = (
     "constant", "variable", "type", "module", "namespace", "macro", "field",
 )
 # Kinds of references.
-REF_KINDS = ("call", "import", "inherit", "ref")
+REF_KINDS = ("call", "import", "inherit", "ref", "type")  # "type": see handlers.typefacts
 
 
 @dataclass(slots=True)

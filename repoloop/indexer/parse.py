@@ -62,7 +62,7 @@ class _Compiled:
 def _compiled(language: str) -> _Compiled:
     lang = ts_language(language)
     h = handler_for(language)
-    scm = "\n".join((h.def_query, h.call_query, h.ref_query, h.import_query))
+    scm = "\n".join((h.def_query, h.call_query, h.ref_query, h.import_query, h.type_query))
     return _Compiled(handler=h, parser=Parser(lang), query=Query(lang, scm))
 
 
@@ -169,6 +169,8 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
             scope = scope_of(node.start_byte)
             refs.append(Reference(name=name, kind="call", line=node.start_point[0] + 1, scope=scope, full=full))
             seen.add((scope, name))
+    if h.type_query:
+        refs.extend(_type_refs(h, captures, source, scopes))
     def_names = {n.start_byte for n in map(h.name_node, (d.node for d in defs)) if n is not None}
     refs.extend(_identifier_refs(captures.get("ref", ()), source, scopes, seen, def_names, h.skip_refs))
     refs.sort(key=lambda r: r.line)
@@ -197,6 +199,43 @@ def _import_refs(h: Handler, nodes: Iterable[Node], source: bytes, scope_of: Cal
                 seen.add((scope, r.alias))
             for part in (r.module or "").replace("/", ".").split("."):
                 seen.add((scope, part))
+
+
+def _type_refs(h: Handler, captures: dict[str, list[Node]], source: bytes, scopes: _Scopes) -> list[Reference]:
+    """Declared types of names (kind "type", role in `module`): fields belong to the enclosing
+    class, everything else to the innermost scope. Not added to `seen`: a declaration is no use."""
+    out: list[Reference] = []
+    for cap, nodes in captures.items():
+        if not cap.startswith("tf."):
+            continue
+        role = cap[3:]
+        for node in nodes:
+            pos = node.start_byte
+            scope = scopes.class_of(pos) if role == "field" else scopes.scope_of(pos)
+            if role == "field" and scope is None:
+                continue
+            line = node.start_point[0] + 1
+            where = role
+            if role in ("param", "local"):  # visible to the end of its block: `local:120`
+                p: Node | None = node
+                while p is not None and p.type not in _BLOCKS:
+                    p = p.parent
+                if p is not None:
+                    where = f"{role}:{_end_line(p)}"
+            for name, typ in h.type_facts(role, node, source):
+                if name and name != "_":
+                    out.append(Reference(name=name, kind="type", line=line, scope=scope, full=typ, module=where))
+    return out
+
+
+# Nodes that end the visibility of a local or parameter declared inside them.
+_BLOCKS = frozenset({
+    "block", "statement_block", "func_literal", "function_declaration", "method_declaration", "if_statement",
+    "for_statement", "expression_switch_statement", "type_switch_statement", "select_statement",
+    "closure_expression", "function_item", "arrow_function", "function_expression", "method_definition",
+    "lambda_expression", "constructor_declaration", "for_in_statement", "enhanced_for_statement",
+    "catch_clause", "function_signature_item", "method_elem", "try_with_resources_statement",
+})
 
 
 def _identifier_refs(nodes: Iterable[Node], source: bytes, scopes: _Scopes,
@@ -241,9 +280,17 @@ class _Scopes:
         self.parents = [d.parent for d in defs]
         self.scoped = [d.kind not in _NOT_SCOPES for d in defs]
         self.quals = [d.qualname for d in defs]
+        self.classy = [d.kind in CLASS_KINDS for d in defs]
 
     def scope_of(self, pos: int) -> str | None:
         i = bisect_right(self.starts, pos) - 1
         while i >= 0 and (self.ends[i] <= pos or not self.scoped[i]):
+            i = self.parents[i]
+        return self.quals[i] if i >= 0 else None
+
+    def class_of(self, pos: int) -> str | None:
+        """The innermost class-like definition (class, struct, impl, ...) around byte `pos`."""
+        i = bisect_right(self.starts, pos) - 1
+        while i >= 0 and (self.ends[i] <= pos or not self.classy[i]):
             i = self.parents[i]
         return self.quals[i] if i >= 0 else None

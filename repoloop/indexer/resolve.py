@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repoloop.indexer import rust_crates
 from repoloop.indexer.import_resolve import (
     FileInfo,
     ImportRef,
@@ -33,6 +34,8 @@ from repoloop.indexer.import_resolve import (
     resolve_imports,
 )
 from repoloop.indexer.safe_read import read_repo_file
+from repoloop.indexer.typed.engine import FAMILIES as TYPED_FAMILIES
+from repoloop.indexer.typed.engine import TypeFlow
 
 MAX_CANDIDATES = 5  # ambiguous names with more definitions than this give no edge at all
 MEMO_FILES = 4096  # per-file memos (imports, base-class refs) kept: bounded memory on any repo size
@@ -84,6 +87,7 @@ class Resolver:
         self._inherits: dict[int, list[RefRow]] = {}
         self._go_recv: dict[str, str | None] = {}
         self._fallbacks: dict[tuple, list[tuple[str, float]]] = {}
+        self.typed = TypeFlow(self)
         if lazy:
             from repoloop.indexer.lazy_defs import SqlByName, SqlDefs, SqlFileSyms
 
@@ -108,7 +112,7 @@ class Resolver:
         got = self._imports.get(file_id)
         if got is None:
             rows = self.conn.execute(
-                "SELECT name, line, full, module, alias FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
+                "SELECT name, line, full, module, alias, scope FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
                 (file_id,),
             ).fetchall()
             f = self.repo.by_id[file_id]
@@ -250,11 +254,17 @@ class Resolver:
 
     def resolve(self, f: FileInfo, r: RefRow) -> list[tuple[str, float]]:
         """Targets of one reference with their confidence weights (empty: unresolved/external)."""
-        return self.resolve_ref(f, r.kind, r.scope, r.name, r.full)
+        return self.resolve_ref(f, r.kind, r.scope, r.name, r.full, r.line)
 
-    def resolve_ref(self, f: FileInfo, kind: str, scope: str | None, name: str, full: str
-                    ) -> list[tuple[str, float]]:
-        """`resolve` on the fields of a reference (the hot path: no object per reference)."""
+    def resolve_ref(self, f: FileInfo, kind: str, scope: str | None, name: str, full: str,
+                    line: int | None = None) -> list[tuple[str, float]]:
+        """`resolve` on the fields of a reference (the hot path: no object per reference). Calls in
+        Go, Rust, JS/TS and Java go by declared types first (`typed.engine`); only where those do
+        not tell does a name-only guess follow."""
+        if kind == "call" and f.family in TYPED_FAMILIES:
+            got = self.typed.call(f, scope, full or name, line)
+            if got is not None:
+                return got
         full = full or name
         for ch in "[<":  # generic arguments / subscripts of base classes: `Generic[T]`, `List<T>`
             full = full.split(ch, 1)[0]
@@ -435,4 +445,4 @@ def repo_files(conn: sqlite3.Connection) -> RepoFiles:
     the tsconfig path aliases."""
     files = [FileInfo.make(*r) for r in conn.execute("SELECT id, path, language, module FROM files")]
     return RepoFiles(files, go_module=go_module_path(conn), js_packages=js_packages(conn),
-                     ts_paths=ts_paths(conn))
+                     ts_paths=ts_paths(conn), rust=rust_crates.load(conn))

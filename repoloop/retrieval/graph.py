@@ -387,7 +387,7 @@ def deps(store: IndexStore, path: str) -> dict:
     unresolved: list[str] = []
     if me is not None:
         rows = conn.execute(
-            "SELECT name, line, full, module, alias FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
+            "SELECT name, line, full, module, alias, scope FROM refs WHERE file_id=? AND kind='import' ORDER BY id",
             (me.id,),
         ).fetchall()
         unresolved = resolve_imports(repo, me, [ImportRef(*r) for r in rows]).unresolved

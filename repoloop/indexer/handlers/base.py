@@ -70,6 +70,7 @@ class Handler:
     call_query: str = ""  # captures @call: the callee expression, or the whole call (see callee)
     ref_query: str = ""  # captures @ref: identifiers
     import_query: str = ""  # captures @import: import statements
+    type_query: str = ""  # captures @tf.<role>: declared types of names (see handlers.typefacts)
     body_field: str = "body"
     comment_marks: tuple[str, ...] = ("//", "/*", "*")
     preamble_marks: tuple[str, ...] = ("@",)  # lines between a doc comment and its definition
@@ -131,6 +132,10 @@ class Handler:
         return []
 
     def bases(self, node: Node, kind: str, src: bytes) -> list[str]:
+        return []
+
+    def type_facts(self, role: str, node: Node, src: bytes) -> list[tuple[str, str]]:
+        """(name, type) pairs a `tf.<role>` capture declares (see `handlers.typefacts`)."""
         return []
 
     def callee(self, node: Node, src: bytes) -> tuple[str, str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from tree_sitter import Node
 
-from repoloop.indexer.handlers.base import Handler, last_ident, text_of, unquote
+from repoloop.indexer.handlers.base import Handler, compact, last_ident, text_of, unquote
+from repoloop.indexer.handlers.typefacts import value_type
 from repoloop.indexer.models import Reference
 
 _KIND_OF_TYPE = {"struct_type": "struct", "interface_type": "interface"}
@@ -25,6 +26,20 @@ class GoHandler(Handler):
     call_query = "(call_expression function: (_) @call)"
     ref_query = "(identifier) @ref (type_identifier) @ref"
     import_query = "(import_spec) @import"
+    type_query = """
+    (parameter_declaration) @tf.param
+    (variadic_parameter_declaration) @tf.param
+    (function_declaration result: (_) @tf.return)
+    (method_declaration result: (_) @tf.return)
+    (method_elem result: (_) @tf.return)
+    (type_spec type: [(slice_type) (map_type) (array_type) (pointer_type)]) @tf.underlying
+    (type_alias) @tf.alias
+    (short_var_declaration) @tf.local
+    (var_spec) @tf.local
+    (range_clause) @tf.local
+    (type_switch_statement alias: (_) @tf.local)
+    (field_declaration) @tf.field
+    """
     skip_refs = frozenset({"_", "err"})
 
     def module(self, root: Node, path: str, default: str) -> str:
@@ -78,6 +93,60 @@ class GoHandler(Handler):
         return [Reference(name=module.rsplit("/", 1)[-1], kind="import", line=node.start_point[0] + 1,
                           full=module, module=module, alias=alias)]
 
+    def type_facts(self, role: str, node: Node, src: bytes) -> list[tuple[str, str]]:
+        t = node.type
+        if role == "return":  # `(*T, error)`: return, return1, ... in order
+            if t != "parameter_list":
+                return [("return", compact(text_of(node, src)))]
+            out: list[tuple[str, str]] = []
+            for c in node.named_children:
+                if c.type == "parameter_declaration":
+                    typ = compact(text_of(c.child_by_field_name("type"), src))
+                    for _ in range(max(1, len(c.children_by_field_name("name")))):
+                        out.append((f"return{len(out) or ''}", typ))
+            return out
+        if role in ("underlying", "alias"):  # `type Pool []*Upstream`, `type A = B`
+            name = node.child_by_field_name("name")
+            typ = node.child_by_field_name("type")
+            return [(text_of(name, src), compact(text_of(typ, src)))] if name is not None and typ is not None else []
+        if t in ("parameter_declaration", "variadic_parameter_declaration"):
+            typ = node.child_by_field_name("type")
+            tt = compact(text_of(typ, src)) if typ is not None else ""
+            if t == "variadic_parameter_declaration":
+                tt = ""  # a slice of them
+            return [(text_of(n, src), tt) for n in node.children_by_field_name("name")]
+        if t == "field_declaration":
+            typ = node.child_by_field_name("type")
+            tt = compact(text_of(typ, src)) if typ is not None else ""
+            names = node.children_by_field_name("name")
+            if not names and typ is not None:  # an embedded field is named after its type
+                return [(last_ident(tt.lstrip("*")), tt)]
+            return [(text_of(n, src), tt) for n in names]
+        if t == "var_spec":
+            typ = node.child_by_field_name("type")
+            names = node.children_by_field_name("name")
+            if typ is not None:
+                tt = compact(text_of(typ, src))
+                return [(text_of(n, src), tt) for n in names]
+            values = node.child_by_field_name("value")
+            return _pairs(names, values.named_children if values is not None else [], src)
+        if t == "short_var_declaration":
+            left = node.child_by_field_name("left")
+            right = node.child_by_field_name("right")
+            names = [n for n in (left.named_children if left is not None else []) if n.type == "identifier"]
+            return _pairs(names, right.named_children if right is not None else [], src)
+        if t == "range_clause":  # `for i, v := range xs`: v is an element of xs
+            left = node.child_by_field_name("left")
+            names = list(left.named_children) if left is not None else []
+            elem = value_type(node.child_by_field_name("right"), src)
+            out = [(text_of(n, src), "") for n in names if n.type == "identifier"]
+            if len(names) == 2 and names[1].type == "identifier" and elem.startswith("="):
+                out[-1] = (text_of(names[1], src), elem + "[]")
+            return out
+        if t == "expression_list":  # `switch v := x.(type)`
+            return [(text_of(n, src), "") for n in node.named_children if n.type == "identifier"]
+        return []
+
     def bases(self, node: Node, kind: str, src: bytes) -> list[str]:
         """Embedded fields of a struct and embedded interfaces."""
         if node.type != "type_spec":
@@ -98,3 +167,20 @@ class GoHandler(Handler):
                 if c.type in ("type_elem", "constraint_elem"):
                     out.append(text_of(c, src))
         return out
+
+
+def _pairs(names: list[Node], values: list[Node], src: bytes) -> list[tuple[str, str]]:
+    """`a, b := x, y` binds a to x's type; `a, err := f()` binds a to f's first result."""
+    out: list[tuple[str, str]] = []
+    for i, n in enumerate(names):
+        if len(values) == len(names):
+            out.append((text_of(n, src), value_type(values[i], src)))
+        elif len(values) == 1:  # `a, b, err := f()`: the i-th result
+            v = value_type(values[0], src)
+            if v.startswith("=") and v.endswith(")"):
+                out.append((text_of(n, src), f"{v}#{i}" if i else v))
+            else:
+                out.append((text_of(n, src), v if i == 0 else ""))
+        else:
+            out.append((text_of(n, src), ""))
+    return [(n, v) for n, v in out if n and n != "_"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from repoloop.indexer.handlers.base import Handler, compact, text_of
+from repoloop.indexer.handlers.typefacts import value_type
 from repoloop.indexer.models import Reference
 
 
@@ -25,6 +26,15 @@ class JavaHandler(Handler):
     call_query = "(method_invocation) @call (object_creation_expression) @call"
     ref_query = "(identifier) @ref (type_identifier) @ref"
     import_query = "(import_declaration) @import"
+    type_query = """
+    (formal_parameter) @tf.param
+    (spread_parameter) @tf.param
+    (catch_formal_parameter) @tf.param
+    (enhanced_for_statement) @tf.local
+    (local_variable_declaration) @tf.local
+    (field_declaration) @tf.field
+    (method_declaration type: (_) @tf.return)
+    """
     whole_call_types = frozenset({"method_invocation", "object_creation_expression"})
 
     def module(self, root: Node, path: str, default: str) -> str:
@@ -48,6 +58,31 @@ class JavaHandler(Handler):
             if not {"static", "final"} <= words:
                 return None
         return super().name(node, kind, src)
+
+    def type_facts(self, role: str, node: Node, src: bytes) -> list[tuple[str, str]]:
+        if role == "return":
+            return [("return", _type(node, src))]
+        t = node.type
+        typ = node.child_by_field_name("type")
+        tt = _type(typ, src) if typ is not None else ""
+        if t in ("formal_parameter", "catch_formal_parameter", "enhanced_for_statement"):
+            name = node.child_by_field_name("name")
+            if t == "catch_formal_parameter":
+                tt = tt.split("|", 1)[0]
+            return [(text_of(name, src), tt)] if name is not None else []
+        if t == "spread_parameter":
+            return []
+        out: list[tuple[str, str]] = []
+        for d in node.children_by_field_name("declarator"):
+            name = d.child_by_field_name("name")
+            if name is None:
+                continue
+            dims = d.child_by_field_name("dimensions")
+            if tt == "var":
+                out.append((text_of(name, src), value_type(d.child_by_field_name("value"), src)))
+            else:
+                out.append((text_of(name, src), "" if dims is not None else tt))
+        return out
 
     def callee(self, node: Node, src: bytes) -> tuple[str, str]:
         if node.type == "object_creation_expression":

@@ -20,6 +20,7 @@ from repoloop.indexer.handlers.base import (
     trim_signature,
     unquote,
 )
+from repoloop.indexer.handlers.typefacts import value_type
 from repoloop.indexer.models import Reference
 
 _FUNC_VALUES = "[(arrow_function) (function_expression) (generator_function)]"
@@ -56,6 +57,22 @@ _IMPORTS = """
 (export_statement source: (_)) @import
 (call_expression function: (identifier) @_f arguments: (arguments . (string)) (#eq? @_f "require")) @import
 """
+_TYPES_COMMON = """
+(variable_declarator name: (identifier)) @tf.local
+(assignment_expression left: (member_expression object: (this)) right: (_)) @tf.field
+"""
+_TYPES_JS = "(field_definition property: (_) value: (_)) @tf.field"
+_TYPES_TS = """
+(required_parameter pattern: (identifier) type: (_)) @tf.param
+(optional_parameter pattern: (identifier) type: (_)) @tf.param
+(required_parameter (accessibility_modifier) pattern: (identifier)) @tf.field
+(public_field_definition name: (_)) @tf.field
+(method_definition return_type: (_) @tf.return)
+(function_declaration return_type: (_) @tf.return)
+(method_signature return_type: (_) @tf.return)
+(abstract_method_signature return_type: (_) @tf.return)
+(type_alias_declaration) @tf.alias
+"""
 _FUNCTION_TYPES = frozenset({"arrow_function", "function_expression", "generator_function", "class"})
 
 
@@ -69,6 +86,33 @@ class JavaScriptHandler(Handler):
         self.def_query = _COMMON_DEFS + (_TS_DEFS if ts else _JS_DEFS)
         self.call_query = _CALLS + (_JSX_CALLS if jsx else "")
         self.ref_query = "(identifier) @ref" + (" (type_identifier) @ref" if ts else "")
+        self.type_query = _TYPES_COMMON + (_TYPES_TS if ts else _TYPES_JS)
+
+    def type_facts(self, role: str, node: Node, src: bytes) -> list[tuple[str, str]]:
+        t = node.type
+        if role == "return":
+            return [("return", _annotation(node, src))]
+        if t in ("required_parameter", "optional_parameter"):
+            pat = node.child_by_field_name("pattern")
+            return [(text_of(pat, src), _annotation(node.child_by_field_name("type"), src))]
+        if t == "type_alias_declaration":
+            name = node.child_by_field_name("name")
+            return [(text_of(name, src), _annotation(node.child_by_field_name("value"), src))]
+        if t == "assignment_expression":  # `this.repo = new Repo()` (JS classes declare fields so)
+            left = node.child_by_field_name("left")
+            prop = left.child_by_field_name("property") if left is not None else None
+            typ = value_type(node.child_by_field_name("right"), src)
+            return [(text_of(prop, src), typ)] if prop is not None and typ else []
+        name = node.child_by_field_name("name") or node.child_by_field_name("property")
+        if name is None or name.type not in ("identifier", "property_identifier", "private_property_identifier"):
+            return []
+        typ = node.child_by_field_name("type")
+        if typ is not None:
+            return [(text_of(name, src), _annotation(typ, src))]
+        value = node.child_by_field_name("value")
+        if value is not None and value.type in _FUNCTION_TYPES:
+            return []  # a function or class: its own symbol
+        return [(text_of(name, src), value_type(value, src))]
 
     def callee(self, node: Node, src: bytes) -> tuple[str, str]:
         name, full = super().callee(node, src)
@@ -193,6 +237,11 @@ class JavaScriptHandler(Handler):
             elif child.type == "extends_type_clause":
                 out.extend(_type_name(x, src) for x in child.named_children)
         return [b for b in out if b]
+
+
+def _annotation(node: Node | None, src: bytes) -> str:
+    """`: Foo<T>` -> `Foo<T>`."""
+    return compact(text_of(node, src)).removeprefix(":") if node is not None else ""
 
 
 def _type_name(node: Node, src: bytes) -> str:

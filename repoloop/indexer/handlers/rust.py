@@ -8,9 +8,12 @@ methods inside are `crate::shapes::Point::new` whether they come from `impl Poin
 
 from __future__ import annotations
 
+import re
+
 from tree_sitter import Node
 
 from repoloop.indexer.handlers.base import Handler, compact, last_ident, text_of
+from repoloop.indexer.handlers.typefacts import value_type
 from repoloop.indexer.models import Reference
 
 
@@ -32,6 +35,16 @@ class RustHandler(Handler):
     call_query = "(call_expression function: (_) @call) (macro_invocation macro: (_) @call)"
     ref_query = "(identifier) @ref (type_identifier) @ref"
     import_query = "(use_declaration) @import"
+    type_query = """
+    (parameter pattern: (_) type: (_)) @tf.param
+    (let_declaration) @tf.local
+    (function_item return_type: (_) @tf.return)
+    (function_signature_item return_type: (_) @tf.return)
+    (field_declaration name: (_) type: (_)) @tf.field
+    (type_parameter) @tf.generic
+    (where_predicate) @tf.generic
+    (type_item) @tf.alias
+    """
     comment_marks = ("//", "/*", "*")
     preamble_marks = ("#[",)
     skip_refs = frozenset({"self", "Self"})
@@ -56,6 +69,37 @@ class RustHandler(Handler):
         if node.type == "trait_item":  # supertraits: `trait A: B + C`
             bounds = node.child_by_field_name("bounds")
             return [_type_path(b, src) for b in bounds.named_children] if bounds is not None else []
+        return []
+
+    def type_facts(self, role: str, node: Node, src: bytes) -> list[tuple[str, str]]:
+        if role == "return":
+            return [("return", _plain_type(node, src))]
+        if role in ("param", "field"):
+            pat = node.child_by_field_name("pattern" if role == "param" else "name")
+            if pat is not None and pat.type == "mut_pattern" and pat.named_child_count:
+                pat = pat.named_children[-1]
+            if pat is None or pat.type not in ("identifier", "field_identifier"):
+                return []
+            return [(text_of(pat, src), _plain_type(node.child_by_field_name("type"), src))]
+        if role == "local":
+            pat = node.child_by_field_name("pattern")
+            if pat is None or pat.type != "identifier":
+                return []
+            typ = node.child_by_field_name("type")
+            if typ is not None:
+                return [(text_of(pat, src), _plain_type(typ, src))]
+            return [(text_of(pat, src), value_type(node.child_by_field_name("value"), src))]
+        if role == "generic":  # `T: Matcher`, `where T: Matcher`: calls on a T are the bound's methods
+            name = node.child_by_field_name("name") or node.child_by_field_name("left")
+            bounds = node.child_by_field_name("bounds")
+            if name is None or bounds is None or name.type != "type_identifier":
+                return []
+            first = next((b for b in bounds.named_children if b.type != "lifetime"), None)
+            return [(text_of(name, src), _type_path(first, src))] if first is not None else []
+        if role == "alias":
+            name = node.child_by_field_name("name")
+            typ = node.child_by_field_name("type")
+            return [(text_of(name, src), _plain_type(typ, src))] if name is not None and typ is not None else []
         return []
 
     def callee(self, node: Node, src: bytes) -> tuple[str, str]:
@@ -104,6 +148,14 @@ class RustHandler(Handler):
         if arg is not None:
             walk(arg, "")
         return out
+
+
+_LIFETIME = re.compile(r"'\w+\s*|&|\b(mut|dyn|impl)\s+")
+
+
+def _plain_type(node: Node | None, src: bytes) -> str:
+    """`&'a mut dyn Foo<T>` -> `Foo<T>`: what method calls on such a value look up."""
+    return compact(_LIFETIME.sub("", text_of(node, src))) if node is not None else ""
 
 
 def _type_name(node: Node, src: bytes) -> str:

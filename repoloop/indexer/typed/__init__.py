@@ -1,0 +1,1 @@
+"""Call resolution by declared types (Go, Rust, JS/TS, Java): see `typed.engine`."""
