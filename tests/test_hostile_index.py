@@ -427,3 +427,30 @@ def test_a_symlinked_state_dir_is_never_followed(tmp_path: Path) -> None:
         assert r.returncode == 2 and "symbolic link" in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.hostile("6: an indexed file swapped for a FIFO before a search renders it")
+@pytest.mark.timeout(120)
+def test_search_never_blocks_on_a_file_swapped_after_indexing(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pay.py").write_text("def charge_card(amount):\n    return amount * 2\n")
+    (repo / "other.py").write_text("def unrelated():\n    return 1\n")
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "repoloop.cli", *args], capture_output=True, text=True,
+                              cwd=root, timeout=60)
+
+    assert cli("index", str(repo), "--no-embed").returncode == 0
+    (repo / "pay.py").unlink()
+    os.mkfifo(repo / "pay.py")
+    r = cli("search", "charge_card", "--repo", str(repo), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    json.loads(r.stdout)
+    r = cli("context", "charge card", "--repo", str(repo), "--budget", "500")
+    assert r.returncode == 0, r.stderr

@@ -120,3 +120,7 @@ def deadline_scope(d: Deadline | None) -> Iterator[Deadline | None]:
         yield d
     finally:
         _current.reset(token)
+
+# A file re-read to render a hit: bigger than any file the indexer keeps (1 MiB by default, more
+# with --max-file-size), small enough that a file swapped since indexing cannot flood memory.
+MAX_HIT_FILE_BYTES = 64 << 20

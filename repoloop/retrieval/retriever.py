@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer.safe_read import read_repo_file
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
 from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.lexical import Lexical
 from repoloop.retrieval.limits import (
+    MAX_HIT_FILE_BYTES,
     Deadline,
     QueryTimeoutError,
     bounded_prefix,
@@ -560,10 +562,10 @@ class HybridRetriever(Retriever):
         return self._counter
 
     def _lines(self, path: str) -> list[str] | None:
-        try:
-            return (self.repo / path).read_text(encoding="utf-8", errors="replace").split("\n")
-        except OSError:
-            return None
+        """A file's current lines, read as the indexer reads (inside the repository, a regular file,
+        bounded, never blocking): it may have been swapped for a FIFO or a symlink since indexing."""
+        data = read_repo_file(str(self.repo / path), str(self.repo.resolve()), MAX_HIT_FILE_BYTES)
+        return data.decode("utf-8", errors="replace").split("\n") if isinstance(data, bytes) else None
 
     def context(self, task: str, budget: int, *, k: int = 30) -> ContextPack:
         from repoloop.retrieval.context import build_context
