@@ -113,8 +113,10 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def poll(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.2, what: str = "condition") -> Any:
-    """Call `check` until it returns something truthy; fail with the last value after `timeout`."""
+def poll(check: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> Any:
+    """Call `check` until it returns something truthy; fail with the last value after `timeout`. The
+    default is generous: a condition met in 0.5 s on an idle machine can take many seconds on a busy
+    one (the suite must pass beside CPU hogs), and a passing poll returns as soon as it holds."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

@@ -194,5 +194,7 @@ def test_a_model_endpoint_that_is_not_there_is_exit_2_fast_and_named(tmp_path: P
     out = json.loads(r.stdout)
     assert r.returncode == 2, (r.returncode, out["reason"])  # "gave up" is 1: this is the environment
     assert out["status"] == "error" and url in out["reason"] and "unreachable" in out["reason"]
-    # the default retries back off for ~15-30 s; an endpoint never reached is retried once
-    assert out["wall_s"] < 8 and took < 60, (out["wall_s"], took)
+    # the default 4 retries back off for 7-15 s (31 s reported); an endpoint never reached is
+    # retried once (counted, not timed: the suite runs on busy machines)
+    assert "after 2 attempts" in out["reason"], out["reason"]
+    assert took < 120, took

@@ -129,9 +129,8 @@ def test_host_loopback_server_is_unreachable(ws):
         with BwrapSandbox(ws, network=True) as sb:
             r = sb.run(["python3", "-c", probe], timeout=20)
             assert r.exit_code == 0 and "connected" in r.stdout, r
-        for _ in range(50):
-            if accepted:
-                break
+        deadline = time.monotonic() + 60  # the server thread may wait for a CPU on a busy machine
+        while not accepted and time.monotonic() < deadline:
             time.sleep(0.05)
         assert accepted == [b"PING"]
     finally:
@@ -149,7 +148,7 @@ def test_timeout_kills_children_and_grandchildren(sb, ws):
     r = sb.run(script, timeout=1.5)
     assert r.timed_out and r.exit_code == 124
     assert "timed out" in r.note
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # killed at its 1.5 s timeout, not after its 1000 s (busy machines: slack)
     assert hb.exists()
     size = hb.stat().st_size
     time.sleep(0.6)
@@ -167,7 +166,7 @@ def test_fork_bomb_is_contained(ws):
         assert r.exit_code != 0
         assert r.timed_out
         assert "process limit 64 reached" in r.note
-        assert time.monotonic() - start < 15
+        assert time.monotonic() - start < 45  # stopped at its 4 s timeout, not its 60 s sleep (busy machines)
         assert _procs_with(token) == []
         # The host is fine and the sandbox still works.
         assert subprocess.run(["true"]).returncode == 0

@@ -196,11 +196,15 @@ def test_serve_watch_loads_the_model_once_across_edits(tmp_path: Path) -> None:
 
         asyncio.run(main())
         assert proc.poll() is None
+        # Search sees a pass's rows once they are stored, before the pass has embedded them and
+        # logged its line: wait for both passes to finish (each edit was written after the previous
+        # one was found, so they are two passes), never stop the server on a count taken too early.
+        poll(lambda: sum("re-indexed" in ln and "pkg/billing.py" in ln for ln in log) >= 2, timeout=180,
+             what="both passes logged")
     finally:
         stop(proc)
     loaded = [ln for ln in log if "embedding model loaded" in ln]
     assert len(loaded) == 1, log
-    assert sum("re-indexed" in ln and "pkg/billing.py" in ln for ln in log) >= 2, log
     assert not any("Traceback" in ln for ln in log), log
 
 
