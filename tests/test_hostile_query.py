@@ -246,7 +246,7 @@ for name, unit in shapes.items():
 """
 
 
-@pytest.mark.hostile("1: 1 MB pathological texts through query analysis")
+@pytest.mark.hostile("5a: 1 MB pathological texts through query analysis")
 @pytest.mark.timeout(300)
 def test_query_analysis_of_a_megabyte_is_linear() -> None:
     """Each shape of 1 MB (runs of path characters, 'a'*N, 'a.'*N, '/'*N, 'x:'*N, digits, frames,
@@ -275,7 +275,7 @@ def test_analysis_of_a_long_text_reads_a_bounded_prefix() -> None:
 
 
 # -- the CLI ----------------------------------------------------------------------------------------
-@pytest.mark.hostile("2: 100k-character query to `repoloop search`")
+@pytest.mark.hostile("5b: 100k-character query to `repoloop search`")
 @pytest.mark.timeout(120)
 def test_cli_search_refuses_an_overlong_query_naming_the_limit(repo: Path) -> None:
     """100k characters (the most one argv string may hold is 128 KiB): a clear error, exit 2."""
@@ -289,7 +289,7 @@ def test_cli_search_refuses_an_overlong_query_naming_the_limit(repo: Path) -> No
     assert out.stdout == ""
 
 
-@pytest.mark.hostile("3: 5,000 characters of 'a' plus a name, under the cap, to `repoloop search`")
+@pytest.mark.hostile("5c: 5,000 characters of 'a' plus a name, under the cap, to `repoloop search`")
 @pytest.mark.timeout(120)
 def test_cli_search_of_a_long_pathological_query_under_the_cap_answers(repo: Path) -> None:
     """Before: the file:line pattern took minutes on 5,000 'a's (1,000 took 2 s, cubic)."""
@@ -299,7 +299,7 @@ def test_cli_search_of_a_long_pathological_query_under_the_cap_answers(repo: Pat
     assert hits and hits[0]["path"] == "pkg/config.py", hits
 
 
-@pytest.mark.hostile("4: 100k-character task to `repoloop context`")
+@pytest.mark.hostile("5d: 100k-character task to `repoloop context`")
 @pytest.mark.timeout(120)
 def test_cli_context_of_an_overlong_task_packs_its_first_part(repo: Path) -> None:
     task = "the configuration parser parse_config fails\n" + (PATHY * 9000)[:100_000]
@@ -316,7 +316,7 @@ def _sdk_params(repo: Path, *extra: str, env: dict[str, str] | None = None) -> S
     return StdioServerParameters(command=args[0], args=args[1:], env=env or _env(), cwd=str(repo))
 
 
-@pytest.mark.hostile("5: 1 MB query to MCP search_code")
+@pytest.mark.hostile("5e: 1 MB query to MCP search_code")
 @pytest.mark.timeout(180)
 def test_mcp_search_of_a_megabyte_is_a_tool_error_and_the_server_keeps_serving(repo: Path) -> None:
     async def main() -> None:
@@ -335,7 +335,7 @@ def test_mcp_search_of_a_megabyte_is_a_tool_error_and_the_server_keeps_serving(r
     asyncio.run(main())
 
 
-@pytest.mark.hostile("6: 1 MB task to MCP get_context")
+@pytest.mark.hostile("5f: 1 MB task to MCP get_context")
 @pytest.mark.timeout(180)
 def test_mcp_context_of_a_megabyte_packs_its_first_part(repo: Path) -> None:
     async def main() -> None:
@@ -350,7 +350,7 @@ def test_mcp_context_of_a_megabyte_packs_its_first_part(repo: Path) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.hostile("7: a long call holds the retriever thread; the deadline stops it")
+@pytest.mark.hostile("5g: a long call holds the retriever thread; the deadline stops it")
 @pytest.mark.timeout(120)
 def test_a_call_past_its_deadline_stops_itself_and_the_next_one_answers(repo: Path) -> None:
     """The host's one retriever thread runs a call that would never end (real searches, one after
@@ -391,7 +391,7 @@ def test_a_call_past_its_deadline_stops_itself_and_the_next_one_answers(repo: Pa
     assert hits and hits[0] == "pkg/util/strings.py" and next_took < 10, (hits, next_took)
 
 
-@pytest.mark.hostile("8: an embeddings endpoint that stops answering holds an MCP call past its deadline")
+@pytest.mark.hostile("5h: an embeddings endpoint that stops answering holds an MCP call past its deadline")
 @pytest.mark.timeout(300)
 def test_mcp_call_past_the_deadline_is_a_tool_error_and_the_next_call_answers(repo: Path, endpoint: Endpoint) -> None:
     """`serve --rerank --query-timeout 5` embeds at query time; the endpoint stalls mid-call. The
@@ -433,7 +433,7 @@ def _stalled_call_running(wire: Wire, endpoint: Endpoint) -> None:
     poll(lambda: endpoint.requests > seen, timeout=30, what="the search waiting on the endpoint")
 
 
-@pytest.mark.hostile("9: the client closes stdin while its call runs")
+@pytest.mark.hostile("5i: the client closes stdin while its call runs")
 @pytest.mark.timeout(240)
 def test_stdio_server_exits_at_stdin_eof_while_a_call_runs(repo: Path, endpoint: Endpoint) -> None:
     with _stdio_server(repo, "--rerank", env=_rerank_env(endpoint)) as (proc, wire):
@@ -467,7 +467,7 @@ time.sleep(600)
 """
 
 
-@pytest.mark.hostile("10: the client dies while its call runs; its stdin stays open elsewhere")
+@pytest.mark.hostile("5j: the client dies while its call runs; its stdin stays open elsewhere")
 @pytest.mark.timeout(240)
 def test_stdio_server_exits_when_its_client_dies_while_a_call_runs(repo: Path, endpoint: Endpoint) -> None:
     """The orphan of the review: the client (the server's parent) is killed, a process it started
@@ -535,7 +535,7 @@ print(json.dumps({"items": items, "search": found, "notes": obs.notes, "tool_cha
 """
 
 
-@pytest.mark.hostile("11: 1 MB task text and search_code query through the agent's retrieval")
+@pytest.mark.hostile("5k: 1 MB task text and search_code query through the agent's retrieval")
 @pytest.mark.timeout(240)
 def test_agent_task_text_and_search_of_a_megabyte_answer(repo: Path) -> None:
     """The agent is unchanged: its task text is packed from its first part, its search of 1 MB is
