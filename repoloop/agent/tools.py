@@ -256,7 +256,10 @@ class Toolbox:
             stop = min(end, start + max_lines - 1, len(lines))
             body = "\n".join(f"{i:>5}  {lines[i - 1]}" for i in range(start, stop + 1))
             more = f"\n[... {end - stop} more lines; use read_file]" if end > stop else ""
-            out.append(f"{head}\n{body}{more}")
+            from repoloop.retrieval.graph import neighbour_lines  # noqa: PLC0415 - numpy only when used
+
+            graph = "".join(f"\n{x}" for x in neighbour_lines(d, indent=""))
+            out.append(f"{head}\n{body}{more}{graph}")
         return "\n\n".join(out)
 
     def _grep(self, pattern: str, k: int, *, regex: bool = False) -> str:

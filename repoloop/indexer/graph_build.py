@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -127,15 +128,17 @@ def update_edges(
     else:
         new_iface = {p: _interface(conn, files[p][0]) for p in changed}
         redo = set(changed)
-        names, stems = set(), set()
+        names, stems, chained = set(), set(), set()
         old_ifaces = _old_interfaces(conn, changed | deleted)
         for p in changed | deleted:
             old = old_ifaces.get(p)
             new = new_iface.get(p)
             names |= _trigger_names(old, new)
+            chained |= _type_fact_names(old or {}, new or {})
             if old is None or new is None:
                 stems |= _stems(p)
         redo |= _files_referring(conn, names, stems)
+        redo |= _files_chaining(conn, chained)
         redo |= _files_with_dangling_edges(conn, resolver, old_ifaces, deleted)
         if packages_moved:
             redo |= {p for (p,) in conn.execute(
@@ -177,7 +180,7 @@ def update_edges(
             resolver = None  # type: ignore[assignment]  # free the whole-repo tables before the interfaces
             iface_rows: Iterable[tuple[str, str, str]] = _all_interface_rows(conn, files)
         else:
-            empty = {"defs": [], "imports": [], "bases": []}
+            empty = {"defs": [], "imports": [], "bases": [], "types": []}
             iface_rows = [(p, files[p][1], json.dumps(new_iface.get(p, empty))) for p in changed]
         conn.executemany("INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)", iface_rows)
         moved = full or _edges_moved(conn, sums, deleted, built)
@@ -294,7 +297,19 @@ def _interface(conn: sqlite3.Connection, file_id: int) -> dict:
             "SELECT scope, full FROM refs WHERE file_id=? AND kind='inherit'", (file_id,)
         )
     )
-    return {"defs": defs, "imports": imports, "bases": bases}
+    types = sorted(
+        [n, sc or "", ro, fu] for n, sc, ro, fu in conn.execute(
+            "SELECT name, scope, module, full FROM refs WHERE file_id=? AND kind='type'", (file_id,)
+        ) if _shared_type_fact(sc, ro)
+    )
+    return {"defs": defs, "imports": imports, "bases": bases, "types": types}
+
+
+def _shared_type_fact(scope: str | None, role: str | None) -> bool:
+    """Declared types other files' resolution reads: fields, results, aliases, type parameters and
+    file-level variables; a function's parameters and locals matter to its own file only."""
+    base = (role or "").partition(":")[0]
+    return base not in ("param", "local") or scope is None
 
 
 def _all_interface_rows(conn: sqlite3.Connection, files: dict[str, tuple[int, str]],
@@ -306,7 +321,7 @@ def _all_interface_rows(conn: sqlite3.Connection, files: dict[str, tuple[int, st
     for i in range(0, len(by_id), batch):
         part = by_id[i:i + batch]
         lo, hi = part[0][0], part[-1][0]
-        out: dict[int, dict] = {fid: {"defs": [], "imports": [], "bases": []} for fid, _p, _h in part}
+        out: dict[int, dict] = {fid: {"defs": [], "imports": [], "bases": [], "types": []} for fid, _p, _h in part}
         for fid, n, q, k, p in conn.execute(
             "SELECT file_id, name, qualname, kind, parent FROM symbols WHERE file_id BETWEEN ? AND ?", (lo, hi)
         ):
@@ -323,6 +338,12 @@ def _all_interface_rows(conn: sqlite3.Connection, files: dict[str, tuple[int, st
         ):
             if fid in out:
                 out[fid]["bases"].append([sc or "", fu])
+        for fid, n, sc, ro, fu in conn.execute(
+            "SELECT file_id, name, scope, module, full FROM refs WHERE file_id BETWEEN ? AND ? AND kind='type'",
+            (lo, hi),
+        ):
+            if fid in out and _shared_type_fact(sc, ro):
+                out[fid]["types"].append([n, sc or "", ro, fu])
         for fid, p, h in part:
             iface = out.pop(fid)
             for v in iface.values():
@@ -345,7 +366,22 @@ def _trigger_names(old: dict | None, new: dict | None) -> set[str]:
         names.add(n)
     if {tuple(b) for b in old["bases"]} != {tuple(b) for b in new["bases"]}:
         names |= {d[0] for d in od | nd}  # members reachable through changed bases
+    names |= _type_fact_names(old, new)
     return names
+
+
+def _type_fact_names(old: dict, new: dict) -> set[str]:
+    """Names whose uses may resolve differently because a declared type changed: the field, result
+    or alias itself and the name of its owner (a struct, a function)."""
+    ot = {tuple(t) for t in old.get("types", [])}
+    nt = {tuple(t) for t in new.get("types", [])}
+    out: set[str] = set()
+    for name, scope, _role, _full in ot ^ nt:
+        if not name.startswith("return"):
+            out.add(name)
+        if scope:
+            out.add(re.split(r"::|\.|/", scope)[-1])
+    return out
 
 
 def _stems(path: str) -> set[str]:
@@ -373,6 +409,17 @@ def _files_referring(conn: sqlite3.Connection, names: set[str], stems: set[str])
             text = f"{module or ''} {full or ''}"
             if any(s in text for s in stems):
                 out.add(fid_path)
+    return out
+
+
+def _files_chaining(conn: sqlite3.Connection, names: set[str]) -> set[str]:
+    """Files whose call chains or initializers go through one of `names` (`h.pool.Get()` reads
+    the type of field pool): a substring match over those references' text, a superset."""
+    out: set[str] = set()
+    for n in sorted(names):
+        out |= {r[0] for r in conn.execute(
+            "SELECT DISTINCT f.path FROM refs r JOIN files f ON f.id=r.file_id"
+            " WHERE r.kind IN ('call', 'type') AND instr(r.full, ?) > 0", (n,))}
     return out
 
 

@@ -50,6 +50,7 @@ _CLASS_SCOPE_HIDDEN = frozenset({"python", "js", "go", "rust"})
 # Families whose unresolved bare names fall back to a unique name in the repo (and its weight).
 _FALLBACK = {"c": 1.0, "cs": 1.0, "ruby": 1.0, "php": 1.0, "java": 1.0, "js": 0.5, "rust": 0.5}
 _VALUE_KINDS = frozenset({"variable", "constant", "field"})
+_BOUND_KINDS = _VALUE_KINDS | {"module"}  # defined here, but an import says what the name is
 _PY_BUILTINS = frozenset(dir(builtins))
 _SPLIT = re.compile(r"::|->|\.|\\")
 _IDENT = re.compile(r"^[A-Za-z_$@][\w$]*$")
@@ -208,7 +209,8 @@ class Resolver:
         if f.module and f.language in _MODULE_PREFIXED:
             q = f"{f.module}{sep}{name}"
             # `const h = require('./h')` defines a variable h, but the import says what it is
-            if q in self.defs and not (name in imp.bindings and self.defs[q].kind in _VALUE_KINDS):
+            # (and Rust's `mod x;` defines a module symbol, but the file it declares is what x names)
+            if q in self.defs and not (name in imp.bindings and self.defs[q].kind in _BOUND_KINDS):
                 return q, False
         else:
             for q in self.file_syms.get(f.id, ()):

@@ -159,12 +159,13 @@ def _mod_file(by_path: dict[str, int], path: str, names: tuple[str, ...]) -> int
     where dir is path's directory for lib.rs/main.rs/mod.rs and path without `.rs` otherwise."""
     d, base = posixpath.split(path)
     stem = posixpath.splitext(base)[0]
-    root = d if stem in ("lib", "main", "mod") else posixpath.join(d, stem)
-    rel = "/".join(names)
-    for c in (f"{root}/{rel}.rs", f"{root}/{rel}/mod.rs"):
-        fid = by_path.get(c.lstrip("/"))
-        if fid is not None:
-            return fid
+    roots = [d] if stem in ("lib", "main", "mod") else [posixpath.join(d, stem), d]  # d: a crate root
+    rel = "/".join(names)                                                        # such as tests/tests.rs
+    for root in roots:
+        for c in (f"{root}/{rel}.rs", f"{root}/{rel}/mod.rs"):
+            fid = by_path.get(c.lstrip("/"))
+            if fid is not None:
+                return fid
     return None
 
 

@@ -74,8 +74,9 @@ class Retriever:
     def context(self, task: str, budget: int) -> ContextPack:
         raise NotImplementedError
 
-    def definitions(self, name: str) -> list[dict]:
-        """DESIGN's `symbol` JSON definitions: qualname, kind, path, start_line, end_line, signature, doc."""
+    def definitions(self, name: str, *, neighbours: int = 0) -> list[dict]:
+        """DESIGN's `symbol` JSON definitions: qualname, kind, path, start_line, end_line, signature, doc;
+        with `neighbours` > 0 also `callers` and `callees` (each with its `confidence`)."""
         raise NotImplementedError
 
     def repo_map(self, budget: int = 1024, focus: tuple[str, ...] = ()) -> str:

@@ -338,12 +338,45 @@ def _module_of(conn: sqlite3.Connection, path: str) -> str | None:
 def callers(store: IndexStore, qualname: str, depth: int = 1, *, kinds: tuple[str, ...] = CALL_KINDS
             ) -> list[dict]:
     """Who calls `qualname`: [{"qualname" (caller; the module for top-level code), "path", "line"
-    (of the call), "depth", "weight" (1 = certain, less = one of several same-named candidates)}]."""
+    (of the call), "depth", "weight" (1 = certain, less = one of several same-named candidates),
+    "confidence" ("high" or "low", see `confidence`)}]."""
     out = []
     for level, other, _via, line, w, path in _walk(store, f"s:{qualname}", depth, kinds, forward=False):
         q = other[2:] if other.startswith("s:") else _module_of(store.conn, path)
-        out.append({"qualname": q, "path": path, "line": line, "depth": level, "weight": round(w, 4)})
+        out.append({"qualname": q, "path": path, "line": line, "depth": level, "weight": round(w, 4),
+                     "confidence": confidence(w)})
     return out
+
+
+def confidence(weight: float) -> str:
+    """"high": resolved by what the code declares (imports, scopes, declared types); "low": one of
+    several same-named candidates, or a name matched without knowing the receiver's type."""
+    return "high" if weight >= 1.0 else "low"
+
+
+NEIGHBOURS = 15  # callers and callees a symbol tool (MCP get_symbol, the agent's) shows per definition
+
+
+def neighbour_lines(d: dict, indent: str = "    ") -> list[str]:
+    """`calls:` / `called by:` lines for a definition that carries `callees`/`callers`; guesses
+    are marked `(guess)`, so a reader can tell them from edges the code declares."""
+    out: list[str] = []
+    for key, title in (("callees", "calls"), ("callers", "called by")):
+        items = d.get(key) or []
+        if items:
+            names = [f"{x.get('qualname') or x.get('path')}" + ("" if x.get("confidence") == "high" else " (guess)")
+                     for x in items]
+            out.append(f"{indent}{title}: " + ", ".join(names))
+    return out
+
+
+def neighbours(store: IndexStore, qualname: str, limit: int = 20) -> dict[str, list[dict]]:
+    """Direct callers and callees of one symbol for a symbol tool: certain edges first, then
+    guesses, each list cut at `limit`."""
+    def top(items: list[dict]) -> list[dict]:
+        return sorted(items, key=lambda d: (d["confidence"] != "high", -d["weight"]))[:limit]
+
+    return {"callers": top(callers(store, qualname)), "callees": top(callees(store, qualname))}
 
 
 def callees(store: IndexStore, qualname: str, depth: int = 1, *, kinds: tuple[str, ...] = CALL_KINDS
@@ -361,7 +394,7 @@ def callees(store: IndexStore, qualname: str, depth: int = 1, *, kinds: tuple[st
             (q,),
         ).fetchone()
         out.append({"qualname": q, "path": row[0] if row else None, "line": row[1] if row else None,
-                    "call_line": line, "depth": level, "weight": round(w, 4)})
+                    "call_line": line, "depth": level, "weight": round(w, 4), "confidence": confidence(w)})
     return out
 
 

@@ -612,10 +612,18 @@ class HybridRetriever(Retriever):
                 break
         return "\n".join(out)
 
-    def definitions(self, name: str) -> list[dict]:
+    def definitions(self, name: str, *, neighbours: int = 0) -> list[dict]:
+        """Definitions of `name`; with `neighbours` > 0 each also lists up to that many direct
+        callers and callees from the graph (each with its `confidence`)."""
         from repoloop.indexer.lookup import find_definitions
 
-        return find_definitions(self.store, name)
+        defs = find_definitions(self.store, name)
+        if neighbours > 0:
+            from repoloop.retrieval.graph import neighbours as graph_neighbours
+
+            for d in defs[:6]:
+                d.update(graph_neighbours(self.store, d["qualname"], neighbours))
+        return defs
 
     def outline(self, path: str) -> dict:
         from repoloop.indexer.lookup import outline

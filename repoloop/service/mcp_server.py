@@ -23,16 +23,21 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,  # pydantic needs this one before Python 3.12
+)
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
-from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+from typing_extensions import TypedDict
 
 from repoloop.errors import RepoloopError
 from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.graph import NEIGHBOURS, neighbour_lines
 from repoloop.retrieval.limits import DEFAULT_QUERY_TIMEOUT_S
 from repoloop.service.host import RetrieverHost
 
@@ -63,6 +68,16 @@ class SearchResults(TypedDict):
     results: list[Hit]
 
 
+class Neighbour(TypedDict):
+    qualname: str | None
+    path: str | None
+    line: int | None
+    depth: int
+    weight: float
+    confidence: str  # "high": by what the code declares; "low": a name-only guess
+    call_line: NotRequired[int | None]
+
+
 class Definition(TypedDict):
     qualname: str
     kind: str
@@ -71,6 +86,8 @@ class Definition(TypedDict):
     end_line: int
     signature: str | None
     doc: str | None
+    callers: NotRequired[list[Neighbour]]
+    callees: NotRequired[list[Neighbour]]
 
 
 class SymbolResult(TypedDict):
@@ -153,8 +170,9 @@ class RepoTools:
         self,
         name: Annotated[str, Field(min_length=1, description="a bare or qualified name, e.g. parse or pkg.mod.Class.parse")],
     ) -> Annotated[CallToolResult, SymbolResult]:
-        """Where a symbol is defined: path, lines, kind, qualified name, signature, docstring."""
-        defs = await self._ask(lambda r: r.definitions(name))
+        """Where a symbol is defined: path, lines, kind, qualified name, signature, docstring, and
+        its direct callers and callees from the graph (guesses marked `confidence: low`)."""
+        defs = await self._ask(lambda r: r.definitions(name, neighbours=NEIGHBOURS))
         if not defs:
             raise ToolError(f"no symbol named {name!r} in the index")
         lines = []
@@ -164,6 +182,7 @@ class RepoTools:
                 lines.append(f"    {d['signature']}")
             if d.get("doc"):
                 lines.append("    " + d["doc"].strip().replace("\n", "\n    "))
+            lines += neighbour_lines(d)
         return _result("\n".join(lines), {"definitions": defs})
 
     async def get_context(

@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repoloop.indexer.import_resolve import FileInfo, _rust_use
 from repoloop.indexer.typed.langs import PARSERS, PASS, UNWRAP
@@ -44,16 +44,19 @@ class Mod:
 @dataclass(frozen=True, slots=True)
 class Sym:  # a function or method, not called yet
     q: str
+    ctx: int = -1  # a file id of the crate q was found from (Rust qualnames repeat across crates)
 
 
 @dataclass(frozen=True, slots=True)
 class Inst:  # a value of a repository type
     q: str
+    ctx: int = -1
 
 
 @dataclass(frozen=True, slots=True)
 class Static:  # the type itself: `T::new`, `Foo.create`
     q: str
+    ctx: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class TypeFlow:
         self.r = resolver
         self._facts: dict[int, dict[str | None, dict[str, list[tuple[int, str, str]]]]] = {}
         self._types: dict[tuple[int, str | None, str], State] = {}
+        self._dups: dict[str, list[Any]] | None = None
 
     # -- facts ------------------------------------------------------------------------------------
     def facts(self, fid: int) -> dict[str | None, dict[str, list[tuple[int, str, str]]]]:
@@ -229,17 +233,19 @@ class TypeFlow:
             if seg.cast:
                 state = self._type(f.id, scope, seg.name, depth + 1)
             elif i:
-                state = self._member(f, state, seg.name, depth)
+                state = self._member(f, state, seg.name, depth, bool(seg.ops) and seg.ops[0] == "()")
             for op in seg.ops:
+                if state is None:
+                    return None, None, False
                 if op == "()":
                     target, state = self._call(state, depth)
                 elif op == "[]":
-                    state = self._elem(state, depth)
+                    target, state = None, self._elem(state, depth)
                 elif op == "?":
-                    state = self._elem(state, depth) if isinstance(state, Ext) else state
-            if state is None:
+                    target, state = None, self._elem(state, depth) if isinstance(state, Ext) else state
+            if state is None and i < len(segs) - 1:
                 return None, None, False
-        return target, state, True
+        return target, state, state is not None
 
     def _expr(self, f: FileInfo, scope: str | None, text: str, line: int | None, depth: int) -> State:
         """The type of an initializer chain (`=pkg.New()`), evaluated where it was written."""
@@ -254,7 +260,7 @@ class TypeFlow:
             segs[-1].ops.pop()
             _t, state, _ok = self._eval(f, scope, segs, line, depth + 1)
             if isinstance(state, Sym):
-                return self._result(state.q, depth, f"return{nth}")
+                return self._result(state.q, depth, f"return{nth}", state.ctx)
             return EXT if isinstance(state, Ext) else None
         _t, state, _ok = self._eval(f, scope, segs, line, depth + 1)
         if awaited and isinstance(state, Ext):
@@ -268,10 +274,10 @@ class TypeFlow:
             cls = r.enclosing_class(scope)
             if cls is None:
                 return None
-            return Inst(self._impl_type(cls))
+            return Inst(cls, f.id)
         if name == "Self" and f.family == "rust":
             cls = r.enclosing_class(scope)
-            return Static(cls) if cls is not None else None
+            return Static(cls, f.id) if cls is not None else None
         if name in ("super", "base", "parent"):
             return None
         # parameters and locals, innermost function first (closures see their enclosing function's)
@@ -287,7 +293,7 @@ class TypeFlow:
         if f.family == "java":  # a field of this class (or a base) used by its bare name
             cls = r.enclosing_class(scope)
             if cls is not None:
-                st = self._field(cls, name, depth)
+                st = self._field(cls, name, depth, f.id)
                 if st is not None:
                     return st
         hit = r.lookup(f, scope, name)
@@ -299,7 +305,7 @@ class TypeFlow:
         target, is_module = hit
         if is_module:
             return Mod(target, (f.family, target) in r.repo.modules or self._rust_module(f, target))
-        return self._symbol(target, depth)
+        return self._symbol(target, depth, f.id)
 
     def _unknown_name(self, f: FileInfo, name: str) -> State:
         """A name nothing declares: a builtin of the language, else unknown."""
@@ -310,18 +316,18 @@ class TypeFlow:
         tree = self.r.repo.rust
         return f.family == "rust" and tree is not None and target in tree.modules.values()
 
-    def _symbol(self, q: str, depth: int) -> State:
+    def _symbol(self, q: str, depth: int, ctx: int = -1) -> State:
         """What a name bound to symbol q is, as the head or a member of a chain."""
-        info = self.r.defs.get(q)
+        info = self._info(q, ctx)
         if info is None:
             return EXT  # imported from outside the repository
         if info.kind in _FUNCS or info.kind == "macro":
-            return Sym(q)
+            return Sym(q, ctx)
         if info.kind == "type":
-            alias = self._alias(q, depth)
-            return alias if alias is not None else Static(q)
+            alias = self._alias(q, depth, ctx)
+            return alias if alias is not None else Static(q, info.file_id)
         if info.kind in _CLASSY:
-            return Static(q)
+            return Static(q, info.file_id)
         if info.kind in _VALUES:
             name = q.rsplit(self.r.repo.by_id[info.file_id].sep, 1)[-1]
             got = self._fact(info.file_id, info.parent, name, _VAR_ROLES, None)
@@ -330,18 +336,20 @@ class TypeFlow:
             return Mod(q, True)
         return None
 
-    def _alias(self, q: str, depth: int) -> State:
+    def _alias(self, q: str, depth: int, ctx: int = -1) -> State:
         """`type Range = Match`: the aliased type (as a type, not a value)."""
-        info = self.r.defs[q]
+        info = self._info(q, ctx)
+        if info is None:
+            return None
         name = q.rsplit(self.r.repo.by_id[info.file_id].sep, 1)[-1]
         got = self._fact(info.file_id, q, name, _ALIAS_ROLES, None)
         if got is None:
             return None
         st = self._type(info.file_id, info.parent, got[1], depth + 1)
-        return Static(st.q) if isinstance(st, Inst) else st
+        return Static(st.q, st.ctx) if isinstance(st, Inst) else st
 
     # -- steps ------------------------------------------------------------------------------------
-    def _member(self, f: FileInfo, state: State, name: str, depth: int) -> State:
+    def _member(self, f: FileInfo, state: State, name: str, depth: int, called: bool = True) -> State:
         r = self.r
         if state is None or isinstance(state, Sym):
             return None
@@ -359,21 +367,26 @@ class TypeFlow:
             q = f"{state.prefix}{f.sep}{name}"
             found = r.chase(q, f.sep)
             if found is not None:
-                return self._symbol(found, depth)
+                return self._symbol(found, depth, f.id)
             if (f.family, q) in r.repo.modules:
                 return Mod(q, True)
             return None
         sep = self._sep(state.q)
+        ctx = state.ctx
         if isinstance(state, Static):
             m = r.member(state.q, name, sep)
-            return self._symbol(m, depth) if m is not None else self._method_elsewhere(state.q, name) or EXT
+            return self._symbol(m, depth, ctx) if m is not None else self._method_elsewhere(state.q, name) or EXT
+        if not called:  # `self.stats.add()`: a field before a same-named getter method
+            st = self._field(state.q, name, depth, ctx)
+            if st is not None:
+                return st
         m = r.member(state.q, name, sep)
         if m is not None:
-            info = r.defs.get(m)
+            info = self._info(m, ctx)
             if info is not None and info.kind in _VALUES:
-                return self._symbol(m, depth)
-            return Sym(m)
-        st = self._field(state.q, name, depth)
+                return self._symbol(m, depth, ctx)
+            return Sym(m, ctx)
+        st = self._field(state.q, name, depth, ctx) if called else None
         if st is not None:
             return st
         elsewhere = self._method_elsewhere(state.q, name)
@@ -383,9 +396,9 @@ class TypeFlow:
 
     def _call(self, state: State, depth: int) -> tuple[str | None, State]:
         if isinstance(state, Sym):
-            return state.q, self._result(state.q, depth)
+            return state.q, self._result(state.q, depth, "return", state.ctx)
         if isinstance(state, Static):
-            return state.q, Inst(state.q)
+            return state.q, Inst(state.q, state.ctx)
         if isinstance(state, Ext):
             if state.unwrap:
                 return None, self._elem(Ext(state.elem), depth)
@@ -396,7 +409,7 @@ class TypeFlow:
 
     def _elem(self, state: State, depth: int) -> State:
         if isinstance(state, Inst):  # `type Pool []*Upstream`: pool[i]
-            info = self.r.defs.get(state.q)
+            info = self._info(state.q, state.ctx)
             if info is None:
                 return None
             name = state.q.rsplit(self.r.repo.by_id[info.file_id].sep, 1)[-1]
@@ -412,21 +425,21 @@ class TypeFlow:
             return self._type(fid, scope, text, depth + 1) if text else None
         return None
 
-    def _result(self, q: str, depth: int, which: str = "return") -> State:
-        info = self.r.defs.get(q)
+    def _result(self, q: str, depth: int, which: str = "return", ctx: int = -1) -> State:
+        info = self._info(q, ctx)
         if info is None:
             return None
         if info.kind in _CLASSY:
-            return Inst(q)  # a conversion `T(x)`, a tuple struct `T(x)`
+            return Inst(q, info.file_id)  # a conversion `T(x)`, a tuple struct `T(x)`
         got = self._fact(info.file_id, q, which, _RETURN_ROLES, None)
         if got is None:
             fam = self.r.repo.by_id[info.file_id].family
             return EXT if fam == "go" else None  # a Go function without results returns nothing
         return self._type(info.file_id, q, got[1], depth + 1)
 
-    def _field(self, cls: str, name: str, depth: int) -> State:
+    def _field(self, cls: str, name: str, depth: int, ctx: int = -1) -> State:
         for c in self.r.mro(cls):
-            info = self.r.defs.get(c)
+            info = self._info(c, ctx)
             if info is None:
                 continue
             got = self._fact(info.file_id, c, name, _FIELD_ROLES, None)
@@ -490,7 +503,7 @@ class TypeFlow:
                 s = info.parent
             if head == "Self" and f.family == "rust":
                 cls = r.enclosing_class(scope)
-                return Inst(self._impl_type(cls)) if cls is not None else None
+                return Inst(cls, fid) if cls is not None else None
         if f.family == "rust" and r.repo.rust is not None and len(te.parts) > 1:
             got = _rust_use(r.repo.rust, f, scope, list(te.parts))
             if got is not None:
@@ -498,7 +511,7 @@ class TypeFlow:
                 if pos is None:
                     return EXT
                 q = r.chase("::".join([r.repo.rust.prefix(pos), *rest]), "::")
-                return self._as_instance(q, depth)
+                return self._as_instance(q, depth, fid)
         hit = r.lookup(f, scope, head)
         if hit is None:
             return None
@@ -508,34 +521,65 @@ class TypeFlow:
             if not in_repo:
                 return EXT
             q = r.chase(f.sep.join([target, *te.parts[1:]]), f.sep)
-            return self._as_instance(q, depth)
+            return self._as_instance(q, depth, fid)
         if target not in r.defs:
             return EXT
         q = target
         if len(te.parts) > 1:
             q = r.chase(f.sep.join([target, *te.parts[1:]]), f.sep) or ""
-        return self._as_instance(q or None, depth)
+        return self._as_instance(q or None, depth, fid)
 
-    def _as_instance(self, q: str | None, depth: int) -> State:
+    def _as_instance(self, q: str | None, depth: int, ctx: int = -1) -> State:
         if q is None:
             return None
-        info = self.r.defs.get(q)
+        info = self._info(q, ctx)
         if info is None:
             return None
         if info.kind == "type":
-            alias = self._alias(q, depth)
+            alias = self._alias(q, depth, ctx)
             if isinstance(alias, Static):
-                return Inst(alias.q)
+                return Inst(alias.q, alias.ctx)
             if alias is not None:
                 return alias
-        return Inst(q) if info.kind in _CLASSY else None
+        return Inst(q, info.file_id) if info.kind in _CLASSY else None
 
-    def _impl_type(self, cls: str) -> str:
-        return cls
+    def _info(self, q: str, ctx: int) -> Any:
+        """q's definition, from the crate of file `ctx` where a Rust qualname repeats in several
+        crates of a workspace (`crate::Error`)."""
+        info = self.r.defs.get(q)
+        tree = self.r.repo.rust
+        if info is None or ctx < 0 or tree is None:
+            return info
+        if self._dups is None:
+            self._dups = _repeated_rust_qualnames(self.r.conn)
+        alts = self._dups.get(q)
+        if not alts:
+            return info
+        want = tree.root(ctx)
+        for alt in alts:
+            if tree.root(alt.file_id) == want:
+                return alt
+        return info
 
     def _sep(self, q: str) -> str:
         info = self.r.defs.get(q)
         return self.r.repo.by_id[info.file_id].sep if info is not None else "."
+
+
+def _repeated_rust_qualnames(conn: Any) -> dict[str, list[Any]]:
+    """Rust qualnames defined in more than one file: each definition (a struct before its impl)."""
+    from repoloop.indexer.resolve import SymInfo
+
+    out: dict[str, list[Any]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for q, fid, kind, parent in conn.execute(
+            "SELECT s.qualname, s.file_id, s.kind, s.parent FROM symbols s WHERE s.qualname IN ("
+            " SELECT s2.qualname FROM symbols s2 JOIN files f ON f.id=s2.file_id WHERE f.language='rust'"
+            " GROUP BY s2.qualname HAVING count(DISTINCT s2.file_id) > 1) ORDER BY s.kind='impl', s.id"):
+        if (q, fid) not in seen:
+            seen.add((q, fid))
+            out[q].append(SymInfo(kind, fid, parent))
+    return dict(out)
 
 
 _LOCAL_ROLES = frozenset({"param", "local"})
