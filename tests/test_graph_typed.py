@@ -457,3 +457,20 @@ def test_symbol_tools_show_the_same_callers_and_callees(tmp_path):
     tool = Toolbox(root, runner=None, search=obs).call("get_symbol", json.dumps({"name": "guess"}))  # type: ignore[arg-type]
     assert "calls: proxy.Upstream.Available (guess)" in tool.output  # a name-only edge, marked
     obs.close()
+
+
+def test_go_deps_shows_each_imported_package_once(tmp_path, capsys):
+    files = {"go.mod": "module example.com/m\n\ngo 1.22\n",
+             "main.go": 'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/m/store"\n)\n\nfunc main() { fmt.Println(store.A()) }\n',
+             **{f"store/{n}.go": f"package store\n\nfunc {n.upper()}() int {{ return 1 }}\n" for n in "abc"}}
+    root = write_repo(tmp_path / "repo", files)
+    store = index_dir(root)
+    d = graph.deps(store, "main.go")
+    assert d["packages"] == [{"package": "store", "line": 6, "files": ["store/a.go", "store/b.go", "store/c.go"]}]
+    assert len(d["imports"]) == 3  # the files stay in `imports` for JSON readers
+    store.close()
+    assert cli_main(["deps", "main.go", "--repo", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "store/ (3 files):6" in out and "store/a.go" not in out
+    assert cli_main(["deps", "main.go", "--files", "--repo", str(root)]) == 0
+    assert "store/b.go:6" in capsys.readouterr().out

@@ -16,6 +16,8 @@ DEFAULT_MAP_BUDGET = 1024
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deps", help="what a file imports and what imports it")
     p.add_argument("file", metavar="FILE", help="a file of the repository (relative to the repo or the cwd)")
+    p.add_argument("--files", action="store_true",
+                   help="Go: list every file of each imported package (default: each package once)")
     add_repo_args(p)
     p.set_defaults(func=cmd_deps)
 
@@ -64,9 +66,15 @@ def cmd_deps(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     print(f"{data['path']}")
-    print(f"imports ({len(data['imports'])}):")
-    for d in data["imports"]:
-        print(f"  {d['path']}:{d['line']}")
+    packages = data.get("packages")
+    if packages is not None and not args.files:  # Go: a package once, its files with --files
+        print(f"imports ({len(packages)} packages, {len(data['imports'])} files; --files lists them):")
+        for g in packages:
+            print(f"  {g['package'] or '.'}/ ({len(g['files'])} files):{g['line']}")
+    else:
+        print(f"imports ({len(data['imports'])}):")
+        for d in data["imports"]:
+            print(f"  {d['path']}:{d['line']}")
     print(f"imported by ({len(data['imported_by'])}):")
     for d in data["imported_by"]:
         print(f"  {d['path']}:{d['line']}")

@@ -12,6 +12,7 @@ graph generation counter, so `repoloop map` without focus does not load the grap
 from __future__ import annotations
 
 import json
+import posixpath
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -405,7 +406,8 @@ def references(store: IndexStore, qualname: str, depth: int = 1) -> list[dict]:
 
 def deps(store: IndexStore, path: str) -> dict:
     """What a file imports and what imports it: {"path", "imports": [{"path", "line"}],
-    "imported_by": [{"path", "line"}], "unresolved": [module names outside the repo]}."""
+    "imported_by": [{"path", "line"}], "unresolved": [module names outside the repo]}; a Go file
+    also gets "packages": its imports grouped by package (`_go_packages`)."""
     from repoloop.indexer.import_resolve import ImportRef, resolve_imports
     from repoloop.indexer.resolve import repo_files
 
@@ -424,4 +426,18 @@ def deps(store: IndexStore, path: str) -> dict:
             (me.id,),
         ).fetchall()
         unresolved = resolve_imports(repo, me, [ImportRef(*r) for r in rows]).unresolved
-    return {"path": path, "imports": imports, "imported_by": imported_by, "unresolved": unresolved}
+    out = {"path": path, "imports": imports, "imported_by": imported_by, "unresolved": unresolved}
+    if me is not None and me.family == "go":
+        out["packages"] = _go_packages(imports)
+    return out
+
+
+def _go_packages(imports: list[dict]) -> list[dict]:
+    """A Go file imports packages, and a package is all the files of its directory: the imports
+    grouped by directory, `{"package", "line", "files"}`, in import order."""
+    groups: dict[str, dict] = {}
+    for d in imports:
+        pkg = posixpath.dirname(d["path"])
+        g = groups.setdefault(pkg, {"package": pkg, "line": d["line"], "files": []})
+        g["files"].append(d["path"])
+    return sorted(groups.values(), key=lambda g: (g["line"] or 0, g["package"]))
