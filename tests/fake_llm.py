@@ -44,6 +44,8 @@ class Reply:
     trickle_headers: bool = False  # ... the status line and headers too
     drop: bool = False  # close the connection without answering
     close: bool = False  # answer, then close the connection (no keep-alive: the next request reconnects)
+    finish_reason: str | None = None  # default: "tool_calls" with calls, else "stop"; "length": cut at the limit
+    cached_tokens: int | None = None  # reported as usage.prompt_tokens_details.cached_tokens
 
 
 def text(content: str, **kw: Any) -> Reply:
@@ -197,9 +199,11 @@ class FakeLLM:
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if tool_calls:
             message["tool_calls"] = tool_calls
-        usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                 "total_tokens": reply.prompt_tokens + reply.completion_tokens}
-        finish = "tool_calls" if tool_calls else "stop"
+        usage: dict[str, Any] = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                                 "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+        if reply.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+        finish = reply.finish_reason or ("tool_calls" if tool_calls else "stop")
         full = {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
         chunks: list[dict] = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = 2  # system, task
+OBSERVATION_PREFIX = "Output of "  # a text-mode tool result (repoloop.agent.textmode.observation)
 MAX_REPLY_KEEP = 20_000  # characters of an assistant message's text, and of each call's arguments
 
 
@@ -76,7 +77,10 @@ class Conversation:
         if self.tokens() > limit:  # huge recent outputs: shorten all but the newest
             shortened = 0
             for m in self.messages[keep:-1]:
-                if m.get("role") == "tool" and len(m.get("content") or "") > 2_000:
+                # tool results: `tool` messages (native) or the user messages that carry them (text mode);
+                # and what the model said (a text-mode action holds its arguments there)
+                long = len(m.get("content") or "") > 2_000
+                if long and (m.get("role") in ("tool", "assistant") or _is_observation(m)):
                     m["content"] = m["content"][:1_000] + "\n[... shortened to fit the context limit ...]"
                     shortened += 1
                 for tc in m.get("tool_calls") or []:
@@ -87,6 +91,11 @@ class Conversation:
                 self.compactions += 1
                 done = (done + "\n" if done else "") + f"shortened {shortened} earlier tool outputs"
         return done
+
+
+def _is_observation(m: dict[str, Any]) -> bool:
+    c = m.get("content")
+    return m.get("role") == "user" and isinstance(c, str) and c.startswith(OBSERVATION_PREFIX)
 
 
 def summarize(messages: list[dict]) -> str:

@@ -84,6 +84,8 @@ class LLMReply:
     seconds: float  # wall time in the model, retries and backoff included
     attempts: int = 1
     errors: list[str] = field(default_factory=list)  # what failed before the attempt that worked
+    finish_reason: str | None = None  # "length": the server cut the reply at the output limit
+    timings: dict[str, float] | None = None  # the server's own timings where it sends them (llama.cpp)
 
     def message(self) -> dict[str, Any]:
         """The assistant message to append to the conversation."""
@@ -98,9 +100,12 @@ class LLMError(RepoloopError):
     """The model endpoint failed for good (after retries) or refused the request."""
 
     def __init__(self, message: str, *, attempts: int = 1, errors: list[str] | None = None,
-                 seconds: float = 0.0, unreachable: bool = False) -> None:
+                 seconds: float = 0.0, unreachable: bool = False, tools_rejected: bool = False) -> None:
         super().__init__(message)
         self.attempts = attempts
+        # The server refused the request because it carried `tools` (no function calling there): the
+        # loop's `auto` tool mode switches to text-mode tool calls instead of ending the run.
+        self.tools_rejected = tools_rejected
         self.errors = list(errors or [])
         self.seconds = seconds
         # No connection could ever be made to the endpoint (a wrong URL, a server not started): an
@@ -174,6 +179,7 @@ class LLMConfig:
     backoff: float = 1.0  # seconds before the first retry; doubles each time
     stream: bool = False
     temperature: float | None = None
+    max_output_tokens: int | None = None  # sent as `max_tokens` when set (a local model can ramble to its window)
 
 
 class LLMClient:
@@ -201,7 +207,9 @@ class LLMClient:
                 pass
 
     def chat(self, messages: list[dict], tools: list[dict] | None = None, *, model: str | None = None,
-             tool_choice: str | None = None) -> LLMReply:
+             tool_choice: str | None = None, tools_optional: bool = False) -> LLMReply:
+        """One chat completion. `tools_optional`: the caller can do without `tools`, so an error that
+        says the server cannot take them ends this call at once (LLMError.tools_rejected), unretried."""
         model = model or self.config.model
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
@@ -210,21 +218,27 @@ class LLMClient:
                 kwargs["tool_choice"] = tool_choice
         if self.config.temperature is not None:
             kwargs["temperature"] = self.config.temperature
+        if self.config.max_output_tokens:
+            kwargs["max_tokens"] = self.config.max_output_tokens
         oa = self._openai
         retryable = (oa.RateLimitError, oa.InternalServerError, oa.APIConnectionError, MalformedReply,
                      DeadlineExceeded)
         errors: list[str] = []
         t0 = time.perf_counter()
 
-        def fail(message: str, attempt: int, unreachable: bool = False) -> LLMError:
+        def fail(message: str, attempt: int, unreachable: bool = False, tools_rejected: bool = False) -> LLMError:
             return LLMError(self._redact(message), attempts=attempt, errors=[self._redact(x) for x in errors],
-                            seconds=time.perf_counter() - t0, unreachable=unreachable)
+                            seconds=time.perf_counter() - t0, unreachable=unreachable, tools_rejected=tools_rejected)
 
         for attempt in range(1, self.config.max_retries + 2):
             try:
-                content, calls, usage = self._call(kwargs)
+                content, calls, usage, meta = self._call(kwargs)
             except retryable as e:
                 errors.append(self._describe(e))
+                if tools and tools_optional and _rejects_tools(e):  # no function calling there: not worth retrying
+                    self.reached = True
+                    raise fail(f"model endpoint refused the tools: {errors[-1]}", attempt, tools_rejected=True) \
+                        from None
                 refused = isinstance(e, oa.APIConnectionError) and not isinstance(e, oa.APITimeoutError)
                 if refused and not self.reached and attempt > min(1, self.config.max_retries):
                     # Never reached at all: one retry tells a server's hiccup from a wrong URL or a
@@ -236,7 +250,7 @@ class LLMClient:
                     self.reached = self.reached or isinstance(e, (oa.APIStatusError, MalformedReply))
                 if attempt > self.config.max_retries:
                     raise fail(f"model endpoint failed after {attempt} attempt{'s' if attempt > 1 else ''}: "
-                               f"{errors[-1]}", attempt) from None
+                               f"{errors[-1]}", attempt, tools_rejected=bool(tools) and _rejects_tools(e)) from None
                 time.sleep(self._delay(attempt, e))
                 continue
             except ReplyTooLarge as e:
@@ -246,14 +260,16 @@ class LLMClient:
             except oa.APIStatusError as e:  # 4xx other than 429: retrying will not help
                 self.reached = True
                 errors.append(self._describe(e))
-                raise fail(f"model endpoint refused the request: {errors[-1]}", attempt) from None
+                raise fail(f"model endpoint refused the request: {errors[-1]}", attempt,
+                           tools_rejected=bool(tools) and _rejects_tools(e)) from None
             except oa.OpenAIError as e:  # anything else the SDK raises: one clear line, no traceback
                 errors.append(self._describe(e))
                 raise fail(f"model endpoint failed: {errors[-1]}", attempt) from None
             self.reached = True
             return LLMReply(content=content, tool_calls=calls, usage=usage, cost=self.prices.cost(model, usage),
                             model=model, seconds=time.perf_counter() - t0, attempts=attempt,
-                            errors=[self._redact(x) for x in errors])
+                            errors=[self._redact(x) for x in errors], finish_reason=meta.get("finish_reason"),
+                            timings=meta.get("timings"))
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, err: Exception) -> float:
@@ -286,7 +302,7 @@ class LLMClient:
         return _describe(e)
 
     # -- one attempt -----------------------------------------------------------------------------------
-    def _call(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
+    def _call(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage, dict[str, Any]]:
         """One request under the whole-request deadline, run on the background loop; this thread waits.
         An interrupt (Ctrl-C, SIGTERM as KeyboardInterrupt) while waiting cancels the request."""
         loop = _background_loop()
@@ -299,7 +315,7 @@ class LLMClient:
             fut.cancel()
             raise
 
-    async def _attempt(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage]:
+    async def _attempt(self, kwargs: dict) -> tuple[str | None, list[ToolCall], Usage, dict[str, Any]]:
         cfg = self.config
         extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}} if cfg.stream else {}
         if self._aclient is None:
@@ -317,7 +333,7 @@ class LLMClient:
                     from None
             raise
         try:
-            return parse_reply(data, ctype)
+            return parse_reply_meta(data, ctype)
         except (RecursionError, ValueError, TypeError, AttributeError) as e:  # a shape nobody foresaw
             raise MalformedReply(f"a reply that could not be read ({type(e).__name__}: {_one_line(str(e))})") \
                 from None
@@ -358,6 +374,11 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 def parse_reply(data: bytes, content_type: str = "") -> tuple[str | None, list[ToolCall], Usage]:
     """(content, tool calls, usage) of a chat-completion body, JSON or server-sent events; a body that is
     not one raises MalformedReply saying what it is instead."""
+    return parse_reply_meta(data, content_type)[:3]  # type: ignore[return-value]
+
+
+def parse_reply_meta(data: bytes, content_type: str = "") -> tuple[str | None, list[ToolCall], Usage, dict[str, Any]]:
+    """parse_reply, and what else the server said: `finish_reason`, and `timings` (llama.cpp's)."""
     text = data.decode("utf-8", errors="replace")
     head = text.lstrip()
     if not head:
@@ -374,7 +395,7 @@ def parse_reply(data: bytes, content_type: str = "") -> tuple[str | None, list[T
     return _parse_completion(obj)
 
 
-def _parse_completion(obj: Any) -> tuple[str | None, list[ToolCall], Usage]:
+def _parse_completion(obj: Any) -> tuple[str | None, list[ToolCall], Usage, dict[str, Any]]:
     if not isinstance(obj, dict):
         raise MalformedReply(f"{_kind(obj)} instead of a chat-completion object")
     if obj.get("error"):
@@ -401,14 +422,17 @@ def _parse_completion(obj: Any) -> tuple[str | None, list[ToolCall], Usage]:
         fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
         calls.append(ToolCall(id=_call_id(tc.get("id"), i), name=_name(fn.get("name")),
                               arguments=_arguments(fn.get("arguments"))))
-    return content, calls, _usage(obj.get("usage"))
+    timings = _timings(obj.get("timings"))
+    meta = {"finish_reason": _finish(choice.get("finish_reason")), "timings": timings}
+    return content, calls, _usage(obj.get("usage"), timings), meta
 
 
-def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage]:
+def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage, dict[str, Any]]:
     parts: list[str] = []
     slots: dict[int, dict[str, str]] = {}
     usage = Usage()
     events = 0
+    meta: dict[str, Any] = {"finish_reason": None, "timings": None}
     for data in _sse_events(text):
         if data.strip() == "[DONE]":
             break
@@ -422,13 +446,17 @@ def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage]:
             raise MalformedReply(f"a streamed chunk that is {_kind(chunk)}, not an object")
         if chunk.get("error"):
             raise MalformedReply(f"an error in the stream: {_error_text(chunk['error'])}")
+        if chunk.get("timings") is not None:
+            meta["timings"] = _timings(chunk["timings"])
         if chunk.get("usage") is not None:
-            usage = _usage(chunk["usage"])
+            usage = _usage(chunk["usage"], meta["timings"])
         choices = chunk.get("choices")
         if choices is not None and not isinstance(choices, list):
             raise MalformedReply(f"a streamed chunk whose choices is {_kind(choices)}, not a list")
         for ch in choices or []:
             delta = ch.get("delta") if isinstance(ch, dict) else None
+            if isinstance(ch, dict) and _finish(ch.get("finish_reason")):
+                meta["finish_reason"] = _finish(ch.get("finish_reason"))
             if delta is None:
                 continue
             if not isinstance(delta, dict):
@@ -456,7 +484,9 @@ def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage]:
         raise MalformedReply("a stream with no chunks")
     calls = [ToolCall(id=_call_id(c["id"], i), name=c["name"], arguments=c["arguments"])
              for i, (_, c) in enumerate(sorted(slots.items()))]
-    return ("".join(parts) or None), calls, usage
+    if meta["timings"] and not usage.cached:
+        usage.cached = _count(meta["timings"].get("cache_n"))
+    return ("".join(parts) or None), calls, usage, meta
 
 
 def _sse_events(text: str) -> list[str]:
@@ -501,13 +531,45 @@ def _call_id(v: Any, i: int) -> str:
     return v if isinstance(v, str) and 0 < len(v) <= 256 else f"call_{i}"
 
 
-def _usage(u: Any) -> Usage:
+def _usage(u: Any, timings: dict[str, float] | None = None) -> Usage:
+    """Token counts; cached prompt tokens from `prompt_tokens_details.cached_tokens` (OpenAI, vLLM) or,
+    where only the server's timings say it, llama.cpp's `cache_n`."""
     if not isinstance(u, dict):
-        return Usage()
+        u = {}
     details = u.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    if not _count(cached) and timings:
+        cached = timings.get("cache_n")
     return Usage(prompt=_count(u.get("prompt_tokens")), completion=_count(u.get("completion_tokens")),
                  cached=_count(cached))
+
+
+_TIMING_KEYS = ("cache_n", "prompt_n", "prompt_ms", "prompt_per_second", "predicted_n", "predicted_ms",
+                "predicted_per_second")
+
+
+def _timings(t: Any) -> dict[str, float] | None:
+    """llama.cpp's per-request `timings` (tokens and milliseconds), numbers only; None when absent."""
+    if not isinstance(t, dict):
+        return None
+    out = {k: float(t[k]) for k in _TIMING_KEYS
+           if isinstance(t.get(k), (int, float)) and not isinstance(t.get(k), bool) and 0 <= t[k] < 1e12}
+    if "cache_n" in out:
+        out["cache_n"] = int(out["cache_n"])
+    return out or None
+
+
+def _finish(v: Any) -> str | None:
+    return v[:40] if isinstance(v, str) and v else None
+
+
+def _rejects_tools(e: BaseException) -> bool:
+    """An error status whose message says the server cannot take `tools` (llama.cpp without --jinja,
+    Ollama for a model without tool support, an old vLLM without --enable-auto-tool-choice)."""
+    if getattr(e, "status_code", None) in (None, 401, 403, 404, 408, 429):
+        return False
+    m = str(e).lower()
+    return any(w in m for w in ("tool", "function call", "function_call", "jinja"))
 
 
 def _count(v: Any) -> int:

@@ -5,6 +5,18 @@ model, sandbox and repoloop's own time.
 The user's checkout is never written: edits happen in a git worktree on branch `repoloop/<id>`;
 only `apply=True` with a verified result copies the final diff back.
 
+Tool calls go natively or as text (`tool_mode`, repoloop.agent.protocol): `auto` starts native and
+switches to text-mode action blocks once, when the server refuses `tools` or the model keeps answering
+in prose. Every reply is read into at most a few calls and an outcome (native, action, bash, prose,
+empty, cut, format_error), written to the trajectory as a `parse` record; a reply with nothing to run
+gets a precise correction, and repeats (the same prose, empty replies, the same action again and
+again) end the run with a reason instead of using up every step.
+
+Each request is meant to extend the previous one byte for byte (system prompt, tool schemas and
+repository context first; history only appended; compaction only when the window is full): the
+`request` record carries the share that repeats the previous request's prefix (repoloop.agent.prefix),
+the `reply` record the server's `cached` tokens where it reports them.
+
 Whatever the model or its server does, a run ends with a status (RunResult.status) and a `run_end`
 record, its worktree removed and its lock released, its branch kept: `Agent.run` turns any
 exception raised once the trajectory exists into status "error" with a one-line reason (and the
@@ -24,9 +36,12 @@ from typing import Any, Protocol
 
 from repoloop.agent import prompts
 from repoloop.agent.conversation import Conversation, estimate_tokens
-from repoloop.agent.llm import LLMClient, LLMConfig, LLMError, LLMReply, PriceTable, Usage
+from repoloop.agent.llm import LLMClient, LLMConfig, LLMError, LLMReply, PriceTable, ToolCall, Usage
 from repoloop.agent.observe import Observer, project_instructions
-from repoloop.agent.tools import TOOL_SCHEMAS, CommandRunner, Toolbox, truncate
+from repoloop.agent.prefix import PrefixMeter
+from repoloop.agent.protocol import TextProtocol, make_protocol, to_text_history, wire
+from repoloop.agent.textmode import Decoded, decode_text, protocol_text
+from repoloop.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, CommandRunner, Toolbox, truncate
 from repoloop.agent.trajectory import Redactor, Trajectory, runs_dir
 from repoloop.agent.verify import Verification, detect_test_command, failure_digest, failure_query
 from repoloop.agent.workspace import Workspace, ensure_state_dir
@@ -34,6 +49,7 @@ from repoloop.errors import RepoloopError
 
 MUTATING = {"edit_file", "write_file", "run_command"}
 MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are dropped and the model is told
+PROSE_SWITCH = 2  # auto mode: replies in a row without a native call before switching to text mode
 
 
 @dataclass
@@ -67,7 +83,10 @@ class RunConfig:
     retries: int = 4
     backoff: float = 1.0
     prices: str | None = None
-    repeat_limit: int = 3  # identical failing tool calls before giving up
+    tool_mode: str = "auto"  # native | text | auto (repoloop.agent.protocol)
+    max_output_tokens: int | None = None  # per reply, sent as max_tokens when set
+    repeat_limit: int = 3  # identical failing tool calls (or empty replies) before giving up
+    stall_limit: int = 5  # the same action (or no usable action) this many replies in a row: give up
     command_timeout: float = 120.0
     verify_timeout: float = 900.0
 
@@ -87,6 +106,8 @@ class RunResult:
     summary: str = ""
     wall_s: float = 0.0
     unreachable: bool = False  # the model endpoint could never be reached (status "error")
+    tool_mode: str = "native"  # the mode the run ended in
+    model_calls: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -102,7 +123,8 @@ class RunResult:
                                                 "total": self.usage.total},
                 "cost": round(self.cost, 6), "cost_known": self.cost_known,
                 "trajectory": str(self.trajectory), "reason": self.reason, "summary": self.summary,
-                "wall_s": round(self.wall_s, 3)}
+                "wall_s": round(self.wall_s, 3), "tool_mode": self.tool_mode, "model_calls": self.model_calls,
+                "cached_tokens": self.usage.cached}
 
 
 @dataclass
@@ -141,6 +163,13 @@ class _State:
     verified_tree: str | None = None  # tree hash at the last passing verification
     last_failed_tree: str | None = None
     summary: str = ""
+    model_calls: int = 0  # chat requests that got a reply (retries inside one are not counted again)
+    outcomes: dict[str, int] = field(default_factory=dict)  # how replies were read (parse outcome -> count)
+    no_action: int = 0  # replies in a row with nothing to run
+    empty: int = 0  # empty replies in a row
+    same_action: int = 0  # replies in a row asking for the same action as the one before
+    last_action: str = ""
+    prose_native: int = 0  # auto mode: native replies in a row without a call
 
 
 class Agent:
@@ -157,14 +186,23 @@ class Agent:
         self.prices = PriceTable.load(config.prices)
         self.llm = llm or LLMClient(LLMConfig(
             model=config.model, base_url=config.base_url, api_key=config.api_key, timeout=config.timeout,
-            max_retries=config.retries, backoff=config.backoff, stream=config.stream), self.prices)
+            max_retries=config.retries, backoff=config.backoff, stream=config.stream,
+            max_output_tokens=config.max_output_tokens), self.prices)
         self.runner_factory = runner_factory
         self.redact = Redactor.from_env([config.api_key] if config.api_key else [])
         self.st = _State()
         self.unreachable = False  # set when the run ends because the endpoint was never reached
         self.conv = Conversation(context_limit=config.context_limit)
         self._base_tree_cache: str | None = None
-        self.tools_tokens = estimate_tokens([{"content": json.dumps(TOOL_SCHEMAS)}])
+        self.auto = config.tool_mode == "auto"
+        self.proto = make_protocol(config.tool_mode)
+        self.prefix = PrefixMeter()
+        self._pending: list[str] = []  # user messages to add once this turn's results are in
+        self.tools_tokens = self._tools_tokens()
+
+    def _tools_tokens(self) -> int:
+        tools = self.proto.request_tools()
+        return estimate_tokens([{"content": json.dumps(tools)}]) if tools else 0
 
     # -- entry ---------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -179,7 +217,7 @@ class Agent:
         self.traj = Trajectory(self.traj_path, self.redact)
         self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,
                         plan_model=cfg.plan_model or cfg.model, base_url=cfg.base_url, repo=str(self.repo),
-                        sandbox=cfg.sandbox, max_steps=cfg.max_steps, started=time.time())
+                        sandbox=cfg.sandbox, max_steps=cfg.max_steps, tool_mode=cfg.tool_mode, started=time.time())
         ws: Workspace | None = None
         runner: Any = None
         observer: Observer | None = None
@@ -232,7 +270,8 @@ class Agent:
         instructions = project_instructions(self.repo)
         repo_map = observer.repo_map(cfg.map_budget)
         context, items = observer.context(cfg.task, cfg.context_budget)
-        system = prompts.system_message(instructions=instructions, repo_map=repo_map, test_cmd=test_cmd)
+        system = prompts.system_message(instructions=instructions, repo_map=repo_map, test_cmd=test_cmd,
+                                        tool_protocol=self.proto.system_text())
         self.conv.add({"role": "system", "content": system})
         self.conv.add({"role": "user", "content": prompts.task_message(cfg.task, context)})
         self.traj.write("observe", query=cfg.task, context_items=items, repo_map_chars=len(repo_map),
@@ -243,7 +282,9 @@ class Agent:
     def _plan(self) -> PlanDecision:
         cfg = self.cfg
         self.conv.add({"role": "user", "content": prompts.PLAN_REQUEST})
-        reply = self._model(tools=None, model=cfg.plan_model or cfg.model, phase="plan")
+        # The plan request carries the same tools as every later one (tool_choice "none"), so that the
+        # tool schemas at the head of the prompt are cached from the first request on.
+        reply = self._model(model=cfg.plan_model or cfg.model, phase="plan", tool_choice="none")
         plan = (reply.content or "").strip()
         self.conv.add({"role": "assistant", "content": plan})
         decision = self.ui.approve_plan(plan) if cfg.approve_plan else PlanDecision("approve")
@@ -256,30 +297,24 @@ class Agent:
         return decision
 
     # -- the model ---------------------------------------------------------------------------------------
-    def _model(self, *, tools: list[dict] | None, model: str | None = None, phase: str = "act") -> LLMReply:
-        summary = self.conv.compact_if_needed(self.tools_tokens)
-        if summary is not None:
-            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages))
+    def _model(self, *, model: str | None = None, phase: str = "act", tool_choice: str | None = None) -> LLMReply:
+        """One model call under the current tool protocol. In auto mode, a server that refuses `tools`
+        switches the run to text mode and the same request is sent again without them."""
         model = model or self.cfg.model
-        self.traj.write("request", step=self.st.steps, phase=phase, model=model,
-                        messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
-                        est_tokens=self.conv.tokens(), tools=bool(tools))
         try:
             try:
-                reply = self.llm.chat(self.conv.messages, tools, model=model)
+                reply = self._send(model, phase, tool_choice)
             except LLMError as e:
-                if not _context_overflow(str(e)):
+                if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
                     raise
-                # The server's window is smaller than --context-limit said: shrink to fit and retry once.
-                self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
-                summary = self.conv.compact_if_needed(self.tools_tokens)
-                self.traj.write("compaction", summary=summary, messages=len(self.conv.messages),
-                                reason=str(e)[:300])
-                reply = self.llm.chat(self.conv.messages, tools, model=model)
+                self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
+                reply = self._send(model, phase, tool_choice)
         except LLMError as e:
             self.traj.write("model_error", step=self.st.steps, phase=phase, model=model, error=str(e),
-                            attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4))
+                            attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4),
+                            tool_mode=self.proto.mode)
             raise
+        self.st.model_calls += 1
         self.st.usage.add(reply.usage)
         if reply.cost is None:
             if self.st.cost_known and self.cfg.max_cost is not None:
@@ -292,8 +327,70 @@ class Agent:
         self.traj.write("reply", step=self.st.steps, phase=phase, model=model, content=reply.content,
                         tool_calls=[{"id": t.id, "name": t.name, "arguments": t.arguments} for t in reply.tool_calls],
                         usage=reply.usage.to_json(), cost=reply.cost, model_s=round(reply.seconds, 4),
-                        attempts=reply.attempts, errors=reply.errors)
+                        attempts=reply.attempts, errors=reply.errors, finish_reason=reply.finish_reason,
+                        timings=reply.timings)
         return reply
+
+    def _send(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
+        """Compact if the window is full, log the request, send it; a server whose window turns out
+        smaller than --context-limit said gets the conversation shrunk to fit, once."""
+        summary = self.conv.compact_if_needed(self.tools_tokens)
+        if summary is not None:
+            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages))
+        try:
+            return self._chat(model, phase, tool_choice)
+        except LLMError as e:
+            if not _context_overflow(str(e)):
+                raise
+            self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
+            summary = self.conv.compact_if_needed(self.tools_tokens)
+            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])
+            return self._chat(model, phase, tool_choice)
+
+    def _chat(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
+        tools = self.proto.request_tools()
+        messages = wire(self.conv.messages)
+        share = self.prefix.measure(messages, tools)
+        self.traj.write("request", step=self.st.steps, phase=phase, model=model,
+                        messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
+                        est_tokens=self.conv.tokens(), tools=bool(tools), tool_mode=self.proto.mode, **share)
+        return self.llm.chat(messages, tools, model=model, tool_choice=tool_choice if tools else None,
+                             tools_optional=self.auto and tools is not None)
+
+    def _switch_to_text(self, reason: str, *, announce_now: bool = True) -> None:
+        """Auto mode gives up on native calls, once: the history is rewritten as text mode would have
+        had it and the action-block format is explained in a user message (the system prompt, and so
+        the cached head of every request, stays as it was)."""
+        self.proto = TextProtocol()
+        self.auto = False
+        self.tools_tokens = 0
+        self.conv.messages[:] = to_text_history(self.conv.messages)
+        note = prompts.text_mode_switch(protocol_text(TOOL_SCHEMAS))
+        if announce_now:
+            self.conv.add({"role": "user", "content": note})
+        else:  # after the reply that made the switch, and its results
+            self._pending.append(note)
+        self.traj.write("tool_mode", step=self.st.steps, mode="text", reason=reason)
+        self.ui.event("note", {"text": f"switching to text-mode tool calls: {reason}"})
+
+    def _read_reply(self, reply: LLMReply) -> Decoded:
+        """The calls a reply asks for. Auto mode, still native: a reply with no native call that holds
+        an action block (the model writes them anyway), or the PROSE_SWITCH-th reply in a row without a
+        call, switches the run to text mode."""
+        turn = self.proto.decode(reply, self.st.steps)
+        if not (self.auto and self.proto.mode == "native") or turn.calls or turn.outcome == "empty":
+            self.st.prose_native = 0
+            return turn
+        as_text = decode_text(reply.content, step=self.st.steps, cut=reply.finish_reason == "length",
+                              tool_names=TOOL_NAMES)
+        self.st.prose_native += 1
+        if as_text.calls:
+            self._switch_to_text("the model writes its tool calls as text", announce_now=False)
+            return as_text
+        if self.st.prose_native >= PROSE_SWITCH:
+            self._switch_to_text(f"{self.st.prose_native} replies in a row without a tool call", announce_now=False)
+            turn.correction = ""  # the switch message says what to do
+        return turn
 
     # -- act / verify ------------------------------------------------------------------------------------
     def _act(self, ws: Workspace, toolbox: Toolbox, runner: CommandRunner, observer: Observer,
@@ -304,30 +401,34 @@ class Agent:
             st.steps += 1
             t_step = time.perf_counter()
             retr0, git0 = observer.seconds, ws.git_s
-            reply = self._model(tools=TOOL_SCHEMAS)
-            extra_calls = reply.tool_calls[MAX_CALLS_PER_TURN:]
+            reply = self._model()
+            turn = self._read_reply(reply)
+            calls, extra_calls = turn.calls[:MAX_CALLS_PER_TURN], turn.calls[MAX_CALLS_PER_TURN:]
             if extra_calls:  # the model sent hundreds: run the first ones, tell it about the rest
                 reply.tool_calls = reply.tool_calls[:MAX_CALLS_PER_TURN]
-            self.conv.add(reply.message())
+            self.conv.add(self.proto.assistant_message(reply))
+            st.outcomes[turn.outcome] = st.outcomes.get(turn.outcome, 0) + 1
+            self.traj.write("parse", step=st.steps, tool_mode=self.proto.mode, outcome=turn.outcome,
+                            detail=turn.detail, calls=len(turn.calls), finish_reason=reply.finish_reason)
             model_s, sandbox_s = reply.seconds, 0.0
             finished, stop_reason = False, ""
             mutated = False
             edited: list[str] = []
-            if not reply.tool_calls:
-                key = (reply.content or "").strip()
-                no_tool_replies[key] = no_tool_replies.get(key, 0) + 1
-                self.conv.add({"role": "user", "content": prompts.NO_TOOL_NUDGE})
-                if no_tool_replies[key] >= cfg.repeat_limit:
-                    stop_reason = f"the model repeated the same reply {cfg.repeat_limit} times without acting"
-            for call in reply.tool_calls:
+            repeat_note = ""
+            if not calls:
+                stop_reason = self._no_action(turn, reply, no_tool_replies)
+            else:
+                st.no_action = st.empty = 0
+                repeat_note, stop_reason = self._same_action(calls)
+            for call in calls:
                 if finished:
-                    self._tool_message(call.id, "ignored: finish was already called in this turn")
+                    self._tool_message(call, "ignored: finish was already called in this turn")
                     continue
                 t_tool = time.perf_counter()
                 if call.name == "finish":
                     res = toolbox.call(call.name, call.arguments)
                     if not res.finish:  # malformed finish arguments
-                        self._tool_message(call.id, res.output)
+                        self._tool_message(call, res.output)
                         self._log_tool(call, res.output, False, time.perf_counter() - t_tool, 0.0)
                         continue
                     st.summary = res.output
@@ -337,12 +438,12 @@ class Agent:
                     if ver is None or ver.passed:
                         self._commit(ws, f"repoloop: {_first_line(st.summary) or 'finish'}", tree)
                         msg = "accepted: " + ("tests passed" if ver else "no test command; not verified")
-                        self._tool_message(call.id, msg)
+                        self._tool_message(call, msg)
                         self._log_tool(call, msg, True, time.perf_counter() - t_tool, 0.0)
                         finished = True
                     else:
                         msg = "finish refused: the tests fail (details follow)"
-                        self._tool_message(call.id, msg)
+                        self._tool_message(call, msg)
                         self._log_tool(call, msg, False, time.perf_counter() - t_tool, 0.0)
                         self._failure_observation(ver, observer)
                         sig = f"finish@{tree}"  # finishing again on the same failing state
@@ -355,7 +456,7 @@ class Agent:
                 mutated |= call.name in MUTATING
                 if res.edited:
                     edited.append(_path_arg(call.arguments))
-                self._tool_message(call.id, res.output)
+                self._tool_message(call, res.output)
                 self._log_tool(call, res.output, res.ok, time.perf_counter() - t_tool, res.sandbox_s)
                 self.ui.event("tool", {"step": st.steps, "name": call.name, "ok": res.ok})
                 if not res.ok:
@@ -364,6 +465,11 @@ class Agent:
                     if st.failing[sig] >= cfg.repeat_limit:
                         stop_reason = (f"the model repeated the same failing call {cfg.repeat_limit} times "
                                        f"({call.name})")
+            if repeat_note and not finished:
+                self.conv.add({"role": "user", "content": repeat_note})
+            for note in self._pending:
+                self.conv.add({"role": "user", "content": note})
+            self._pending.clear()
             if extra_calls:
                 self.conv.add({"role": "user", "content": f"note: you sent {len(extra_calls) + MAX_CALLS_PER_TURN} "
                                f"tool calls in one reply; only the first {MAX_CALLS_PER_TURN} were run."})
@@ -382,11 +488,11 @@ class Agent:
             self.traj.write("step", step=st.steps, wall_s=round(wall, 4), model_s=round(model_s, 4),
                             sandbox_s=round(sandbox_s, 4), repoloop_s=round(max(wall - model_s - sandbox_s, 0), 4),
                             retrieval_s=round(observer.seconds - retr0, 4), git_s=round(ws.git_s - git0, 4),
-                            tokens=st.usage.to_json(),
-                            cost=round(st.cost, 6))
+                            tokens=st.usage.to_json(), cost=round(st.cost, 6), tool_mode=self.proto.mode,
+                            parse=turn.outcome)
             self.ui.event("step", {"step": st.steps, "max_steps": cfg.max_steps, "tokens": st.usage.total,
                                    "cost": st.cost, "wall_s": wall, "model_s": model_s, "sandbox_s": sandbox_s,
-                                   "tools": [c.name for c in reply.tool_calls]})
+                                   "tools": [c.name for c in calls]})
             if finished:
                 return "success", "verified" if test_cmd else "finished (no test command)"
             if stop_reason:
@@ -396,6 +502,38 @@ class Agent:
             if cfg.max_cost is not None and st.cost >= cfg.max_cost:
                 return "failed", f"cost budget exhausted (${st.cost:.4f} >= ${cfg.max_cost})"
         return "failed", f"max steps reached ({cfg.max_steps})"
+
+    def _no_action(self, turn: Decoded, reply: LLMReply, seen: dict[str, int]) -> str:
+        """A reply with nothing to run: tell the model what was wrong; the reason to stop, if it is time."""
+        cfg, st = self.cfg, self.st
+        if turn.correction:
+            self.conv.add({"role": "user", "content": turn.correction})
+        st.no_action += 1
+        st.empty = st.empty + 1 if turn.outcome == "empty" else 0
+        if st.empty >= cfg.repeat_limit:
+            return f"the model sent {st.empty} empty replies in a row"
+        key = f"{turn.outcome}:{(reply.content or '').strip()}"
+        seen[key] = seen.get(key, 0) + 1 if turn.outcome != "empty" else 0
+        if seen[key] >= cfg.repeat_limit:
+            what = "the same reply" if turn.outcome in ("prose", "native") else f"the same unusable reply ({turn.outcome})"
+            return f"the model repeated {what} {cfg.repeat_limit} times without acting"
+        if st.no_action >= cfg.stall_limit:
+            return f"the model sent {st.no_action} replies in a row without a usable tool call (last: {turn.outcome})"
+        return ""
+
+    def _same_action(self, calls: list[ToolCall]) -> tuple[str, str]:
+        """(a note for the model, a reason to stop) when this reply asks for exactly what the previous
+        one did: a weak model can loop on one read until its steps run out."""
+        st = self.st
+        sig = json.dumps([[c.name, _normalize_args(c.arguments)] for c in calls])
+        st.same_action = st.same_action + 1 if sig == st.last_action else 1
+        st.last_action = sig
+        if st.same_action >= self.cfg.stall_limit:
+            return "", f"the model repeated the same action {st.same_action} times in a row ({calls[0].name})"
+        if st.same_action >= 2:
+            return (f"Note: this is the same action as your previous reply ({st.same_action} times in a row); it "
+                    "will most likely give the same result. Do something else, or finish if the task is done."), ""
+        return "", ""
 
     def _verify_if_changed(self, ws: Workspace, runner: CommandRunner, test_cmd: str | None,
                            *, edits_only: bool = False) -> tuple[Verification | None, str]:
@@ -441,8 +579,8 @@ class Agent:
         if sha:
             self.traj.write("commit", step=self.st.steps, sha=sha, message=message, tree=tree)
 
-    def _tool_message(self, call_id: str, content: str) -> None:
-        self.conv.add({"role": "tool", "tool_call_id": call_id, "content": content})
+    def _tool_message(self, call: ToolCall, content: str) -> None:
+        self.conv.add(self.proto.result_message(call, content))
 
     def _log_tool(self, call: Any, output: str, ok: bool, seconds: float, sandbox_s: float) -> None:
         self.traj.write("tool", step=self.st.steps, id=call.id, name=call.name, arguments=call.arguments,
@@ -501,11 +639,13 @@ class Agent:
         result = RunResult(status=status, run_id=self.run_id, branch=branch, diff=diff, steps=self.st.steps,
                            usage=self.st.usage, cost=self.st.cost, cost_known=self.st.cost_known,
                            trajectory=self.traj_path, reason=reason, summary=self.redact(self.st.summary),
-                           wall_s=wall, unreachable=self.unreachable)
+                           wall_s=wall, unreachable=self.unreachable, tool_mode=self.proto.mode,
+                           model_calls=self.st.model_calls)
         self._record("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
                      tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
                      model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),
-                     summary=self.st.summary, diff=diff)
+                     summary=self.st.summary, diff=diff, tool_mode=self.proto.mode, model_calls=self.st.model_calls,
+                     parse_outcomes=self.st.outcomes)
         try:
             self.traj.close()
         except OSError:

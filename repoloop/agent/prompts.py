@@ -24,12 +24,23 @@ Reply with the plan only, as plain text; do not call tools yet."""
 
 EXECUTE = "The plan is approved. Carry it out now with the tools, then call finish."
 
+def text_mode_switch(protocol: str) -> str:
+    """Auto mode's switch to text-mode tool calls, said once in the conversation."""
+    return ("Native tool calls are not working here, so from now on call tools with action blocks in your "
+            f"reply instead.\n{protocol}")
+
+
 NO_TOOL_NUDGE = ("You replied without calling a tool. Continue with the tools (read, edit, run) "
                  "or call finish with a summary if the task is done.")
 
 
-def system_message(*, instructions: str = "", repo_map: str = "", test_cmd: str | None = None) -> str:
+def system_message(*, instructions: str = "", repo_map: str = "", test_cmd: str | None = None,
+                   tool_protocol: str = "") -> str:
+    """Rules, then how to call tools (text mode), the test command, the project's instructions and the
+    repo map: all fixed for the run, so the whole system message is a cacheable prefix."""
     parts = [SYSTEM]
+    if tool_protocol:
+        parts.append(tool_protocol)
     if test_cmd:
         parts.append(f"The test command is: {test_cmd}")
     if instructions:

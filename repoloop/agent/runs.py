@@ -1,4 +1,10 @@
-"""Past runs from their trajectories: a list, a readable replay of one, and loop-to-success figures."""
+"""Past runs from their trajectories: a list, a readable replay of one, and loop-to-success figures.
+
+Loop-to-success (`stats`): per model (or tool mode), how many runs succeeded and, per successful run,
+the median steps, model calls, prompt/completion/cached tokens, cost and wall time - what it takes a
+given provider to get a task done, the figure users compare providers by. Runs still going (or
+killed) count as runs but not in the success rate.
+"""
 
 from __future__ import annotations
 
@@ -25,17 +31,28 @@ class RunSummary:
     branch: str | None
     started: float
     path: Path
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tool_mode: str = "native"
+    prefix_share: float | None = None  # median over its requests from the second on (repoloop.agent.prefix)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "task": self.task, "model": self.model, "status": self.status, "steps": self.steps,
                 "tokens": self.tokens, "cost": self.cost, "cost_known": self.cost_known, "wall_s": self.wall_s,
-                "branch": self.branch, "started": self.started, "trajectory": str(self.path)}
+                "branch": self.branch, "started": self.started, "trajectory": str(self.path),
+                "model_calls": self.model_calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+                "tool_mode": self.tool_mode, "prefix_share": self.prefix_share}
 
 
 def summarize(path: Path) -> RunSummary:
     start: dict = {}
     end: dict = {}
-    steps = 0
+    steps = replies = 0
+    shares: list[float] = []
+    mode = None
     for rec in read(path):
         t = rec.get("type")
         if t == "run_start":
@@ -43,13 +60,34 @@ def summarize(path: Path) -> RunSummary:
         elif t == "run_end":
             end = rec
         elif t == "step":
-            steps = max(steps, int(rec.get("step", 0)))
-    tokens = (end.get("tokens") or {}).get("total", 0)
+            steps = max(steps, _int(rec.get("step")))
+        elif t == "reply":
+            replies += 1
+        elif t == "request":
+            if isinstance(rec.get("prefix_share"), (int, float)) and not isinstance(rec["prefix_share"], bool):
+                shares.append(float(rec["prefix_share"]))
+        elif t == "tool_mode":
+            mode = rec.get("mode")
+    tok = end.get("tokens") if isinstance(end.get("tokens"), dict) else {}
+    mode = end.get("tool_mode") or mode or start.get("tool_mode") or "native"
+    if mode == "auto":
+        mode = "native"  # a run that never switched stayed native
     return RunSummary(id=start.get("id", path.stem), task=start.get("task", ""), model=start.get("model", "?"),
-                      status=end.get("status", "running"), steps=int(end.get("steps", steps)), tokens=int(tokens),
-                      cost=float(end.get("cost") or 0.0), cost_known=bool(end.get("cost_known", False)),
-                      wall_s=float(end.get("wall_s") or 0.0), branch=end.get("branch"),
-                      started=float(start.get("started") or 0.0), path=path)
+                      status=end.get("status", "running"), steps=_int(end.get("steps", steps)),
+                      tokens=_int(tok.get("total")), cost=float(end.get("cost") or 0.0),
+                      cost_known=bool(end.get("cost_known", False)), wall_s=float(end.get("wall_s") or 0.0),
+                      branch=end.get("branch"), started=float(start.get("started") or 0.0), path=path,
+                      model_calls=_int(end.get("model_calls", replies)), prompt_tokens=_int(tok.get("prompt")),
+                      completion_tokens=_int(tok.get("completion")), cached_tokens=_int(tok.get("cached")),
+                      tool_mode=str(mode),
+                      prefix_share=round(statistics.median(shares[1:]), 4) if len(shares) > 1 else None)
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def list_runs(state_dir: Path) -> list[RunSummary]:
@@ -60,24 +98,45 @@ def list_runs(state_dir: Path) -> list[RunSummary]:
     return sorted(runs, key=lambda r: (r.started, r.id))
 
 
-def stats(state_dir: Path) -> dict[str, Any]:
-    """Per model: runs, successes, and medians/means of steps, tokens, cost and wall time per success."""
-    by_model: dict[str, list[RunSummary]] = {}
+STAT_KEYS = ("steps", "model_calls", "prompt_tokens", "completion_tokens", "cached_tokens", "tokens", "cost",
+             "wall_s")
+GROUP_BY = {"model": lambda r: r.model, "tool-mode": lambda r: r.tool_mode}
+
+
+def stats(state_dir: Path, by: str = "model") -> dict[str, Any]:
+    """Per model (or `by="tool-mode"`): runs, success rate, and per successful run the median, mean and
+    max of steps, model calls, prompt/completion/cached tokens, cost and wall time; and the median
+    stable-prefix share of the group's runs (all of them: a cache is paid for whether the run succeeds)."""
+    key = GROUP_BY[by]
+    groups: dict[str, list[RunSummary]] = {}
     for r in list_runs(state_dir):
-        by_model.setdefault(r.model, []).append(r)
+        groups.setdefault(key(r), []).append(r)
     out: dict[str, Any] = {}
-    for model, runs in sorted(by_model.items()):
+    for name, runs in sorted(groups.items()):
         ok = [r for r in runs if r.status == "success"]
         finished = [r for r in runs if r.status in ("success", "failed", "error")]
         entry: dict[str, Any] = {"runs": len(runs), "successes": len(ok),
-                                 "success_rate": round(len(ok) / len(finished), 3) if finished else None}
-        for key in ("steps", "tokens", "cost", "wall_s"):
-            vals = [float(getattr(r, key)) for r in ok]
-            entry[key] = ({"median": round(statistics.median(vals), 4), "mean": round(statistics.fmean(vals), 4),
-                           "max": round(max(vals), 4)} if vals else None)
+                                 "success_rate": round(len(ok) / len(finished), 3) if finished else None,
+                                 "statuses": dict(sorted(_count(r.status for r in runs).items()))}
+        for k in STAT_KEYS:
+            vals = [float(getattr(r, k)) for r in ok]
+            entry[k] = ({"median": round(statistics.median(vals), 4), "mean": round(statistics.fmean(vals), 4),
+                         "max": round(max(vals), 4)} if vals else None)
         entry["cost_known"] = all(r.cost_known for r in ok) if ok else None
-        out[model] = entry
-    return {"models": out}
+        shares = [r.prefix_share for r in runs if r.prefix_share is not None]
+        entry["prefix_share"] = round(statistics.median(shares), 4) if shares else None
+        out[name] = entry
+    result: dict[str, Any] = {"by": by, "groups": out}
+    if by == "model":
+        result["models"] = out  # the name this had before --by
+    return result
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for x in items:
+        counts[x] = counts.get(x, 0) + 1
+    return counts
 
 
 def replay(state_dir: Path, run_id: str, *, full: bool = False) -> str:

@@ -41,12 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff", type=float, default=float(os.environ.get("REPOLOOP_LLM_BACKOFF", "1.0")),
                    help="seconds before the first retry (doubles each time)")
     p.add_argument("--prices", default=None, help="price table JSON (or a path): {model: {input, output}} per 1M")
+    p.add_argument("--tool-mode", default="auto", choices=("native", "text", "auto"),
+                   help="how the model calls tools: native function calls, text (one fenced action block per "
+                        "reply, for models or servers without function calling) or auto (native, falling back to "
+                        "text when the server refuses tools or the model keeps answering in prose)")
+    p.add_argument("--max-output-tokens", type=int, default=None,
+                   help="limit each reply to this many tokens (sent as max_tokens; a local model can otherwise "
+                        "write until its context is full)")
     p.set_defaults(func=_run)
 
     r = sub.add_parser("runs", help="past agent runs: list, `runs show ID`, `runs stats`")
     r.add_argument("what", nargs="*", metavar="show ID | stats",
                    help="nothing: list runs; `show ID`: replay one; `stats`: figures per model")
     r.add_argument("--full", action="store_true", help="show: do not shorten long outputs")
+    r.add_argument("--by", default="model", choices=("model", "tool-mode"),
+                   help="stats: group runs by model (default) or by tool mode")
     add_repo_args(r)
     r.set_defaults(func=_runs)
 
@@ -62,6 +71,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise RepoloopError("--context-limit must be at least 4000 tokens")
     if args.timeout <= 0 or args.retries < 0 or args.backoff < 0:
         raise RepoloopError("--timeout must be positive; --retries and --backoff must not be negative")
+    if args.max_output_tokens is not None and args.max_output_tokens < 16:
+        raise RepoloopError("--max-output-tokens must be at least 16")
 
 
 def _task(text: str) -> str:
@@ -92,7 +103,8 @@ def _run(args: argparse.Namespace) -> int:
         test_cmd=args.test_cmd, max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost,
         approve_plan=args.approve_plan, apply=args.apply, context_limit=args.context_limit,
         context_budget=args.budget, lexical_only=args.lexical, rerank=args.rerank, stream=args.stream, timeout=args.timeout,
-        retries=args.retries, backoff=args.backoff, prices=args.prices,
+        retries=args.retries, backoff=args.backoff, prices=args.prices, tool_mode=args.tool_mode,
+        max_output_tokens=args.max_output_tokens,
     )
     redact = _redactor(api_key)
     reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json, redact=redact)
@@ -196,7 +208,7 @@ def _runs(args: argparse.Namespace) -> int:
 
     root = repo_root(args.repo)
     state = root / ".repoloop"
-    if state.is_dir():  # worktrees of runs that died without cleaning up (kill -9): remove, keep branches
+    if state.is_dir() and not state.is_symlink():  # worktrees of runs that died without cleaning up (kill -9): remove, keep branches
         from repoloop.agent.workspace import sweep_stale
 
         for gone in sweep_stale(root, state):
@@ -216,7 +228,7 @@ def _runs(args: argparse.Namespace) -> int:
             print(redact(runs.replay(state, what[1], full=args.full)))
         return 0
     if cmd == "stats":
-        data = runs.stats(state)
+        data = runs.stats(state, by=args.by)
         if args.json:
             print_json(data)
         else:
@@ -238,16 +250,21 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _print_stats(data: dict) -> None:
-    models = data["models"]
-    if not models:
+    groups = data["groups"]
+    if not groups:
         print("no runs yet")
         return
-    print(f"{'model':<24} {'runs':>5} {'ok':>4} {'rate':>6} {'steps':>7} {'tokens':>9} {'cost $':>9} {'wall s':>8}"
-          "   (medians per successful run)")
-    for model, e in models.items():
+    by = data.get("by", "model")
+    print(f"{by:<24} {'runs':>5} {'ok':>4} {'rate':>6} {'steps':>6} {'calls':>6} {'prompt':>8} {'compl':>7} "
+          f"{'cached':>8} {'cost $':>9} {'wall s':>7} {'prefix':>7}")
+    for name, e in groups.items():
         def med(key: str, fmt: str, e: dict = e) -> str:
             return format(e[key]["median"], fmt) if e[key] else "-"
         rate = f"{e['success_rate']:.0%}" if e["success_rate"] is not None else "-"
         cost = med("cost", ".4f") if e.get("cost_known") else "?"
-        print(f"{model:<24} {e['runs']:>5} {e['successes']:>4} {rate:>6} {med('steps', '.1f'):>7} "
-              f"{med('tokens', '.0f'):>9} {cost:>9} {med('wall_s', '.1f'):>8}")
+        share = f"{e['prefix_share']:.0%}" if e.get("prefix_share") is not None else "-"
+        print(f"{name[:24]:<24} {e['runs']:>5} {e['successes']:>4} {rate:>6} {med('steps', '.1f'):>6} "
+              f"{med('model_calls', '.1f'):>6} {med('prompt_tokens', '.0f'):>8} {med('completion_tokens', '.0f'):>7} "
+              f"{med('cached_tokens', '.0f'):>8} {cost:>9} {med('wall_s', '.1f'):>7} {share:>7}")
+    print("(medians per successful run; prefix: median share of each request that repeats the previous one's "
+          "prefix, over all runs)")
