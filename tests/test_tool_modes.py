@@ -245,6 +245,8 @@ def test_context_overflow_compacts_and_retries_in_both_modes(fake_llm, repo, mod
     assert fake_llm.requests[5]["messages"][:3] == fake_llm.requests[4]["messages"][:3]
     assert fake_llm.requests[5]["messages"][3]["content"].startswith(fake_llm.requests[4]["messages"][3]["content"][:60])
     assert [r for r in recs if r["type"] == "compaction" and "context size" in (r.get("reason") or "")]
+    (refused,) = [r for r in recs if r["type"] == "model_error"]
+    assert refused["recovered"] == "compacted the conversation and sent it again"
 
 
 # -- auto ---------------------------------------------------------------------------------------------------
@@ -270,6 +272,11 @@ def test_auto_falls_back_to_text_mode_when_the_server_refuses_tools(fake_llm, re
     assert "Native tool calls are not working here" in last_user(reqs[1]) and "```action" in last_user(reqs[1])
     (switch,) = [r for r in recs if r["type"] == "tool_mode"]
     assert switch["mode"] == "text" and message in switch["reason"]
+    # The refused request is on record with how the run went on: every request has an outcome.
+    (refused,) = [r for r in recs if r["type"] == "model_error"]
+    assert refused["recovered"] == "switched to text-mode tool calls" and message in refused["error"]
+    assert len([r for r in recs if r["type"] == "request"]) == len(reqs) == 1 + len(
+        [r for r in recs if r["type"] == "reply"])
 
 
 def test_native_mode_against_a_server_without_tools_ends_with_the_reason(fake_llm, repo):

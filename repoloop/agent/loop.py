@@ -307,12 +307,11 @@ class Agent:
             except LLMError as e:
                 if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
                     raise
+                self._request_failed(e, phase, model, recovered="switched to text-mode tool calls")
                 self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
                 reply = self._send(model, phase, tool_choice)
         except LLMError as e:
-            self.traj.write("model_error", step=self.st.steps, phase=phase, model=model, error=str(e),
-                            attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4),
-                            tool_mode=self.proto.mode)
+            self._request_failed(e, phase, model)
             raise
         self.st.model_calls += 1
         self.st.usage.add(reply.usage)
@@ -331,6 +330,12 @@ class Agent:
                         timings=reply.timings)
         return reply
 
+    def _request_failed(self, e: LLMError, phase: str, model: str, recovered: str = "") -> None:
+        """Every request ends in a `reply` or a `model_error` record; `recovered` says how the run went on."""
+        self.traj.write("model_error", step=self.st.steps, phase=phase, model=model, error=str(e),
+                        attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4), tool_mode=self.proto.mode,
+                        **({"recovered": recovered} if recovered else {}))
+
     def _send(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
         """Compact if the window is full, log the request, send it; a server whose window turns out
         smaller than --context-limit said gets the conversation shrunk to fit, once."""
@@ -342,6 +347,7 @@ class Agent:
         except LLMError as e:
             if not _context_overflow(str(e)):
                 raise
+            self._request_failed(e, phase, model, recovered="compacted the conversation and sent it again")
             self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
             summary = self.conv.compact_if_needed(self.tools_tokens)
             self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])

@@ -170,7 +170,12 @@ def replay(state_dir: Path, run_id: str, *, full: bool = False) -> str:
                 lines.append("          says: " + clip(rec["content"], 400).replace("\n", "\n                "))
         elif t == "model_error":
             lines.append(f"{at} model [{rec.get('phase')}] step {rec.get('step')} FAILED after {rec.get('attempts')} "
-                         f"attempt(s), {rec.get('model_s') or 0:.2f}s: {clip(str(rec.get('error') or ''), 400)}")
+                         f"attempt(s), {rec.get('model_s') or 0:.2f}s: {clip(str(rec.get('error') or ''), 400)}"
+                         + (f"; {rec['recovered']}" if rec.get("recovered") else ""))
+        elif t == "tool_mode":
+            lines.append(f"{at} tool mode: {rec.get('mode')} ({rec.get('reason')})")
+        elif t == "parse" and rec.get("outcome") not in ("native", "action", "bash"):
+            lines.append(f"{at} reply read as {rec.get('outcome')}: {rec.get('detail')}")
         elif t == "error":
             lines.append(f"{at} internal error: {clip(str(rec.get('error') or ''), 400)}")
         elif t == "tool":
