@@ -132,9 +132,9 @@ def go_sites(calls: list[dict]) -> dict[str, dict[tuple[str, int, str], set[str]
             continue  # a function value or an untyped corner at this site: nothing certain
         targets = {c["target"] for c in cs if c["kind"] == "repo"}
         out["all"][key] = targets
-        if all(c["extpkg"] for c in cs):
+        if all(c.get("extpkg") for c in cs):
             out["extpkg"][key] = targets
-        if all(c["kind"] == "repo" and not c["pkgqual"] and c["target"].count(".") >= 2
+        if all(c["kind"] == "repo" and not c.get("pkgqual") and c["target"].count(".") >= 2
                and _is_method(c["target"]) for c in cs):
             out["method"][key] = targets
     return out
@@ -425,3 +425,42 @@ def score_located(oracle: dict[tuple[str, int, str], set[tuple[str, int]]],
         matched = {loc for q in got for loc in where.get(q, set())}
         s.missed += [(key, loc) for loc in sorted(expected - matched)]
     return s
+
+
+def java_oracle(root: Path, cache: Path) -> list[dict]:
+    """javac's attribution of every call under `root` (`oracles/JavaCalls.java`, run from source)."""
+    if cache.exists():
+        return [json.loads(x) for x in cache.read_text().splitlines() if x.strip()]
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("no java")
+    out = subprocess.run([java, str(ORACLES / "JavaCalls.java"), str(root)], capture_output=True, text=True,
+                         timeout=900, check=True).stdout
+    cache.write_text(out)
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def located_sites(calls: list[dict]) -> dict[tuple[str, int, str], set[tuple[str, int]]]:
+    """Judged sites of an oracle that names declarations by location (`ts_calls.js`): the
+    declaration's (file, line) for "repo", nothing for "ext"; sites with an "unknown" left out."""
+    groups: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
+    for c in calls:
+        groups[(c["file"], c["line"], c["name"])].append(c)
+    out: dict[tuple[str, int, str], set[tuple[str, int]]] = {}
+    for key, cs in groups.items():
+        if all(c["kind"] in ("repo", "ext") for c in cs):
+            out[key] = {tuple(c["decl"]) for c in cs if c["kind"] == "repo"}
+    return out
+
+
+def ts_oracle(root: Path, cache: Path, typescript_dir: str | None = None) -> list[dict]:
+    """The TypeScript checker's answer for every call under `root` (`oracles/ts_calls.js`)."""
+    if cache.exists():
+        return [json.loads(x) for x in cache.read_text().splitlines() if x.strip()]
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("no node")
+    args = [node, str(ORACLES / "ts_calls.js"), str(root)] + ([typescript_dir] if typescript_dir else [])
+    out = subprocess.run(args, capture_output=True, text=True, timeout=900, check=True).stdout
+    cache.write_text(out)
+    return [json.loads(x) for x in out.splitlines() if x.strip()]

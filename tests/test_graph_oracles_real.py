@@ -10,7 +10,10 @@ of our own with the same patterns run everywhere: tests/test_graph_typed.py.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,16 +26,22 @@ from tests.graph_oracles import (
     go_oracle,
     go_sites,
     go_tool,
+    java_oracle,
+    located_sites,
     locations,
     our_call_targets,
     rust_import_oracle,
     rust_self_call_oracle,
     score_located,
     score_sites,
+    ts_oracle,
 )
 
 CADDY = CORPORA / "caddy"
 RIPGREP = CORPORA / "ripgrep"
+GSON = CORPORA / "gson"  # google/gson
+RXJS = CORPORA / "rxjs" / "packages" / "rxjs"  # ReactiveX/rxjs, its main package
+TYPESCRIPT = os.environ.get("REPOLOOP_TYPESCRIPT")  # a dir whose node_modules holds `typescript`
 
 
 def _index(root: Path, tmp: Path) -> IndexStore:
@@ -130,3 +139,36 @@ def test_rust_detect_binary_callees_on_ripgrep(ripgrep):
     assert "quit_byte" in names and "binary_data" in names
     assert ("crate::Match::start", "crates/matcher/src/lib.rs") in got  # range: &Range, type Range = Match
     assert not any("PreludeWriter" in q for q, _p in got)
+
+
+def test_java_callees_match_javac_on_gson(tmp_path):
+    if not (GSON / "gson" / "pom.xml").is_file():
+        pytest.skip(f"no gson snapshot at {GSON} (set REPOLOOP_GRAPH_CORPORA)")
+    if shutil.which("java") is None or shutil.which("javac") is None:
+        pytest.skip("no JDK for the javac oracle")
+    store = _index(GSON, tmp_path)
+    sites = go_sites(java_oracle(GSON, tmp_path / "oracle.jsonl"))["all"]
+    s = score_sites(sites, our_call_targets(store))
+    print(s.line("java (gson)"), "\nwrong e.g.", s.wrong[:8], "\nmissed e.g.", s.missed[:8])
+    store.close()
+    assert s.judged > 10000 and s.expected > 5000
+    assert s.precision >= 0.90 and s.recall >= 0.90
+
+
+def test_ts_callees_match_the_typescript_checker_on_rxjs(tmp_path):
+    if not (RXJS / "package.json").is_file():
+        pytest.skip(f"no rxjs snapshot at {RXJS} (set REPOLOOP_GRAPH_CORPORA)")
+    if shutil.which("node") is None:
+        pytest.skip("no node for the TypeScript oracle")
+    ts_dir = str(Path(TYPESCRIPT) / "node_modules") if TYPESCRIPT else None
+    module = json.dumps(f"{ts_dir}/typescript" if ts_dir else "typescript")
+    probe = subprocess.run(["node", "-e", f"require({module})"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no `typescript` package for node (set REPOLOOP_TYPESCRIPT to a dir with it installed)")
+    store = _index(RXJS, tmp_path)
+    sites = located_sites(ts_oracle(RXJS, tmp_path / "oracle.jsonl", ts_dir))
+    s = score_located(sites, our_call_targets(store), locations(store))
+    print(s.line("typescript (rxjs)"), "\nwrong e.g.", s.wrong[:8], "\nmissed e.g.", s.missed[:8])
+    store.close()
+    assert s.judged > 3000 and s.expected > 1000
+    assert s.precision >= 0.90 and s.recall >= 0.90

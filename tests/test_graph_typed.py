@@ -251,6 +251,16 @@ export class Service {
 export function total(o: Order): number {
   return o.total();
 }
+
+export function makeRepo() {
+  return new Repo();
+}
+
+export function sum(orders: Order[]): number {
+  let n = 0;
+  for (const o of orders) n += o.total();
+  return n + makeRepo().find('x').total();
+}
 """,
 }
 
@@ -290,7 +300,8 @@ public class Service {
         Order order = repo.find(id);
         var again = this.repo.find(id);
         names.add(id);
-        return order.total() + again.total();
+        Object o = order;
+        return order.total() + again.total() + ((Order) o).total() + new Repo().find(id).total();
     }
 }
 """,
@@ -368,6 +379,9 @@ def test_ts_members_parameters_and_external_types(tmp_path):
     assert load == {"s:src/repo.Repo.find": 1.0, "s:src/repo.Order.total": 1.0}  # constructor(private repo: Repo)
     assert _calls(store, "s:src/service.Service.watch") == {}  # obs: Observable (rxjs), this.cache: Map
     assert _calls(store, "s:src/service.total") == {"s:src/repo.Order.total": 1.0}  # o: Order
+    # for (const o of orders: Order[]); makeRepo() returns `new Repo()` (no declared result)
+    assert _calls(store, "s:src/service.sum") == {
+        "s:src/repo.Order.total": 1.0, "s:src/service.makeRepo": 1.0, "s:src/repo.Repo.find": 1.0}
     store.close()
 
 
@@ -375,8 +389,8 @@ def test_java_fields_locals_var_and_imports(tmp_path):
     store = index_dir(write_repo(tmp_path / "repo", JAVA))
     load = _calls(store, "s:com.acme.Service.load")
     # repo.find / this.repo.find (field), order.total (local), again.total (var = this.repo.find());
-    # names.add: java.util.List, not Order.add
-    assert load == {"s:com.acme.Repo.find": 1.0, "s:com.acme.Order.total": 1.0}
+    # names.add: java.util.List, not Order.add; ((Order) o).total(); new Repo().find(id).total()
+    assert load == {"s:com.acme.Repo.find": 1.0, "s:com.acme.Order.total": 1.0, "s:com.acme.Repo": 1.0}
     store.close()
 
 

@@ -77,6 +77,7 @@ class Handler:
     member_sep: str | None = None  # separator before a class member, when not the language's default
     skip_refs: frozenset[str] = frozenset()
     whole_call_types: frozenset[str] = frozenset()  # call nodes captured whole (callee built from fields)
+    chain_callees: bool = False  # `full` as a receiver chain (`new T().m`, `((T) x).m`): typed resolution
 
     def module(self, root: Node, path: str, default: str) -> str:
         """The file's module; some languages declare it in the code (Java package, Go package)."""
@@ -145,12 +146,21 @@ class Handler:
             args = node.child_by_field_name("arguments")
             end = args.start_byte if args is not None else node.end_byte
             full = compact(src[node.start_byte:end].decode("utf-8", errors="replace"))
+            if self.chain_callees and node.type == "method_invocation":
+                from repoloop.indexer.handlers.typefacts import chain
+
+                c = chain(node, src)
+                full = c[:-2] if c and c.endswith("()") else full
             n = node.child_by_field_name("name") or node.child_by_field_name("method") or node.child_by_field_name(
                 "function") or node.child_by_field_name("type")
             return (last_ident(text_of(n, src)) if n is not None else last_ident(full)), full
         raw = src[node.start_byte:node.end_byte]
         text = raw.decode("utf-8", errors="replace")
         full = compact(text) if (b" " in raw or b"\n" in raw or len(raw) > 200) else text
+        if self.chain_callees and node.type not in _NAME_NODE_TYPES and (b"(" in raw or b" " in raw):
+            from repoloop.indexer.handlers.typefacts import chain
+
+            full = chain(node, src) or full
         if node.type in _NAME_NODE_TYPES:
             return text, full
         for field in _CALLEE_NAME_FIELDS:

@@ -40,6 +40,7 @@ class GoHandler(Handler):
     (type_switch_statement alias: (_) @tf.local)
     (field_declaration) @tf.field
     """
+    chain_callees = True
     skip_refs = frozenset({"_", "err"})
 
     def module(self, root: Node, path: str, default: str) -> str:

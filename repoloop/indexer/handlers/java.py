@@ -35,6 +35,7 @@ class JavaHandler(Handler):
     (field_declaration) @tf.field
     (method_declaration type: (_) @tf.return)
     """
+    chain_callees = True
     whole_call_types = frozenset({"method_invocation", "object_creation_expression"})
 
     def module(self, root: Node, path: str, default: str) -> str:

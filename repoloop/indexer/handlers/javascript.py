@@ -60,6 +60,8 @@ _IMPORTS = """
 _TYPES_COMMON = """
 (variable_declarator name: (identifier)) @tf.local
 (assignment_expression left: (member_expression object: (this)) right: (_)) @tf.field
+(for_in_statement left: (identifier) right: (_)) @tf.local
+(return_statement (new_expression) @tf.inferred)
 """
 _TYPES_JS = "(field_definition property: (_) value: (_)) @tf.field"
 _TYPES_TS = """
@@ -78,6 +80,7 @@ _FUNCTION_TYPES = frozenset({"arrow_function", "function_expression", "generator
 
 class JavaScriptHandler(Handler):
     import_query = _IMPORTS
+    chain_callees = True
     skip_refs = frozenset({"undefined"})
 
     def __init__(self, dialect: str = "javascript") -> None:
@@ -92,6 +95,14 @@ class JavaScriptHandler(Handler):
         t = node.type
         if role == "return":
             return [("return", _annotation(node, src))]
+        if role == "inferred":  # `return new X()` in a function without a declared result
+            typ = value_type(node, src)
+            return [("return", typ)] if typ and not typ.startswith("=") else []
+        if t == "for_in_statement":  # `for (const x of xs)`: x is an element of xs
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            of = any(c.type == "of" for c in node.children)
+            elem = value_type(right, src) if of else ""
+            return [(text_of(left, src), elem + "[]" if elem.startswith("=") else "")]
         if t in ("required_parameter", "optional_parameter"):
             pat = node.child_by_field_name("pattern")
             return [(text_of(pat, src), _annotation(node.child_by_field_name("type"), src))]

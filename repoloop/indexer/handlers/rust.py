@@ -47,6 +47,7 @@ class RustHandler(Handler):
     """
     comment_marks = ("//", "/*", "*")
     preamble_marks = ("#[",)
+    chain_callees = True
     skip_refs = frozenset({"self", "Self"})
 
     def name_node(self, node: Node) -> Node | None:

@@ -33,7 +33,13 @@ _NAMES = frozenset({
     "this", "self", "super", "crate", "shorthand_property_identifier",
 })
 _WRAPPERS = frozenset({"parenthesized_expression", "reference_expression", "non_null_expression",
-                       "as_expression", "satisfies_expression", "type_cast_expression"})
+                       "satisfies_expression"})
+_TYPE_NODES = frozenset({"type_identifier", "generic_type", "predefined_type", "nested_type_identifier",
+                         "union_type", "array_type", "object_type", "type_annotation"})
+_LITERALS = frozenset({"string_literal", "string", "template_string", "interpreted_string_literal",
+                       "raw_string_literal", "number", "integer_literal", "int_literal", "float_literal",
+                       "decimal_integer_literal", "character_literal", "array", "object", "true", "false"})
+LITERAL = "$lit"  # the head of a chain that starts at a literal: never a repository value
 
 
 def chain(node: Node | None, src: bytes, depth: int = 0) -> str | None:
@@ -64,6 +70,25 @@ def chain(node: Node | None, src: bytes, depth: int = 0) -> str | None:
             return f"{name}()"
         inner = chain(obj, src, depth + 1)
         return f"{inner}.{name}()" if inner is not None else None
+    if t == "object_creation_expression" and node.child_by_field_name("body") is None:  # Java new T()
+        typ = compact(text_of(node.child_by_field_name("type"), src)).split("<", 1)[0]
+        return f"{typ}()" if typ else None
+    if t == "new_expression":  # JS/TS new T()
+        inner = chain(node.child_by_field_name("constructor"), src, depth + 1)
+        return f"{inner}()" if inner is not None else None
+    if t in ("cast_expression", "as_expression", "type_assertion"):  # (T) x, x as T, <T>x: a cast
+        typ = node.child_by_field_name("type")
+        val = node.child_by_field_name("value")
+        if t != "cast_expression":
+            kids = node.named_children
+            val = next((k for k in kids if k.type not in _TYPE_NODES), None)
+            typ = next((k for k in kids if k.type in _TYPE_NODES), None)
+        inner = chain(val, src, depth + 1)
+        if typ is None or inner is None:
+            return None
+        return f"{inner}.({compact(text_of(typ, src))})"
+    if t in _LITERALS:  # "abc".length(): a builtin value
+        return LITERAL
     if t == "try_expression":
         inner = chain(node.named_children[0] if node.named_child_count else None, src, depth + 1)
         return f"{inner}?" if inner is not None else None

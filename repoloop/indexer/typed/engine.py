@@ -78,7 +78,7 @@ class Seg:
     ops: list[str] = field(default_factory=list)  # "()", "[]", "?", in order
     cast: bool = False  # Go `x.(T)`: name is the asserted type
 
-_ID = re.compile(r"[A-Za-z_$@][\w$]*")
+_ID = re.compile(r"[A-Za-z_$@#][\w$]*")
 _SEPS = ("::", "?.", "!.", "->", ".")
 _CLOSE = {"(": ")", "[": "]", "<": ">"}
 
@@ -201,8 +201,14 @@ class TypeFlow:
         if segs is None:
             return None
         segs[-1].ops.append("()")
+        if f.family == "java" and len(segs) == 1:
+            return None  # `m(x)` in Java names a method, never a variable: scopes and bases decide
         target, state, complete = self._eval(f, scope, segs, line, 0)
         if target is not None:
+            info = self.r.defs.get(target)
+            if f.family == "java" and info is not None and info.parent and info.kind == "method" \
+                    and target.rsplit(".", 1)[-1] == info.parent.rsplit(".", 1)[-1]:
+                target = info.parent  # `new T()` names the class (its constructor is T.T)
             return [(target, 1.0)]
         if isinstance(state, Ext) and complete:
             return []
@@ -280,6 +286,8 @@ class TypeFlow:
             return Static(cls, f.id) if cls is not None else None
         if name in ("super", "base", "parent"):
             return None
+        if name == "$lit":  # a literal's methods are the language's
+            return EXT
         # parameters and locals, innermost function first (closures see their enclosing function's)
         s = scope
         while s:
@@ -432,6 +440,8 @@ class TypeFlow:
         if info.kind in _CLASSY:
             return Inst(q, info.file_id)  # a conversion `T(x)`, a tuple struct `T(x)`
         got = self._fact(info.file_id, q, which, _RETURN_ROLES, None)
+        if got is None:
+            got = self._fact(info.file_id, q, which, _INFERRED_ROLES, None)
         if got is None:
             fam = self.r.repo.by_id[info.file_id].family
             return EXT if fam == "go" else None  # a Go function without results returns nothing
@@ -586,6 +596,7 @@ _LOCAL_ROLES = frozenset({"param", "local"})
 _VAR_ROLES = frozenset({"local", "field"})
 _FIELD_ROLES = frozenset({"field"})
 _RETURN_ROLES = frozenset({"return"})
+_INFERRED_ROLES = frozenset({"inferred"})  # from `return new X()` where no result type is written
 _GENERIC_ROLES = frozenset({"generic"})
 _ALIAS_ROLES = frozenset({"alias"})
 _UNDERLYING_ROLES = frozenset({"underlying"})
