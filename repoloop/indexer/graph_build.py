@@ -49,7 +49,8 @@ GENERATION_KEY = "graph_generation"
 JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages and tsconfig paths the JS edges used
 CODE_KEY = "graph_code"  # `code_fingerprint()` of the code that built the edges
 _CODE = ("graph_build.py", "resolve.py", "import_resolve.py", "lazy_defs.py", "rust_crates.py",
-         "typed/engine.py", "typed/langs.py", "typed/syntax.py")
+         "typed/engine.py", "typed/langs.py", "typed/syntax.py", "typed/go.py", "typed/rust.py", "typed/ts.py",
+         "typed/java.py")
 _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -600,4 +599,3 @@ _INFERRED_ROLES = frozenset({"inferred"})  # from `return new X()` where no resu
 _GENERIC_ROLES = frozenset({"generic"})
 _ALIAS_ROLES = frozenset({"alias"})
 _UNDERLYING_ROLES = frozenset({"underlying"})
-Resolve = Callable[..., list[tuple[str, float]]]
