@@ -239,10 +239,14 @@ def file_edges(resolver: Resolver, file_id: int) -> list[tuple[str, str, str, fl
         kind = kinds.get(rkind)
         if kind is None:
             continue
-        key = (rkind, scope, name, full, line if typed else None)  # declared types hold from a line on
+        key = (rkind, scope, name, full)
         targets = memo.get(key)
+        if targets is None and typed:  # a local's declared type holds from its line to its block's end
+            targets = memo.get((*key, line))
         if targets is None:
-            targets = memo[key] = resolver.resolve_ref(f, rkind, scope, name, full, line)
+            resolver.typed.line_sensitive = False
+            targets = resolver.resolve_ref(f, rkind, scope, name, full, line)
+            memo[(*key, line) if typed and resolver.typed.line_sensitive else key] = targets
         src = f"s:{scope}" if scope else fnode
         for q, w in targets:
             add(src, f"s:{q}", kind, w, line)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from repoloop.indexer.import_resolve import FileInfo, _rust_use
@@ -83,7 +84,19 @@ _CLOSE = {"(": ")", "[": "]", "<": ">"}
 
 
 def parse_chain(text: str) -> list[Seg] | None:
-    """`a.b(x)?.c[0]` -> [a, b ()?, c []]; None when the text is not a plain receiver chain."""
+    """`a.b(x)?.c[0]` -> [a, b ()?, c []]; None when the text is not a plain receiver chain.
+    A fresh list each time (callers append to the last segment's ops); parsed once per text."""
+    got = _parse_cached(text)
+    return None if got is None else [Seg(n, list(ops), cast) for n, ops, cast in got]
+
+
+@lru_cache(maxsize=65536)
+def _parse_cached(text: str) -> tuple[tuple[str, tuple[str, ...], bool], ...] | None:
+    segs = _parse_chain(text)
+    return None if segs is None else tuple((x.name, tuple(x.ops), x.cast) for x in segs)
+
+
+def _parse_chain(text: str) -> list[Seg] | None:
     segs: list[Seg] = []
     i, n = 0, len(text)
     want_name = True
@@ -154,6 +167,9 @@ class TypeFlow:
         self._facts: dict[int, dict[str | None, dict[str, list[tuple[int, str, str]]]]] = {}
         self._types: dict[tuple[int, str | None, str], State] = {}
         self._dups: dict[str, list[Any]] | None = None
+        # Set when an answer depended on the call's line (a local in force): the graph build
+        # memoizes other answers per (scope, callee) across lines.
+        self.line_sensitive = False
 
     # -- facts ------------------------------------------------------------------------------------
     def facts(self, fid: int) -> dict[str | None, dict[str, list[tuple[int, str, str]]]]:
@@ -183,6 +199,8 @@ class TypeFlow:
             base, _, end = role.partition(":")
             if base not in roles:
                 continue
+            if line is not None and base == "local":
+                self.line_sensitive = True  # a local is seen from its line to its block's end
             if line is not None and (ln > line or (end and int(end) < line)):
                 continue
             best = (ln, full)

@@ -3,6 +3,8 @@ predeclared types are builtins."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from repoloop.indexer.typed.syntax import BUILTIN, Holder, Named, TypeExpr, path_parts, split_args
 
 GO_BUILTINS = frozenset({
@@ -12,6 +14,7 @@ GO_BUILTINS = frozenset({
 })
 
 
+@lru_cache(maxsize=65536)
 def parse_go(text: str) -> TypeExpr:
     t = text.strip()
     while t.startswith(("*", "&", "(")):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from repoloop.indexer.typed.syntax import BUILTIN, Holder, Named, TypeExpr, path_parts, split_args
 
@@ -23,6 +24,7 @@ JAVA_LANG = frozenset({
 })
 
 
+@lru_cache(maxsize=65536)
 def parse_java(text: str) -> TypeExpr:
     t = re.sub(r"@[\w.]+(\([^)]*\))?\s*", "", text).strip()
     if t.endswith("[]") or t.endswith("..."):

@@ -4,6 +4,7 @@ element (`?`, `.unwrap()`, `[i]`), primitives and the prelude's collections are 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from repoloop.indexer.typed.syntax import BUILTIN, Holder, Named, TypeExpr, path_parts, split_args
 
@@ -18,6 +19,7 @@ RUST_HOLDERS = frozenset({"Option", "Result", "Vec", "VecDeque", "Mutex", "RwLoc
                           "LazyLock", "Weak"})
 
 
+@lru_cache(maxsize=65536)
 def parse_rust(text: str) -> TypeExpr:
     t = text.strip().lstrip("&*").strip()
     t = re.sub(r"^(mut|const|dyn|impl)\b", "", t).strip()

@@ -3,6 +3,8 @@ language's and the DOM's globals are builtins."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from repoloop.indexer.typed.syntax import BUILTIN, Holder, Named, TypeExpr, path_parts, split_args
 
 TS_BUILTINS = frozenset({
@@ -17,6 +19,7 @@ TS_HOLDERS = frozenset({"Array", "ReadonlyArray", "Promise", "PromiseLike", "Ite
                         "Observable", "Awaited", "NonNullable"})
 
 
+@lru_cache(maxsize=65536)
 def parse_ts(text: str) -> TypeExpr:
     t = text.strip().removeprefix("readonly").strip()
     if "|" in t and not t.startswith(("(", "{")):
