@@ -42,8 +42,10 @@ def test_retries_on_429_and_5xx_then_succeeds(fake_llm):
 
 
 def test_timeouts_are_retried(fake_llm):
-    fake_llm.add(Reply(content="slow", delay=1.5), text("fast"))
-    r = client(fake_llm, timeout=0.5).chat(MSGS)
+    # a deadline the fast reply meets even on a busy machine, far below the slow reply's delay (at
+    # 0.5 s vs 1.5 s the fast reply's own attempt could time out under load, and the queue ran dry)
+    fake_llm.add(Reply(content="slow", delay=20), text("fast"))
+    r = client(fake_llm, timeout=4).chat(MSGS)
     assert r.content == "fast" and r.attempts == 2 and "Timeout" in r.errors[0]
 
 

@@ -89,7 +89,7 @@ def test_queries_keep_answering_while_a_new_retriever_warms(repo: Path) -> None:
     try:
         pending = host.reload(reopen=True)
         for _ in range(5):  # answered by the old Retriever while the new one is held open
-            hit = host.submit(lambda r: r.search("parse_config", 1)).result(timeout=10)
+            hit = host.submit(lambda r: r.search("parse_config", 1)).result(timeout=60)
             assert hit[0].path == "pkg/config.py"
         assert not pending.done() and host.generation == 1
         gate.set()
