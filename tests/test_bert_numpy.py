@@ -47,11 +47,11 @@ def test_same_vectors_as_sentence_transformers(max_tokens: int | None) -> None:
     assert np.abs(one_by_one - mine).max() < 1e-5
 
 
-def test_a_query_never_imports_sentence_transformers_and_a_batch_does() -> None:
+def test_a_query_never_imports_sentence_transformers_and_a_torch_batch_does() -> None:
     code = (
         "import sys\n"
         "from repoloop.indexer.embed import SentenceTransformerEmbedder\n"
-        "e = SentenceTransformerEmbedder()\n"
+        "e = SentenceTransformerEmbedder(backend='torch')\n"
         "v = e.embed(['how are tool calls validated'])\n"
         "print(len(v[0]), 'sentence_transformers' in sys.modules, 'torch' in sys.modules)\n"
         "e.embed([f'text {i}' for i in range(10)])\n"

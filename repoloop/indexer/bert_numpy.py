@@ -50,42 +50,18 @@ class NumpyBert:
     @classmethod
     def load(cls, path: str | Path, max_tokens: int | None) -> NumpyBert:
         path = Path(path)
-        try:
-            modules = json.loads((path / "modules.json").read_text())
-            config = json.loads((path / "config.json").read_text())
-            kinds = [m["type"] for m in modules]
-            pooling = json.loads((path / modules[1]["path"] / "config.json").read_text()) if len(modules) > 1 else {}
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise Unsupported(f"not a sentence-transformers model directory: {e}") from e
-        if (tuple(kinds[:2]) != _ST_MODULES or kinds[2:] not in ([], [_NORMALIZE])
-                or config.get("model_type") != "bert" or config.get("hidden_act") != "gelu"
-                or config.get("position_embedding_type", "absolute") != "absolute"
-                or not pooling.get("pooling_mode_mean_tokens")
-                or any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                                 "pooling_mode_mean_sqrt_len_tokens"))):
-            raise Unsupported("only BERT + mean pooling is encoded in numpy")
+        config, normalize = inspect_model(path)
         try:
             from safetensors.numpy import load_file
-            from tokenizers import Tokenizer
 
             weights = load_file(str(path / "model.safetensors"))
-            tok = Tokenizer.from_file(str(path / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - missing files or libraries: sentence-transformers decides
             raise Unsupported(f"cannot read the model files: {e}") from e
-        limit = int(config.get("max_position_embeddings", 512))
-        if max_tokens is not None and max_tokens > limit:
-            raise Unsupported(f"{max_tokens} tokens is more than the model reads")  # its error is the loader's
-        if max_tokens is None:
-            try:
-                max_tokens = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
-            except (OSError, ValueError, KeyError, TypeError):
-                max_tokens = limit
-        tok.no_padding()
-        tok.enable_truncation(max_length=min(max_tokens, limit))
+        tok, max_tokens = load_tokenizer(path, config, max_tokens)
         if weights.get("embeddings.word_embeddings.weight") is None:
             raise Unsupported("no BERT embeddings in model.safetensors")
         log.info("Loading numpy query encoder: model from %s", path)  # service.warm.ModelLoads counts it
-        return cls(tok, weights, config, max_tokens=min(max_tokens, limit), normalize=len(kinds) > 2)
+        return cls(tok, weights, config, max_tokens=max_tokens, normalize=normalize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32 sentence vectors."""
@@ -156,3 +132,46 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     erf = np.sign(z) * (1.0 - poly * np.exp(-a * a))
     return (x * 0.5 * (1.0 + erf)).astype(np.float32)
+
+
+def inspect_model(path: Path) -> tuple[dict, bool]:
+    """(config.json, whether the model normalises) of a plain BERT + mean-pooling sentence encoder
+    directory; raises Unsupported for anything else."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        config = json.loads((path / "config.json").read_text())
+        kinds = [m["type"] for m in modules]
+        pooling = json.loads((path / modules[1]["path"] / "config.json").read_text()) if len(modules) > 1 else {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise Unsupported(f"not a sentence-transformers model directory: {e}") from e
+    if (tuple(kinds[:2]) != _ST_MODULES or kinds[2:] not in ([], [_NORMALIZE])
+            or config.get("model_type") != "bert" or config.get("hidden_act") != "gelu"
+            or config.get("position_embedding_type", "absolute") != "absolute"
+            or not pooling.get("pooling_mode_mean_tokens")
+            or any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                             "pooling_mode_mean_sqrt_len_tokens"))):
+        raise Unsupported("only BERT + mean pooling is encoded in numpy")
+    return config, len(kinds) > 2
+
+
+def load_tokenizer(path: Path, config: dict, max_tokens: int | None) -> tuple[object, int]:
+    """The model's fast tokenizer truncating at max_tokens (default: the model's own length), and
+    that length; no padding (callers pad per batch)."""
+    try:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    except Exception as e:  # noqa: BLE001 - missing files or libraries: sentence-transformers decides
+        raise Unsupported(f"cannot read the tokenizer: {e}") from e
+    limit = int(config.get("max_position_embeddings", 512))
+    if max_tokens is not None and max_tokens > limit:
+        raise Unsupported(f"{max_tokens} tokens is more than the model reads")  # its error is the loader's
+    if max_tokens is None:
+        try:
+            max_tokens = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+        except (OSError, ValueError, KeyError, TypeError):
+            max_tokens = limit
+    max_tokens = min(max_tokens, limit)
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
+    return tok, max_tokens

@@ -21,9 +21,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from repoloop.indexer.embed import Embedder, embedder_from_config
 from repoloop.indexer.store import IndexStore
@@ -181,29 +184,87 @@ def embed_missing(
     if orphans:
         VectorStore.delete(coll, orphans)
     missing = sorted(needed - have)
-    missing = _from_vector_cache(coll, missing, index_dir, embedder.name, store)
-    if not missing:
-        return 0
+    from repoloop.indexer.vector_array import array_path
+
+    mirror = _Mirror(array_path(index_dir, _chroma_tag(store), embedder.name), coll, needed, have - orphans,
+                     int(store.get_meta(META_DIM) or 0))
     done = 0
-    bar = _progress(progress, len(missing))
+    bar = None
     try:
+        missing = _from_vector_cache(coll, missing, index_dir, embedder.name, store, mirror)
+        mirror.maybe_write(now=True)  # a search during this pass reads the vectors so far, without chromadb
+        if not missing:
+            return 0
+        bar = _progress(progress, len(missing))
         pending: list[tuple[str, str]] = []
         for item in _by_length(_texts_for(store, missing), batch * _SORT_WINDOW):
             pending.append(item)
             if len(pending) >= batch:
-                done += _flush(embedder, coll, pending, store)
+                done += _flush(embedder, coll, pending, store, mirror)
                 bar.advance(len(pending)) if bar else None
                 pending = []
         if pending:
-            done += _flush(embedder, coll, pending, store)
+            done += _flush(embedder, coll, pending, store, mirror)
             bar.advance(len(pending)) if bar else None
+    except KeyboardInterrupt:
+        if bar:
+            bar.stop()
+            bar = None
+        if sys.stderr.isatty():
+            print(f"embedding interrupted: {done:,} of {len(missing):,} chunks embedded this run are kept"
+                  " (search uses them; the next `repoloop index` embeds the rest)", file=sys.stderr)
+        raise
     finally:
         if bar:
             bar.stop()
+        mirror.write()
     return done
 
 
-def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: str, store: IndexStore) -> list[str]:
+class _Mirror:
+    """Keeps `dense/<collection>.npy` (repoloop.indexer.vector_array) equal to the vectors the
+    index's keys use: loaded from the last file, topped up from the store where it lacks some
+    (an older index, a shared server, a pass killed before it wrote), then every vector embedded
+    now; rewritten every so often during a pass and at its end, also when interrupted."""
+
+    def __init__(self, path: Path, coll: object, needed: set[str], have: set[str], dim: int) -> None:
+        from repoloop.indexer.vector_array import VectorArray
+
+        self.path, self.dim = path, dim
+        old = VectorArray.load(path)
+        self.vecs = {k: v for k, v in old.as_dict().items() if k in needed} if old is not None else {}
+        self.dirty = old is None or len(self.vecs) != len(old)
+        absent = sorted((needed & have) - self.vecs.keys())
+        for i in range(0, len(absent), 5000):
+            got = coll.get(ids=absent[i : i + 5000], include=["embeddings"])  # type: ignore[attr-defined]
+            self.add(got["ids"], got["embeddings"])
+        self.last = time.monotonic()
+        self.cost = 0.0  # seconds the last write took
+
+    def add(self, keys: Iterable[str], vecs: Iterable[object]) -> None:
+        for k, v in zip(keys, vecs, strict=True):
+            self.vecs[k] = np.asarray(v, dtype=np.float16)
+            self.dirty = True
+
+    def maybe_write(self, now: bool = False) -> None:
+        """Write if changed and (now, or) the last write is long enough ago (at most ~10 % of the time)."""
+        if self.dirty and (now or time.monotonic() - self.last > max(20.0, 10 * self.cost)):
+            self.write()
+
+    def write(self) -> None:
+        if not self.dirty:
+            return
+        from repoloop.indexer.vector_array import VectorArray
+
+        t = time.monotonic()
+        VectorArray.write(self.path, self.vecs, self.dim)
+        self.dirty = False
+        self.last = time.monotonic()
+        self.cost = self.last - t
+
+
+def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: str, store: IndexStore,
+                       mirror: _Mirror | None = None) -> list[str]:
     """Store the vectors that query-time embedding (the dense re-rank) already made for these keys;
     returns the keys still missing."""
     from repoloop.indexer.vector_cache import VectorCache, cache_path
@@ -220,15 +281,21 @@ def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: st
     if got:
         ids = list(got)
         VectorStore.upsert(coll, ids, [got[k].tolist() for k in ids])
+        if mirror is not None:
+            mirror.add(ids, [got[k] for k in ids])
         store.set_meta(META_DIM, str(len(next(iter(got.values())))))
     return [k for k in keys if k not in got]
 
 
-def _flush(embedder: Embedder, coll: object, pending: list[tuple[str, str]], store: IndexStore) -> int:
+def _flush(embedder: Embedder, coll: object, pending: list[tuple[str, str]], store: IndexStore,
+           mirror: _Mirror | None = None) -> int:
     from repoloop.indexer.vectors import VectorStore
 
     vecs = embedder.embed([t for _, t in pending])
     VectorStore.upsert(coll, [k for k, _ in pending], vecs)
+    if mirror is not None:
+        mirror.add([k for k, _ in pending], vecs)
+        mirror.maybe_write()
     if vecs and store.get_meta(META_DIM) != str(len(vecs[0])):
         store.set_meta(META_DIM, str(len(vecs[0])))
     return len(pending)
@@ -240,13 +307,16 @@ class _Bar:
     def __init__(self, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          transient=True)
-        self.task = self.p.add_task("embed", total=total)
+        self.p = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                          TextColumn("ETA"), TimeRemainingColumn(), transient=True)
+        self.task = self.p.add_task("embed", total=total, rate="")
+        self.start, self.done = time.monotonic(), 0
         self.p.start()
 
     def advance(self, n: int) -> None:
-        self.p.advance(self.task, n)
+        self.done += n
+        rate = self.done / max(time.monotonic() - self.start, 1e-6)
+        self.p.update(self.task, advance=n, rate=f"{rate:.1f} chunks/s")
 
     def stop(self) -> None:
         self.p.stop()

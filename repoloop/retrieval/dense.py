@@ -1,19 +1,27 @@
 """Dense retrieval: the query embedded with the model the index was built with, nearest vectors
-from chromadb, mapped back to chunks through `embed_keys` (one vector may serve several chunks).
+from the index's compact array (repoloop.indexer.vector_array: numpy, exact) or, where an index
+has none yet, from chromadb; mapped back to chunks through `embed_keys` (one vector may serve
+several chunks). `REPOLOOP_DENSE_STORE=chroma` asks chromadb even where the array exists.
 
-Imported only when dense retrieval is on: it pulls in chromadb and the embedding model.
+Imported only when dense retrieval is on. The array path imports neither chromadb nor torch: a
+one-shot search pays only for the query's numpy encoder.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from repoloop.indexer.embed import Embedder, embedder_by_name
 from repoloop.indexer.embed_phase import MAX_EMBED_CHARS, META_MODEL, META_TAG, stored_chroma_url
 from repoloop.indexer.store import IndexStore
-from repoloop.indexer.vectors import VectorStore
+from repoloop.indexer.vector_array import VectorArray, array_path
 from repoloop.retrieval.fusion import Ranked
+
+STORE_ENV = "REPOLOOP_DENSE_STORE"  # "chroma": skip the array (comparisons, benchmarks)
 
 
 class Dense:
@@ -29,6 +37,7 @@ class Dense:
         self._coll: Any = None
         self._tag: str | None = None  # the collection's tag when it was opened
         self._count: int | None = None  # collection size, read once per index generation (refresh)
+        self._array: VectorArray | None = None  # the compact copy, when the index has one
 
     @property
     def available(self) -> bool:
@@ -36,6 +45,8 @@ class Dense:
 
     def _collection(self) -> Any:
         if self._coll is None:
+            from repoloop.indexer.vectors import VectorStore
+
             vs = VectorStore.open(self.index_dir, self.chroma_url)
             self._tag = self.store.get_meta(META_TAG) or ""
             self._coll = vs.collection(self._tag, self.model, create=False)
@@ -43,14 +54,14 @@ class Dense:
 
     def warm(self) -> None:
         """Load the model and open the collection now (a long-running process pays this once)."""
-        if self.available:
-            self._collection()
+        if self.available and self.prepare():
             self.search("warm up", 1)
 
     def refresh(self) -> None:
         """After an index pass: re-read the collection's size; the model and the client stay. A
         different model or collection (the index re-made) is opened afresh on next use."""
         self._count = None
+        self._array = None  # re-read: the pass may have rewritten it
         model, tag = self.store.get_meta(META_MODEL) or "", self.store.get_meta(META_TAG) or ""
         if model != self.model or tag != self._tag:
             self.model, self._coll = model, None
@@ -60,21 +71,28 @@ class Dense:
         there is nothing to search."""
         if not self.available:
             return False
-        coll = self._collection()
-        if coll is None:
-            return False
+        if self._array is None and os.environ.get(STORE_ENV, "").strip().lower() != "chroma":
+            self._array = VectorArray.load(array_path(self.index_dir, self.store.get_meta(META_TAG) or "", self.model))
+        if self._array is None:
+            coll = self._collection()
+            if coll is None:
+                return False
+            if self._count is None:
+                self._count = coll.count()
         if self.embedder is None or self.embedder.name != self.model:  # a given one only if it made the index
             self.embedder = embedder_by_name(self.model, None)
-        if self._count is None:
-            self._count = coll.count()
         return True
 
     def nearest(self, query: str, limit: int) -> list[tuple[str, float]]:
         """Embed the query and ask chroma; touches no SQLite, so it may run on another thread
         (torch and chroma release the GIL) while the lexical signals run. Call `prepare` first."""
-        if not query.strip() or self._coll is None or self.embedder is None:
+        if not query.strip() or (self._coll is None and self._array is None) or self.embedder is None:
             return []
         vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
+        if self._array is not None:
+            return self._array.nearest(np.asarray(vec, dtype=np.float32), limit)
+        from repoloop.indexer.vectors import VectorStore
+
         return VectorStore.query(self._coll, vec, limit, self._count)
 
     def to_chunks(self, hits: list[tuple[str, float]], limit: int) -> Ranked:

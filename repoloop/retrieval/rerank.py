@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -35,8 +36,9 @@ class DenseReranker:
     embedded earlier), then the model (and go to the cache)."""
 
     def __init__(self, conn: sqlite3.Connection, embedder: Embedder, *, penalty: float,
-                 cache: VectorCache | None = None, memory: int = 50_000) -> None:
+                 cache: VectorCache | None = None, memory: int = 50_000, per_file: int = 0) -> None:
         self.conn = conn
+        self.per_file = per_file  # embed at most this many new chunks per file (0: all); see select_chunks
         self.embedder = embedder
         self.penalty = penalty
         self.cache = cache
@@ -47,12 +49,19 @@ class DenseReranker:
     def query_vector(self, query: str) -> np.ndarray:
         return np.asarray(self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0], dtype=np.float32)
 
-    def best_chunks(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]) -> dict[str, tuple[float, int]]:
+    def best_chunks(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str], query: str = ""
+                    ) -> dict[str, tuple[float, int]]:
         """File -> (its best chunk's cosine similarity to the query, that chunk's id); files with no
-        vector left out."""
+        vector left out. With `per_file` and a query, a file's chunks not embedded yet are embedded
+        only up to `per_file` of them, the ones sharing the most query words."""
         qvec = np.asarray(qvec, dtype=np.float32)
         keys = self._chunk_keys(files)
-        vecs = self._vectors({k: t for per in keys.values() for k, t, _ in per})
+        texts = {k: t for per in keys.values() for k, t, _ in per}
+        known = self._known(texts)
+        if self.per_file > 0 and query:
+            wanted = select_chunks(query, keys, known.keys(), self.per_file)
+            texts = {k: t for k, t in texts.items() if k in wanted}
+        vecs = self._vectors(texts, known)
         out = {}
         for path, per in keys.items():
             sims = [(float(vecs[k] @ qvec), cid) for k, _, cid in per if k in vecs]
@@ -60,10 +69,10 @@ class DenseReranker:
                 out[path] = max(sims)
         return out
 
-    def order(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str]
+    def order(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str], query: str = ""
               ) -> tuple[list[str], dict[str, tuple[float, int]]]:
         """The candidates re-ordered (best first) and each file's best chunk (see best_chunks)."""
-        best = self.best_chunks(qvec, files)
+        best = self.best_chunks(qvec, files, query)
         if not best:
             return list(files), {}
         neutral = sum(s for s, _ in best.values()) / len(best)
@@ -83,14 +92,22 @@ class DenseReranker:
             out[path].append((embed_key(t), t, cid))
         return out
 
-    def _vectors(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:
-        """key -> unit vector, from memory, the cache, and the model."""
+    def _known(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """The vectors of these keys already made: memory, then the cache."""
         out = {k: self._memory[k] for k in texts if k in self._memory}
         want = [k for k in texts if k not in out]
         if want and self.cache is not None:
             out.update(self.cache.get(want))
+        return out
+
+    def _vectors(self, texts: Mapping[str, str], known: Mapping[str, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
+        """key -> unit vector, from memory, the cache, and the model."""
+        out = dict(known) if known is not None else self._known(texts)
+        out = {k: v for k, v in out.items() if k in texts}
         missing = [k for k in texts if k not in out]
         if missing:
+            _announce(len(missing), self.cache)
             vecs = self.embedder.embed([texts[k] for k in missing])
             fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vecs, strict=True)}
             self.embedded += len(fresh)
@@ -106,6 +123,40 @@ class DenseReranker:
             self._memory.move_to_end(k)
         while len(self._memory) > self._memory_max:
             self._memory.popitem(last=False)
+
+
+def select_chunks(query: str, per_file: Mapping[str, Sequence[tuple[str, str, int]]], known: Iterable[str],
+                  n: int) -> set[str]:
+    """Keys worth embedding: every key already embedded, and per file at most n others, those whose
+    text shares the most query words (each word weighted by its idf among these chunks; ties: the
+    file's order). Embedding is the cost of a cold re-rank; a file is scored by its best chunk, which
+    shares the query's words far more often than not."""
+    from repoloop.indexer.tokens import code_tokens
+
+    known = set(known)
+    terms = set(code_tokens(query, stop=True))
+    chunk_terms = {k: terms.intersection(code_tokens(t)) for per in per_file.values() for k, t, _ in per
+                   if k not in known} if terms else {}
+    df: dict[str, int] = {}
+    for ts in chunk_terms.values():
+        for t in ts:
+            df[t] = df.get(t, 0) + 1
+    total = max(len(chunk_terms), 1)
+    idf = {t: math.log(1 + total / c) for t, c in df.items()}
+    out = set(known)
+    for per in per_file.values():
+        fresh = [(k, i) for i, (k, _, _) in enumerate(per) if k not in known]
+        if len(fresh) > n:
+            fresh.sort(key=lambda ki: (-sum(idf[t] for t in chunk_terms.get(ki[0], ())), ki[1]))
+        out.update(k for k, _ in fresh[:n])
+    return out
+
+
+def _announce(n: int, cache: VectorCache | None) -> None:
+    """Say on a terminal what the re-rank is about to embed (a cold re-rank takes seconds)."""
+    if sys.stderr.isatty():
+        where = f"; cached in {cache.path}" if cache is not None and cache.path is not None else ""
+        print(f"re-rank: embedding {n:,} chunks of the candidate files (once{where})", file=sys.stderr, flush=True)
 
 
 def reassign(order_old: Sequence[str], order_new: Sequence[str], best: Mapping[str, float]) -> dict[str, float]:

@@ -381,7 +381,8 @@ class HybridRetriever(Retriever):
 
         self._embedder = self._embedder or embedder_from_config()  # the model a later `index` would use
         return DenseReranker(self.store.conn, self._embedder, penalty=self.weights.rerank_penalty,
-                             cache=VectorCache(cache_path(self.idx), self._embedder.name))
+                             cache=VectorCache(cache_path(self.idx), self._embedder.name),
+                             per_file=self.weights.rerank_chunks)
 
     def set_rerank(self, on: bool) -> None:
         """Turn the re-rank on or off on an open retriever (benchmarks compare both in one process)."""
@@ -409,8 +410,9 @@ class HybridRetriever(Retriever):
         injected = self._inject_files(query, cands)
         cands += injected
         rr.penalty = self.weights.rerank_penalty
+        rr.per_file = self.weights.rerank_chunks
         try:
-            new, chunks = rr.order(rr.query_vector(query), cands)
+            new, chunks = rr.order(rr.query_vector(query), cands, query)
             sims = {p: s for p, (s, _) in chunks.items()}
             if injected:  # their best chunk joins the list below every candidate, then moves like one
                 fused = self._add_injected(fused, rows, paths, {p: chunks[p] for p in injected if p in chunks})

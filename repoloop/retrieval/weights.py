@@ -69,6 +69,11 @@ class Weights:
     # of 11 of the 34 single-file misses that whole-file BM25 had in its top 10 (SWE-bench dev, all 407;
     # django 188: Acc@5 81.9 -> 84.6, Acc@10 87.2 -> 90.4, Acc@1 unchanged; RESULTS.md).
     rerank_inject: int = 10
+    # At most this many not-yet-embedded chunks per candidate file are embedded for the re-rank: those
+    # sharing the most query words (idf-weighted); 0 embeds every chunk. A cold re-rank on ripgrep
+    # embedded 1,751 chunks for one query (big files); the best chunk is nearly always among the
+    # lexically closest (RESULTS.md, "Cold re-rank").
+    rerank_chunks: int = 12
     # Results: prefer function/method-level chunks over module-level code.
     kind_boost: dict[str, float] = field(default_factory=lambda: {
         "function": 1.0, "method": 1.0, "class": 1.0, "code": 0.9,

@@ -1,0 +1,135 @@
+"""Embeddings at the CPU's limit (issue 16): the ONNX Runtime encoder gives sentence-transformers'
+vectors (int8: cosine >= 0.99 per text) without importing torch; a search on an embedded index
+imports neither chromadb nor torch and finds what chromadb finds; an interrupted embedding pass
+keeps what it embedded, searchable; a cold re-rank embeds only the chunks it must."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repoloop.indexer.embed import SentenceTransformerEmbedder
+from repoloop.indexer.embed_phase import embed_missing
+from repoloop.indexer.store import IndexStore
+from repoloop.indexer.vector_array import VectorArray
+from tests.test_retrieval_fixtures import index, write_repo
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = [
+    "where are retries with backoff handled?",
+    "def parse_date(s):\n    return datetime.strptime(s, '%Y-%m-%d')\n",
+    "class Session:\n    def request(self, method, url, **kw):\n        return self.send(Request(method, url, **kw))\n",
+    "héllo wörld — 日本語のテキスト 😀",
+    " ".join(f"identifier_{i} CamelCaseName{i}" for i in range(200)),
+    "",
+]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ONNX graph cache for the module's tests (built once, as a user's first index builds it)."""
+    monkeypatch.setenv("REPOLOOP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "repoloop-cache"))
+
+
+@pytest.mark.parametrize(("precision", "floor"), [("int8", 0.99), ("fp32", 0.99999)])
+def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPOLOOP_EMBED_PRECISION", precision)
+    fast = np.asarray(SentenceTransformerEmbedder(backend="onnx").embed(TEXTS * 2), dtype=np.float32)
+    ref = np.asarray(SentenceTransformerEmbedder(backend="torch").embed(TEXTS * 2), dtype=np.float32)
+    assert fast.shape == ref.shape == (2 * len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cos = (fast * ref).sum(1)
+    real = np.array([bool(t) for t in TEXTS * 2])
+    assert (cos[real] >= floor).all(), cos
+    assert (cos[~real] >= min(floor, 0.97)).all(), cos  # "" is [CLS] [SEP] alone: int8's worst case, 0.98
+
+
+def test_a_batch_embeds_without_torch(tmp_path: Path) -> None:
+    code = ("import sys\nfrom repoloop.indexer.embed import SentenceTransformerEmbedder\n"
+            "v = SentenceTransformerEmbedder().embed([f'def f{i}(): return {i}' for i in range(40)])\n"
+            "print(len(v), len(v[0]), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40", "384", "False", "False"]
+
+
+def _search(root: Path, query: str, **env: str) -> tuple[list[tuple[str, int]], list[str]]:
+    code = ("import sys, json\nfrom repoloop.retrieval.retriever import HybridRetriever\n"
+            "from pathlib import Path\n"
+            "r = HybridRetriever.open(Path(sys.argv[1]))\n"
+            "hits = r.search(sys.argv[2], k=5, signals='dense')\n"
+            "print(json.dumps({'hits': [[h.path, h.start_line] for h in hits],"
+            " 'heavy': [m for m in ('chromadb', 'torch', 'sentence_transformers') if m in sys.modules]}))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(root), query], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+    assert out.returncode == 0, out.stderr
+    import json
+
+    data = json.loads(out.stdout)
+    return [tuple(h) for h in data["hits"]], data["heavy"]
+
+
+def test_search_on_an_embedded_index_imports_no_chromadb_and_agrees_with_it(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo")
+    index(root, embed=True)
+    assert list((root / ".repoloop" / "dense").glob("*.npy"))
+    for q in ("retry a request with exponential backoff", "parse a date string", "checkout the shopping cart"):
+        hits, heavy = _search(root, q)
+        assert hits and heavy == []
+        via_chroma, heavy_chroma = _search(root, q, REPOLOOP_DENSE_STORE="chroma")
+        assert "chromadb" in heavy_chroma
+        assert hits == via_chroma
+
+
+class _Interrupted(SentenceTransformerEmbedder):
+    """Embeds two rounds, then the user presses Ctrl-C."""
+
+    calls: int = 0
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        if self.calls > 2:
+            raise KeyboardInterrupt
+        return super().embed(texts)
+
+
+def test_ctrl_c_keeps_what_was_embedded_and_search_uses_it(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo")
+    (root / "handlers.py").write_text("\n\n".join(
+        f"def handler_{i}(request):\n    return request.get('field_{i}', {i})\n" for i in range(24)))
+    index(root)  # --no-embed
+    idx = root / ".repoloop"
+    with IndexStore.open(root) as store, pytest.raises(KeyboardInterrupt):
+        embed_missing(store, idx, embedder=_Interrupted(), batch=4)
+    arrays = list((idx / "dense").glob("*.npy"))
+    assert len(arrays) == 1
+    kept = VectorArray.load(arrays[0])
+    assert kept is not None and len(kept) == 8  # two rounds of 4, nothing lost, nothing invented
+    hits, heavy = _search(root, "handler field request")
+    assert hits and heavy == []
+    with IndexStore.open(root) as store:
+        total = store.conn.execute("SELECT count(DISTINCT key) FROM embed_keys").fetchone()[0]
+        embedded = embed_missing(store, idx, embedder=SentenceTransformerEmbedder(), batch=4)
+    assert embedded == total - 8  # the next pass embeds only the rest
+    assert len(VectorArray.load(arrays[0])) == total
+
+
+def test_rerank_embeds_at_most_n_new_chunks_per_file_the_ones_with_query_words() -> None:
+    from repoloop.retrieval.rerank import select_chunks
+
+    per_file = {
+        "big.rs": [(f"k{i}", f"fn filler_{i}() {{ let x = {i}; }}", i) for i in range(30)]
+        + [("hit", "fn follow_symlinks(path: &Path) -> bool { walk symlink }", 30)],
+        "small.rs": [("s0", "fn a() {}", 40), ("s1", "fn b() {}", 41)],
+    }
+    got = select_chunks("follow symbolic links (symlinks) when walking", per_file, known={"k29"}, n=3)
+    assert "hit" in got and "k29" in got  # the lexically closest one, and what is embedded already
+    assert len([k for k in got if k.startswith("k") or k == "hit"]) == 4  # 3 new + the known one
+    assert {"s0", "s1"} <= got  # a small file: all of it
