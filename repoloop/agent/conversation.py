@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = 2  # system, task
+SUMMARY_HEAD = "Summary of earlier steps (compacted to fit the context window):"
 OBSERVATION_PREFIX = "Output of "  # a text-mode tool result (repoloop.agent.textmode.observation)
 MAX_REPLY_KEEP = 20_000  # characters of an assistant message's text, and of each call's arguments
 
@@ -65,15 +66,20 @@ class Conversation:
             return None
         keep = self.prefix
         done = None
-        cut = len(self.messages) - self.keep_recent
-        while cut > keep and self.messages[cut].get("role") != "assistant":
-            cut -= 1  # never separate tool results from their call
-        if cut > keep + 1:
-            old = self.messages[keep:cut]
-            done = summarize(old)
-            self.messages[keep:cut] = [{"role": "user", "content": done}]
-            self.sent = max(keep + 1, self.sent - len(old) + 1)
-            self.compactions += 1
+        # The last turns stay whole; a window too small for even those (a server that said so) keeps
+        # only the newest turn.
+        for recent in (self.keep_recent, 2):
+            if done is not None and self.tokens() <= limit:
+                break
+            cut = len(self.messages) - recent
+            while cut > keep and self.messages[cut].get("role") != "assistant":
+                cut -= 1  # never separate tool results from their call
+            if cut > keep + 1:
+                old = self.messages[keep:cut]
+                done = summarize(old)
+                self.messages[keep:cut] = [{"role": "user", "content": done}]
+                self.sent = max(keep + 1, self.sent - len(old) + 1)
+                self.compactions += 1
         if self.tokens() > limit:  # huge recent outputs: shorten all but the newest
             shortened = 0
             for m in self.messages[keep:-1]:
@@ -100,7 +106,7 @@ def _is_observation(m: dict[str, Any]) -> bool:
 
 def summarize(messages: list[dict]) -> str:
     """One line per earlier action, so the model remembers what it did without the bulk."""
-    lines = ["Summary of earlier steps (compacted to fit the context window):"]
+    lines = [SUMMARY_HEAD]
     results = {m.get("tool_call_id"): (m.get("content") or "") for m in messages if m.get("role") == "tool"}
     for m in messages:
         role = m.get("role")

@@ -100,8 +100,12 @@ class LLMError(RepoloopError):
     """The model endpoint failed for good (after retries) or refused the request."""
 
     def __init__(self, message: str, *, attempts: int = 1, errors: list[str] | None = None,
-                 seconds: float = 0.0, unreachable: bool = False, tools_rejected: bool = False) -> None:
+                 seconds: float = 0.0, unreachable: bool = False, tools_rejected: bool = False,
+                 context_window: int | None = None) -> None:
         super().__init__(message)
+        # The server's context window in tokens, where its refusal says it (llama.cpp's `n_ctx`,
+        # OpenAI's "maximum context length is N tokens"): the loop compacts to fit it.
+        self.context_window = context_window
         self.attempts = attempts
         # The server refused the request because it carried `tools` (no function calling there): the
         # loop's `auto` tool mode switches to text-mode tool calls instead of ending the run.
@@ -226,9 +230,11 @@ class LLMClient:
         errors: list[str] = []
         t0 = time.perf_counter()
 
-        def fail(message: str, attempt: int, unreachable: bool = False, tools_rejected: bool = False) -> LLMError:
+        def fail(message: str, attempt: int, unreachable: bool = False, tools_rejected: bool = False,
+                 context_window: int | None = None) -> LLMError:
             return LLMError(self._redact(message), attempts=attempt, errors=[self._redact(x) for x in errors],
-                            seconds=time.perf_counter() - t0, unreachable=unreachable, tools_rejected=tools_rejected)
+                            seconds=time.perf_counter() - t0, unreachable=unreachable, tools_rejected=tools_rejected,
+                            context_window=context_window)
 
         for attempt in range(1, self.config.max_retries + 2):
             try:
@@ -261,7 +267,7 @@ class LLMClient:
                 self.reached = True
                 errors.append(self._describe(e))
                 raise fail(f"model endpoint refused the request: {errors[-1]}", attempt,
-                           tools_rejected=bool(tools) and _rejects_tools(e)) from None
+                           tools_rejected=bool(tools) and _rejects_tools(e), context_window=_window(e)) from None
             except oa.OpenAIError as e:  # anything else the SDK raises: one clear line, no traceback
                 errors.append(self._describe(e))
                 raise fail(f"model endpoint failed: {errors[-1]}", attempt) from None
@@ -561,6 +567,19 @@ def _timings(t: Any) -> dict[str, float] | None:
 
 def _finish(v: Any) -> str | None:
     return v[:40] if isinstance(v, str) and v else None
+
+
+def _window(e: BaseException) -> int | None:
+    """The context window an error status names: llama.cpp's `n_ctx` in the error object, or the
+    "maximum context length is N tokens" of OpenAI and vLLM."""
+    import re
+
+    body = getattr(e, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict) and _count(err.get("n_ctx")) > 0:
+        return _count(err.get("n_ctx"))
+    m = re.search(r"maximum context length is (\d{3,9}) tokens", str(e))
+    return int(m.group(1)) if m else None
 
 
 def _rejects_tools(e: BaseException) -> bool:

@@ -348,7 +348,11 @@ class Agent:
             if not _context_overflow(str(e)):
                 raise
             self._request_failed(e, phase, model, recovered="compacted the conversation and sent it again")
-            self.conv.context_limit = max(int(self.conv.tokens() * 0.6), 4_000)
+            # The server's own window where it says it (what the model wrote since is room to spare),
+            # else 60% of what was refused.
+            told = e.context_window
+            self.conv.context_limit = (max(told, 1_024) if told and told < self.conv.context_limit
+                                       else max(int(self.conv.tokens() * 0.6), 4_000))
             summary = self.conv.compact_if_needed(self.tools_tokens)
             self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])
             return self._chat(model, phase, tool_choice)
