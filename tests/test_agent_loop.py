@@ -341,8 +341,12 @@ def test_context_overflow_from_the_server_compacts_and_retries(fake_llm, bug_rep
     sizes = [len(json.dumps(r["messages"])) for r in fake_llm.requests]
     refused = 4  # the request answered with 400
     assert sizes[refused + 1] < sizes[refused] * 0.7  # resent smaller, not the same
-    # system, task + plan request (sent as one user message), plan, "execute": kept whole.
-    assert fake_llm.requests[refused + 1]["messages"][:4] == fake_llm.requests[refused]["messages"][:4]
+    # system, task + plan request (sent as one user message), plan: kept whole; "execute" starts the next
+    # message (a compaction's summary follows it there).
+    from repoloop.agent.prompts import EXECUTE
+
+    assert fake_llm.requests[refused + 1]["messages"][:3] == fake_llm.requests[refused]["messages"][:3]
+    assert fake_llm.requests[refused + 1]["messages"][3]["content"].startswith(EXECUTE)
 
 
 def test_endpoint_model_and_key_come_from_the_environment(fake_llm, bug_repo):
