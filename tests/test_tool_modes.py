@@ -302,6 +302,22 @@ def test_auto_falls_back_to_text_mode_when_the_server_refuses_tools(fake_llm, re
         [r for r in recs if r["type"] == "reply"])
 
 
+def test_a_server_that_refuses_tool_choice_none_keeps_native_calls(fake_llm, repo):
+    def server(body: dict) -> Reply:  # tools fine, tool_choice "none" not
+        if body.get("tool_choice") == "none":
+            return error(400, "tool_choice 'none' is not supported by this server")
+        return script.pop(0)
+
+    script = [PLAN, call("edit_file", FIX_ARGS), call("finish", FINISH_ARGS)]
+    fake_llm.default = server
+    proc, out = run_cli(fake_llm, repo)
+    recs = ended(proc, out, "success", "verified")
+    assert out["tool_mode"] == "native" and all(r.get("tools") for r in fake_llm.requests)
+    assert [r.get("tool_choice") for r in fake_llm.requests] == ["none", None, None, None]
+    (refused,) = [r for r in recs if r["type"] == "model_error"]
+    assert refused["recovered"] == "sent again without tool_choice"
+
+
 def test_native_mode_against_a_server_without_tools_ends_with_the_reason(fake_llm, repo):
     fake_llm.default = error(500, "tools param requires --jinja flag")
     proc, out = run_cli(fake_llm, repo, "--retries", "1", mode="native")

@@ -298,18 +298,10 @@ class Agent:
 
     # -- the model ---------------------------------------------------------------------------------------
     def _model(self, *, model: str | None = None, phase: str = "act", tool_choice: str | None = None) -> LLMReply:
-        """One model call under the current tool protocol. In auto mode, a server that refuses `tools`
-        switches the run to text mode and the same request is sent again without them."""
+        """One model call under the current tool protocol."""
         model = model or self.cfg.model
         try:
-            try:
-                reply = self._send(model, phase, tool_choice)
-            except LLMError as e:
-                if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
-                    raise
-                self._request_failed(e, phase, model, recovered="switched to text-mode tool calls")
-                self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
-                reply = self._send(model, phase, tool_choice)
+            reply = self._send_adapting(model, phase, tool_choice)
         except LLMError as e:
             self._request_failed(e, phase, model)
             raise
@@ -329,6 +321,22 @@ class Agent:
                         attempts=reply.attempts, errors=reply.errors, finish_reason=reply.finish_reason,
                         timings=reply.timings)
         return reply
+
+    def _send_adapting(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
+        """Send; a server that refuses `tool_choice` gets the request again without it, and in auto mode
+        a server that refuses `tools` switches the run to text mode (the request is sent again without
+        them). Each refusal is on record with how the run went on."""
+        try:
+            return self._send(model, phase, tool_choice)
+        except LLMError as e:
+            if tool_choice and "tool_choice" in str(e).lower():
+                self._request_failed(e, phase, model, recovered="sent again without tool_choice")
+                return self._send_adapting(model, phase, None)
+            if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
+                raise
+            self._request_failed(e, phase, model, recovered="switched to text-mode tool calls")
+            self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
+            return self._send(model, phase, tool_choice)
 
     def _request_failed(self, e: LLMError, phase: str, model: str, recovered: str = "") -> None:
         """Every request ends in a `reply` or a `model_error` record; `recovered` says how the run went on."""
