@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--queries-file", type=Path)
     ap.add_argument("--lexical", action="store_true", help="also time the new code with --lexical")
     ap.add_argument("--rerank", action="store_true", help="old and new with --rerank and an empty vector cache")
+    ap.add_argument("--old-queries", type=int, help="time the old code on only the first N queries (slow)")
     ap.add_argument("-k", type=int, default=10)
     a = ap.parse_args()
     name = a.repo.name
@@ -83,32 +84,39 @@ def main() -> None:
     if a.lexical:
         variants["new --lexical"] = (a.new, ("--lexical",))
     res: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
-    same_top1 = same_top3 = same_top10 = 0
+    same_top1 = same_top3 = same_top10 = compared = 0
     load = []
     for i, q in enumerate(queries):
         names = list(variants)
         order = names[i % len(names):] + names[: i % len(names)]  # none always runs first
         got = {}
         for which in order:
+            if which == "old" and a.old_queries is not None and i >= a.old_queries:
+                continue
             code, ex = variants[which]
             wall, cpu, files = run_once(code, a.repo, a.index_dir, q, a.k, ex)
             res[which].append((wall, cpu))
             got[which] = files
         load.append(os.getloadavg()[0])
-        same_top1 += got["old"][:1] == got["new"][:1]
-        same_top3 += got["old"][:3] == got["new"][:3]
-        same_top10 += got["old"][:10] == got["new"][:10]
+        if "old" in got:
+            compared += 1
+            same_top1 += got["old"][:1] == got["new"][:1]
+            same_top3 += got["old"][:3] == got["new"][:3]
+            same_top10 += got["old"][:10] == got["new"][:10]
     print(f"{len(queries)} cold queries on {name} (k={a.k}{', --rerank, empty vector cache' if a.rerank else ''}),"
           f" load avg during the run {min(load):.1f}-{max(load):.1f}")
     print("| code | wall p50 s | wall p95 s | CPU p50 s |\n|---|---|---|---|")
     for which in variants:
+        if not res[which]:
+            continue
         walls = sorted(w for w, _ in res[which])
         cpus = [c for _, c in res[which]]
         p95 = walls[min(len(walls) - 1, round(0.95 * (len(walls) - 1)))]
         print(f"| {which} | {statistics.median(walls):.2f} | {p95:.2f} | {statistics.median(cpus):.2f} |")
-    p50 = {w: statistics.median(x for x, _ in res[w]) for w in variants}
-    print(f"old/new wall p50: {p50['old'] / p50['new']:.1f}x; same top file {same_top1}/{len(queries)}, same top 3"
-          f" files {same_top3}/{len(queries)}, same top-10 files {same_top10}/{len(queries)}")
+    p50 = {w: statistics.median(x for x, _ in res[w]) for w in variants if res[w]}
+    if "old" in p50:
+        print(f"old/new wall p50: {p50['old'] / p50['new']:.1f}x; same top file {same_top1}/{compared}, same top 3"
+              f" files {same_top3}/{compared}, same top-10 files {same_top10}/{compared}")
     if a.lexical:
         print(f"new / new --lexical wall p50: {p50['new'] / p50['new --lexical']:.2f}x")
 

@@ -39,6 +39,8 @@ class Lexical:
     def terms(self, query: str) -> list[str]:
         """The query's terms, at most max_query_terms, rarest kept; terms absent from the index dropped."""
         toks = list(dict.fromkeys(code_tokens(bounded_prefix(query), stop=True)))
+        if self.weights.bm25_stem:
+            toks = list(dict.fromkeys(v for t in toks for v in (t, *variants(t))))
         # A whole snake_case identifier is a phrase of its words in FTS5; its words are listed too.
         single = [t for t in toks if "_" not in t]
         phrases = [t for t in toks if "_" in t]
@@ -82,3 +84,23 @@ class Lexical:
         except sqlite3.OperationalError:  # an index written before the table existed
             return []
         return [(r[0], -r[1]) for r in rows]
+
+
+def variants(word: str) -> tuple[str, ...]:
+    """Light stems of a plain word (no digits, no underscore, 5+ letters): "redirects" -> "redirect",
+    "retries" -> "retry", "handling" -> "handl", "handle"... only forms that then exist in the index
+    count (terms() drops the others). Identifiers (with "_") are left whole."""
+    if "_" in word or len(word) < 5 or not word.isalpha():
+        return ()
+    out: list[str] = []
+    if word.endswith("ies"):
+        out.append(word[:-3] + "y")
+    elif word.endswith("sses") or word.endswith("xes") or word.endswith("ches") or word.endswith("shes"):
+        out.append(word[:-2])
+    elif word.endswith("s") and not word.endswith("ss") and not word.endswith("us"):
+        out.append(word[:-1])
+    elif word.endswith("ing") and len(word) > 6:
+        out += [word[:-3], word[:-3] + "e"]
+    elif word.endswith("ed") and len(word) > 5:
+        out += [word[:-2], word[:-1]]
+    return tuple(out)

@@ -44,6 +44,10 @@ class Weights:
     # SWE-bench dev issues (16 per repo, lexical, trees at a later base commit): 24 terms -> 400
     # terms: file Acc@1 46.3 -> 49.7, Acc@5 63.3 -> 70.1, MRR 0.561 -> 0.633; dev.jsonl unchanged.
     max_query_terms: int = 400
+    # Light stemming of the query's plain words for BM25 (repoloop.retrieval.lexical.variants): a word
+    # also matches its singular / stem ("redirects" -> "redirect"), identifiers stay whole. The index
+    # is unchanged. Off by default until the benchmarks say otherwise (RESULTS.md, issue 16).
+    bm25_stem: bool = False
     # Name matches: score of each kind of evidence (higher ranks first within the signal).
     name_exact_ident: float = 1.0  # a code-looking identifier equals a symbol name / qualname suffix
     name_fuzzy_ident: float = 0.7  # same, ignoring case and underscores
