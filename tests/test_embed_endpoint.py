@@ -95,12 +95,22 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
         emb.embed(["x"])
 
 
-def test_unreachable_vector_store_degrades_to_lexical_search(tmp_path: Path, endpoint: str, caplog) -> None:
+def test_unreachable_vector_store_degrades_to_lexical_search(tmp_path: Path, endpoint: str, caplog,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_repo(tmp_path / "repo")
     index(root)
     emb = OpenAIEmbedder(model="hash-64", base_url=endpoint)
     with IndexStore.open(root) as store:
         assert embed_missing(store, root / ".repoloop", embedder=emb) > 0
+    # The index's own float16 copy of its vectors needs no store: dense works with the server down ...
+    r = HybridRetriever.open(root, embedder=emb, chroma_url="http://127.0.0.1:9")
+    try:
+        hits = r.search("reserve stock quantity", 3, explain=True)
+        assert any("dense" in h.signals for h in hits) and not r.lexical_only
+    finally:
+        r.close()
+    # ... and where the store itself is asked (no array, or REPOLOOP_DENSE_STORE=chroma), it degrades.
+    monkeypatch.setenv("REPOLOOP_DENSE_STORE", "chroma")
     r = HybridRetriever.open(root, embedder=emb, chroma_url="http://127.0.0.1:9")
     try:
         assert not r.lexical_only
