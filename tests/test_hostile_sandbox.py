@@ -208,12 +208,26 @@ def test_untracked_secrets_of_the_checkout_are_hidden(fake_llm, tmp_path, outsid
 def test_workspace_disk_quota(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
-    with BwrapSandbox(ws, limits=Limits(timeout=120, disk_mb=64)) as sb:
-        r = sb.run("for i in 1 2 3 4 5 6; do head -c 40000000 /dev/zero > f$i || exit 9; done; echo all")
-        assert r.exit_code == 153 and "disk quota" in r.note, r
-        assert "all" not in r.stdout
+    with BwrapSandbox(ws, limits=Limits(timeout=300, disk_mb=64)) as sb:
+        # Writes without end: only the quota can stop it (the timeout is far away).
+        r = sb.run("i=0; while :; do i=$((i+1)); head -c 4000000 /dev/zero > f$i || exit 9; done")
+        assert r.exit_code == 153 and not r.timed_out, r
+        assert "disk quota" in r.note and "killed" in r.note, r
         r2 = sb.run("rm -f f*; echo ok")  # the agent can clean up and go on
         assert r2.exit_code == 0 and r2.stdout == "ok\n"
+
+
+@pytest.mark.hostile("8: a write burst that ends between two quota checks")
+def test_workspace_disk_quota_burst(tmp_path):
+    """On a fast disk 240 MB land before the first poll: the command ends, and is still reported
+    over quota (the agent must not read "all" as success)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with BwrapSandbox(ws, limits=Limits(timeout=300, disk_mb=64)) as sb:
+        r = sb.run("for i in 1 2 3 4 5 6; do head -c 40000000 /dev/zero > f$i || exit 9; done; echo all")
+        assert r.exit_code == 153 and "disk quota" in r.note, r
+        r2 = sb.run("rm -f f*; echo ok")
+        assert r2.exit_code == 0 and r2.stdout == "ok\n", r2
 
 
 @pytest.mark.hostile("8: fill the disk through /tmp")
@@ -244,7 +258,7 @@ def test_docker_backend_holds_the_same_line(docker_engine, bug_repo, marker):
         assert "ghp_SECRETTOKEN123" not in r.stdout
         assert "end" in r.stdout, r
         assert (bug_repo / "sbash").exists(), r
-        flood = sb.run("i=0; while [ $i -lt 8 ]; do i=$((i+1)); head -c 20000000 /dev/zero > f$i || exit 9; done")
+        flood = sb.run("i=0; while :; do i=$((i+1)); head -c 4000000 /dev/zero > f$i || exit 9; done")
         assert flood.exit_code == 153 and "disk quota" in flood.note, flood
     assert (bug_repo / ".git" / "config").read_bytes() == config
     _git(bug_repo, "status")

@@ -5,6 +5,9 @@ caps one file, not many. So while a command runs, the workspace's filesystem is 
 `statvfs` (one cheap call a tick); only when the filesystem has filled by more than the quota has
 left does the workspace get measured (a walk), and a command whose workspace grew past the quota
 since the sandbox started is killed. Other writers on the same filesystem cost a walk, never a kill.
+A poll can be outrun (a burst of writes that ends between two ticks), so the check runs once more
+when the command ends: a command over the quota is reported as such whether or not it was caught
+while running.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class DiskWatch:
             self.size = tree_bytes(self.workspace)
             if self.size - self.baseline > self.limit:
                 return (f"disk quota exceeded: the workspace grew by {(self.size - self.baseline) >> 20} MB "
-                        f"(limit {self.limit >> 20} MB); the command was killed")
+                        f"(limit {self.limit >> 20} MB)")
             fs0[0] = _fs_used(self.workspace)  # someone else's writes: re-arm from here
             return None
 

@@ -280,7 +280,7 @@ class DockerSandbox(SandboxBase):
         stopped: str | None = None
         while t.is_alive() and time.monotonic() < deadline:
             t.join(min(wait, max(deadline - time.monotonic(), 0)))
-            wait = min(wait * 2, 0.25)
+            wait = min(wait * 2, 0.1)
             if t.is_alive() and over_quota is not None:
                 stopped = over_quota()
                 if stopped:
@@ -298,7 +298,9 @@ class DockerSandbox(SandboxBase):
         if timed_out:
             code, note = TIMEOUT_EXIT_CODE, f"timed out after {timeout:g}s; the command's processes were killed"
         elif stopped:
-            code, note = QUOTA_EXIT_CODE, stopped
+            code, note = QUOTA_EXIT_CODE, f"{stopped}; the command was killed"
+        elif over_quota is not None and (late := over_quota()):
+            code, note = QUOTA_EXIT_CODE, f"{late}; found as the command ended"
         else:
             code = 1 if code is None else code
             note = exit_note(code, self.limits)

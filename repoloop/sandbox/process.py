@@ -30,10 +30,11 @@ def run_process(
     cwd: Path,
     kill_extra: Callable[[], None] | None = None,
     watch: Callable[[], str | None] | None = None,
-    watch_interval: float = 0.25,
+    watch_interval: float = 0.1,
 ) -> RunResult:
     """Run argv in its own session; on timeout SIGKILL its process group (and `kill_extra`).
-    `watch` is polled while it runs: a non-None answer kills it, and becomes the result's note."""
+    `watch` is polled while it runs: a non-None answer kills it, and becomes the result's note.
+    It is asked once more after the command ends, since a poll can be outrun."""
     start = time.monotonic()
     deadline = start + timeout
     out, err = CappedBuffer(limits.output_bytes), CappedBuffer(limits.output_bytes)
@@ -87,7 +88,9 @@ def run_process(
         code = TIMEOUT_EXIT_CODE
         note = f"timed out after {timeout:g}s; the whole process tree was killed"
     elif stopped:
-        code, note = QUOTA_EXIT_CODE, stopped
+        code, note = QUOTA_EXIT_CODE, f"{stopped}; the command was killed"
+    elif watch and (late := watch()):
+        code, note = QUOTA_EXIT_CODE, f"{late}; found as the command ended"
     else:
         note = exit_note(code, limits)
     return RunResult(
