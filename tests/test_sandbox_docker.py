@@ -86,9 +86,10 @@ def test_a_stopped_container_is_brought_back(dsb):
 
 def test_timeout_kills_the_commands_processes(dsb, ws):
     start = time.monotonic()
-    r = dsb.run(f"(while :; do echo b >> {ws}/hb; sleep 0.1; done) & sleep 100", timeout=1.5)
+    r = dsb.run(f"(while :; do echo b >> {ws}/hb; sleep 0.1; done) & "
+                f"while [ ! -s {ws}/hb ]; do sleep 0.05; done; sleep 100", timeout=5)
     assert r.timed_out and r.exit_code == 124
-    assert time.monotonic() - start < 60  # killed at 1.5 s, not after 100 s (slack for busy machines)
+    assert time.monotonic() - start < 60  # killed at 5 s, not after 100 s (slack for busy machines)
     size = (ws / "hb").stat().st_size
     time.sleep(0.5)
     assert (ws / "hb").stat().st_size == size

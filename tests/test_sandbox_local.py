@@ -40,7 +40,8 @@ def test_local_timeout_kills_the_tree_and_caps_output(tmp_path):
     hb = tmp_path / "hb"
     token = uuid.uuid4().hex
     with LocalSandbox(tmp_path, limits=Limits(output_bytes=1000)) as sb:
-        r = sb.run(f"sh -c 'while :; do echo b >> {hb}; sleep 0.1; done' {token} & yes", timeout=1)
+        r = sb.run(f"sh -c 'while :; do echo b >> {hb}; sleep 0.1; done' {token} & "
+                   f"while [ ! -s {hb} ]; do sleep 0.05; done; yes", timeout=5)
     assert r.timed_out and r.exit_code == 124
     assert r.stdout_cut > 0 and len(r.stdout) < 1200
     size = hb.stat().st_size
