@@ -47,6 +47,7 @@ class Observer:
     retriever: Any | None
     notes: list[str] = field(default_factory=list)  # why retrieval is degraded, for the trajectory
     seconds: float = 0.0  # time spent in retrieval (part of repoloop's own share)
+    located: list[dict] = field(default_factory=list)  # the last `locations` answer (path, functions)
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
@@ -93,15 +94,45 @@ class Observer:
         return self._try("repo map", lambda: self.retriever.repo_map(budget), "") or ""
 
     def context(self, query: str, budget: int) -> tuple[str, list[dict]]:
-        """Rendered context pack and its items (path, lines, score, tokens) for the trajectory."""
+        """Rendered context pack and its items (path, lines, score, tokens) for the trajectory,
+        headed by the likeliest files and functions (`locate`, at most a tenth of the budget)."""
         if not query.strip():
             return "", []
-        pack = self._try("context", lambda: self.retriever.context(query, budget), None)
+        head = self.locations(query, budget // 10)
+        cost = int(len(head) / 3.5) + 1 if head else 0
+        pack = self._try("context", lambda: self.retriever.context(query, budget - cost), None)
         if pack is None:
-            return "", []
+            return head, []
         items = [{"path": i.path, "start_line": i.start_line, "end_line": i.end_line, "tokens": i.tokens,
                   "score": round(float(i.score), 4)} for i in getattr(pack, "items", [])]
-        return pack.text or "", items
+        return (head + "\n\n" if head else "") + (pack.text or ""), items
+
+    def locations(self, query: str, budget: int, files: int = 5, functions: int = 3) -> str:
+        """"Likely locations": the files `repoloop locate` ranks first with their likeliest
+        functions, one line per file, within `budget` tokens (over-estimated at 3.5 chars a token);
+        "" where the retriever cannot locate. Kept in `self.located` for the trajectory."""
+        if not hasattr(self.retriever, "fused") or budget <= 0:
+            return ""
+
+        def run() -> Any:
+            from repoloop.retrieval.locate import Locator
+
+            return Locator(self.retriever).locate(query, files, functions=functions)
+
+        got = self._try("locate", run, None)
+        if got is None or not got.files:
+            return ""
+        lines = ["Likely locations (files, then their likeliest functions):"]
+        self.located = []
+        for f in got.files:
+            fns = ", ".join(f"{fn.symbol.rsplit('.', 2)[-2] + '.' if fn.kind == 'method' and fn.symbol.count('.') >= 2 else ''}"
+                            f"{fn.name} ({fn.start_line}-{fn.end_line})" for fn in f.functions)
+            line = f"- {f.path}" + (f": {fns}" if fns else "")
+            if int(len("\n".join([*lines, line])) / 3.5) + 1 > budget:
+                break
+            lines.append(line)
+            self.located.append({"path": f.path, "functions": [fn.symbol for fn in f.functions]})
+        return "\n".join(lines) if len(lines) > 1 else ""
 
     def snippets(self, query: str, budget: int, k: int = 10) -> tuple[str, list[dict]]:
         """Top search hits rendered within `budget` tokens (over-estimated at 3.5 chars a token).

@@ -35,6 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _retrieval_args(p)
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("locate", help="the files an issue most likely touches, each with its likeliest functions")
+    p.add_argument("query", metavar="ISSUE_TEXT")
+    p.add_argument("-k", type=int, default=10, help="number of files (default 10)")
+    p.add_argument("--functions", type=int, default=5, metavar="N",
+                   help="definitions listed per file (default 5)")
+    _retrieval_args(p)
+    p.set_defaults(func=cmd_locate)
+
     p = sub.add_parser("context", help="the context the agent would get for a task, within a token budget")
     p.add_argument("task")
     p.add_argument("--budget", type=int, default=4000, help="token budget (default 4000)")
@@ -78,6 +86,36 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     _print_hits(hits, args.explain)
     return 0
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    """Files with their most likely functions (repoloop.retrieval.locate); exit 1 when nothing is found."""
+    if args.k < 1:
+        raise RepoloopError(f"-k must be at least 1, not {args.k}")
+    if args.functions < 0:
+        raise RepoloopError(f"--functions must not be negative, not {args.functions}")
+    if not args.query.strip():
+        raise RepoloopError("the issue text is empty")
+    from repoloop.retrieval.locate import Locator
+
+    r, signals = _open(args)
+    try:
+        located = Locator(r).locate(args.query, args.k, functions=args.functions, signals=signals)
+    finally:
+        r.close()
+    if args.json:
+        print_json(located.to_json())
+    else:
+        con = console()
+        if not located.files:
+            con.print("no files found")
+        for f in located.files:
+            con.print(styled((f.path, "cyan"), f"  score {f.score:.3f}"))
+            for fn in f.functions:
+                why = ", ".join(f"{k} {v:.2f}" for k, v in sorted(fn.evidence.items(), key=lambda kv: -kv[1]))
+                con.print(styled("    ", (fn.symbol, "bold"), f" ({fn.kind}) {fn.start_line}-{fn.end_line}"
+                                 f"  {fn.score:.3f}  [{why}]"))
+    return 0 if located.files else 1
 
 
 def _print_hits(hits: list, explain: bool) -> None:

@@ -92,6 +92,7 @@ class HybridRetriever(Retriever):
         self._graph_next: Future | None = None  # a whole graph being loaded beside the one in use
         self.refreshes = 0  # refresh() calls that found a new index generation (logs and tests read it)
         self.graph_reloads = 0  # whole-graph re-reads refresh() started (logs, tests, benchmarks read it)
+        self.last_rerank_best: dict[str, tuple[float, int]] = {}  # the last re-rank's best chunk per file
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None = None, *, lexical_only: bool = False,
@@ -413,6 +414,7 @@ class HybridRetriever(Retriever):
         rr.per_file = self.weights.rerank_chunks
         try:
             new, chunks = rr.order(rr.query_vector(query), cands, query)
+            self.last_rerank_best = chunks  # path -> (cosine, best chunk id): locate reads it
             sims = {p: s for p, (s, _) in chunks.items()}
             if injected:  # their best chunk joins the list below every candidate, then moves like one
                 fused = self._add_injected(fused, rows, paths, {p: chunks[p] for p in injected if p in chunks})
@@ -533,6 +535,7 @@ class HybridRetriever(Retriever):
                     k = self.store.conn.execute("SELECT kind FROM symbols WHERE qualname=? LIMIT 1", (qual,)).fetchone()
                     rows[cid] = (*row[:3], qual, k[0] if k else row[4], row[5])
         fused = rrf(lists, wk, boosts=boosts)
+        self.last_rerank_best = {}
         if "dense" in sig:  # the re-rank is the dense signal where the index has no vectors
             fused = self._rerank(query, fused, rows)
         check_deadline()
