@@ -6,11 +6,13 @@ A system's answer to one query is a ranked list of result dicts (`path`, optiona
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 TEST_DIRS = {"test", "tests", "testing"}
+_LAST = re.compile(r"\.|::")
 
 
 def is_swe_candidate(path: str) -> bool:
@@ -84,9 +86,10 @@ def score_dev(rec: dict, results: list[dict] | None) -> dict:
         row[f"recall@{k}"] = len(gold & set(files[:k])) / len(gold)
     row["mrr"] = next((1.0 / (i + 1) for i, f in enumerate(files) if f in gold), 0.0)
     if rec.get("gold_symbols"):
-        gl = {s.split(".")[-1] for s in rec["gold_symbols"]}
+        # "The last component": of a dotted name, or of a Rust/C++ path (`crate::de::visit` -> visit)
+        gl = {_LAST.split(s)[-1] for s in rec["gold_symbols"]}
         row["symacc@10"] = float(any(
-            r.get("path") in gold and (r.get("symbol") or r.get("name") or "").split(".")[-1] in gl
+            r.get("path") in gold and _LAST.split(r.get("symbol") or r.get("name") or "")[-1] in gl
             for r in res[:10]
         ))
         locs = rec.get("gold_symbol_locs") or []

@@ -32,6 +32,11 @@ SIGNALS: dict[str, str | None] = {
     # every signal plus the dense re-rank with query-time embedding (`--rerank`): on a --no-embed
     # index, the top files' chunks are embedded on demand (REPOLOOP_VECTOR_CACHE shares them)
     "fused-rerank": None,
+    # Function-level localization (repoloop.retrieval.locate) over the same fused rankings: files in
+    # search's order, each with its likeliest definitions, flattened file-major (Located.results)
+    "locate-lex": "bm25,file,name,graph,trace",
+    "locate": None,
+    "locate-rerank": None,
 }
 
 
@@ -57,6 +62,7 @@ class RepoloopRunner:
         self.index_dirs: dict[Path, Path] = {}  # root -> index dir, where not beside the root (snapshots)
         self.embedder = None  # shared by the retrievers of many snapshots (the model loads once)
         self.signals = dict(SIGNALS)  # system -> --signals (snapshot runs: fused-lex = lexical_signals())
+        self.locate_weights = None  # a LocateWeights variant (tuning runs); None: the shipped one
 
     def index_dir(self, root: Path) -> Path:
         return self.index_dirs.get(root) or index_dir(root)
@@ -79,8 +85,8 @@ class RepoloopRunner:
             from repoloop.retrieval.retriever import HybridRetriever
 
             bases = {s.split("@")[0] for s in self.systems}
-            lexical = not bases & {"dense", "fused", "fused-rerank"}
-            rerank = "fused-rerank" in bases
+            lexical = not bases & {"dense", "fused", "fused-rerank", "locate", "locate-rerank"}
+            rerank = bool(bases & {"fused-rerank", "locate-rerank"})
             if rerank and self.embedder is None:
                 from repoloop.indexer.embed import embedder_from_config
 
@@ -95,6 +101,9 @@ class RepoloopRunner:
         `system@variant` searches with the weight variant of benchmarks/loc_grid.py."""
         r = self.retriever(root)
         base, _, variant = system.partition("@")
+        if base.startswith("locate"):  # variants of the locate weights: `locate@text=0.3+caps=3-1`
+            _set_weights(r, self.weights)
+            return self._locate(r, query, base, k, time.perf_counter(), _locate_variant(variant))
         _set_weights(r, self._variant(variant) if variant else self.weights)
         t0 = time.perf_counter()
         try:
@@ -105,6 +114,16 @@ class RepoloopRunner:
         dt = time.perf_counter() - t0
         return [{"path": h.path, "symbol": h.symbol, "start_line": h.start_line, "end_line": h.end_line,
                  "score": h.score} for h in hits], dt
+
+    def _locate(self, r, query: str, base: str, k: int, t0: float, lw=None) -> tuple[list[dict] | None, float]:  # noqa: ANN001
+        from repoloop.retrieval.locate import Locator
+
+        try:
+            got = Locator(r, lw or self.locate_weights).locate(query, k, signals=self.signals[base])
+        except Exception as e:  # noqa: BLE001 - a failing query is scored as a miss and an error
+            print(f"locate error ({base}): {type(e).__name__}: {e}", file=sys.stderr)
+            return None, time.perf_counter() - t0
+        return got.results(), time.perf_counter() - t0
 
     def _variant(self, name: str):  # noqa: ANN202
         """A loc_grid variant name, or inline overrides `file=1+name=0.6+rrf_k=30` (signal weights
@@ -137,6 +156,22 @@ class RepoloopRunner:
         r = self._open.pop(root, None)
         if r is not None:
             r.close()
+
+
+def _locate_variant(spec: str):  # noqa: ANN202 - LocateWeights or None
+    """`text=0.3+caps=3-1+keep=0.4` -> LocateWeights with those fields (caps: dash-separated)."""
+    if not spec:
+        return None
+    import dataclasses
+
+    from repoloop.retrieval.locate import DEFAULT_LOCATE
+
+    over: dict = {}
+    for item in spec.split("+"):
+        key, _, val = item.partition("=")
+        cur = getattr(DEFAULT_LOCATE, key)
+        over[key] = tuple(int(x) for x in val.split("-")) if isinstance(cur, tuple) else type(cur)(float(val))
+    return dataclasses.replace(DEFAULT_LOCATE, **over)
 
 
 def _set_weights(r: object, w: object) -> None:

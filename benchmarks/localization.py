@@ -54,8 +54,32 @@ from materialize import (  # noqa: E402
 OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
 WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
 REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex",
-                    "lex-nofile", "fused-rerank")
-DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue")
+                    "lex-nofile", "fused-rerank", "locate-lex", "locate", "locate-rerank")
+DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue",
+                ".go", ".rs", ".java", ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh")  # commit sets
+SPLIT_FILE = Path(__file__).resolve().parent / "loc_split.json"
+COMMIT_SETS = Path(__file__).resolve().parent / "commit_sets"
+
+
+def split_repos(dataset: str, part: str) -> set[str] | None:
+    """The repositories of one part ("tuning" / "held_out") of the fixed split (loc_split.json);
+    None for "all"."""
+    if part in ("", "all"):
+        return None
+    return set(json.loads(SPLIT_FILE.read_text())[dataset][part])
+
+
+def dev_records(data: str) -> list[dict]:
+    """dev.jsonl (default), "commit" (dev.jsonl + every benchmarks/commit_sets/*.jsonl), or paths."""
+    if not data:
+        return load_jsonl(BENCH_DIR / "dev.jsonl")
+    paths: list[Path] = []
+    for item in data.split(","):
+        if item == "commit":
+            paths += [BENCH_DIR / "dev.jsonl", *sorted(COMMIT_SETS.glob("*.jsonl"))]
+        else:
+            paths.append(Path(item))
+    return [r for p in paths for r in load_jsonl(p)]
 
 
 class Sink:
@@ -167,6 +191,8 @@ def run_swe(a: argparse.Namespace) -> None:
     records = load_jsonl(BENCH_DIR / "swebench_verified_dev.jsonl")
     if a.repos:
         records = [r for r in records if r["repo"] in a.repos.split(",")]
+    if (part := split_repos("swe", a.split)) is not None:
+        records = [r for r in records if r["repo"] in part]
     records = swe_sample(records, a.sample, a.seed)
     if a.max_per_repo:
         records = cap_per_repo(records, a.max_per_repo, a.seed)
@@ -303,9 +329,13 @@ def run_swe_snapshots(a: argparse.Namespace, records: list[dict]) -> None:
 
 def run_dev(a: argparse.Namespace) -> None:
     log_run()
-    records = load_jsonl(BENCH_DIR / "dev.jsonl")
+    records = dev_records(a.data)
     if a.repos:
         records = [r for r in records if r["repo"] in a.repos.split(",")]
+    if (part := split_repos("commit", a.split)) is not None:
+        records = [r for r in records if r["repo"] in part]
+    if a.max_per_repo:
+        records = cap_per_repo(records, a.max_per_repo, a.seed)
     field = a.field
     tag = f"dev-{field}" + (f"-{a.tag}" if a.tag else "")
     systems = a.systems.split(",")
@@ -366,6 +396,7 @@ def report(a: argparse.Namespace) -> None:
     files = sorted(OUT.glob("*.jsonl"))
     groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
     keep = _id_filter(a)
+    parts = {d: split_repos(d, a.split) for d in ("swe", "commit")} if a.split else {}
     for f in files:
         head, at, variant = f.stem.partition("@")  # variants may hold "_" (rerank_files=20)
         tag, system = head.rsplit("_", 1)
@@ -377,10 +408,12 @@ def report(a: argparse.Namespace) -> None:
         rows = {}
         for x in f.open():  # one row per id (parallel runs may both answer one)
             r = json.loads(x)
-            if keep(r["id"]):
+            part = parts.get("swe" if tag.startswith("swe") else "commit") if parts else None
+            if keep(r["id"]) and (part is None or r.get("repo", r["id"]) in part):
                 rows.setdefault(r["id"], r)
         groups[tag][system] = list(rows.values())
-    order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "lex-nofile", "fused-lex", "fused"]
+    order = ["baseline", "bm25", "file", "name", "graph", "trace", "dense", "lex-nofile", "fused-lex", "fused",
+             "fused-rerank", "locate-lex", "locate", "locate-rerank"]
 
     def sortkey(s: str) -> tuple:
         b = s.removeprefix("cli-").split("@")[0]
@@ -414,6 +447,8 @@ def report(a: argparse.Namespace) -> None:
             cells += [f"{g.get('lat_p50_ms', float('nan')):.1f}", f"{g.get('lat_p95_ms', float('nan')):.1f}",
                       str(g["errors"])]
             print("| " + " | ".join(cells) + " |")
+        if a.by_lang and not swe:
+            _by_lang(systems, base_ids)
         if a.by_repo:
             for s in sorted(systems, key=sortkey):
                 by = defaultdict(list)
@@ -429,6 +464,39 @@ def report(a: argparse.Namespace) -> None:
             print("\nindex seconds per repo (first build / median incremental):",
                   ", ".join(f"{repo.split('/')[1]} {v[0]:.1f}/{sorted(v[1:])[len(v[1:]) // 2] if len(v) > 1 else float('nan'):.1f}"
                             for repo, v in sorted(by.items())))
+
+
+LANG = {"pallets/flask": "Python", "psf/requests": "Python", "vuejs/core": "TypeScript"}
+
+
+def _lang_of(repo: str) -> str:
+    if repo in LANG:
+        return LANG[repo]
+    for p in COMMIT_SETS.glob("*.jsonl"):
+        for r in load_jsonl(p):
+            LANG[r["repo"]] = {"go": "Go", "rust": "Rust", "java": "Java", "typescript": "TypeScript", "tsx": "TypeScript",
+                               "javascript": "JavaScript", "c": "C", "cpp": "C++", "python": "Python"}.get(
+                                   r.get("language") or "", r.get("language") or "?")
+            break
+    return LANG.get(repo, "?")
+
+
+def _by_lang(systems: dict[str, list[dict]], base_ids: set[str] | None) -> None:
+    """Acc@1 / Acc@5 / MRR / SymAcc@10 per language and repository, every system (same ids)."""
+    print("\n| system | language | repo | n | Acc@1 | Acc@5 | MRR | SymAcc@10 (n) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in sorted(systems):
+        if s.startswith("cli-"):
+            continue
+        rows = [r for r in systems[s] if base_ids is None or r["id"] in base_ids]
+        by: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for r in rows:
+            by[(_lang_of(r["repo"]), r["repo"])].append(r)
+            by[(_lang_of(r["repo"]), "(all)")].append(r)
+        for (lang, repo), rs in sorted(by.items()):
+            g = M.aggregate(rs, M.DEV_METRICS)
+            print(f"| {s} | {lang} | {repo} | {g['n']} | {_fmt(g['acc@1'])} | {_fmt(g['acc@5'])} | "
+                  f"{_fmt(g['mrr'], pct=False)} | {_fmt(g['symacc@10'])} ({g['symacc@10_n']}) |")
 
 
 def _id_filter(a: argparse.Namespace):
@@ -478,6 +546,11 @@ def main() -> None:
             p.add_argument("--from-snapshots", default="", help="query the snapshots in DIR")
         else:
             p.add_argument("--field", choices=["query_subject", "query"], default="query_subject")
+            p.add_argument("--data", default="", help='"commit": dev.jsonl + benchmarks/commit_sets/*.jsonl; '
+                                                      "or jsonl paths (comma list); default dev.jsonl")
+            p.add_argument("--max-per-repo", type=int, default=0, help="seeded sample of at most N per repo")
+        p.add_argument("--split", choices=["all", "tuning", "held_out"], default="all",
+                       help="only the repositories of this part of benchmarks/loc_split.json")
     p = sub.add_parser("report")
     p.add_argument("--common", action="store_true", help="only ids every system of a group answered")
     p.add_argument("--by-repo", action="store_true")
@@ -485,6 +558,9 @@ def main() -> None:
     p.add_argument("--systems", default="", help="only these systems (comma list; baseline always)")
     p.add_argument("--ids", default="", help="only the instance ids listed in this file")
     p.add_argument("--exclude-ids", default="", help="leave out the instance ids listed in this file")
+    p.add_argument("--split", choices=["tuning", "held_out"], default="",
+                   help="only the repositories of this part of benchmarks/loc_split.json")
+    p.add_argument("--by-lang", action="store_true", help="commit sets: per language and repository")
     p = sub.add_parser("sample-ids", help="print the ids a seeded --max-per-repo sample takes")
     p.add_argument("--max-per-repo", type=int, required=True)
     p.add_argument("--cap", action="append", default=[], metavar="REPO=N")

@@ -162,7 +162,7 @@ def test_mentioned_identifier_wins_over_words_and_files_keep_search_order(retrie
     assert got.files[0].functions[0].symbol == "shop.wallet.transfer"
     # Same files, same order as search's unique files.
     seen: list[str] = []
-    for h in retriever.search(q, 40):
+    for h in retriever.search(q, 5):
         if h.path not in seen:
             seen.append(h.path)
     assert [f.path for f in got.files] == seen[: len(got.files)]

@@ -172,16 +172,19 @@ class Locator:
     def locate(self, query: str, k: int = 10, *, functions: int = 5,
                signals: Iterable[str] | str | None = None) -> Located:
         """The k most likely files (search's order), each with its `functions` best definitions."""
-        fused, rows = self.r.fused(query, max(k, 20), signals=signals)
+        fused, rows = self.r.fused(query, k, signals=signals)
         rw = self.r.weights
         cap = rw.per_file
-        n = max(2 * k, 20)
-        head = math.ceil(rw.free_head * n) if cap else n
-        ranked = ((f, rows[f.chunk_id]) for f in fused if f.chunk_id in rows)
-        hits = take_hits(ranked, n, head=head, cap=cap)
         order: dict[str, float] = {}
-        for h in hits:
-            order.setdefault(h.path, h.score)
+        # Files in the order of search(query, k)'s hits, then (when those name fewer than k files)
+        # of a longer list's: the first files are exactly search's.
+        for n in (k, 3 * k):
+            head = math.ceil(rw.free_head * n) if cap else n
+            ranked = ((f, rows[f.chunk_id]) for f in fused if f.chunk_id in rows)
+            for h in take_hits(ranked, n, head=head, cap=cap):
+                order.setdefault(h.path, h.score)
+            if len(order) >= k:
+                break
         paths = list(order)[:k]
         if not paths:
             return Located([], self.w)
