@@ -219,7 +219,7 @@ class _FakeGraph:
         self.calls: list[tuple[set[str], set[str]]] = []
         self.fail = fail
 
-    def update_edges(self, store, changed, deleted) -> int:
+    def update_edges(self, store, changed, deleted, **kw) -> int:
         self.calls.append((set(changed), set(deleted)))
         if self.fail:
             raise RuntimeError("killed mid-graph")

@@ -55,6 +55,8 @@ _EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
 _IFACE_BATCH = 1000  # files whose interfaces are read and written together (full builds)
+PARALLEL_MIN_FILES = 300  # files to redo before resolving them in worker processes pays for their start
+_WORKER_BATCH = 64  # files per task handed to a resolver worker
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -94,12 +96,14 @@ def generation(store: IndexStore) -> int:
 
 
 def update_edges(
-    store: IndexStore, changed_paths: set[str], deleted_paths: set[str], *, full: bool = False
+    store: IndexStore, changed_paths: set[str], deleted_paths: set[str], *, full: bool = False, jobs: int = 1
 ) -> int:
     """Bring the edges up to date after the pipeline stored/deleted files; returns the edge count.
 
     `changed_paths`/`deleted_paths` are hints: files whose hash differs from the one their edges
-    were built from are found and redone anyway.
+    were built from are found and redone anyway. `jobs` > 1: when many files are redone, their
+    edges are resolved in that many worker processes (each reads the committed symbols and refs
+    through its own connection), and this process only writes them.
     """
     conn = store.conn
     ensure_schema(conn)
@@ -117,8 +121,11 @@ def update_edges(
 
     full = (full or not has_edges or new_code
             or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1))
-    # A few changed files resolve a few hundred references: read symbols as needed, not all.
-    resolver = Resolver(conn, lazy=not full)
+    redo_n = len(files) if full else len(changed)  # a lower bound of the files redone
+    parallel = jobs > 1 and redo_n >= PARALLEL_MIN_FILES
+    # A few changed files resolve a few hundred references: read symbols as needed, not all. When
+    # workers resolve, this process needs the symbol tables only to find what dangles.
+    resolver = Resolver(conn, lazy=not full or parallel)
     # A JS/TS file's imports of workspace packages (`@scope/pkg`) and path aliases resolve through
     # every package.json and tsconfig: when those change, every JS file is redone (not the whole graph).
     packages = _js_config(resolver.repo)
@@ -157,7 +164,15 @@ def update_edges(
             for e in edges:
                 yield (fid, *e)
 
-    rows = edge_rows()
+    def worker_rows() -> Iterator[tuple]:
+        for p, fid, digest, edges in _resolve_in_workers(store.db_path, [(p, files[p][0]) for p in sorted(redo)],
+                                                         jobs, lazy=not full):
+            sums[p] = digest
+            for e in edges:
+                yield (fid, *e)
+
+    parallel = jobs > 1 and len(redo) >= PARALLEL_MIN_FILES
+    rows = worker_rows() if parallel else edge_rows()
 
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -201,6 +216,41 @@ def update_edges(
         conn.execute("ROLLBACK")
         raise
     return _count(conn)
+
+
+# -- resolution in worker processes ---------------------------------------------------------------
+_WORKER: dict[str, Resolver] = {}
+
+
+def _worker_init(db_path: str, lazy: bool) -> None:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout=30000")
+    _WORKER["resolver"] = Resolver(conn, lazy=lazy)
+
+
+def _worker_edges(batch: list[tuple[str, int]]) -> list[tuple[str, int, str, list[tuple]]]:
+    resolver = _WORKER["resolver"]
+    out = []
+    for p, fid in batch:
+        edges = file_edges(resolver, fid)
+        out.append((p, fid, edges_digest(edges), edges))
+    return out
+
+
+def _resolve_in_workers(db_path: Path, todo: list[tuple[str, int]], jobs: int, *, lazy: bool
+                        ) -> Iterator[tuple[str, int, str, list[tuple]]]:
+    """(path, file id, digest, edges) of each file in `todo`, in order, resolved by `jobs` worker
+    processes over the committed index (a file's edges depend only on the index, never on which
+    other files a resolver saw before). Batches go back in order, so rows are written as before."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["repoloop.indexer.graph_build"])
+    n = max(8, min(_WORKER_BATCH, len(todo) // (jobs * 8) or 1))
+    batches = [todo[i:i + n] for i in range(0, len(todo), n)]
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(str(db_path), lazy)) as pool:
+        for part in pool.imap(_worker_edges, batches):
+            yield from part
 
 
 def rebuild_edges(store: IndexStore) -> int:

@@ -525,7 +525,7 @@ class _Run:
         self.report.graph = True
         if not changed and not deleted and not stale(self.store):
             return
-        update_edges(self.store, changed, deleted)
+        update_edges(self.store, changed, deleted, jobs=self.jobs)
         self.store.clear_pending(changed | deleted)
 
     def _embed(self) -> None:

