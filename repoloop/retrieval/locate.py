@@ -23,6 +23,7 @@ every definition is scored from the evidence that points at it:
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -36,7 +37,8 @@ from repoloop.retrieval.query import QueryAnalysis, analyze
 
 # Definitions that can be "the code to change" (not variables, fields, constants or imports).
 DEF_KINDS = ("function", "method", "class", "struct", "interface", "trait", "enum", "impl", "type",
-             "constructor", "macro", "namespace", "module")
+             "constructor", "macro")  # not namespaces or inline modules (a Rust `mod` of 2,800 lines)
+_EMPTY: frozenset[str] = frozenset()
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
@@ -62,6 +64,9 @@ class LocateWeights:
     # beyond the first only when it scores at least `keep` x the file's best.
     caps: tuple[int, ...] = (3, 2, 2, 1)
     keep: float = 0.5
+    # slots > 0: a file instead gives as many definitions as search's first 10 hits hold of it
+    # (at least one) plus `slots - 1`, without the `keep` cut
+    slots: int = 0
 
 
 DEFAULT_LOCATE = LocateWeights()
@@ -88,6 +93,7 @@ class FileHit:
     path: str
     score: float
     functions: list[FunctionHit] = field(default_factory=list)
+    hits: int = 0  # of search's first 10 hits, how many are in this file
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": round(self.score, 6), "functions": [f.to_json() for f in self.functions]}
@@ -104,15 +110,16 @@ class Located:
         caps = caps or self.weights.caps
         keep = self.weights.keep if keep is None else keep
         out: list[dict] = []
+        slots = self.weights.slots
         for i, f in enumerate(self.files):
-            cap = caps[min(i, len(caps) - 1)]
+            cap = caps[min(i, len(caps) - 1)] if not slots else max(1, f.hits) + slots - 1
             if not f.functions:
                 out.append({"path": f.path, "symbol": None, "start_line": None, "end_line": None,
                             "kind": "file", "score": round(f.score, 6)})
                 continue
             best = f.functions[0].score
             for j, fn in enumerate(f.functions[:cap]):
-                if j and fn.score < keep * best:
+                if j and not slots and fn.score < keep * best:
                     break
                 out.append({"path": f.path, "symbol": fn.symbol, "start_line": fn.start_line,
                             "end_line": fn.end_line, "kind": fn.kind, "score": round(fn.score, 6)})
@@ -158,6 +165,35 @@ def _stem(w: str) -> str:
     return w
 
 
+def _lines_with(lines: list[str], rx: re.Pattern[str]) -> list[int]:
+    """Indexes of the lines where `rx` matches the lowercased text (one scan of the whole file)."""
+    text = "\n".join(lines).lower()
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln) + 1)
+    out: list[int] = []
+    last = -1
+    for m in rx.finditer(text):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i != last:
+            out.append(i)
+            last = i
+    return out
+
+
+def _outside(start: int, end: int, inner: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The line ranges of start..end not covered by the `inner` spans."""
+    out: list[tuple[int, int]] = []
+    cur = start
+    for a, b in sorted(inner):
+        if a > cur:
+            out.append((cur, a - 1))
+        cur = max(cur, b + 1)
+    if cur <= end:
+        out.append((cur, end))
+    return out
+
+
 def _norm(name: str) -> str:
     return name.replace("_", "").lower()
 
@@ -176,13 +212,16 @@ class Locator:
         rw = self.r.weights
         cap = rw.per_file
         order: dict[str, float] = {}
+        counts: dict[str, int] = {}
         # Files in the order of search(query, k)'s hits, then (when those name fewer than k files)
         # of a longer list's: the first files are exactly search's.
         for n in (k, 3 * k):
             head = math.ceil(rw.free_head * n) if cap else n
             ranked = ((f, rows[f.chunk_id]) for f in fused if f.chunk_id in rows)
-            for h in take_hits(ranked, n, head=head, cap=cap):
+            for j, h in enumerate(take_hits(ranked, n, head=head, cap=cap)):
                 order.setdefault(h.path, h.score)
+                if n == k and j < 10:
+                    counts[h.path] = counts.get(h.path, 0) + 1
             if len(order) >= k:
                 break
         paths = list(order)[:k]
@@ -202,7 +241,7 @@ class Locator:
             fns = [self._hit(d) for d in defs.get(p, [])]
             fns = [f for f in fns if f.score > 0] or fns[:0]
             fns.sort(key=lambda f: (-f.score, f.end_line - f.start_line, f.start_line))
-            files.append(FileHit(p, order[p], fns[:functions]))
+            files.append(FileHit(p, order[p], fns[:functions], counts.get(p, 0)))
         return Located(files, self.w)
 
     # -- candidates ---------------------------------------------------------------------------
@@ -216,10 +255,13 @@ class Locator:
                 (*paths, *DEF_KINDS)):
             out[path].append(_Def(qual, name, kind, s, e, parent))
         check_deadline()
-        for ds in out.values():
-            for d in ds:
-                d.inner = [(c.start, c.end) for c in ds if c is not d and d.start <= c.start and c.end <= d.end
-                           and (c.start, c.end) != (d.start, d.end)]
+        for ds in out.values():  # nested definitions: by the sorted starts, not all pairs (a C++
+            ds.sort(key=lambda d: (d.start, -d.end))  # header holds thousands of definitions)
+            starts = [d.start for d in ds]
+            for i, d in enumerate(ds):
+                hi = bisect.bisect_right(starts, d.end)
+                d.inner = [(c.start, c.end) for c in ds[i + 1 : hi]
+                           if c.end <= d.end and (c.start, c.end) != (d.start, d.end)]
                 if d.inner:
                     d.children = (min(a for a, _ in d.inner), max(b for _, b in d.inner))
         return out
@@ -305,16 +347,24 @@ class Locator:
         phrases = {t: max(idf.values(), default=1.0) for t in terms if "_" in t}
         scores: dict[int, float] = {}
         every: list[_Def] = []
+        want = idf.keys() | phrases.keys()
+        rx = re.compile("|".join(re.escape(t) for t in sorted(want, key=len, reverse=True)))
         for path, ds in defs.items():
             if not ds:
                 continue
             lines = self.r._lines(path)
             if lines is None:
                 continue
+            # Each line's query terms, once per file (only query terms matter, so the sets are small).
+            per_line: list[frozenset[str]] = [_EMPTY] * len(lines)
+            for i in _lines_with(lines, rx):  # only lines holding a term as a substring can hold it
+                per_line[i] = frozenset(t for t in code_tokens(lines[i], stop=True) if t in want)
             for d in ds:
-                own = [ln for i, ln in enumerate(lines[d.start - 1 : d.end], start=d.start)
-                       if not any(a <= i <= b for a, b in d.inner)]
-                toks = set(code_tokens("\n".join(own), stop=True))
+                toks: set[str] = set()
+                nxt = _outside(d.start, d.end, d.inner)
+                for a, b in nxt:
+                    for fs in per_line[a - 1 : b]:
+                        toks |= fs
                 v = sum(x for t, x in idf.items() if t in toks) + sum(x for t, x in phrases.items() if t in toks)
                 if v > 0:
                     scores[id(d)] = v
