@@ -10,3 +10,4 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 pytest_plugins: list[str] = []
 pytest_plugins += ["tests.fake_llm"]  # the scripted OpenAI-compatible server (agent tests)
 pytest_plugins += ["tests.fixtures_docker"]  # a private Docker engine + tiny image (sandbox tests)
+pytest_plugins += ["tests.fixtures_cluster"]  # a real 2-node Ray cluster on 127.0.0.1 (cluster tests)

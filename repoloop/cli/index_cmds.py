@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="OpenAI-compatible embeddings endpoint (env REPOLOOP_EMBED_BASE_URL)")
     p.add_argument("--chroma-url", default=None, metavar="URL",
                    help="Chroma server http://HOST:PORT (env REPOLOOP_CHROMA_URL; default: embedded in the index dir)")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="parse and embed on a Ray cluster: HOST:PORT, ray://..., or 'local' (env RAY_ADDRESS;"
+                        " needs repoloop[cluster])")
+    p.add_argument("--seed-from", default=None, metavar="PATH",
+                   help="start a new index from a sibling checkout's (a clone or worktree of the same repository)")
+    p.add_argument("--no-seed", action="store_true",
+                   help="do not seed a new git worktree's index from another worktree's")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("status", help="what is indexed, what is skipped, what is stale")
@@ -80,13 +87,30 @@ def cmd_index(args: argparse.Namespace) -> int:
             os.environ[env] = getattr(args, opt)
     if args.embed_tests:
         os.environ["REPOLOOP_EMBED_TESTS"] = "1"
-    report = index_repo(
-        repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed,
-        progress=(not args.quiet and not args.json and sys.stderr.isatty()),
-        max_file_size=args.max_file_size or DEFAULT_MAX_FILE_SIZE, wait=args.wait,
-    )
+    from repoloop.indexer.seed import maybe_seed
+
+    seeded = maybe_seed(repo, index_dir(args), args.seed_from, auto=not args.no_seed, wait=args.wait)
+    progress = not args.quiet and not args.json and sys.stderr.isatty()
+    max_size = args.max_file_size or DEFAULT_MAX_FILE_SIZE
+    from repoloop.indexer.cluster import cluster_address
+
+    cluster, address = None, cluster_address(args.cluster)
+    if address:
+        from repoloop.indexer.cluster import index_repo_cluster
+
+        report, cluster = index_repo_cluster(repo, address, index_dir(args), embed=not args.no_embed,
+                                             progress=progress, max_file_size=max_size, wait=args.wait,
+                                             jobs=args.jobs)
+    else:
+        report = index_repo(repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed, progress=progress,
+                            max_file_size=max_size, wait=args.wait)
     if args.json:
-        print_json(report.to_json())
+        out = report.to_json()
+        if cluster is not None:
+            out["cluster"] = cluster.to_json()
+        if seeded is not None:
+            out["seeded_from"] = seeded
+        print_json(out)
         return 0
     if report.damaged_index:
         print(f"repoloop: warning: the index was damaged; set aside as {report.damaged_index} and rebuilt",
@@ -94,7 +118,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     for path, err in report.errors[:10]:
         print(f"repoloop: warning: {path}: parser failed, indexed as text ({err})", file=sys.stderr)
     if not args.quiet:
+        if seeded is not None:
+            print(f"seeded from {seeded['from']} ({seeded['files']:,} files, {seeded['vectors']:,} vectors)")
         print(report.summary())
+        if cluster is not None:
+            print(f"cluster {cluster.address}: {cluster.nodes} nodes, {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs"
+                  f" · {cluster.files_shipped:,} files in {cluster.batches:,} parse tasks"
+                  f" · {cluster.embed_actors} embedding actors ({cluster.actor_device or 'none needed'})")
     return 0
 
 

@@ -192,6 +192,17 @@ def embed_missing(
     bar = None
     try:
         missing = _from_vector_cache(coll, missing, index_dir, embedder.name, store, mirror)
+        team = None
+        if chroma_url:  # the server is also the team's embedding cache (repoloop.indexer.team_cache)
+            from repoloop.indexer import team_cache
+
+            team = team_cache.team_collection(vs, embedder.name)
+            found, vecs = team_cache.take(team, coll, missing)
+            if found:
+                mirror.add(found, vecs)
+                store.set_meta(META_DIM, str(len(vecs[0])))
+                got = set(found)
+                missing = [k for k in missing if k not in got]
         mirror.maybe_write(now=True)  # a search during this pass reads the vectors so far, without chromadb
         if not missing:
             return 0
@@ -200,11 +211,11 @@ def embed_missing(
         for item in _by_length(_texts_for(store, missing), batch * _SORT_WINDOW):
             pending.append(item)
             if len(pending) >= batch:
-                done += _flush(embedder, coll, pending, store, mirror)
+                done += _flush(embedder, coll, pending, store, mirror, team)
                 bar.advance(len(pending)) if bar else None
                 pending = []
         if pending:
-            done += _flush(embedder, coll, pending, store, mirror)
+            done += _flush(embedder, coll, pending, store, mirror, team)
             bar.advance(len(pending)) if bar else None
     except KeyboardInterrupt:
         if bar:
@@ -288,11 +299,13 @@ def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: st
 
 
 def _flush(embedder: Embedder, coll: object, pending: list[tuple[str, str]], store: IndexStore,
-           mirror: _Mirror | None = None) -> int:
+           mirror: _Mirror | None = None, team: object = None) -> int:
     from repoloop.indexer.vectors import VectorStore
 
     vecs = embedder.embed([t for _, t in pending])
     VectorStore.upsert(coll, [k for k, _ in pending], vecs)
+    if team is not None:
+        VectorStore.upsert(team, [k for k, _ in pending], vecs)
     if mirror is not None:
         mirror.add([k for k, _ in pending], vecs)
         mirror.maybe_write()

@@ -169,7 +169,16 @@ def parser_fingerprint() -> str:
 
 def _parse_file(task: _Task) -> _Result:
     """Read, hash, parse and tokenize one file. Runs in a worker; never raises for bad input."""
-    res = _read_and_parse(task)
+    return _with_rows(_read_and_parse(task))
+
+
+def parse_bytes(path: str, size: int, mtime: float, hash: str, data: bytes) -> _Result:
+    """Parse and tokenize a file read (and hashed) elsewhere: what `_parse_file` does after its
+    read, so a worker without the checkout (repoloop.indexer.cluster) gives the same rows."""
+    return _with_rows(_parse_data(_Result(path, size, mtime, hash), data))
+
+
+def _with_rows(res: _Result) -> _Result:
     if res.parsed is not None:
         p = res.parsed
         res.rows = file_rows(p)
@@ -189,6 +198,10 @@ def _read_and_parse(task: _Task) -> _Result:
     res.hash = hashlib.sha1(data).hexdigest()
     if res.hash == task.known_hash:
         return res
+    return _parse_data(res, data)
+
+
+def _parse_data(res: _Result, data: bytes) -> _Result:
     head_reason = walk_mod.classify_head(data[: walk_mod.HEAD_BYTES])
     if head_reason:
         res.skip = head_reason
@@ -199,7 +212,7 @@ def _read_and_parse(task: _Task) -> _Result:
         # Not lost: indexed with replacement characters (line numbers stay right), and counted.
         res.decode_errors = 1
         data = data.decode("utf-8", errors="replace").encode("utf-8")
-    language = _language_of(task.path, data[:256])
+    language = _language_of(res.path, data[:256])
     if language is None:
         if res.decode_errors or not looks_like_text(data):
             res.skip, res.decode_errors = walk_mod.UNSUPPORTED, 0
@@ -207,11 +220,11 @@ def _read_and_parse(task: _Task) -> _Result:
         language = TEXT_LANGUAGE  # an unknown extension, plainly text: searchable like any text file
     if language != TEXT_LANGUAGE:
         try:
-            res.parsed = parse.parse_source(task.path, data, language)
+            res.parsed = parse.parse_source(res.path, data, language)
             return res
         except Exception as e:  # a parser bug must not lose the file: keep it as text
             res.error = f"{type(e).__name__}: {e}"
-    res.parsed = parse_text(task.path, data)
+    res.parsed = parse_text(res.path, data)
     return res
 
 

@@ -301,8 +301,10 @@ class Walker:
             return None
         is_dir = stat.S_ISDIR(st.st_mode)
         name = entry.name
-        if is_dir and name in _SILENT_DIRS:
-            return None  # VCS and repoloop's own data: not worth a line in the skip report
+        if name in _SILENT_DIRS and (is_dir or name == ".git"):
+            # VCS and repoloop's own data: not worth a line in the skip report. A `.git` *file* is
+            # a linked worktree's (or a submodule's) pointer to its git directory: VCS data too.
+            return None
         if is_dir and (name in PRUNED_DIRS or (name in SOFT_PRUNED_DIRS and not os.path.exists(
                 os.path.join(entry.path, "__init__.py")))):
             self._skip(rel + "/", PRUNED)
