@@ -100,6 +100,22 @@ def test_switch_between_two_real_commits_equals_a_clean_index(tmp_path: Path) ->
     assert differences(got, clean) == []
 
 
+def test_graph_workers_are_bounded_by_cores_and_memory(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.execute("CREATE TABLE symbols (id INTEGER PRIMARY KEY)")
+    conn.executemany("INSERT INTO symbols(id) VALUES (?)", [(1,), (100_000,)])
+    assert graph_build.graph_workers(conn, 1) == 1
+    assert graph_build.graph_workers(conn, 2) == 2
+    assert graph_build.graph_workers(conn, 64) == graph_build.GRAPH_MAX_WORKERS
+    # 100k symbols at ~110 MB a worker: a 250 MB budget allows two, a 100 MB one none in parallel.
+    monkeypatch.setattr(graph_build, "GRAPH_WORKERS_BYTES", 250e6)
+    assert graph_build.graph_workers(conn, 64) == 2
+    monkeypatch.setattr(graph_build, "GRAPH_WORKERS_BYTES", 100e6)
+    assert graph_build.graph_workers(conn, 64) == 1
+
+
 def _write() -> None:
     import tempfile
 

@@ -57,6 +57,9 @@ _BATCH = 500
 _IFACE_BATCH = 1000  # files whose interfaces are read and written together (full builds)
 PARALLEL_MIN_FILES = 300  # files to redo before resolving them in worker processes pays for their start
 _WORKER_BATCH = 64  # files per task handed to a resolver worker
+GRAPH_MAX_WORKERS = 4
+GRAPH_WORKERS_BYTES = 1.5e9  # the resolver workers' symbol tables together (peak RSS target: < 2 GB)
+_BYTES_PER_SYMBOL = 1100  # a full build per symbol (graph_rss.py: 692 MiB peak for 722k symbols)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -122,6 +125,7 @@ def update_edges(
     full = (full or not has_edges or new_code
             or len(changed) + len(deleted) > FULL_REBUILD_FRACTION * max(len(files), 1))
     redo_n = len(files) if full else len(changed)  # a lower bound of the files redone
+    jobs = graph_workers(conn, jobs)
     parallel = jobs > 1 and redo_n >= PARALLEL_MIN_FILES
     # A few changed files resolve a few hundred references: read symbols as needed, not all. When
     # workers resolve, this process needs the symbol tables only to find what dangles.
@@ -220,6 +224,17 @@ def update_edges(
 
 # -- resolution in worker processes ---------------------------------------------------------------
 _WORKER: dict[str, Resolver] = {}
+
+
+def graph_workers(conn: sqlite3.Connection, jobs: int) -> int:
+    """How many resolver processes to run: at most `jobs` and GRAPH_MAX_WORKERS, and few enough
+    that their whole-repo symbol tables (each holds one, ~1.1 KB a symbol) stay within
+    GRAPH_WORKERS_BYTES together: a 560k-symbol monorepo gets 2, not one per core."""
+    if jobs <= 1:
+        return 1
+    symbols = conn.execute("SELECT max(id) FROM symbols").fetchone()[0] or 0
+    by_memory = int(GRAPH_WORKERS_BYTES // max(1, symbols * _BYTES_PER_SYMBOL))
+    return max(1, min(jobs, GRAPH_MAX_WORKERS, by_memory))
 
 
 def _worker_init(db_path: str, lazy: bool) -> None:
