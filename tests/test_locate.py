@@ -217,3 +217,35 @@ def test_observer_heads_the_context_with_likely_locations(repo: Path) -> None:
     assert obs.located[0] == {"path": "shop/orders.py", "functions": obs.located[0]["functions"]}
     assert obs.located[0]["functions"][0] == "shop.orders.OrderBook.refund_order"
     assert items  # the context pack itself is still there
+
+
+class _TransferEmbedder:
+    """Chunks defining `transfer` point one way, everything else another; the query points at them."""
+
+    name = "locate-keyword-test"
+    dim = 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return [[1.0, 0.0] if ("def transfer" in t or t.startswith("QUERY")) else [0.0, 1.0] for t in texts]
+
+
+def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path, monkeypatch) -> None:
+    from repoloop.indexer.vector_cache import CACHE_ENV
+    from repoloop.retrieval.retriever import HybridRetriever
+
+    monkeypatch.setenv(CACHE_ENV, str(repo.parent / "locate-vectors.db"))
+    emb = _TransferEmbedder()
+    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
+        got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
+        assert emb.calls > 0  # the re-rank embedded chunks at query time
+        wallet = next(f for f in got.files if f.path == "shop/wallet.py")
+        ev = {f.symbol: f.evidence for f in wallet.functions}
+        assert ev["shop.wallet.transfer"].get("dense", 0) > 0.4
+        assert all(e.get("dense", 0) == 0 for s, e in ev.items() if s != "shop.wallet.transfer")
+    with HybridRetriever.open(repo, rerank=False) as r:  # lexical: no dense evidence at all
+        got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
+        assert not any("dense" in fn.evidence for f in got.files for fn in f.functions)

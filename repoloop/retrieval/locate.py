@@ -53,12 +53,14 @@ class LocateWeights:
     word: float = 0.25  # the name is a plain word of the query
     name_words: float = 0.5  # x share of the name's words (3+ letters) found among the query's words
     text: float = 0.6  # x idf mass of the query's terms in the definition's own lines / the best one's
+    text_len_b: float = 0.0  # BM25-like length normalisation of that mass: / (1 - b + b * lines / mean lines)
     trace: float = 2.0  # a frame / file:line inside the definition (/ (1 + frame index))
     trace_func: float = 1.5  # a frame naming the definition in this file
     graph: float = 0.3  # x (PageRank / best PageRank among the candidates)
     graph_seeds: int = 5
     dense: float = 0.5  # x cosine of the definition's best chunk (embedded index)
     rerank_best: float = 0.3  # the re-rank's best chunk of the file lies in this definition
+    rerank_dense: float = 0.5  # x cosine of the definition's best chunk among those the re-rank embedded
     container: float = 0.85  # a class/struct/impl scores this share (its methods are the likelier edit)
     # Flattening: the i-th file gives up to caps[i] definitions (the last cap for later files), each
     # beyond the first only when it scores at least `keep` x the file's best.
@@ -346,6 +348,7 @@ class Locator:
         idf = {t: math.log(1 + n / (1 + df.get(t, 0))) for t in single}
         phrases = {t: max(idf.values(), default=1.0) for t in terms if "_" in t}
         scores: dict[int, float] = {}
+        sizes: dict[int, int] = {}
         every: list[_Def] = []
         want = idf.keys() | phrases.keys()
         rx = re.compile("|".join(re.escape(t) for t in sorted(want, key=len, reverse=True)))
@@ -369,7 +372,12 @@ class Locator:
                 if v > 0:
                     scores[id(d)] = v
                     every.append(d)
+                    sizes[id(d)] = sum(b - a + 1 for a, b in nxt)
             check_deadline()
+        if w.text_len_b > 0 and sizes:
+            mean = sum(sizes.values()) / len(sizes)
+            b = w.text_len_b
+            scores = {i: v / (1 - b + b * sizes[i] / mean) for i, v in scores.items()}
         top = max(scores.values(), default=0.0)
         if top <= 0:
             return
@@ -398,6 +406,23 @@ class Locator:
                             d.add("trace", w.trace_func / (1 + i))
 
     def _rerank_evidence(self, defs: dict[str, list[_Def]], rows: dict) -> None:
+        """On a --no-embed index with the re-rank: each definition's best chunk cosine among the chunks
+        the re-rank embedded (`rerank_dense`), and the file's best chunk (`rerank_best`)."""
+        rr = getattr(self.r, "_reranker", None)
+        sims = getattr(rr, "last_sims", None) if rr else None
+        if sims and self.w.rerank_dense > 0 and getattr(self.r, "last_rerank_best", None):
+            got = self.r._rows([c for c in sims if c not in rows])
+            for cid, sim in sims.items():
+                row = rows.get(cid) or got.get(cid)
+                ds = defs.get(row[0]) if row else None
+                if not ds:
+                    continue
+                cs, ce, csym = row[1], row[2], row[3]
+                for d in ds:
+                    if csym == d.qualname or (d.start <= cs and d.end >= ce):
+                        d.add("dense", self.w.rerank_dense * max(0.0, sim))
+                    elif cs <= d.start and ce >= d.end:
+                        d.add("dense", self.w.rerank_dense * max(0.0, sim) * self.w.inner_share)
         best = getattr(self.r, "last_rerank_best", None) or {}
         for path, (_, cid) in best.items():
             row = rows.get(cid)

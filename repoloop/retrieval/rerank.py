@@ -45,6 +45,7 @@ class DenseReranker:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()  # warm processes: recent vectors
         self._memory_max = memory
         self.embedded = 0  # chunk texts embedded by this reranker (logs, tests, benchmarks read it)
+        self.last_sims: dict[int, float] = {}  # chunk id -> cosine of the last best_chunks call
 
     def query_vector(self, query: str) -> np.ndarray:
         return np.asarray(self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0], dtype=np.float32)
@@ -63,10 +64,12 @@ class DenseReranker:
             texts = {k: t for k, t in texts.items() if k in wanted}
         vecs = self._vectors(texts, known)
         out = {}
+        self.last_sims = {}  # chunk id -> cosine, every chunk scored by this call (locate reads it)
         for path, per in keys.items():
             sims = [(float(vecs[k] @ qvec), cid) for k, _, cid in per if k in vecs]
             if sims:
                 out[path] = max(sims)
+                self.last_sims.update((cid, s) for s, cid in sims)
         return out
 
     def order(self, qvec: Sequence[float] | np.ndarray, files: Sequence[str], query: str = ""
