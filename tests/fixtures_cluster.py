@@ -131,11 +131,11 @@ class RayNode:
         wait_for(lambda: not self.pids(), "the killed node's processes gone", 60)
 
     def stop(self) -> None:
-        if self.alive:
+        if self.alive:  # Ray's own shutdown, briefly; then the whole group at once
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)

@@ -170,3 +170,39 @@ def test_rerun_after_driver_killed(tmp_path: Path, ray_cluster) -> None:
     a, b = snapshot(tmp_path / "local-idx" / "index.db"), snapshot(db)
     for table in a:
         assert a[table] == b[table], table
+
+
+def test_worker_node_killed_while_embedding(tmp_path: Path, ray_cluster) -> None:
+    """The worker node dies while its actor embeds: the texts it had are re-sent to the head's actor."""
+    ray_cluster.ensure_worker()
+    worker_id = _worker_node_id(ray_cluster)
+    repo = real_repo(tmp_path / "repo", ("repoloop/sandbox",))
+    local = _local_index(repo, tmp_path / "local-idx")
+    trace = tmp_path / "trace.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_EMBED_SUB="4",
+               **ray_cluster.env)
+    env.pop("RAY_ADDRESS", None)
+    p = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "index", str(repo), "--cluster", ray_cluster.address,
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: any(e["event"] == "embedded" and e["node"] == worker_id for e in _trace(trace)),
+                 "a call embedded on the worker node", proc=p)
+        done_at_kill = sum(e["chunks"] for e in _trace(trace) if e["event"] == "embedded")
+        ray_cluster.worker.kill()
+        assert done_at_kill < local["embedded"]  # killed with texts left to embed
+        stdout, stderr = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, stderr
+    out = json.loads(stdout)
+    c = out["cluster"]
+    assert c["embed_actors"] >= 2 and c["actors_lost"] >= 1 and out["embedded"] == local["embedded"]
+    head_chunks = sum(n for node, n in c["chunks_by_node"].items() if node != worker_id)
+    worker_chunks = c["chunks_by_node"].get(worker_id, 0)
+    # Round-robin would give each actor half; the head's took over what the dead one had queued.
+    assert head_chunks + worker_chunks == local["embedded"] and worker_chunks < local["embedded"] // 2
+    a, b = snapshot(tmp_path / "local-idx" / "index.db"), snapshot(repo / ".repoloop" / "index.db")
+    assert a["vector_ids"] == b["vector_ids"] and a["chunks"] == b["chunks"]
+    st = json.loads(cli("status", "--repo", str(repo), "--json").stdout)["consistency"]
+    assert st["consistent"] and st["vectors"] == len(b["vector_ids"])

@@ -61,7 +61,7 @@ ADDRESS_ENV = "RAY_ADDRESS"
 TRACE_ENV = "REPOLOOP_CLUSTER_TRACE"  # a file: one JSON line per parse batch and store flush (tests)
 BATCH_FILES = 64  # files per parse task (env REPOLOOP_CLUSTER_BATCH_FILES)
 BATCH_BYTES = 4 << 20  # ... or this many source bytes
-EMBED_SUB = 128  # texts per actor call (one ONNX pass over length-sorted texts)
+EMBED_SUB = 128  # texts per actor call (one ONNX pass over length-sorted texts; env REPOLOOP_CLUSTER_EMBED_SUB)
 _ACTOR_START_S = 180.0  # how long new embedding actors may take to come up
 
 
@@ -236,6 +236,7 @@ class RayEmbedder:
         self.actors: list[Any] = []
         self._dim: int | None = None
         self.device = "cuda" if stats.gpus >= 1 else "cpu"
+        self.sub = int(os.environ.get("REPOLOOP_CLUSTER_EMBED_SUB") or EMBED_SUB)
 
     @property
     def dim(self) -> int:
@@ -282,7 +283,7 @@ class RayEmbedder:
 
         if not self.actors:
             self._start()
-        subs = [texts[i : i + EMBED_SUB] for i in range(0, len(texts), EMBED_SUB)]
+        subs = [texts[i : i + self.sub] for i in range(0, len(texts), self.sub)]
         out: list[Any] = [None] * len(subs)
         pending: dict[Any, tuple[int, Any]] = {}
         queue = list(range(len(subs)))
@@ -436,7 +437,7 @@ class _ClusterRun(_Run):
         pool = RayEmbedder(self.ray, base.model, base.max_tokens, base.name, self.stats, self._log)
         try:
             # Rounds big enough for two calls per actor at once: the driver's upserts overlap the encoding.
-            rounds = BATCH * 2 * pool.pool_size()
+            rounds = max(BATCH, pool.sub) * 2 * pool.pool_size()
             self.report.embedded = embed_missing(self.store, self.idx, embedder=pool, batch=rounds,
                                                  progress=self.progress._p is not None)
         finally:
