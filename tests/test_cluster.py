@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -80,6 +81,20 @@ def test_cluster_index_equals_local_index(tmp_path: Path, ray_cluster) -> None:
     assert _loopback_only(pids) == []
 
 
+@pytest.fixture(scope="module")
+def parse_corpus(tmp_path_factory):
+    """PARSE_PATHS as a repository, and its local `--no-embed` index (built once for the module)."""
+    base = tmp_path_factory.mktemp("parse-corpus")
+    repo = real_repo(base / "repo", PARSE_PATHS)
+    local = _local_index(repo, base / "local-idx", "--no-embed")
+    return repo, local, snapshot(base / "local-idx" / "index.db")
+
+
+def _copy(repo: Path, dest: Path) -> Path:
+    shutil.copytree(repo, dest, symlinks=True)
+    return dest
+
+
 def _trace(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -101,11 +116,11 @@ def _worker_node_id(ray_cluster) -> str:
     raise AssertionError("no raylet with --node_id on the worker node")
 
 
-def test_worker_node_killed_mid_run(tmp_path: Path, ray_cluster) -> None:
+def test_worker_node_killed_mid_run(tmp_path: Path, ray_cluster, parse_corpus) -> None:
     ray_cluster.ensure_worker()
     worker_id = _worker_node_id(ray_cluster)
-    repo = real_repo(tmp_path / "repo", PARSE_PATHS)
-    local = _local_index(repo, tmp_path / "local-idx", "--no-embed")
+    template, local, local_snap = parse_corpus
+    repo = _copy(template, tmp_path / "repo")
     trace = tmp_path / "trace.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_BATCH_FILES="2",
                **ray_cluster.env)
@@ -129,15 +144,15 @@ def test_worker_node_killed_mid_run(tmp_path: Path, ray_cluster) -> None:
     assert sum(e["files"] for e in batches[len(batches) // 2 :]) > 0
     head_files = sum(n for node, n in out["cluster"]["files_by_node"].items() if node != worker_id)
     assert head_files > local["files_indexed"] - done_at_kill - 1  # the rest was parsed on the head
-    a, b = snapshot(tmp_path / "local-idx" / "index.db"), snapshot(repo / ".repoloop" / "index.db")
+    a, b = local_snap, snapshot(repo / ".repoloop" / "index.db")
     for table in a:
         assert a[table] == b[table], table
 
 
-def test_rerun_after_driver_killed(tmp_path: Path, ray_cluster) -> None:
+def test_rerun_after_driver_killed(tmp_path: Path, ray_cluster, parse_corpus) -> None:
     ray_cluster.ensure_worker()
-    repo = real_repo(tmp_path / "repo", PARSE_PATHS)
-    local = _local_index(repo, tmp_path / "local-idx", "--no-embed")
+    template, local, local_snap = parse_corpus
+    repo = _copy(template, tmp_path / "repo")
     trace = tmp_path / "trace.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_BATCH_FILES="2",
                **ray_cluster.env)
@@ -167,7 +182,7 @@ def test_rerun_after_driver_killed(tmp_path: Path, ray_cluster) -> None:
     out = json.loads(r.stdout)
     assert out["files_indexed"] == local["files_indexed"] - n_files  # finished work is not redone
     assert out["cluster"]["files_shipped"] == out["files_indexed"]
-    a, b = snapshot(tmp_path / "local-idx" / "index.db"), snapshot(db)
+    a, b = local_snap, snapshot(db)
     for table in a:
         assert a[table] == b[table], table
 

@@ -62,7 +62,8 @@ TRACE_ENV = "REPOLOOP_CLUSTER_TRACE"  # a file: one JSON line per parse batch an
 BATCH_FILES = 64  # files per parse task (env REPOLOOP_CLUSTER_BATCH_FILES)
 BATCH_BYTES = 4 << 20  # ... or this many source bytes
 EMBED_SUB = 128  # texts per actor call (one ONNX pass over length-sorted texts; env REPOLOOP_CLUSTER_EMBED_SUB)
-_ACTOR_START_S = 180.0  # how long new embedding actors may take to come up
+_ACTOR_START_S = 180.0  # how long the first new embedding actor may take to come up
+_ACTOR_GRACE_S = 60.0  # ... and the others after it
 
 
 @dataclass
@@ -245,8 +246,10 @@ class RayEmbedder:
         return self._dim
 
     def pool_size(self) -> int:
-        res = self.ray.available_resources()
-        n = int(res.get("GPU", 0)) if self.device == "cuda" else int(res.get("CPU", 0))
+        """One actor per CPU (per GPU) of the nodes alive now. The cluster's totals, not what is free
+        this instant: the parse workers' leases are still being returned when the embedding starts."""
+        key = "GPU" if self.device == "cuda" else "CPU"
+        n = sum(int(node.get("Resources", {}).get(key, 0)) for node in self.ray.nodes() if node.get("Alive"))
         return max(1, n)
 
     def _start(self) -> None:
@@ -258,7 +261,12 @@ class RayEmbedder:
         cls = ray.remote(**opts)(_EmbedActor)
         actors = [cls.remote(self.model, self.max_tokens, self.device, 1) for _ in range(n)]
         refs = {a.ready.remote(): a for a in actors}
-        ready, not_ready = ray.wait(list(refs), num_returns=len(refs), timeout=_ACTOR_START_S)
+        # The first actor may take long (a model to load, a node busy); once one is up, the others
+        # get a short grace: an actor with no room (CPUs taken by another job) is not waited for.
+        ready, not_ready = ray.wait(list(refs), num_returns=1, timeout=_ACTOR_START_S)
+        if ready and not_ready:
+            more, not_ready = ray.wait(not_ready, num_returns=len(not_ready), timeout=_ACTOR_GRACE_S)
+            ready += more
         alive = []
         for r in ready:
             try:
