@@ -711,8 +711,3 @@ def _one_line_error(e: BaseException) -> str:
 
 def _first_line(text: str) -> str:
     return (text or "").strip().splitlines()[0][:72] if (text or "").strip() else ""
-
-
-def run_agent(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
-    """Run one task; the convenient entry for programs."""
-    return Agent(config, reporter=reporter).run()

@@ -47,10 +47,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
 def console(*, stderr: bool = False) -> Any:
     """A rich Console for people, that prints every string literally: no markup, no emoji codes, no
     highlighting. Text from a repository (`dict[str, Any]`, `-> &[u8]`, a `[/x]` in a default value,

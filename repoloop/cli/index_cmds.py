@@ -209,11 +209,9 @@ def _query_time_vectors(idx: Path) -> dict[str, Any] | None:
 
 
 def _consistency(store: Any, idx: Path) -> Any:
-    """The embedding engineer's consistency check, when it is installed."""
-    try:
-        from repoloop.indexer.embed_phase import check_consistency
-    except ImportError:
-        return None
+    """Do the vector store and the index agree (counts, model)? Never fatal to `status`."""
+    from repoloop.indexer.embed_phase import check_consistency
+
     try:
         result = check_consistency(store, idx)
     except Exception as e:  # a broken vector store must not hide the rest of the status
@@ -312,14 +310,10 @@ def cmd_outline(args: argparse.Namespace) -> int:
 
 # -- symbol ---------------------------------------------------------------------------------------
 def _graph_neighbours(store: Any, qualnames: list[str], which: str, depth: int) -> list[dict[str, Any]]:
-    """Callers or callees from the graph engineer's module, [] when it is not installed."""
-    try:
-        from repoloop.retrieval import graph
-    except ImportError:
-        return []
-    fn = getattr(graph, which, None)
-    if fn is None:
-        return []
+    """Callers or callees (`which`) of each qualname, up to `depth` hops, without repeats."""
+    from repoloop.retrieval import graph
+
+    fn = getattr(graph, which)
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for q in qualnames:

@@ -30,10 +30,8 @@ _ALWAYS_IGNORED_DIRS = frozenset({".git", ".hg", ".svn"})
 
 def _pruned_dirs() -> frozenset[str]:
     """The folders the indexer's walk never enters (dependencies, caches): their churn is noise."""
-    try:
-        from repoloop.indexer.walk import PRUNED_DIRS
-    except ImportError:  # the walk module not present: VCS folders only
-        return _ALWAYS_IGNORED_DIRS
+    from repoloop.indexer.walk import PRUNED_DIRS
+
     return _ALWAYS_IGNORED_DIRS | PRUNED_DIRS
 
 
