@@ -175,7 +175,12 @@ def main() -> None:
     ap.add_argument("--switch-runs", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[], choices=["stdlib", "switch"])
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--plot", type=Path, nargs=2, metavar=("JSON", "PNG"),
+                    help="only draw lines/s per phase (stdlib) and the switch's phases from a result file")
     args = ap.parse_args()
+    if args.plot:
+        plot(*args.plot)
+        return
     variants = {"before": args.before.resolve(), "after": ROOT}
     commits = {k: subprocess.run(["git", "-C", str(v), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip() for k, v in variants.items()}
@@ -200,6 +205,43 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+
+
+def plot(src: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = json.loads(src.read_text())
+    s = d["stdlib"]
+    phases = ["parse", "store", "graph"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    x = range(len(phases) + 1)
+    for i, v in enumerate(("before", "after")):
+        vals = [s[v]["lines"] / max(s[v]["phases"][p], 1e-9) / 1000 for p in phases]
+        vals.append(s[v]["lines_per_s"] / 1000)
+        a.bar([j + i * 0.4 for j in x], vals, width=0.4, label=f"{v} ({d['commits'][v]})")
+    a.axhline(150, color="red", ls="--", lw=1, label="target: whole index 150k lines/s")
+    a.set_xticks([j + 0.2 for j in x], [*phases, "whole index"])
+    a.set_ylabel("thousand lines / s (wall)")
+    a.set_title(f"stdlib full index --no-embed, load {d['loadavg_start'][0]:.0f}-{d['loadavg_end'][0]:.0f}")
+    a.legend(fontsize=8)
+    if "switch" in d:
+        w = d["switch"]
+        for i, v in enumerate(("before", "after")):
+            left = 0.0
+            for p, c in zip(("walk", "parse", "store", "graph"), ("gray", "C0", "C1", "C2")):
+                val = w[v]["phases"][p]
+                b.barh(i, val, left=left, color=c, label=p if i == 0 else None)
+                left += val
+        b.axvline(15, color="red", ls="--", lw=1, label="target 15 s")
+        b.set_yticks([0, 1], [f"before {d['commits']['before']}", f"after {d['commits']['after']}"])
+        b.set_xlabel("seconds (wall)")
+        b.set_title(f"django branch switch ({w['files_changed_between']} files differ)")
+        b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
 
 
 if __name__ == "__main__":
