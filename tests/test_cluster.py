@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def test_cluster_index_equals_local_index(tmp_path: Path, ray_cluster) -> None:
     emb = json.loads(st.stdout)["consistency"]
     assert emb["consistent"] and emb["vectors"] == len(b["vector_ids"])
     # A second run ships nothing: every file is unchanged by its hash, every text has its vector.
-    again = json.loads(cli("index", str(repo), "--cluster", ray_cluster.address, "--json", env=ray_cluster.env).stdout)
+    # ... named by RAY_ADDRESS this time instead of --cluster.
+    again = json.loads(cli("index", str(repo), "--json", env={**ray_cluster.env, "RAY_ADDRESS": ray_cluster.address}
+                           ).stdout)
     assert again["files_indexed"] == 0 and again["embedded"] == 0 and again["cluster"]["files_shipped"] == 0
     # Every Ray process of both nodes kept to 127.0.0.1.
     pids = ray_cluster.head.pids() + ray_cluster.worker.pids()
@@ -221,3 +224,15 @@ def test_worker_node_killed_while_embedding(tmp_path: Path, ray_cluster) -> None
     assert a["vector_ids"] == b["vector_ids"] and a["chunks"] == b["chunks"]
     st = json.loads(cli("status", "--repo", str(repo), "--json").stdout)["consistency"]
     assert st["consistent"] and st["vectors"] == len(b["vector_ids"])
+
+
+def test_no_cluster_at_the_address_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (make setup does)")
+    repo = real_repo(tmp_path / "repo", ("repoloop/sandbox",))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    r = cli("index", str(repo), "--cluster", f"127.0.0.1:{port}", "--no-embed", timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "cannot join the Ray cluster" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -113,6 +113,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> tuple[Any, ClusterS
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     stats = ClusterStats(address=address)
     t = time.perf_counter()
+    _reachable(address)
     # Ray puts the driver's working directory first on every worker's sys.path: run from a
     # repository with a package of the same name as one of ours (a checkout of repoloop itself),
     # workers would import that instead. From the directory our own package lives in, they import us.
@@ -138,6 +139,30 @@ def connect(address: str, *, num_cpus: int | None = None) -> tuple[Any, ClusterS
     stats.cpus, stats.gpus = float(res.get("CPU", 0)), float(res.get("GPU", 0))
     stats.nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     return ray, stats
+
+
+def _reachable(address: str, deadline_s: float = 10.0) -> None:
+    """Fail in seconds, with one line, when nothing listens at a HOST:PORT address (ray.init would
+    retry for many minutes)."""
+    import socket
+
+    if address in ("local", "auto") or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise RepoloopError(f"--cluster {address}: expected HOST:PORT, ray://HOST:PORT, auto or local") from None
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), port_n), timeout=3):
+                return
+        except OSError as e:
+            if time.monotonic() > end:
+                raise RepoloopError(f"cannot join the Ray cluster at {address}: nothing answers there ({e})"
+                                    " - start one (`ray start --head`) or name another") from None
+            time.sleep(0.5)
 
 
 def _messages_to_stderr() -> None:
