@@ -338,11 +338,14 @@ class RayEmbedder:
                 i, a = pending.pop(ref)
                 try:
                     node, arr = ray.get(ref)
-                except RayActorError:
+                except RayActorError as e:
                     if a in self.actors:
                         self.actors.remove(a)
                         self.stats.actors_lost += 1
                         self.log(event="actor_lost")
+                    if self.stats.actors_lost > 3 * self.stats.embed_actors + 3:  # they die whatever they are sent
+                        raise RepoloopError(f"cluster: embedding actors keep dying ({self.stats.actors_lost} lost,"
+                                            f" last: {_one_line(e)}); the chunks embedded so far are kept") from e
                     queue.append(i)
                     continue
                 except Exception as e:  # noqa: BLE001 - a model error: one line, not a traceback
@@ -440,7 +443,10 @@ class _ClusterRun(_Run):
             node, fingerprint, results = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - out of retries: one line; what was stored stays
             for other in in_flight:
-                ray.cancel(other, force=True)
+                try:
+                    ray.cancel(other, force=True)
+                except Exception:  # noqa: BLE001, S110 - finished or gone meanwhile
+                    pass
             in_flight.clear()
             raise RepoloopError(f"cluster: a parse batch of {n} files failed after Ray's retries"
                                 f" ({_one_line(e)}); the files stored so far are kept: run again to finish"
