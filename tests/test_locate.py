@@ -249,3 +249,17 @@ def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path, 
     with HybridRetriever.open(repo, rerank=False) as r:  # lexical: no dense evidence at all
         got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
         assert not any("dense" in fn.evidence for f in got.files for fn in f.functions)
+
+
+def test_observer_locates_from_the_first_part_of_a_task_too_long_to_search(repo: Path) -> None:
+    from repoloop.agent.observe import Observer
+
+    task = "Refunding an order twice credits the customer's wallet twice\n" + "log line\n" * 5000
+    obs = Observer.open(repo, None, lexical_only=True, rerank=False)
+    try:
+        text, _ = obs.context(task, 2000)
+    finally:
+        obs.close()
+    assert len(task) > 32_768
+    assert text.startswith("Likely locations"), obs.notes
+    assert not any("locate" in n for n in obs.notes)

@@ -115,9 +115,11 @@ class Observer:
             return ""
 
         def run() -> Any:
+            from repoloop.retrieval.limits import bounded_prefix
             from repoloop.retrieval.locate import Locator
 
-            return Locator(self.retriever).locate(query, files, functions=functions)
+            # a long task: its first part, as the context pack does (a search would refuse it whole)
+            return Locator(self.retriever).locate(bounded_prefix(query), files, functions=functions)
 
         got = self._try("locate", run, None)
         if got is None or not got.files:
