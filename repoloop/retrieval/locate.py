@@ -18,7 +18,8 @@ every definition is scored from the evidence that points at it:
   chunk of the file on a `--no-embed` index with `--rerank`).
 
 `Located.results()` flattens the answer into the scoring contract's list (`path`, `symbol`, lines,
-`score`), file-major: the first files give more than one definition when the evidence is close.
+`score`): one order over every file's definitions (relative score within the file, times the file's
+score), a file's first definition never before a better-ranked file's, so file metrics stay search's.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class Located:
     weights: LocateWeights = DEFAULT_LOCATE
 
     def results(self, caps: tuple[int, ...] | None = None, keep: float | None = None) -> list[dict]:
-        """The flat, file-major list of the scoring contract: every file appears (in file order),
+        """The flat list of the scoring contract: every file appears (in file order); by default one
+        order over all definitions (`_mixed`); with mix 0 file-major,
         the first files with up to caps[i] definitions each."""
         if self.weights.mix > 0 and caps is None:
             return self._mixed()
