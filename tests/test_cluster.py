@@ -160,7 +160,13 @@ def test_rerun_after_driver_killed(tmp_path: Path, ray_cluster, parse_corpus) ->
     env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_BATCH_FILES="2",
                **ray_cluster.env)
     env.pop("RAY_ADDRESS", None)
-    p = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "index", str(repo), "--cluster", ray_cluster.address,
+    # The CLI with the driver committing every 8 files (the pipeline commits up to 1,000 files or 5 s
+    # at a time, so on this corpus a kill would find nothing or everything stored): what is under
+    # test, each transaction all or nothing and a re-run doing only what was not stored, holds for
+    # any transaction size.
+    driver = ("import sys; import repoloop.indexer.pipeline as p; p._BATCH_FILES = 8; from repoloop.cli import main;"
+              " sys.argv[0] = 'repoloop'; sys.exit(main())")
+    p = subprocess.Popen([sys.executable, "-c", driver, "index", str(repo), "--cluster", ray_cluster.address,
                           "--no-embed", "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_for(lambda: any(e["event"] == "stored" for e in _trace(trace)), "a batch of files stored", proc=p)
