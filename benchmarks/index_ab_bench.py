@@ -231,7 +231,7 @@ def plot(src: Path, png: Path) -> None:
         w = d["switch"]
         for i, v in enumerate(("before", "after")):
             left = 0.0
-            for p, c in zip(("walk", "parse", "store", "graph"), ("gray", "C0", "C1", "C2")):
+            for p, c in zip(("walk", "parse", "store", "graph"), ("gray", "C0", "C1", "C2"), strict=True):
                 val = w[v]["phases"][p]
                 b.barh(i, val, left=left, color=c, label=p if i == 0 else None)
                 left += val

@@ -3,12 +3,12 @@ repository at two of its own commits (a real pair of commits, for the branch-swi
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tarfile
-import io
 from pathlib import Path
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
