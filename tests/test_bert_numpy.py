@@ -91,3 +91,27 @@ def test_missing_or_damaged_files_are_unsupported_not_a_crash(tmp_path: Path, br
     (d / broken).write_text("{ not json")
     with pytest.raises(Unsupported):
         NumpyBert.load(d, 128)
+
+
+def test_weights_are_mapped_not_copied_and_equal_what_safetensors_reads(tmp_path: Path) -> None:
+    """The query encoder views the model file's pages (a one-shot search copied 86 MB before) and
+    sees exactly the tensors `safetensors` itself reads; a damaged file is Unsupported, not a crash."""
+    from safetensors.numpy import load_file
+
+    from repoloop.indexer.bert_numpy import map_safetensors
+
+    src = _model_dir() / "model.safetensors"
+    ref = load_file(str(src))
+    mapped = map_safetensors(src)
+    assert mapped.keys() == ref.keys()
+    for name, arr in ref.items():
+        assert mapped[name].dtype == arr.dtype and np.array_equal(mapped[name], arr), name
+        assert not mapped[name].flags.owndata and not mapped[name].flags.writeable, name
+
+    model = tmp_path / "model"
+    shutil.copytree(_model_dir(), model)
+    data = (model / "model.safetensors").read_bytes()
+    for damaged in (data[:5], data[: len(data) // 2], b"\xff" * 8 + data[8:]):
+        (model / "model.safetensors").write_bytes(damaged)
+        with pytest.raises(Unsupported, match="cannot read the model files"):
+            NumpyBert.load(model, 128)
