@@ -23,13 +23,8 @@ import numpy as np
 
 from repoloop.indexer.graph_build import GENERATION_KEY
 from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.local_rank import ALPHA, CONTAINED_IN_WEIGHT, RANK_WEIGHTS
 
-# How much importance each edge kind passes on (times the edge's own confidence weight).
-# `contains` also gets a reverse edge (symbol -> its container), so a file whose functions are
-# used everywhere ranks high, and symbols of important files rank above those of unused ones.
-RANK_WEIGHTS = {"imports": 1.0, "calls": 1.0, "inherits": 1.0, "references": 0.5, "contains": 1.0}
-CONTAINED_IN_WEIGHT = 1.0
-ALPHA = 0.85
 CALL_KINDS = ("calls",)
 REF_KINDS = ("calls", "references", "inherits", "imports")
 # One JSON row: reading it back is ~10x faster than a row per node.

@@ -19,7 +19,10 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping
 
-# Keep in step with repoloop.retrieval.graph (not imported: it pulls numpy/scipy into the CLI).
+# How much importance each edge kind passes on (times the edge's own confidence weight).
+# `contains` also gets a reverse edge (symbol -> its container), so a file whose functions are
+# used everywhere ranks high, and symbols of important files rank above those of unused ones.
+# Defined here, not in repoloop.retrieval.graph (which imports these): that module pulls numpy/scipy.
 RANK_WEIGHTS = {"imports": 1.0, "calls": 1.0, "inherits": 1.0, "references": 0.5, "contains": 1.0}
 CONTAINED_IN_WEIGHT = 1.0
 ALPHA = 0.85

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from repoloop.indexer.testpaths import TEST_PATH_PATTERN
+from repoloop.retrieval.local_rank import ALPHA
 
 SIGNALS = ("bm25", "file", "dense", "name", "graph", "trace")
 
@@ -58,7 +59,7 @@ class Weights:
     name_spread: float = 0.5  # a name defined in n places scores 1/n**spread in each
     # Graph: personalization seeds from each signal's top hits.
     graph_seeds: int = 10
-    graph_alpha: float = 0.85  # the damping the graph modules use (repoloop.retrieval.graph / local_rank)
+    graph_alpha: float = ALPHA  # the damping the graph modules use (repoloop.retrieval.graph / local_rank)
     graph_self_discount: float = 1.0  # 1: remove a seed's own teleport mass from its rank; 0: keep it
     full_graph_max_edges: int = 500_000  # warm(): load the whole graph up to this size (else rank locally)
     graph_tol: float = 1e-5  # PageRank convergence (per node); the top ranks are stable well before 1e-6
