@@ -346,3 +346,27 @@ def test_parser_change_reparses_unchanged_files(repo: Path) -> None:
     assert rep.files_indexed == len(FILES)
     rep = index_repo(repo, embed=False, progress=False)
     assert rep.files_indexed == 0
+
+
+def test_a_failed_write_rolls_back_and_leaves_no_transaction_open(repo: Path) -> None:
+    """Every write of the store goes through one transaction() (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on
+    any exception). A write that fails half-way must keep the old rows and leave the connection
+    usable: before, set_skips/update_skips/clear_pending had no rollback, and the next write failed
+    with "cannot start a transaction within a transaction"."""
+    index_repo(repo, embed=False, progress=False)
+    store = IndexStore(repo / ".repoloop" / DB_NAME)
+    try:
+        store.set_skips({"a.bin": "binary"})
+        with pytest.raises(sqlite3.Error):
+            store.set_skips({"b.bin": "binary", "c.bin": object()})  # type: ignore[dict-item]  # cannot bind
+        assert not store.conn.in_transaction
+        assert [r[0] for r in store.conn.execute("SELECT path FROM skips")] == ["a.bin"]
+        with pytest.raises(sqlite3.Error):
+            store.update_skips(["a.bin"], {"d.bin": object()})  # type: ignore[dict-item]
+        assert not store.conn.in_transaction
+        assert [r[0] for r in store.conn.execute("SELECT path FROM skips")] == ["a.bin"]
+        store.clear_pending(["x.py"])  # the connection still writes
+        store.set_skips({"e.bin": "binary"})
+        assert [r[0] for r in store.conn.execute("SELECT path FROM skips")] == ["e.bin"]
+    finally:
+        store.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from repoloop.indexer.embed import Embedder, embedder_from_config
-from repoloop.indexer.store import IndexStore
+from repoloop.indexer.store import IndexStore, transaction
 from repoloop.indexer.testpaths import is_test_path
 
 EMBED_TEXT_VERSION = "v1"
@@ -92,8 +92,7 @@ def sync_keys(store: IndexStore, scope: str = "code") -> int:
     ensure_keys_table(store)
     in_scope = _scope_sql(store, scope)
     c = store.conn
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(c):
         c.execute(
             "DELETE FROM embed_keys WHERE NOT EXISTS (SELECT 1 FROM chunks c JOIN files f ON f.id=c.file_id"
             f" WHERE c.id=embed_keys.chunk_id AND c.hash=embed_keys.chunk_hash AND {in_scope})"
@@ -106,10 +105,6 @@ def sync_keys(store: IndexStore, scope: str = "code") -> int:
             "INSERT OR REPLACE INTO embed_keys(chunk_id, chunk_hash, key) VALUES (?,?,?)",
             [(r[0], r[1], embed_key(embed_text(r[2], r[3], r[4]))) for r in rows],
         )
-        c.execute("COMMIT")
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
     return len(rows)
 
 

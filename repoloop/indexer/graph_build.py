@@ -32,7 +32,7 @@ from pathlib import Path
 
 from repoloop.indexer.import_resolve import RepoFiles
 from repoloop.indexer.resolve import TYPED_FAMILIES, Resolver
-from repoloop.indexer.store import IndexStore
+from repoloop.indexer.store import IndexStore, transaction
 
 GRAPH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS graph_files (
@@ -178,8 +178,7 @@ def update_edges(
     parallel = jobs > 1 and len(redo) >= PARALLEL_MIN_FILES
     rows = worker_rows() if parallel else edge_rows()
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         if full:
             conn.execute("DELETE FROM edges")
             conn.execute("DELETE FROM graph_files")
@@ -215,10 +214,6 @@ def update_edges(
             )
         conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                          [(JS_PACKAGES_KEY, packages), (CODE_KEY, code)])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return _count(conn)
 
 

@@ -12,12 +12,27 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from repoloop.errors import IndexMissingError, RepoloopError
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.tokens import fts_text, split_identifier
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE (the write lock up front: no deadlock upgrading a read) ... COMMIT, or ROLLBACK
+    on any exception, KeyboardInterrupt included, so a failed write never leaves a transaction open."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
 
 SCHEMA_VERSION = 2
 INDEX_DIRNAME = ".repoloop"
@@ -284,17 +299,12 @@ class IndexStore:
         (same schema version: the table is additive, readers without it skip that signal)."""
         if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='files_fts'").fetchone():
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             self.conn.execute("CREATE VIRTUAL TABLE files_fts USING fts5(path, body, tokenize='unicode61')")
             self.conn.execute(
                 "INSERT INTO files_fts(rowid, path, body) SELECT c.file_id, min(x.path),"
                 " group_concat(x.names || ' ' || x.body, ' ') FROM chunks c JOIN chunks_fts x ON x.rowid = c.id"
                 " GROUP BY c.file_id")
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
     def _drop_all(self) -> None:
         rows = self.conn.execute(
@@ -345,16 +355,11 @@ class IndexStore:
         graph phase."""
         c = self.conn
         ids: list[int] = []
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(c):
             for w in batch:
                 ids.append(self._insert_file(w))
             c.executemany("INSERT OR REPLACE INTO pending(path, op) VALUES (?, 'changed')",
                           [(w.parsed.path,) for w in batch])
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return ids
 
     def _insert_file(self, w: FileWrite) -> int:
@@ -392,14 +397,9 @@ class IndexStore:
         """Record a new size/mtime for files whose content hash did not change (the stat shortcut):
         `indexed_at` moves too, as the moment the content was last verified."""
         now = time.time()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             self.conn.executemany("UPDATE files SET size=?, mtime=?, indexed_at=? WHERE path=?",
                                   [(size, mtime, now, path) for path, size, mtime in stats])
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
     def _delete_file_rows(self, path: str) -> int | None:
         row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
@@ -417,34 +417,27 @@ class IndexStore:
 
     def delete_files(self, paths: Iterable[str]) -> int:
         n = 0
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.conn):
             for p in paths:
                 if self._delete_file_rows(p) is not None:
                     n += 1
                     self.conn.execute("INSERT OR REPLACE INTO pending(path, op) VALUES (?, 'deleted')", (p,))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return n
 
     def set_skips(self, skips: dict[str, str]) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.execute("DELETE FROM skips")
-        self.conn.executemany("INSERT INTO skips(path, reason) VALUES (?,?)", skips.items())
-        self.conn.execute("COMMIT")
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM skips")
+            self.conn.executemany("INSERT INTO skips(path, reason) VALUES (?,?)", skips.items())
 
     def update_skips(self, paths: Iterable[str], skips: dict[str, str]) -> None:
         """Forget the skip records of `paths`, then record `skips` (a partial re-index). The records
         of an ignore file's bad lines (`dir/.gitignore:3`) go with the file's own."""
-        self.conn.execute("BEGIN IMMEDIATE")
         paths = list(paths)
-        self.conn.executemany("DELETE FROM skips WHERE path=?", [(p,) for p in paths])
-        self.conn.executemany("DELETE FROM skips WHERE substr(path, 1, ?) = ?",
-                              [(len(p) + 1, p + ":") for p in paths if p.endswith(("ignore", "exclude"))])
-        self.conn.executemany("INSERT OR REPLACE INTO skips(path, reason) VALUES (?,?)", skips.items())
-        self.conn.execute("COMMIT")
+        with transaction(self.conn):
+            self.conn.executemany("DELETE FROM skips WHERE path=?", [(p,) for p in paths])
+            self.conn.executemany("DELETE FROM skips WHERE substr(path, 1, ?) = ?",
+                                  [(len(p) + 1, p + ":") for p in paths if p.endswith(("ignore", "exclude"))])
+            self.conn.executemany("INSERT OR REPLACE INTO skips(path, reason) VALUES (?,?)", skips.items())
 
     def pending(self) -> tuple[set[str], set[str]]:
         """(changed, deleted) paths whose graph edges are not rebuilt yet."""
@@ -455,9 +448,8 @@ class IndexStore:
         return changed, deleted
 
     def clear_pending(self, paths: Iterable[str]) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany("DELETE FROM pending WHERE path=?", [(p,) for p in paths])
-        self.conn.execute("COMMIT")
+        with transaction(self.conn):
+            self.conn.executemany("DELETE FROM pending WHERE path=?", [(p,) for p in paths])
 
     # -- reads --------------------------------------------------------------------------------
     def files(self) -> Iterator[FileRow]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from repoloop.indexer.graph_build import GENERATION_KEY
-from repoloop.indexer.store import IndexStore
+from repoloop.indexer.store import IndexStore, transaction
 from repoloop.retrieval.local_rank import ALPHA, CONTAINED_IN_WEIGHT, RANK_WEIGHTS
 
 CALL_KINDS = ("calls",)
@@ -219,14 +219,9 @@ def _store_global(conn: sqlite3.Connection, pr: dict[str, float], gen: int) -> N
     try:
         conn.execute("PRAGMA busy_timeout=0")
         conn.executescript(_RANK_SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             conn.execute("DELETE FROM graph_rank_cache")
             conn.execute("INSERT INTO graph_rank_cache(generation, ranks) VALUES (?,?)", (gen, json.dumps(pr)))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error:
         pass  # read-only file or busy: the cache is an optimisation only
     finally:
