@@ -29,13 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from index_bench import copy_stdlib  # noqa: E402
+from index_bench import copy_stdlib, watch_tree  # noqa: E402
 
 from repoloop.indexer.index_digest import differences, table_digests  # noqa: E402
 
@@ -50,30 +48,12 @@ def run(cmd: list[str], code: Path | None, cwd: Path | None = None) -> dict:
         env["PYTHONPATH"] = str(code)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    cpu: dict[tuple[int, float], float] = {}
-    while proc.poll() is None:
-        try:
-            procs = [ps, *ps.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        rss = 0
-        for p in procs:
-            try:
-                with p.oneshot():
-                    rss += p.memory_info().rss
-                    ct = p.cpu_times()
-                    cpu[(p.pid, p.create_time())] = ct.user + ct.system
-            except psutil.Error:
-                pass
-        peak = max(peak, rss)
-        time.sleep(0.02)
+    peak, cpu = watch_tree(proc)
     out, err = proc.communicate()
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-3000:]}")
-    return {"wall": wall, "cpu": sum(cpu.values()), "rss_mib": peak / 2**20, "out": out}
+    return {"wall": wall, "cpu": cpu, "rss_mib": peak / 2**20, "out": out}
 
 
 def index(tree: Path, idx: Path, code: Path) -> dict:

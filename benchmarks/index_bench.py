@@ -48,13 +48,9 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS bytes of the process tree, stdout) of one command; its CPU seconds
-    are appended to CPU."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cpu0 = _children_cpu()
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def watch_tree(proc: subprocess.Popen) -> tuple[int, float]:
+    """Until `proc` exits, sample its process tree every 20 ms: (peak RSS bytes of the tree, CPU
+    seconds its processes had used when last seen)."""
     ps = psutil.Process(proc.pid)
     peak = 0
     cpu: dict[tuple[int, float], float] = {}
@@ -74,9 +70,20 @@ def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
                 pass
         peak = max(peak, rss)
         time.sleep(0.02)
+    return peak, sum(cpu.values())
+
+
+def run_tree(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """(seconds, peak RSS bytes of the process tree, stdout) of one command; its CPU seconds
+    are appended to CPU."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cpu0 = _children_cpu()
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak, tree_cpu = watch_tree(proc)
     out, err = proc.communicate()
     secs = time.perf_counter() - t
-    CPU.append(max(sum(cpu.values()), _children_cpu() - cpu0))
+    CPU.append(max(tree_cpu, _children_cpu() - cpu0))
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
     return secs, peak, out
