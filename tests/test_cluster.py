@@ -119,29 +119,37 @@ def _worker_node_id(ray_cluster) -> str:
     raise AssertionError("no raylet with --node_id on the worker node")
 
 
+def _index_killing_the_worker(repo: Path, ray_cluster, trace: Path, env_extra: dict[str, str], args: list[str],
+                              started, what: str, done) -> tuple[dict, int]:  # noqa: ANN001 - predicates
+    """`repoloop index --cluster` with a trace; once `started()` holds, kill the worker node. Returns
+    the run's --json (it must succeed) and `done()` at the kill."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), **env_extra, **ray_cluster.env)
+    env.pop("RAY_ADDRESS", None)
+    p = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "index", str(repo), "--cluster", ray_cluster.address,
+                          *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(started, what, proc=p)
+        done_at_kill = done()
+        ray_cluster.worker.kill()
+        stdout, stderr = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, stderr
+    return json.loads(stdout), done_at_kill
+
+
 def test_worker_node_killed_mid_run(tmp_path: Path, ray_cluster, parse_corpus) -> None:
     ray_cluster.ensure_worker()
     worker_id = _worker_node_id(ray_cluster)
     template, local, local_snap = parse_corpus
     repo = _copy(template, tmp_path / "repo")
     trace = tmp_path / "trace.jsonl"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_BATCH_FILES="2",
-               **ray_cluster.env)
-    env.pop("RAY_ADDRESS", None)
-    p = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "index", str(repo), "--cluster", ray_cluster.address,
-                          "--no-embed", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: any(e.get("node") == worker_id for e in _trace(trace)), "a batch parsed on the worker node",
-                 proc=p)
-        done_at_kill = sum(e["files"] for e in _trace(trace) if e["event"] == "batch")
-        ray_cluster.worker.kill()
-        assert done_at_kill < local["files_indexed"]  # killed with work left
-        stdout, stderr = p.communicate(timeout=600)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, stderr
-    out = json.loads(stdout)
+    out, done_at_kill = _index_killing_the_worker(
+        repo, ray_cluster, trace, {"REPOLOOP_CLUSTER_BATCH_FILES": "2"}, ["--no-embed"],
+        lambda: any(e.get("node") == worker_id for e in _trace(trace)), "a batch parsed on the worker node",
+        lambda: sum(e["files"] for e in _trace(trace) if e["event"] == "batch"))
+    assert done_at_kill < local["files_indexed"]  # killed with work left
     batches = [e for e in _trace(trace) if e["event"] == "batch"]
     assert sum(e["files"] for e in batches) == out["files_indexed"] == local["files_indexed"]
     assert sum(e["files"] for e in batches[len(batches) // 2 :]) > 0
@@ -203,23 +211,12 @@ def test_worker_node_killed_while_embedding(tmp_path: Path, ray_cluster) -> None
     repo = real_repo(tmp_path / "repo", ("repoloop/sandbox",))
     local = _local_index(repo, tmp_path / "local-idx")
     trace = tmp_path / "trace.jsonl"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), REPOLOOP_CLUSTER_TRACE=str(trace), REPOLOOP_CLUSTER_EMBED_SUB="4",
-               **ray_cluster.env)
-    env.pop("RAY_ADDRESS", None)
-    p = subprocess.Popen([sys.executable, "-m", "repoloop.cli", "index", str(repo), "--cluster", ray_cluster.address,
-                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: any(e["event"] == "embedded" and e["node"] == worker_id for e in _trace(trace)),
-                 "a call embedded on the worker node", proc=p)
-        done_at_kill = sum(e["chunks"] for e in _trace(trace) if e["event"] == "embedded")
-        ray_cluster.worker.kill()
-        assert done_at_kill < local["embedded"]  # killed with texts left to embed
-        stdout, stderr = p.communicate(timeout=600)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, stderr
-    out = json.loads(stdout)
+    out, done_at_kill = _index_killing_the_worker(
+        repo, ray_cluster, trace, {"REPOLOOP_CLUSTER_EMBED_SUB": "4"}, [],
+        lambda: any(e["event"] == "embedded" and e["node"] == worker_id for e in _trace(trace)),
+        "a call embedded on the worker node",
+        lambda: sum(e["chunks"] for e in _trace(trace) if e["event"] == "embedded"))
+    assert done_at_kill < local["embedded"]  # killed with texts left to embed
     c = out["cluster"]
     assert c["embed_actors"] >= 2 and c["actors_lost"] >= 1 and out["embedded"] == local["embedded"]
     head_chunks = sum(n for node, n in c["chunks_by_node"].items() if node != worker_id)
