@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,12 +193,7 @@ def embed_missing(
             from repoloop.indexer import team_cache
 
             team = team_cache.team_collection(vs, embedder.name)
-            found, vecs = team_cache.take(team, coll, missing)
-            if found:
-                mirror.add(found, vecs)
-                store.set_meta(META_DIM, str(len(vecs[0])))
-                got = set(found)
-                missing = [k for k in missing if k not in got]
+            missing = _keep_found(coll, store, mirror, missing, *team_cache.find(team, missing))
         mirror.maybe_write(now=True)  # a search during this pass reads the vectors so far, without chromadb
         if not missing:
             return 0
@@ -274,7 +270,6 @@ def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: st
     """Store the vectors that query-time embedding (the dense re-rank) already made for these keys;
     returns the keys still missing."""
     from repoloop.indexer.vector_cache import VectorCache, cache_path
-    from repoloop.indexer.vectors import VectorStore
 
     path = cache_path(index_dir)
     if not keys or not path.exists():
@@ -284,12 +279,22 @@ def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: st
         got = cache.get(keys)
     finally:
         cache.close()
-    if got:
-        ids = list(got)
-        VectorStore.upsert(coll, ids, [got[k].tolist() for k in ids])
-        if mirror is not None:
-            mirror.add(ids, [got[k] for k in ids])
-        store.set_meta(META_DIM, str(len(next(iter(got.values())))))
+    return _keep_found(coll, store, mirror, keys, list(got), list(got.values()))
+
+
+def _keep_found(coll: object, store: IndexStore, mirror: _Mirror | None, keys: list[str],
+                found: list[str], vecs: list[Any]) -> list[str]:
+    """Make vectors found elsewhere (the query-time cache, the team's server) this index's own: into
+    its collection, its array and its recorded dimension. Returns the keys still missing."""
+    from repoloop.indexer.vectors import VectorStore
+
+    if not found:
+        return keys
+    VectorStore.upsert(coll, found, [list(map(float, v)) for v in vecs])
+    if mirror is not None:
+        mirror.add(found, vecs)
+    store.set_meta(META_DIM, str(len(vecs[0])))
+    got = set(found)
     return [k for k in keys if k not in got]
 
 

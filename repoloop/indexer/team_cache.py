@@ -26,8 +26,8 @@ def team_collection(vs: VectorStore, model: str) -> Any:
         embedding_function=None)
 
 
-def take(team: Any, coll: Any, keys: list[str]) -> tuple[list[str], list[Any]]:
-    """Copy the vectors `team` has for `keys` into `coll`; returns (keys found, their vectors)."""
+def find(team: Any, keys: list[str]) -> tuple[list[str], list[Any]]:
+    """The vectors `team` has for `keys`: (keys found, their vectors)."""
     found: list[str] = []
     vecs: list[Any] = []
     for i in range(0, len(keys), MAX_BATCH):
@@ -35,7 +35,5 @@ def take(team: Any, coll: Any, keys: list[str]) -> tuple[list[str], list[Any]]:
         if len(got["ids"]):
             found.extend(got["ids"])
             vecs.extend(got["embeddings"])
-    if found:
-        VectorStore.upsert(coll, found, [list(map(float, v)) for v in vecs])
     return found, vecs
 
