@@ -276,7 +276,7 @@ class Agent:
         self.conv.add({"role": "user", "content": prompts.task_message(cfg.task, context)})
         self.traj.write("observe", query=cfg.task, context_items=items, repo_map_chars=len(repo_map),
                         instructions_chars=len(instructions), test_cmd=test_cmd, notes=list(observer.notes),
-                        retrieval_s=round(observer.seconds, 4), located=list(getattr(observer, "located", [])))
+                        retrieval_s=round(observer.seconds, 4), located=list(observer.located))
         self.ui.event("observe", {"items": len(items), "test_cmd": test_cmd, "notes": observer.notes})
 
     def _plan(self) -> PlanDecision:

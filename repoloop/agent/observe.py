@@ -99,7 +99,7 @@ class Observer:
         if not query.strip():
             return "", []
         head = self.locations(query, budget // 10)
-        cost = int(len(head) / 3.5) + 1 if head else 0
+        cost = _tokens(head) if head else 0
         pack = self._try("context", lambda: self.retriever.context(query, budget - cost), None)
         if pack is None:
             return head, []
@@ -130,7 +130,7 @@ class Observer:
             fns = ", ".join(f"{fn.symbol.rsplit('.', 2)[-2] + '.' if fn.kind == 'method' and fn.symbol.count('.') >= 2 else ''}"
                             f"{fn.name} ({fn.start_line}-{fn.end_line})" for fn in f.functions)
             line = f"- {f.path}" + (f": {fns}" if fns else "")
-            if int(len("\n".join([*lines, line])) / 3.5) + 1 > budget:
+            if _tokens("\n".join([*lines, line])) > budget:
                 break
             lines.append(line)
             self.located.append({"path": f.path, "functions": [fn.symbol for fn in f.functions]})
@@ -146,7 +146,7 @@ class Observer:
         parts, items, used = [], [], 0
         for h in hits:
             block = f"# {h.path} (lines {h.start_line}-{h.end_line})\n{h.text.rstrip()}\n"
-            cost = int(len(block) / 3.5) + 1
+            cost = _tokens(block)
             if used + cost > budget:
                 continue
             used += cost
@@ -185,3 +185,9 @@ class Observer:
                 self.retriever.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _tokens(text: str) -> int:
+    """An over-estimate of the tokens in `text` (about 3.5 characters a token, as the conversation
+    counts): cheap, and a block it admits always fits the budget."""
+    return int(len(text) / 3.5) + 1
