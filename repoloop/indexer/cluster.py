@@ -32,7 +32,6 @@ stays, and the next run parses and embeds only the rest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -44,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer import safe_read
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.pipeline import (
@@ -54,6 +52,7 @@ from repoloop.indexer.pipeline import (
     _Task,
     parse_bytes,
     parser_fingerprint,
+    read_task,
 )
 from repoloop.indexer.store import DB_NAME, FileWrite, IndexStore, index_dir_for, prepare_index_dir
 
@@ -405,18 +404,11 @@ class _ClusterRun(_Run):
         batch: list[tuple[str, int, float, str, bytes]] = []
         size = 0
         for t in sorted(tasks, key=lambda t: -t.size):
-            data = safe_read.read_repo_file(t.abspath, t.root, t.limit)
-            if isinstance(data, str):  # as a local worker would see it: vanished, or a skip
-                res = _Result(t.path, t.size, t.mtime)
-                res.vanished = data == safe_read.VANISHED
-                res.skip = None if res.vanished else data
+            res, data = read_task(t)  # as a local worker reads it
+            if data is None:  # vanished, a skip, or touched but not changed: nothing to ship
                 yield res
                 continue
-            h = hashlib.sha1(data).hexdigest()
-            if h == t.known_hash:  # touched, not changed: nothing to ship
-                yield _Result(t.path, t.size, t.mtime, h)
-                continue
-            batch.append((t.path, t.size, t.mtime, h, data))
+            batch.append((t.path, t.size, t.mtime, res.hash, data))
             size += len(data)
             if len(batch) >= self.batch_files or size >= BATCH_BYTES:
                 in_flight[self._remote.remote(batch)] = len(batch)

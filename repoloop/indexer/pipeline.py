@@ -191,7 +191,10 @@ def _with_rows(res: _Result) -> _Result:
     return res
 
 
-def _read_and_parse(task: _Task) -> _Result:
+def read_task(task: _Task) -> tuple[_Result, bytes | None]:
+    """Read and hash one file: its result so far, and its bytes where they must be parsed (None
+    when it vanished, became a skip, or its content is the one already indexed). Shared by the
+    local workers and the cluster's driver, which ships the bytes."""
     res = _Result(task.path, task.size, task.mtime)
     data = safe_read.read_repo_file(task.abspath, task.root, task.limit)
     if isinstance(data, str):  # not what the walk saw any more (FIFO, symlink out, grown, gone)
@@ -199,11 +202,14 @@ def _read_and_parse(task: _Task) -> _Result:
             res.vanished = True
         else:
             res.skip = data
-        return res
+        return res, None
     res.hash = hashlib.sha1(data).hexdigest()
-    if res.hash == task.known_hash:
-        return res
-    return _parse_data(res, data)
+    return res, (None if res.hash == task.known_hash else data)
+
+
+def _read_and_parse(task: _Task) -> _Result:
+    res, data = read_task(task)
+    return res if data is None else _parse_data(res, data)
 
 
 def _parse_data(res: _Result, data: bytes) -> _Result:
