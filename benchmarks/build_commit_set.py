@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repoloop.indexer.languages import detect_language  # noqa: E402
-from repoloop.indexer.parse import parse_source  # noqa: E402
+from repoloop.indexer.parse.languages import detect_language  # noqa: E402
+from repoloop.indexer.parse.parser import parse_source  # noqa: E402
 from repoloop.indexer.testpaths import is_test_path  # noqa: E402
 
 CODE_LANGS = {"go", "rust", "java", "typescript", "tsx", "javascript", "c", "cpp", "python"}

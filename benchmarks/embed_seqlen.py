@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer.embed import SentenceTransformerEmbedder  # noqa: E402
-from repoloop.indexer.embed_phase import embed_text  # noqa: E402
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder  # noqa: E402
+from repoloop.indexer.embed.phase import embed_text  # noqa: E402
 
 
 def sample_texts(db: Path, n: int, seed: int) -> list[str]:

@@ -1,5 +1,5 @@
 """What to embed for long chunks, measured: the first N tokens of the chunk (what
-`repoloop.indexer.embed_phase.embed_text` gives, the model truncating) vs a condensed text —
+`repoloop.indexer.embed.phase.embed_text` gives, the model truncating) vs a condensed text —
 the signature, the docstring's first line, one line per comment block, then the code — so that
 more of the body fits in the model's N word pieces.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer import embed_phase  # noqa: E402
+from repoloop.indexer.embed import phase as embed_phase  # noqa: E402
 
 LONG_CHARS = 600  # ~128 word pieces of code; shorter texts are read whole either way
 _COMMENT = re.compile(r"^\s*(#|//|/\*|\*)")

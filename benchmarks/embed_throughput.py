@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer.embed import SentenceTransformerEmbedder  # noqa: E402
-from repoloop.indexer.embed_phase import embed_text  # noqa: E402
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder  # noqa: E402
+from repoloop.indexer.embed.phase import embed_text  # noqa: E402
 
 
 def sample(db: Path, n: int, seed: int) -> list[str]:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer.graph_build import rebuild_edges, update_edges  # noqa: E402
+from repoloop.indexer.graph.build import rebuild_edges, update_edges  # noqa: E402
 from repoloop.indexer.pipeline import index_repo  # noqa: E402
 from repoloop.indexer.store import IndexStore  # noqa: E402
 from repoloop.retrieval import graph  # noqa: E402

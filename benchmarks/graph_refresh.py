@@ -108,7 +108,7 @@ def worker(repo: Path, idx: Path, files: list[str]) -> dict:
 
 
 def rebuild_times(idx: Path, reps: int) -> list[tuple[float, float]]:
-    from repoloop.indexer.graph_build import rebuild_edges
+    from repoloop.indexer.graph.build import rebuild_edges
     from repoloop.indexer.store import IndexStore
 
     out = []

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = r"""
 import hashlib, json, resource, sqlite3, sys, time
 from repoloop.indexer.store import IndexStore
-from repoloop.indexer import graph_build
+from repoloop.indexer.graph import build as graph_build
 
 db = sys.argv[1]
 store = IndexStore(db)
@@ -99,8 +99,8 @@ def sqlite3_backup(src: Path, dest: Path) -> Path:
 def stages(idx: Path) -> dict:
     import psutil
 
-    from repoloop.indexer import graph_build
-    from repoloop.indexer.resolve import Resolver
+    from repoloop.indexer.graph import build as graph_build
+    from repoloop.indexer.graph.resolve_refs import Resolver
     from repoloop.indexer.store import IndexStore
 
     me = psutil.Process()

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from repoloop.indexer import pipeline
+from repoloop.indexer.lexical_tokens import fts_text
 from repoloop.indexer.store import FileWrite, IndexStore, file_rows
-from repoloop.indexer.tokens import fts_text
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+")

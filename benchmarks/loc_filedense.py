@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     a = ap.parse_args()
 
-    from repoloop.indexer.embed import SentenceTransformerEmbedder
+    from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 
     recs, lex_rows = inputs(a)
     emb = SentenceTransformerEmbedder(max_tokens=a.max_tokens, batch_size=64)

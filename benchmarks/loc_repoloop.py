@@ -88,7 +88,7 @@ class RepoloopRunner:
             lexical = not bases & {"dense", "fused", "fused-rerank", "locate", "locate-rerank"}
             rerank = bool(bases & {"fused-rerank", "locate-rerank"})
             if rerank and self.embedder is None:
-                from repoloop.indexer.embed import embedder_from_config
+                from repoloop.indexer.embed.embedders import embedder_from_config
 
                 self.embedder = embedder_from_config()  # one model for every snapshot's re-rank
             r = HybridRetriever.open(root, self.index_dir(root), lexical_only=lexical, weights=self.weights,

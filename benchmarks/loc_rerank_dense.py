@@ -28,7 +28,7 @@ from loc_filedense import Cache, embed_missing, finish, inputs, key, parser, rrf
 
 def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
     """File -> the texts `repoloop index` embeds for its chunks."""
-    from repoloop.indexer.embed_phase import embed_text
+    from repoloop.indexer.embed.phase import embed_text
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -46,8 +46,8 @@ def chunk_texts(db: Path, paths: list[str]) -> dict[str, list[str]]:
 def export(db: Path, model: str, cache: Cache, texts: list[str]) -> None:
     """Copy cached vectors into the product's vector cache (the same model and text: the same
     vectors), so that a product run over the same candidates embeds only what is new."""
-    from repoloop.indexer.embed_phase import embed_key
-    from repoloop.indexer.vector_cache import VectorCache
+    from repoloop.indexer.embed.phase import embed_key
+    from repoloop.indexer.embed.query_time_cache import VectorCache
 
     vc = VectorCache(db, model)
     vc.put({embed_key(t): cache.vecs[key(t)] for t in texts if key(t) in cache.vecs})
@@ -58,10 +58,10 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--export", type=Path, default=None, metavar="DB",
                    help="also copy the cached vectors of the chunks seen into this product vector cache "
-                        "(repoloop.indexer.vector_cache, keyed as the product keys them) and stop")
+                        "(repoloop.indexer.embed.query_time_cache, keyed as the product keys them) and stop")
     a = p.parse_args()
 
-    from repoloop.indexer.embed import SentenceTransformerEmbedder
+    from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 
     recs, lex_rows = inputs(a)
     emb = SentenceTransformerEmbedder(batch_size=64)  # the shipped default: 128 word pieces

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer.parse import _compiled, parse_source  # noqa: E402
+from repoloop.indexer.parse.parser import _compiled, parse_source  # noqa: E402
 
 
 def _files(root: Path) -> list[Path]:

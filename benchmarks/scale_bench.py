@@ -219,8 +219,8 @@ def _warm(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None = N
 
 def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
     """repoloop's tag extraction in one process (no store, no pool): like-for-like with Aider."""
-    from repoloop.indexer.languages import detect_language
-    from repoloop.indexer.parse import parse_source
+    from repoloop.indexer.parse.languages import detect_language
+    from repoloop.indexer.parse.parser import parse_source
 
     con = sqlite3.connect(idx / "index.db")
     paths = [r[0] for r in con.execute("SELECT path FROM files ORDER BY path")]
@@ -240,8 +240,8 @@ def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
 
 def _embed_overhead(tree: Path, idx: Path, sample: int, rng: random.Random) -> dict:
     """Repoloop's embed phase on a sample index vs raw `encode` of exactly the texts it embeds."""
-    from repoloop.indexer.embed import embedder_from_config
-    from repoloop.indexer.embed_phase import embed_missing, embed_text
+    from repoloop.indexer.embed.embedders import embedder_from_config
+    from repoloop.indexer.embed.phase import embed_missing, embed_text
     from repoloop.indexer.store import IndexStore
 
     sub = Path(tempfile.mkdtemp(prefix="scale_embed_"))
@@ -615,7 +615,7 @@ def main() -> None:
         return
     if args.cmd == "embed":
         if args.sort_window:
-            import repoloop.indexer.embed_phase as embed_phase
+            import repoloop.indexer.embed.phase as embed_phase
 
             embed_phase._SORT_WINDOW = args.sort_window
         res = _embed_overhead(args.tree, args.index_dir, args.sample, random.Random(7))

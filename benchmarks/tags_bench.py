@@ -91,10 +91,10 @@ def count_tags(path: Path) -> int:
 
 def breakdown(tree: Path, reps: int) -> dict:
     """CPU seconds per stage of `repoloop tags` (defs only, 1 process) over the tree's Python files."""
-    from repoloop.indexer import tags as T
     from repoloop.indexer import walk as W
-    from repoloop.indexer.languages import module_name
-    from repoloop.indexer.tagsfile import ctags_lines
+    from repoloop.indexer.parse.languages import module_name
+    from repoloop.indexer.tags import extract as T
+    from repoloop.indexer.tags.render import ctags_lines
 
     pc = time.process_time
     stages: dict[str, list[float]] = {}
@@ -178,7 +178,7 @@ def plot(paths: list[Path], png: Path) -> None:
 def walk_ab(tree: Path, reps: int) -> dict:
     """CPU of finding + naming Python definitions on already-parsed trees: the statement walk
     (what `repoloop tags` does) against the handler's definitions query (the generic path)."""
-    from repoloop.indexer import tags as T
+    from repoloop.indexer.tags import extract as T
 
     files = [(str(p.relative_to(tree)), p.read_bytes().decode("utf-8", "replace").encode())
              for p in sorted(tree.rglob("*.py")) if p.is_file()]
@@ -216,10 +216,10 @@ def scanner_ab(tree: Path, reps: int) -> dict:
     freeing the tree: the path before `pydefs`) against the scanner (`pydefs.scan`, plus tree-sitter
     for the files it falls back on: what `extract_file` does now). Also checks parity: wherever
     the scanner answers, its rows must equal tree-sitter's (mismatches are reported, never hidden)."""
-    from repoloop.indexer import pydefs
-    from repoloop.indexer import tags as T
     from repoloop.indexer import walk as W
-    from repoloop.indexer.languages import module_name
+    from repoloop.indexer.parse.languages import module_name
+    from repoloop.indexer.tags import extract as T
+    from repoloop.indexer.tags import pydefs
 
     entries = [e for e in W.Walker(tree, W.WalkOptions(want=T.wanted, known_unchanged=T._no_sniff))
                if e.path.endswith(".py")]

@@ -122,7 +122,7 @@ def reload_cost(args: argparse.Namespace) -> int:
     """In one process, alternating per edit: what a watcher pass plus the server's reload cost the
     old way (a new embedder per pass; a new Retriever opened and warmed) and the new way (one shared
     embedder; `refresh()` in place), each followed by the query that must find the edit (dense)."""
-    from repoloop.indexer.embed import embedder_from_config
+    from repoloop.indexer.embed.embedders import embedder_from_config
     from repoloop.indexer.pipeline import index_paths
     from repoloop.retrieval.api import Retriever
     from repoloop.service.warm import ModelLoads, SharedEmbedder

@@ -11,7 +11,7 @@ import shutil
 import sysconfig
 from pathlib import Path
 
-from repoloop.indexer.graph_build import update_edges
+from repoloop.indexer.graph.build import update_edges
 from repoloop.indexer.store import IndexStore
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -39,8 +39,8 @@ def index_dir(root: Path, index_dir: Path | None = None) -> IndexStore:
 
 
 def _index_by_hand(root: Path, idx: Path) -> IndexStore:
-    from repoloop.indexer.languages import detect_language
-    from repoloop.indexer.parse import parse_source
+    from repoloop.indexer.parse.languages import detect_language
+    from repoloop.indexer.parse.parser import parse_source
 
     store = IndexStore(idx / "index.db")
     seen: set[str] = set()

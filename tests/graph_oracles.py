@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repoloop.indexer.resolve import Resolver
+from repoloop.indexer.graph.resolve_refs import Resolver
 from repoloop.indexer.store import IndexStore
 
 ORACLES = Path(__file__).parent / "oracles"

@@ -114,7 +114,7 @@ def test_parser_crash_keeps_the_file_as_text(tmp_path: Path, monkeypatch: pytest
     repo.mkdir()
     (repo / "fine.py").write_text("def fine():\n    pass\n")
     (repo / "crashy.py").write_text("def crashy():\n    return 'needle_word'\n")
-    import repoloop.indexer.parse as parse_mod
+    import repoloop.indexer.parse.parser as parse_mod
 
     real = parse_mod.parse_source
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repoloop.indexer.bert_numpy import NumpyBert, Unsupported
-from repoloop.indexer.embed import SentenceTransformerEmbedder
+from repoloop.indexer.embed.bert_numpy import NumpyBert, Unsupported
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -50,7 +50,7 @@ def test_same_vectors_as_sentence_transformers(max_tokens: int | None) -> None:
 def test_a_query_never_imports_sentence_transformers_and_a_torch_batch_does() -> None:
     code = (
         "import sys\n"
-        "from repoloop.indexer.embed import SentenceTransformerEmbedder\n"
+        "from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder\n"
         "e = SentenceTransformerEmbedder(backend='torch')\n"
         "v = e.embed(['how are tool calls validated'])\n"
         "print(len(v[0]), 'sentence_transformers' in sys.modules, 'torch' in sys.modules)\n"
@@ -98,7 +98,7 @@ def test_weights_are_mapped_not_copied_and_equal_what_safetensors_reads(tmp_path
     sees exactly the tensors `safetensors` itself reads; a damaged file is Unsupported, not a crash."""
     from safetensors.numpy import load_file
 
-    from repoloop.indexer.bert_numpy import map_safetensors
+    from repoloop.indexer.embed.bert_numpy import map_safetensors
 
     src = _model_dir() / "model.safetensors"
     ref = load_file(str(src))

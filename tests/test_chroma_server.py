@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer.embed import SentenceTransformerEmbedder
-from repoloop.indexer.embed_phase import check_consistency, embed_missing
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.retriever import HybridRetriever
 from tests.test_embed_endpoint import endpoint  # noqa: F401, F811 - the fake embeddings endpoint fixture

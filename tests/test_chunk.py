@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer.chunk import chunk_file, estimate_tokens
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.chunk import chunk_file, estimate_tokens
+from repoloop.indexer.parse.parser import parse_source
 
 
 def _assert_partition(chunks, n_lines: int) -> None:

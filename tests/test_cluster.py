@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 # Real code, small enough to embed twice in a test on a loaded 2-core machine: ~30 files in three
 # languages' worth of handlers plus the sandbox package and a Markdown file (text chunks).
-EMBED_PATHS = ("repoloop/sandbox", "repoloop/indexer/handlers", "README.md")
+EMBED_PATHS = ("repoloop/sandbox", "repoloop/indexer/parse/handlers", "README.md")
 # Parse-only corpus for the fault tests: enough batches of 2 files that a node dies with work left.
 PARSE_PATHS = ("repoloop", "benchmarks")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer.embed import SentenceTransformerEmbedder
-from repoloop.indexer.embed_phase import check_consistency, embed_missing
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.retriever import HybridRetriever
 from tests.test_retrieval_fixtures import index, write_repo

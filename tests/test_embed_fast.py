@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repoloop.indexer.embed import SentenceTransformerEmbedder
-from repoloop.indexer.embed_phase import embed_missing
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.embed.phase import embed_missing
+from repoloop.indexer.embed.vector_array import VectorArray
 from repoloop.indexer.store import IndexStore
-from repoloop.indexer.vector_array import VectorArray
 from tests.test_retrieval_fixtures import index, write_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float,
 
 
 def test_a_batch_embeds_without_torch(tmp_path: Path) -> None:
-    code = ("import sys\nfrom repoloop.indexer.embed import SentenceTransformerEmbedder\n"
+    code = ("import sys\nfrom repoloop.indexer.embed.embedders import SentenceTransformerEmbedder\n"
             "v = SentenceTransformerEmbedder().embed([f'def f{i}(): return {i}' for i in range(40)])\n"
             "print(len(v), len(v[0]), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,

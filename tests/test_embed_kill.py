@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = r'''
 import sys
 from pathlib import Path
-from repoloop.indexer.embed import SentenceTransformerEmbedder
-from repoloop.indexer.embed_phase import embed_missing
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.embed.phase import embed_missing
 from repoloop.indexer.store import IndexStore
 
 class Announcing(SentenceTransformerEmbedder):

@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer import embed as E
-from repoloop.indexer.embed import SentenceTransformerEmbedder, embedder_by_name, embedder_from_config
-from repoloop.indexer.embed_phase import check_consistency, embed_missing
+from repoloop.indexer.embed import embedders as E
+from repoloop.indexer.embed.embedders import (
+    SentenceTransformerEmbedder,
+    embedder_by_name,
+    embedder_from_config,
+)
+from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.retriever import HybridRetriever
 from tests.test_embed import CountingEmbedder

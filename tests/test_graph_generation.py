@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer.graph_build import generation, rebuild_edges, update_edges
+from repoloop.indexer.graph.build import generation, rebuild_edges, update_edges
 from repoloop.indexer.pipeline import index_repo
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval import graph

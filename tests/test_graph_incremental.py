@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer.graph_build import file_edges, rebuild_edges
+from repoloop.indexer.graph.build import file_edges, rebuild_edges
+from repoloop.indexer.graph.resolve_refs import Resolver
 from repoloop.indexer.pipeline import index_repo
-from repoloop.indexer.resolve import Resolver
 from repoloop.indexer.store import IndexStore
 from tests.graph_fixtures import copy_stdlib_packages, index_dir
 

@@ -368,7 +368,7 @@ def test_js_workspace_packages_resolve_by_their_package_json_name(tmp_path):
 
 
 def test_a_renamed_workspace_package_redoes_its_importers_and_equals_a_rebuild(tmp_path):
-    from repoloop.indexer.graph_build import rebuild_edges
+    from repoloop.indexer.graph.build import rebuild_edges
     from tests.graph_fixtures import reindex
 
     store = _index(tmp_path, MONOREPO)
@@ -390,7 +390,7 @@ def test_a_renamed_workspace_package_redoes_its_importers_and_equals_a_rebuild(t
 def test_edges_built_by_other_resolution_code_are_rebuilt(tmp_path):
     """Like a parser change re-parses, a change of the resolution code (an upgrade) rebuilds the
     edges on the next `repoloop index`, even when no file changed."""
-    from repoloop.indexer.graph_build import CODE_KEY, generation
+    from repoloop.indexer.graph.build import CODE_KEY, generation
     from tests.graph_fixtures import reindex
 
     store = _index(tmp_path, MONOREPO)

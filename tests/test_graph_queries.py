@@ -12,7 +12,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from repoloop.indexer.graph_build import generation, update_edges
+from repoloop.indexer.graph.build import generation, update_edges
 from repoloop.retrieval import graph
 from tests.graph_fixtures import edges, index_dir
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repoloop.indexer.graph_build import _all_interface_rows, _interface, rebuild_edges
+from repoloop.indexer.graph.build import _all_interface_rows, _interface, rebuild_edges
 from tests.graph_fixtures import copy_stdlib_packages, index_dir
 
 
@@ -37,8 +37,8 @@ def test_streamed_interfaces_equal_per_file_interfaces(tmp_path: Path):
 def test_bounded_memos_give_the_same_edges(tmp_path: Path, monkeypatch):
     """The resolver's per-file memos drop their oldest entries past MEMO_FILES; what is dropped is
     recomputed, so a tiny bound must give exactly the edges of an unbounded one."""
-    from repoloop.indexer import resolve
-    from repoloop.indexer.graph_build import file_edges
+    from repoloop.indexer.graph import resolve_refs as resolve
+    from repoloop.indexer.graph.build import file_edges
 
     root = copy_stdlib_packages(tmp_path / "repo", ["json", "email"])
     store = index_dir(root)

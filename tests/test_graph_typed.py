@@ -422,8 +422,8 @@ def _all_edges(store) -> set[tuple]:
 
 
 def test_lazy_resolver_and_incremental_updates_agree_with_a_rebuild(tmp_path):
-    from repoloop.indexer.graph_build import file_edges, rebuild_edges
-    from repoloop.indexer.resolve import Resolver
+    from repoloop.indexer.graph.build import file_edges, rebuild_edges
+    from repoloop.indexer.graph.resolve_refs import Resolver
     from tests.graph_fixtures import reindex
 
     files = {**GO, **{f"rs/{k}": v for k, v in RUST.items()}}

@@ -92,7 +92,7 @@ def _child(repo: Path, how: str, entry: str) -> dict[str, Any]:
         rep = pipeline.index_repo(repo, embed=False, progress=False, jobs=2, max_file_size=LIMIT)
         return {"files_seen": rep.files_seen, "skips": rep.skips}
     if entry == "tags":
-        from repoloop.indexer.tags import extract_tags
+        from repoloop.indexer.tags.extract import extract_tags
 
         res = extract_tags(repo, jobs=2, reuse=False, max_file_size=LIMIT)
         return {"skipped": res.skipped, "paths": sorted({t.path for t in res.tags})}

@@ -227,7 +227,7 @@ def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
 # -- query analysis ---------------------------------------------------------------------------
 ANALYSIS = r"""
 import json, sys, time
-from repoloop.indexer.tokens import code_tokens
+from repoloop.indexer.lexical_tokens import code_tokens
 from repoloop.retrieval import query as q
 
 shapes = {"path characters": %(pathy)r, "a": "a", "a.": "a.", "/": "/", "x:": "x:", "digits": "1",

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer import graph_build, pipeline
+from repoloop.indexer import pipeline
+from repoloop.indexer.graph import build as graph_build
 from repoloop.indexer.index_digest import differences, table_digests
 from repoloop.indexer.pipeline import index_repo
 from tests.index_trees import PYTHON, STDLIB, checkout, copy_stdlib_slice, has_commit

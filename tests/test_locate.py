@@ -234,7 +234,7 @@ class _TransferEmbedder:
 
 
 def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path, monkeypatch) -> None:
-    from repoloop.indexer.vector_cache import CACHE_ENV
+    from repoloop.indexer.embed.query_time_cache import CACHE_ENV
     from repoloop.retrieval.retriever import HybridRetriever
 
     monkeypatch.setenv(CACHE_ENV, str(repo.parent / "locate-vectors.db"))

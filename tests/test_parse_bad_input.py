@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repoloop.indexer.languages import LANGUAGES
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.languages import LANGUAGES
+from repoloop.indexer.parse.parser import parse_source
 
 BROKEN = {
     "python": b"def ok():\n    return 1\n\ndef bad(:\n    pass\n",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.parser import parse_source
 
 JAVA = b'''package com.acme.shop;
 

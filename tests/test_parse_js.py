@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repoloop.indexer.languages import detect_language, module_name
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.languages import detect_language, module_name
+from repoloop.indexer.parse.parser import parse_source
 
 TS = b'''import { readFile as rf, join } from "fs";
 import * as path from "node:path";

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-from repoloop.indexer.languages import detect_language, module_name
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.languages import detect_language, module_name
+from repoloop.indexer.parse.parser import parse_source
 
 SRC = b'''"""Module doc."""
 import os.path, numpy as np

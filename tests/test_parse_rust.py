@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repoloop.indexer.languages import module_name
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.languages import module_name
+from repoloop.indexer.parse.parser import parse_source
 
 RS = b'''use std::collections::HashMap;
 use crate::util::{self, helper as h};

@@ -231,10 +231,10 @@ class _FakeGraph:
 
 def test_graph_phase_gets_changes_and_survives_a_crash(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g = _FakeGraph(fail=True)
-    mod = types.ModuleType("repoloop.indexer.graph_build")
+    mod = types.ModuleType("repoloop.indexer.graph.build")
     mod.update_edges = g.update_edges
     mod.stale = g.stale
-    monkeypatch.setitem(sys.modules, "repoloop.indexer.graph_build", mod)
+    monkeypatch.setitem(sys.modules, "repoloop.indexer.graph.build", mod)
     with pytest.raises(RuntimeError):
         index_repo(repo, embed=False, progress=False)
     assert g.calls[-1] == (set(FILES), set())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repoloop.indexer.textchunk import WINDOW_LINES, chunk_text, is_text_name, parse_text
+from repoloop.indexer.parse.textchunk import WINDOW_LINES, chunk_text, is_text_name, parse_text
 
 
 def test_which_files_are_text() -> None:

@@ -1,4 +1,4 @@
-"""The hand-written Python definitions scanner (`repoloop/indexer/pydefs.py`) against tree-sitter:
+"""The hand-written Python definitions scanner (`repoloop/indexer/tags/pydefs.py`) against tree-sitter:
 for every file it accepts, exactly `tags._python_rows`' rows; otherwise None, and `repoloop tags`
 falls back to tree-sitter. Real tree-sitter, the real stdlib."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer import pydefs
-from repoloop.indexer import tags as tags_mod
-from repoloop.indexer.languages import module_name
-from repoloop.indexer.tags import extract_file
+from repoloop.indexer.parse.languages import module_name
+from repoloop.indexer.tags import extract as tags_mod
+from repoloop.indexer.tags import pydefs
+from repoloop.indexer.tags.extract import extract_file
 
 
 def ts_rows(src: bytes, path: str = "pkg/m.py") -> list[tuple]:

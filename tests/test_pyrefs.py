@@ -1,4 +1,4 @@
-"""`repoloop tags --refs` for Python without tree-sitter (`repoloop/indexer/pyrefs.py`, fed by the
+"""`repoloop tags --refs` for Python without tree-sitter (`repoloop/indexer/tags/pyrefs.py`, fed by the
 `pydefs` scanner) against the tree-sitter query path it replaces. Real tree-sitter, the real stdlib."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer import pydefs
-from repoloop.indexer import tags as tags_mod
-from repoloop.indexer.tags import extract_file
+from repoloop.indexer.tags import extract as tags_mod
+from repoloop.indexer.tags import pydefs
+from repoloop.indexer.tags.extract import extract_file
 
 
 def both(src: bytes, path: str = "pkg/m.py") -> tuple[tuple, tuple]:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repoloop.indexer.embed import SentenceTransformerEmbedder
-from repoloop.indexer.embed_phase import embed_missing
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.embed.phase import embed_missing
+from repoloop.indexer.embed.query_time_cache import CACHE_ENV, VectorCache, cache_path
 from repoloop.indexer.store import IndexStore
-from repoloop.indexer.vector_cache import CACHE_ENV, VectorCache, cache_path
 from repoloop.retrieval.rerank import reassign
 from repoloop.retrieval.retriever import HybridRetriever
 from tests.test_embed import CountingEmbedder

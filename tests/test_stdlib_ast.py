@@ -12,7 +12,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from repoloop.indexer.parse import parse_source
+from repoloop.indexer.parse.parser import parse_source
 
 PACKAGES = (
     "json", "email", "asyncio", "http", "logging", "unittest", "xml", "importlib", "concurrent",

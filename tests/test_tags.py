@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.indexer import tags as tags_mod
 from repoloop.indexer.pipeline import index_repo
 from repoloop.indexer.store import DB_NAME
-from repoloop.indexer.tags import extract_file, extract_tags
+from repoloop.indexer.tags import extract as tags_mod
+from repoloop.indexer.tags.extract import extract_file, extract_tags
 
 FILES = {
     "pkg/__init__.py": "from .core import Engine\n",

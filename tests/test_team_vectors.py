@@ -14,7 +14,7 @@ from tests.test_chroma_server import chroma_server  # noqa: F401 - the real `chr
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
-PATHS = ("repoloop/sandbox", "repoloop/indexer/handlers")
+PATHS = ("repoloop/sandbox", "repoloop/indexer/parse/handlers")
 
 
 def _index(repo: Path, *extra: str) -> dict:
@@ -45,7 +45,7 @@ def _edit(repo: Path) -> None:
     text = f.read_text()
     f.write_text(text + "\n\ndef team_cache_probe(x: int) -> int:\n    \"\"\"Added on the branch.\"\"\"\n"
                  "    return x * 41 + 1\n")
-    g = sorted((repo / "repoloop/indexer/handlers").glob("*.py"))[1]
+    g = sorted((repo / "repoloop/indexer/parse/handlers").glob("*.py"))[1]
     g.write_text(g.read_text().replace("return", "return  ", 1))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from repoloop.indexer.embed import embedder_from_config
+from repoloop.indexer.embed.embedders import embedder_from_config
 from repoloop.indexer.pipeline import index_repo
 from repoloop.retrieval.api import Retriever
 from repoloop.retrieval.local_rank import LocalRanker
@@ -121,7 +121,7 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
 
 
 def test_refresh_is_a_no_op_when_nothing_changed_and_rereads_a_changed_graph(tmp_path: Path) -> None:
-    from repoloop.indexer import graph_build
+    from repoloop.indexer.graph import build as graph_build
     from repoloop.retrieval import retriever
 
     assert retriever.GENERATION_KEY == graph_build.GENERATION_KEY  # a copy, kept off the lexical import path

@@ -24,12 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip files bigger than this (default 1 MiB)")
     p.add_argument("--wait", action="store_true", help="wait for another run on this index instead of refusing")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no summary")
-    # Embedding options (read by repoloop.indexer.embed_phase through these env variables).
+    # Embedding options (read by repoloop.indexer.embed.phase through these env variables).
     p.add_argument("--embed-model", default=None, metavar="PATH_OR_NAME",
                    help="local sentence-transformers model (env REPOLOOP_EMBED_MODEL; default all-MiniLM-L6-v2)")
     p.add_argument("--embed-max-tokens", default=None, metavar="N",
                    help="word pieces of each chunk the local model reads (env REPOLOOP_EMBED_MAX_TOKENS;"
-                        " part of the embedding cache key; default: see `repoloop.indexer.embed`)")
+                        " part of the embedding cache key; default: see `repoloop.indexer.embed.embedders`)")
     p.add_argument("--embed-tests", action="store_true",
                    help="embed test files' chunks too (env REPOLOOP_EMBED_TESTS=1; default: non-test code only)")
     p.add_argument("--embed-base-url", default=None, metavar="URL",
@@ -78,7 +78,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         repo = repo_root(args.repo)
     if args.embed_max_tokens is not None:
-        from repoloop.indexer.embed import parse_max_tokens
+        from repoloop.indexer.embed.embedders import parse_max_tokens
 
         parse_max_tokens(args.embed_max_tokens, "--embed-max-tokens")  # a bad value fails before any work
     for opt, env in (("embed_model", "REPOLOOP_EMBED_MODEL"), ("embed_base_url", "REPOLOOP_EMBED_BASE_URL"),
@@ -190,7 +190,7 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
 
 def _query_time_vectors(idx: Path) -> dict[str, Any] | None:
     """What the dense re-rank embedded at query time (`search --rerank`, the agent), if anything."""
-    from repoloop.indexer.vector_cache import cache_path
+    from repoloop.indexer.embed.query_time_cache import cache_path
 
     path = cache_path(idx)
     if not path.exists():
@@ -210,7 +210,7 @@ def _query_time_vectors(idx: Path) -> dict[str, Any] | None:
 
 def _consistency(store: Any, idx: Path) -> Any:
     """Do the vector store and the index agree (counts, model)? Never fatal to `status`."""
-    from repoloop.indexer.embed_phase import check_consistency
+    from repoloop.indexer.embed.phase import check_consistency
 
     try:
         result = check_consistency(store, idx)
@@ -266,7 +266,7 @@ def _print_status(d: dict[str, Any]) -> None:
         what = q.get("error") or ", ".join(f"{n:,} ({m})" for m, n in q["vectors"].items()) or "none"
         con.print(f"query-time vectors (re-rank): {what} in {q['path']}")
     if "consistency" in d:
-        from repoloop.indexer.embed_phase import describe_consistency
+        from repoloop.indexer.embed.phase import describe_consistency
 
         c = d["consistency"]
         con.print(describe_consistency(c) if isinstance(c, dict) and "enabled" in c else f"consistency: {c}")

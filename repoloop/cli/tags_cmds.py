@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    from repoloop.indexer.tags import extract_tags
-    from repoloop.indexer.tagsfile import ctags_lines, to_json
+    from repoloop.indexer.tags.extract import extract_tags
+    from repoloop.indexer.tags.render import ctags_lines, to_json
 
     if args.jobs is not None and args.jobs < 1:
         raise RepoloopError(f"--jobs {args.jobs}: must be at least 1")

@@ -224,14 +224,14 @@ class _EmbedActor:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            from repoloop.indexer.embed import SentenceTransformerEmbedder
+            from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 
             path = SentenceTransformerEmbedder(model=model, max_tokens=max_tokens)._path()
             self.st = SentenceTransformer(path, device="cuda")
             if max_tokens:
                 self.st.max_seq_length = max_tokens
         else:
-            from repoloop.indexer.embed import SentenceTransformerEmbedder
+            from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 
             self.st = None
             self.e = SentenceTransformerEmbedder(model=model, max_tokens=max_tokens)
@@ -458,8 +458,8 @@ class _ClusterRun(_Run):
         return s
 
     def _embed(self) -> None:
-        from repoloop.indexer.embed import SentenceTransformerEmbedder, embedder_from_config
-        from repoloop.indexer.embed_phase import BATCH, embed_missing
+        from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder, embedder_from_config
+        from repoloop.indexer.embed.phase import BATCH, embed_missing
 
         base = self.embedder or embedder_from_config()
         if not isinstance(base, SentenceTransformerEmbedder):  # an HTTP endpoint: nothing to fan out

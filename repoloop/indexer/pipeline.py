@@ -27,11 +27,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repoloop.errors import RepoloopError
-from repoloop.indexer import parse, safe_read
+from repoloop.indexer import safe_read
 from repoloop.indexer import walk as walk_mod
-from repoloop.indexer.languages import detect_language
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
+from repoloop.indexer.parse import parser
+from repoloop.indexer.parse.languages import detect_language
+from repoloop.indexer.parse.textchunk import (
+    TEXT_LANGUAGE,
+    is_text_name,
+    looks_like_text,
+    may_be_text_name,
+    parse_text,
+)
 from repoloop.indexer.store import (
     DB_NAME,
     FileRows,
@@ -41,16 +49,9 @@ from repoloop.indexer.store import (
     index_dir_for,
     prepare_index_dir,
 )
-from repoloop.indexer.textchunk import (
-    TEXT_LANGUAGE,
-    is_text_name,
-    looks_like_text,
-    may_be_text_name,
-    parse_text,
-)
 
 if TYPE_CHECKING:
-    from repoloop.indexer.embed import Embedder
+    from repoloop.indexer.embed.embedders import Embedder
 
 # Files per store transaction: few big transactions cost less than many small ones (each commit
 # writes the touched index pages again and leaves FTS5 one more segment to merge): replaying a
@@ -147,8 +148,7 @@ def wanted(path: str) -> bool:
     return bool(detect_language(path)) or is_text_name(path) or may_be_text_name(path)
 
 
-_PARSER_SOURCES = ("parse.py", "chunk.py", "languages.py", "textchunk.py", "tokens.py", "handlers/*.py",
-                   "queries/*.scm")
+_PARSER_SOURCES = ("parse/*.py", "parse/handlers/*.py", "lexical_tokens.py", "queries/*.scm")
 _GRAMMAR_DISTS = ("tree-sitter", *(f"tree-sitter-{g}" for g in (
     "python", "javascript", "typescript", "go", "rust", "java", "c", "cpp", "c-sharp", "ruby", "php")))
 
@@ -231,7 +231,7 @@ def _parse_data(res: _Result, data: bytes) -> _Result:
         language = TEXT_LANGUAGE  # an unknown extension, plainly text: searchable like any text file
     if language != TEXT_LANGUAGE:
         try:
-            res.parsed = parse.parse_source(res.path, data, language)
+            res.parsed = parser.parse_source(res.path, data, language)
             return res
         except Exception as e:  # a parser bug must not lose the file: keep it as text
             res.error = f"{type(e).__name__}: {e}"
@@ -441,7 +441,7 @@ class _Run:
                 yield _parse_file(t)
             return
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["repoloop.indexer.pipeline", "repoloop.indexer.parse"])
+        ctx.set_forkserver_preload(["repoloop.indexer.pipeline", "repoloop.indexer.parse.parser"])
         chunksize = max(1, min(32, len(tasks) // (self.jobs * 8)))
         # Biggest first, so one huge file does not finish alone at the end.
         tasks = sorted(tasks, key=lambda t: -t.size)
@@ -545,7 +545,7 @@ class _Run:
     # -- graph, embeddings --------------------------------------------------------------------
     def _graph(self) -> None:
         try:
-            from repoloop.indexer.graph_build import stale, update_edges
+            from repoloop.indexer.graph.build import stale, update_edges
         except ImportError:
             return  # the graph builder is not installed; pending paths wait for it
         changed, deleted = self.store.pending()
@@ -557,7 +557,7 @@ class _Run:
 
     def _embed(self) -> None:
         try:
-            from repoloop.indexer.embed_phase import embed_missing
+            from repoloop.indexer.embed.phase import embed_missing
         except ImportError:
             return
         self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None,

@@ -102,8 +102,8 @@ def _copy_vectors(source: Path, idx: Path, meta: dict[str, str]) -> int:
     model, tag = meta.get("embed_model"), meta.get("chroma_tag")
     if not model or not tag:
         return 0
-    from repoloop.indexer.vector_cache import VectorCache, cache_path
-    from repoloop.indexer.vectors import VectorStore
+    from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
+    from repoloop.indexer.embed.vector_store import VectorStore
 
     try:
         vs = VectorStore.open(source, meta.get("chroma_url") or None)

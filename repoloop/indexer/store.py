@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repoloop.errors import IndexMissingError, RepoloopError
+from repoloop.indexer.lexical_tokens import fts_text, split_identifier
 from repoloop.indexer.models import ParsedFile
-from repoloop.indexer.tokens import fts_text, split_identifier
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """Dense retrieval: the query embedded with the model the index was built with, nearest vectors
-from the index's compact array (repoloop.indexer.vector_array: numpy, exact) or, where an index
+from the index's compact array (repoloop.indexer.embed.vector_array: numpy, exact) or, where an index
 has none yet, from chromadb; mapped back to chunks through `embed_keys` (one vector may serve
 several chunks). `REPOLOOP_DENSE_STORE=chroma` asks chromadb even where the array exists.
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from repoloop.indexer.embed import Embedder, embedder_by_name
-from repoloop.indexer.embed_phase import MAX_EMBED_CHARS, META_MODEL, META_TAG, stored_chroma_url
+from repoloop.indexer.embed.embedders import Embedder, embedder_by_name
+from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, META_MODEL, META_TAG, stored_chroma_url
+from repoloop.indexer.embed.vector_array import VectorArray, array_path
 from repoloop.indexer.store import IndexStore
-from repoloop.indexer.vector_array import VectorArray, array_path
 from repoloop.retrieval.fusion import Ranked
 
 STORE_ENV = "REPOLOOP_DENSE_STORE"  # "chroma": skip the array (comparisons, benchmarks)
@@ -45,7 +45,7 @@ class Dense:
 
     def _collection(self) -> Any:
         if self._coll is None:
-            from repoloop.indexer.vectors import VectorStore
+            from repoloop.indexer.embed.vector_store import VectorStore
 
             vs = VectorStore.open(self.index_dir, self.chroma_url)
             self._tag = self.store.get_meta(META_TAG) or ""
@@ -91,7 +91,7 @@ class Dense:
         vec = self.embedder.embed([query[: MAX_EMBED_CHARS * 2]])[0]
         if self._array is not None:
             return self._array.nearest(np.asarray(vec, dtype=np.float32), limit)
-        from repoloop.indexer.vectors import VectorStore
+        from repoloop.indexer.embed.vector_store import VectorStore
 
         return VectorStore.query(self._coll, vec, limit, self._count)
 

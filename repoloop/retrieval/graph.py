@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from repoloop.indexer.graph_build import GENERATION_KEY
+from repoloop.indexer.graph.build import GENERATION_KEY
 from repoloop.indexer.store import IndexStore, transaction
 from repoloop.retrieval.local_rank import ALPHA, CONTAINED_IN_WEIGHT, RANK_WEIGHTS
 
@@ -398,8 +398,8 @@ def deps(store: IndexStore, path: str) -> dict:
     """What a file imports and what imports it: {"path", "imports": [{"path", "line"}],
     "imported_by": [{"path", "line"}], "unresolved": [module names outside the repo]}; a Go file
     also gets "packages": its imports grouped by package (`_go_packages`)."""
-    from repoloop.indexer.import_resolve import ImportRef, resolve_imports
-    from repoloop.indexer.resolve import repo_files
+    from repoloop.indexer.graph.resolve_imports import ImportRef, resolve_imports
+    from repoloop.indexer.graph.resolve_refs import repo_files
 
     conn = store.conn
     node = f"f:{path}"

@@ -1,6 +1,6 @@
 """BM25 over the FTS5 table with identifier-aware query tokens.
 
-The query is tokenised exactly like the indexed text (repoloop.indexer.tokens): identifiers whole
+The query is tokenised exactly like the indexed text (repoloop.indexer.lexical_tokens): identifiers whole
 and split into words, stop words dropped. Terms are OR-ed; for long texts (issues, traces) only the
 rarest `max_query_terms` terms are kept, by document frequency from an fts5vocab view.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from repoloop.indexer.tokens import code_tokens
+from repoloop.indexer.lexical_tokens import code_tokens
 from repoloop.retrieval.fusion import Ranked
 from repoloop.retrieval.limits import bounded_prefix, check_deadline
 from repoloop.retrieval.weights import Weights

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from repoloop.indexer.tokens import code_tokens
+from repoloop.indexer.lexical_tokens import code_tokens
 from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.limits import bounded_prefix, check_deadline
 from repoloop.retrieval.query import QueryAnalysis, analyze

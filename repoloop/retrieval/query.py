@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from repoloop.indexer.tokens import STOP_WORDS
+from repoloop.indexer.lexical_tokens import STOP_WORDS
 from repoloop.retrieval.limits import MAX_IDENT_CHARS, bounded_prefix
 
 _EXTS = frozenset(

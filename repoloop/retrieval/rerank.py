@@ -4,7 +4,7 @@ Why a second stage: the lexical, name, trace and graph signals find the right fi
 10 far more often than they put it first (SWE-bench dev, 214 issues at their base commits: Acc@10
 82.2 but Acc@1 52.3). Embedding every chunk of a big repository is slow on a CPU (~100k chunks for
 one django snapshot), but a query only needs the chunks of the files it is about to rank: ~900
-chunks for 20 files, embedded once and cached (repoloop.indexer.vector_cache). For an index built
+chunks for 20 files, embedded once and cached (repoloop.indexer.embed.query_time_cache). For an index built
 with `--no-embed`; an embedded index has the dense signal in the fusion already (and re-ranking it
 measured worse). Measured in benchmarks/RESULTS.md ("Dense re-rank in the product").
 
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from repoloop.indexer.embed import Embedder
-from repoloop.indexer.embed_phase import MAX_EMBED_CHARS, embed_key, embed_text
-from repoloop.indexer.vector_cache import VectorCache
+from repoloop.indexer.embed.embedders import Embedder
+from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, embed_key, embed_text
+from repoloop.indexer.embed.query_time_cache import VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def select_chunks(query: str, per_file: Mapping[str, Sequence[tuple[str, str, in
     text shares the most query words (each word weighted by its idf among these chunks; ties: the
     file's order). Embedding is the cost of a cold re-rank; a file is scored by its best chunk, which
     shares the query's words far more often than not."""
-    from repoloop.indexer.tokens import code_tokens
+    from repoloop.indexer.lexical_tokens import code_tokens
 
     known = set(known)
     terms = set(code_tokens(query, stop=True))

@@ -43,8 +43,8 @@ from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
 log = logging.getLogger(__name__)
 
 SQL_CHECK_EVERY = 10_000  # SQLite VM steps between deadline checks (well under a millisecond)
-GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph_build's (not imported: ~30 ms of resolver on the CLI)
-META_MODEL = "embed_model"  # written by repoloop.indexer.embed_phase (not imported: it is light, but keep lexical lean)
+GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph.build's (not imported: ~30 ms of resolver on the CLI)
+META_MODEL = "embed_model"  # written by repoloop.indexer.embed.phase (not imported: it is light, but keep lexical lean)
 
 
 def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -376,8 +376,8 @@ class HybridRetriever(Retriever):
         return self._reranker or None
 
     def _make_reranker(self) -> Any:
-        from repoloop.indexer.embed import embedder_from_config
-        from repoloop.indexer.vector_cache import VectorCache, cache_path
+        from repoloop.indexer.embed.embedders import embedder_from_config
+        from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
         from repoloop.retrieval.rerank import DenseReranker
 
         self._embedder = self._embedder or embedder_from_config()  # the model a later `index` would use

@@ -272,7 +272,7 @@ def serve(opts: ServeOptions) -> None:
     """Open the Retriever (and the watcher), then serve until the client goes away or Ctrl-C."""
     import anyio
 
-    from repoloop.indexer.embed import embedder_from_config
+    from repoloop.indexer.embed.embedders import embedder_from_config
     from repoloop.service.warm import ModelLoads, SharedEmbedder
     from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
 

@@ -18,13 +18,13 @@ import logging
 import threading
 from typing import IO
 
-from repoloop.indexer.embed import Embedder
+from repoloop.indexer.embed.embedders import Embedder
 from repoloop.retrieval.limits import check_deadline
 
 SLICE = 32  # texts per turn on the model (sentence-transformers encodes in batches of 32 anyway)
 # Where model loads are logged: sentence-transformers' own record, and repoloop's numpy encoder
 # (a query-only process reads the same weights without sentence-transformers).
-_LOAD_LOGGERS = ("sentence_transformers", "repoloop.indexer.bert_numpy", "repoloop.indexer.onnx_encoder")
+_LOAD_LOGGERS = ("sentence_transformers", "repoloop.indexer.embed.bert_numpy", "repoloop.indexer.embed.onnx_encoder")
 
 
 class SharedEmbedder:

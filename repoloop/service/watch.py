@@ -73,7 +73,7 @@ class PipelineIndexer:
         self.embed = embed
         self.embedder = embedder
         if embed and embedder is None:
-            from repoloop.indexer.embed import embedder_from_config
+            from repoloop.indexer.embed.embedders import embedder_from_config
             from repoloop.service.warm import SharedEmbedder
 
             self.embedder = SharedEmbedder(embedder_from_config())  # cheap: the model loads on first use

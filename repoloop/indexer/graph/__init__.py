@@ -1,0 +1,1 @@
+"""The dependency graph: references resolved to symbols and imports to files, stored as edges."""

@@ -1,0 +1,1 @@
+"""Parsing: source bytes -> symbols, references and chunks (tree-sitter, per-language handlers)."""

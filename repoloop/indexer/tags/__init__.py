@@ -1,0 +1,1 @@
+"""`repoloop tags`: definitions (and references) of a whole tree, fast, and their rendering."""
