@@ -61,9 +61,10 @@ def test_a_batch_embeds_without_torch(tmp_path: Path) -> None:
 
 
 def _search(root: Path, query: str, **env: str) -> tuple[list[tuple[str, int]], list[str]]:
-    code = ("import sys, json\nfrom repoloop.retrieval.retriever import HybridRetriever\n"
+    code = ("import sys, json\nfrom repoloop.retrieval.api import RetrievalOptions\n"
+            "from repoloop.retrieval.retriever import open_retriever\n"
             "from pathlib import Path\n"
-            "r = HybridRetriever.open(Path(sys.argv[1]))\n"
+            "r = open_retriever(Path(sys.argv[1]), options=RetrievalOptions.from_env())\n"
             "hits = r.search(sys.argv[2], k=5, signals='dense')\n"
             "print(json.dumps({'hits': [[h.path, h.start_line] for h in hits],"
             " 'heavy': [m for m in ('chromadb', 'torch', 'sentence_transformers') if m in sys.modules]}))\n")
@@ -133,3 +134,16 @@ def test_rerank_embeds_at_most_n_new_chunks_per_file_the_ones_with_query_words()
     assert "hit" in got and "k29" in got  # the lexically closest one, and what is embedded already
     assert len([k for k in got if k.startswith("k") or k == "hit"]) == 4  # 3 new + the known one
     assert {"s0", "s1"} <= got  # a small file: all of it
+
+
+def test_the_array_finds_a_key_whose_digest_ends_in_a_zero_byte(tmp_path: Path) -> None:
+    """numpy drops trailing zero bytes of an `S20` value; 1 digest in 256 ends in one, and such a
+    vector was invisible to array search (its key no longer matched the chunk's)."""
+    zero_end = "ab" * 19 + "00"
+    plain = "cd" * 20
+    path = tmp_path / "v.npy"
+    VectorArray.write(path, {zero_end: np.array([1.0, 0.0]), plain: np.array([0.0, 1.0])}, 2)
+    arr = VectorArray.load(path)
+    assert arr is not None
+    assert arr.nearest(np.array([1.0, 0.0], dtype=np.float32), 1)[0][0] == zero_end
+    assert set(arr.as_dict()) == {zero_end, plain}

@@ -25,6 +25,7 @@ import numpy as np
 from repoloop.indexer.embed.vector_store import collection_name
 
 DIR = "dense"
+_KEY_BYTES = 20  # a sha1 digest (repoloop.indexer.embed.phase.embed_key)
 _ROWS = 16384  # rows scored per block (float32 copies stay small)
 
 
@@ -52,7 +53,7 @@ class VectorArray:
         return cls(rec["key"], rec["vec"])
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {k.hex(): np.asarray(v) for k, v in zip(self.keys, self.vecs, strict=True)}
+        return {_hex(k): np.asarray(v) for k, v in zip(self.keys, self.vecs, strict=True)}
 
     def nearest(self, query: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The n keys closest to `query` (unit vectors: cosine), best first, with their cosine."""
@@ -65,7 +66,7 @@ class VectorArray:
         n = min(n, len(sims))
         top = np.argpartition(-sims, n - 1)[:n]
         top = top[np.lexsort((top, -sims[top]))]
-        return [(self.keys[i].hex(), float(sims[i])) for i in top]
+        return [(_hex(self.keys[i]), float(sims[i])) for i in top]
 
     @staticmethod
     def write(path: Path, vectors: Mapping[str, np.ndarray], dim: int) -> None:
@@ -73,7 +74,7 @@ class VectorArray:
         keys = sorted(vectors)
         if keys:
             dim = len(vectors[keys[0]])
-        rec = np.zeros(len(keys), dtype=[("key", "S20"), ("vec", "<f2", (dim,))])
+        rec = np.zeros(len(keys), dtype=[("key", f"S{_KEY_BYTES}"), ("vec", "<f2", (dim,))])
         if keys:
             rec["key"] = [bytes.fromhex(k) for k in keys]
             rec["vec"] = np.stack([np.asarray(vectors[k], dtype=np.float32) for k in keys])
@@ -89,3 +90,9 @@ class VectorArray:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _hex(key: bytes) -> str:
+    """numpy returns an `S20` value without its trailing zero bytes (1 digest in 256 ends in one),
+    so the digest is padded back before it is spelled as the embedding key."""
+    return key.ljust(_KEY_BYTES, b"\0").hex()
