@@ -430,8 +430,8 @@ def report(results: Path) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("prepare", "run", "report"))
-    ap.add_argument("--corpus", default="/work/corpus", help="where the checkouts live")
-    ap.add_argument("--mirrors", default="/work/.mirror", help="snapshots (bare git dirs OWNER+NAME/repo)")
+    ap.add_argument("--corpus", required=True, help="where the checkouts live")
+    ap.add_argument("--mirrors", required=True, help="snapshots (bare git dirs OWNER+NAME/repo)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "corpus_results"))
     ap.add_argument("--only", default=None, help="comma list of repository names")
     ap.add_argument("--force", action="store_true", help="run repositories that already have a result")

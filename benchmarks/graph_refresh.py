@@ -145,7 +145,7 @@ def summary(res: dict, kind: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--src", type=Path, default=Path("/work/benchdata/scale/stdlib"))
+    ap.add_argument("--src", type=Path, required=True, help="the tree to copy and edit (e.g. a copy of the standard library)")
     ap.add_argument("--edits", type=int, default=5)
     ap.add_argument("--baseline-rev", default="8722323")
     ap.add_argument("--rebuild-reps", type=int, default=3)

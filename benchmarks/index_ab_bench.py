@@ -5,7 +5,7 @@ the first "before" index of the same tree, so a speed-up that changed the output
 
     git worktree add /tmp/idx_before 19d4442
     nice .venv/bin/python benchmarks/index_ab_bench.py --before /tmp/idx_before [--runs 3]
-        [--django-git /work/.mirror/apprent1c3+django/repo] [--switch-runs 1] [--out ab.json]
+        [--django-git DJANGO_GIT_DIR] [--switch-runs 1] [--out ab.json]
 
 Wall seconds, CPU seconds of the whole process tree (user+sys; parse workers included, sampled
 with psutil as index_bench.py does), peak RSS, each run's phases (from `--json`), and lines/s
@@ -151,7 +151,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", type=Path, required=True, help="a checkout of the code before (git worktree)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--django-git", type=Path, default=Path("/work/.mirror/apprent1c3+django/repo"))
+    ap.add_argument("--django-git", type=Path, default=None,
+                    help="a git dir of django for the branch-switch rounds (skipped without it)")
     ap.add_argument("--switch-runs", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[], choices=["stdlib", "switch"])
     ap.add_argument("--out", type=Path)
@@ -175,7 +176,7 @@ def main() -> None:
                 s[v]["vs_ctags_cpu"] = s[v]["cpu_s"] / s["ctags"]["cpu_s"]
             s["speedup_wall"] = s["before"]["wall_s"] / s["after"]["wall_s"]
             s["speedup_cpu"] = s["before"]["cpu_s"] / s["after"]["cpu_s"]
-        if "switch" not in args.skip and args.django_git.exists():
+        if "switch" not in args.skip and args.django_git is not None and args.django_git.exists():
             out["switch"] = w = switch_rounds(Path(tmp), variants, args.django_git, args.switch_runs)
             w["speedup_wall"] = w["before"]["wall_s"] / w["after"]["wall_s"]
             w["speedup_cpu"] = w["before"]["cpu_s"] / w["after"]["cpu_s"]

@@ -51,8 +51,8 @@ from materialize import (  # noqa: E402
     materialize_dev,
 )
 
-OUT = Path(os.environ.get("BENCH_OUT", "/work/benchdata/results"))
-WORK = Path(os.environ.get("BENCH_WORK", "/work/benchdata"))
+WORK = Path(os.environ.get("BENCH_WORK") or Path(__file__).resolve().parent / "out")  # checkouts, indexes
+OUT = Path(os.environ.get("BENCH_OUT") or WORK / "results")
 REPOLOOP_SYSTEMS = ("bm25", "file", "dense", "name", "graph", "trace", "fused", "fused-lex",
                     "lex-nofile", "fused-rerank", "locate-lex", "locate", "locate-rerank")
 DEV_CODE_EXT = (".py", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".vue",

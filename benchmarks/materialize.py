@@ -19,8 +19,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-MIRROR_ROOT = Path(os.environ.get("BENCH_MIRRORS", "/work/.mirror"))
-BENCH_DIR = Path(os.environ.get("BENCH_DATA", "/work/shared/bench"))
+_OUT = Path(__file__).resolve().parent / "out"  # git-ignored
+MIRROR_ROOT = Path(os.environ.get("BENCH_MIRRORS") or _OUT / "mirrors")  # bare git dirs OWNER+NAME/repo
+BENCH_DIR = Path(os.environ.get("BENCH_DATA") or _OUT / "bench")  # dev.jsonl, swebench_verified_dev.jsonl
 
 # Where an upstream snapshot is too large, SWEBENCH_DEV.md names forks with the same commits.
 FORKS = {

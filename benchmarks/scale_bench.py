@@ -53,12 +53,12 @@ from index_bench import run_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = {"path": ROOT}  # where subprocesses import repoloop from (a frozen copy during `run`)
-DEFAULT_DATA = Path(os.environ.get("REPOLOOP_BENCH_DATA", "/work/benchdata/scale"))
+DEFAULT_DATA = Path(os.environ.get("REPOLOOP_BENCH_DATA") or Path(__file__).resolve().parent / "out" / "scale")
 SKIP_SUFFIXES = (".so", ".a", ".o", ".dylib", ".dll", ".pyc", ".pyd", ".whl", ".pt", ".pth", ".bin",
                  ".zip", ".gz", ".tar", ".png", ".jpg", ".gif", ".ico", ".ttf", ".woff", ".woff2", ".onnx")
 # Sdists added to the monorepo for `big` (pinned: the corpus must be the same on every machine).
 BIG_SDISTS = ("ansible-core==2.19.14", "salt==3008.5", "sqlalchemy==2.1.9", "mypy==2.4.1")
-AIDER_SITE = Path("/work/peers/aider-venv/lib/python3.11/site-packages")
+AIDER_SITE = Path(os.environ["AIDER_SITE"]) if os.environ.get("AIDER_SITE") else None  # the Aider venv's site-packages
 QUERIES = [
     "parse a configuration file", "http request retry with backoff", "json decoder error position",
     "thread pool executor shutdown", "tokenize unicode identifiers", "sqlite connection cursor execute",

@@ -272,7 +272,7 @@ def scanner_ab(tree: Path, reps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tree", type=Path, default=Path("/work/benchdata/scale/stdlib"))
+    ap.add_argument("--tree", type=Path, required=True, help="the tree to tag (e.g. a copy of the standard library)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--aider", default=None, help="python of a venv with aider-chat (skipped when absent)")
     ap.add_argument("--map", action="store_true", help="also repoloop's cold index --no-embed + map")

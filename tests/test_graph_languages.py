@@ -390,7 +390,8 @@ def test_a_renamed_workspace_package_redoes_its_importers_and_equals_a_rebuild(t
 def test_edges_built_by_other_resolution_code_are_rebuilt(tmp_path):
     """Like a parser change re-parses, a change of the resolution code (an upgrade) rebuilds the
     edges on the next `repoloop index`, even when no file changed."""
-    from repoloop.indexer.graph.build import CODE_KEY, generation
+    from repoloop.indexer.graph.build import generation
+    from repoloop.indexer.schema import CODE_KEY
     from tests.graph_fixtures import reindex
 
     store = _index(tmp_path, MONOREPO)

@@ -17,7 +17,8 @@ from repoloop.errors import IndexLockedError, IndexMissingError
 from repoloop.indexer import pipeline
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.pipeline import index_repo
-from repoloop.indexer.store import DB_NAME, SCHEMA_VERSION, IndexStore
+from repoloop.indexer.schema import SCHEMA_VERSION
+from repoloop.indexer.store import DB_NAME, IndexStore
 
 FILES = {
     "pkg/__init__.py": "from .core import Engine\n",

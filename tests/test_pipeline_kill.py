@@ -109,7 +109,7 @@ def test_kill_9_mid_index_then_resume_equals_clean(big_repo: Path, tmp_path: Pat
     assert json.loads(out)["files_indexed"] == N_FILES - done  # only what the killed run had not stored
     assert _check_consistent(db) == N_FILES
     # The first run was bulk-loading an empty index without its secondary indexes: they are back.
-    from repoloop.indexer.store import BULK_INDEXES
+    from repoloop.indexer.schema import BULK_INDEXES
 
     c = sqlite3.connect(db)
     have = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='index'")}

@@ -141,7 +141,7 @@ def _open_store(args: argparse.Namespace) -> tuple[Path, Any]:
 
 def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> dict[str, Any]:
     from repoloop.indexer.pipeline import changed_since_index, parser_fingerprint
-    from repoloop.indexer.store import SCHEMA_VERSION
+    from repoloop.indexer.schema import LAST_RUN_KEY, PARSER_FINGERPRINT_KEY, SCHEMA_VERSION
 
     conn = store.conn
     counts = store.counts()
@@ -153,7 +153,7 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
     skipped = [{"path": r[0], "reason": r[1]} for r in conn.execute(
         "SELECT path, reason FROM skips ORDER BY reason, path")]
     stale = changed_since_index(repo, store)
-    last_run = store.get_meta("last_run")
+    last_run = store.get_meta(LAST_RUN_KEY)
     data: dict[str, Any] = {
         "repo": str(repo),
         "index_dir": str(idx),
@@ -172,8 +172,8 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
         "stale": {k: v[:stale_limit] for k, v in stale.items()},
         "stale_counts": {k: len(v) for k, v in stale.items()},
         # False when the parser changed since the index was built: the next index re-parses all.
-        "parser_current": store.get_meta("parser_fingerprint") == parser_fingerprint(),
-        "up_to_date": not any(stale.values()) and store.get_meta("parser_fingerprint") == parser_fingerprint(),
+        "parser_current": store.get_meta(PARSER_FINGERPRINT_KEY) == parser_fingerprint(),
+        "up_to_date": not any(stale.values()) and store.get_meta(PARSER_FINGERPRINT_KEY) == parser_fingerprint(),
         "last_run": json.loads(last_run) if last_run else None,
     }
     data["query_time_vectors"] = _query_time_vectors(idx)

@@ -40,6 +40,7 @@ from repoloop.indexer.parse.textchunk import (
     may_be_text_name,
     parse_text,
 )
+from repoloop.indexer.schema import LAST_RUN_KEY, MAX_FILE_SIZE_KEY, PARSER_FINGERPRINT_KEY
 from repoloop.indexer.store import (
     DB_NAME,
     FileRows,
@@ -340,7 +341,7 @@ def index_paths(
         limit = None
         if not full and (idx / DB_NAME).exists():
             with IndexStore(idx / DB_NAME) as store:
-                limit = store.get_meta("max_file_size")
+                limit = store.get_meta(MAX_FILE_SIZE_KEY)
         if limit is None:
             return _locked_run(repo, idx, usable_cpus(), walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
                                None, embedder)
@@ -372,8 +373,8 @@ class _Run:
         self.known = store.file_stats()
         self.fingerprint = parser_fingerprint()
         if not self.known:  # nothing old to keep apart: a run killed from here on resumes, not restarts
-            store.set_meta("parser_fingerprint", self.fingerprint)
-        elif store.get_meta("parser_fingerprint") != self.fingerprint:
+            store.set_meta(PARSER_FINGERPRINT_KEY, self.fingerprint)
+        elif store.get_meta(PARSER_FINGERPRINT_KEY) != self.fingerprint:
             # Another parser (upgrade, new grammar): unchanged files must be parsed again too.
             self.known = {p: ("", size, mtime, 0.0) for p, (_h, size, mtime, _t) in self.known.items()}
         self.skips: dict[str, str] = {}
@@ -396,10 +397,10 @@ class _Run:
             rep.seconds["embed"] = time.perf_counter() - t
         counts = self.store.counts()
         rep.symbols, rep.chunks, rep.edges = counts["symbols"], counts["chunks"], counts["edges"]
-        self.store.set_meta("max_file_size", str(self.max_file_size))
-        if self.scope is None or self.store.get_meta("parser_fingerprint") == self.fingerprint:
-            self.store.set_meta("parser_fingerprint", self.fingerprint)
-        self.store.set_meta("last_run", json.dumps(rep.to_json()))
+        self.store.set_meta(MAX_FILE_SIZE_KEY, str(self.max_file_size))
+        if self.scope is None or self.store.get_meta(PARSER_FINGERPRINT_KEY) == self.fingerprint:
+            self.store.set_meta(PARSER_FINGERPRINT_KEY, self.fingerprint)
+        self.store.set_meta(LAST_RUN_KEY, json.dumps(rep.to_json()))
         return rep
 
     # -- walk ---------------------------------------------------------------------------------
@@ -571,7 +572,7 @@ def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None
     known = store.file_stats()
     skipped = {r[0] for r in store.conn.execute("SELECT path FROM skips")}
     if max_file_size is None:
-        max_file_size = int(store.get_meta("max_file_size") or walk_mod.DEFAULT_MAX_FILE_SIZE)
+        max_file_size = int(store.get_meta(MAX_FILE_SIZE_KEY) or walk_mod.DEFAULT_MAX_FILE_SIZE)
 
     def same_stat(path: str, size: int, mtime: float) -> bool:
         k = known.get(path)

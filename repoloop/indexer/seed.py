@@ -22,6 +22,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.indexer.lock import IndexLock
+from repoloop.indexer.schema import LAST_RUN_KEY, META_MODEL, META_TAG, META_URL
 from repoloop.indexer.store import DB_NAME, INDEX_DIRNAME, index_dir_for, prepare_index_dir
 
 
@@ -86,7 +87,7 @@ def seed_index(idx: Path, source: Path, *, wait: bool = False) -> dict[str, Any]
             src.backup(dst)
             dst.execute("UPDATE files SET indexed_at=0")
             meta = dict(dst.execute("SELECT key, value FROM meta"))
-            dst.execute("DELETE FROM meta WHERE key IN ('chroma_tag', 'last_run')")
+            dst.execute("DELETE FROM meta WHERE key IN (?, ?)", (META_TAG, LAST_RUN_KEY))
             dst.commit()
             files = dst.execute("SELECT count(*) FROM files").fetchone()[0]
         finally:
@@ -99,14 +100,14 @@ def seed_index(idx: Path, source: Path, *, wait: bool = False) -> dict[str, Any]
 
 def _copy_vectors(source: Path, idx: Path, meta: dict[str, str]) -> int:
     """The sibling's vectors into this index's vector cache; 0 if it has none or they cannot be read."""
-    model, tag = meta.get("embed_model"), meta.get("chroma_tag")
+    model, tag = meta.get(META_MODEL), meta.get(META_TAG)
     if not model or not tag:
         return 0
     from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
     from repoloop.indexer.embed.vector_store import VectorStore
 
     try:
-        vs = VectorStore.open(source, meta.get("chroma_url") or None)
+        vs = VectorStore.open(source, meta.get(META_URL) or None)
         coll = vs.collection(tag, model, create=False)
     except RepoloopError:
         return 0

@@ -19,6 +19,13 @@ from pathlib import Path
 from repoloop.errors import IndexMissingError, RepoloopError
 from repoloop.indexer.lexical_tokens import fts_text, split_identifier
 from repoloop.indexer.models import ParsedFile
+from repoloop.indexer.schema import (
+    BULK_INDEXES,
+    FILES_FTS_SCHEMA,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+)
 
 
 @contextmanager
@@ -34,94 +41,22 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-SCHEMA_VERSION = 2
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A deferred BEGIN ... COMMIT around reads that must agree with each other (one WAL snapshot);
+    takes no write lock. Inside a transaction already, the caller's is used as is."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
 INDEX_DIRNAME = ".repoloop"
 DB_NAME = "index.db"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL,
-    language TEXT NOT NULL,
-    module TEXT NOT NULL DEFAULT '',
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL DEFAULT 0,
-    lines INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'ok',       -- ok | partial (syntax errors) | text (no grammar)
-    syntax_errors INTEGER NOT NULL DEFAULT 0,
-    decode_errors INTEGER NOT NULL DEFAULT 0,  -- 1: not valid UTF-8, indexed with replacement chars
-    indexed_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS skips (path TEXT PRIMARY KEY, reason TEXT NOT NULL);
--- Files whose rows changed (op 'changed') or went (op 'deleted') since the graph was last built:
--- written in the same transaction as the rows, cleared after the graph phase, so a run killed
--- between the two phases still rebuilds those edges next time.
-CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, op TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS symbols (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    qualname TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL,
-    signature TEXT NOT NULL DEFAULT '',
-    doc TEXT NOT NULL DEFAULT '',
-    parent TEXT
-);
-CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name);
-CREATE INDEX IF NOT EXISTS symbols_qualname ON symbols(qualname);
-CREATE INDEX IF NOT EXISTS symbols_file ON symbols(file_id);
-CREATE TABLE IF NOT EXISTS refs (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    scope TEXT,
-    full TEXT NOT NULL DEFAULT '',
-    module TEXT,
-    alias TEXT
-);
-CREATE INDEX IF NOT EXISTS refs_name ON refs(name);
-CREATE INDEX IF NOT EXISTS refs_file ON refs(file_id);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL,
-    symbol TEXT,
-    kind TEXT NOT NULL,
-    text TEXT NOT NULL,
-    header TEXT NOT NULL DEFAULT '',
-    hash TEXT NOT NULL                      -- sha1 of header + text: the embedding cache key
-);
-CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
-CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
--- rowid = chunks.id. Columns hold code tokens (identifiers whole + split into words).
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(path, names, body, tokenize='unicode61');
--- rowid = files.id: the whole file's tokens (every chunk's names + body), for file-level BM25.
-CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(path, body, tokenize='unicode61');
--- Graph edges (issue: dependency graph). src/dst are node keys: 'f:<path>' or 's:<qualname>'.
-CREATE TABLE IF NOT EXISTS edges (
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,  -- the file whose refs made it
-    src TEXT NOT NULL,
-    dst TEXT NOT NULL,
-    kind TEXT NOT NULL,                      -- contains | imports | calls | references | inherits
-    weight REAL NOT NULL DEFAULT 1.0,
-    line INTEGER
-);
-CREATE INDEX IF NOT EXISTS edges_src ON edges(src);
-CREATE INDEX IF NOT EXISTS edges_dst ON edges(dst);
-CREATE INDEX IF NOT EXISTS edges_file ON edges(file_id);
-"""
-
-
-# Secondary indexes dropped while bulk-loading an empty index (see IndexStore.drop_bulk_indexes).
-BULK_INDEXES = ("symbols_name", "symbols_qualname", "symbols_file", "refs_name", "refs_file", "chunks_file",
-                "chunks_hash")
 
 
 def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
@@ -274,7 +209,7 @@ class IndexStore:
         ).fetchone()
         version = None
         if have:
-            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCHEMA_VERSION_KEY,)).fetchone()
             version = int(row[0]) if row else None
         if version == SCHEMA_VERSION:
             if not readonly:
@@ -291,7 +226,7 @@ class IndexStore:
             self._drop_all()
         self.conn.executescript(SCHEMA)
         self.conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SCHEMA_VERSION_KEY, str(SCHEMA_VERSION))
         )
 
     def _add_files_fts(self) -> None:
@@ -300,7 +235,7 @@ class IndexStore:
         if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='files_fts'").fetchone():
             return
         with transaction(self.conn):
-            self.conn.execute("CREATE VIRTUAL TABLE files_fts USING fts5(path, body, tokenize='unicode61')")
+            self.conn.execute(FILES_FTS_SCHEMA)
             self.conn.execute(
                 "INSERT INTO files_fts(rowid, path, body) SELECT c.file_id, min(x.path),"
                 " group_concat(x.names || ' ' || x.body, ' ') FROM chunks c JOIN chunks_fts x ON x.rowid = c.id"

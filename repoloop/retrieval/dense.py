@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from repoloop.indexer.embed.embedders import Embedder, embedder_by_name
-from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, META_MODEL, META_TAG, stored_chroma_url
+from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, stored_chroma_url
 from repoloop.indexer.embed.vector_array import VectorArray, array_path
+from repoloop.indexer.schema import META_MODEL, META_TAG
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.fusion import Ranked
 

@@ -21,16 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from repoloop.indexer.graph.build import GENERATION_KEY
-from repoloop.indexer.store import IndexStore, transaction
+from repoloop.indexer.schema import GENERATION_KEY
+from repoloop.indexer.store import IndexStore, read_snapshot, transaction
 from repoloop.retrieval.local_rank import ALPHA, CONTAINED_IN_WEIGHT, RANK_WEIGHTS
 
 CALL_KINDS = ("calls",)
 REF_KINDS = ("calls", "references", "inherits", "imports")
-# One JSON row: reading it back is ~10x faster than a row per node.
-_RANK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS graph_rank_cache (generation INTEGER PRIMARY KEY, ranks TEXT NOT NULL);
-"""
 
 
 @dataclass(slots=True)
@@ -100,16 +96,10 @@ def load_graph(store: IndexStore | sqlite3.Connection) -> RepoGraph:
     from scipy import sparse
 
     conn = _conn(store)
-    own = not conn.in_transaction
-    if own:
-        conn.execute("BEGIN")  # one snapshot: the generation, the pending check and the edges agree
-    try:
+    with read_snapshot(conn):  # the generation, the pending check and the edges agree
         gen = _generation(conn)
         complete = _edges_complete(conn)
         nodes, index, src, dst, wts, file_of = _weighted_edges(conn)
-    finally:
-        if own:
-            conn.execute("COMMIT")
     n = len(nodes)
     s = np.asarray(src, dtype=np.int64)
     d = np.asarray(dst, dtype=np.int64)
@@ -208,22 +198,22 @@ def _pagerank(g: RepoGraph, personalization: Mapping[str, float] | None, alpha: 
 def _cached_global(conn: sqlite3.Connection) -> dict[str, float] | None:
     try:
         row = conn.execute("SELECT ranks FROM graph_rank_cache WHERE generation=?", (_generation(conn),)).fetchone()
-    except sqlite3.Error:  # no cache table yet
+    except sqlite3.Error:  # an index written before the cache table existed
         return None
     return json.loads(row[0]) if row else None
 
 
 def _store_global(conn: sqlite3.Connection, pr: dict[str, float], gen: int) -> None:
-    """Cache the global ranking; skipped (never waited for) while an indexer holds the write lock."""
+    """Cache the global ranking in the table the indexer's schema made; skipped (never waited for)
+    while an indexer holds the write lock."""
     old = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     try:
         conn.execute("PRAGMA busy_timeout=0")
-        conn.executescript(_RANK_SCHEMA)
         with transaction(conn):
             conn.execute("DELETE FROM graph_rank_cache")
             conn.execute("INSERT INTO graph_rank_cache(generation, ranks) VALUES (?,?)", (gen, json.dumps(pr)))
     except sqlite3.Error:
-        pass  # read-only file or busy: the cache is an optimisation only
+        pass  # read-only file, busy, or no cache table: the cache is an optimisation only
     finally:
         conn.execute(f"PRAGMA busy_timeout={int(old)}")
 

@@ -10,7 +10,7 @@ measured worse). Measured in benchmarks/RESULTS.md ("Dense re-rank in the produc
 
 The new file score is `max cosine(query, chunk) - penalty * ln(fused rank)`: the dense evidence
 decides among candidates the first stage found, and the first stage's order is a prior that only a
-clearly closer file overturns (benchmarks/loc_rerank_dense.py compared max / top-2 / soft-max
+clearly closer file overturns (experiments/loc_rerank_dense.py compared max / top-2 / soft-max
 aggregation, rank-fusion and score-fusion variants; this one was best on Acc@1 and MRR).
 """
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.indexer.safe_read import read_repo_file
+from repoloop.indexer.schema import GENERATION_KEY, META_MODEL
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 from repoloop.retrieval.api import ContextPack, Retriever, SearchHit
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
@@ -43,8 +44,6 @@ from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
 log = logging.getLogger(__name__)
 
 SQL_CHECK_EVERY = 10_000  # SQLite VM steps between deadline checks (well under a millisecond)
-GENERATION_KEY = "graph_generation"  # repoloop.indexer.graph.build's (not imported: ~30 ms of resolver on the CLI)
-META_MODEL = "embed_model"  # written by repoloop.indexer.embed.phase (not imported: it is light, but keep lexical lean)
 
 
 def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:

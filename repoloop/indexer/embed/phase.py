@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from repoloop.indexer.embed.embedders import Embedder, embedder_from_config
+from repoloop.indexer.schema import EMBED_KEYS_SCHEMA, META_DIM, META_MODEL, META_SCOPE, META_TAG, META_URL
 from repoloop.indexer.store import IndexStore, transaction
 from repoloop.indexer.testpaths import is_test_path
 
@@ -38,21 +39,7 @@ MAX_EMBED_CHARS = 1500  # the model reads <= 256 word pieces (~1,000 chars of co
 BATCH = 128  # texts per embed+upsert round: the unit of progress lost to a kill -9
 _SORT_WINDOW = 8  # rounds' worth of texts sorted by length together (less padding per batch)
 
-META_MODEL = "embed_model"
-META_DIM = "embed_dim"
-META_TAG = "chroma_tag"
-META_URL = "chroma_url"
-META_SCOPE = "embed_scope"  # "code" (non-test chunks) or "all"; absent on older indexes: "all"
 SCOPES = ("code", "all")
-
-_KEYS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS embed_keys (
-    chunk_id INTEGER PRIMARY KEY,      -- chunks.id
-    chunk_hash TEXT NOT NULL,          -- chunks.hash when the key was computed (guards reused ids)
-    key TEXT NOT NULL                  -- sha1 of the embedded text: the vector's id
-);
-CREATE INDEX IF NOT EXISTS embed_keys_key ON embed_keys(key);
-"""
 
 
 def embed_text(text: str, symbol: str | None, module: str) -> str:
@@ -69,7 +56,7 @@ def embed_key(text: str) -> str:
 
 
 def ensure_keys_table(store: IndexStore) -> None:
-    store.conn.executescript(_KEYS_SCHEMA)
+    store.conn.executescript(EMBED_KEYS_SCHEMA)  # an index written before the table existed
 
 
 def scope_from_env() -> str:

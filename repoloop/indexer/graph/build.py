@@ -32,26 +32,12 @@ from pathlib import Path
 
 from repoloop.indexer.graph.resolve_imports import RepoFiles
 from repoloop.indexer.graph.resolve_refs import TYPED_FAMILIES, Resolver
+from repoloop.indexer.schema import CODE_KEY, EDGE_INDEXES, GENERATION_KEY, GRAPH_SCHEMA, JS_PACKAGES_KEY
 from repoloop.indexer.store import IndexStore, transaction
 
-GRAPH_SCHEMA = """
-CREATE TABLE IF NOT EXISTS graph_files (
-    path TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,   -- files.hash when this file's edges were built
-    iface TEXT NOT NULL   -- JSON: defs, imports, bases (what other files' resolution depends on)
-);
-CREATE TABLE IF NOT EXISTS graph_edge_sums (
-    path TEXT PRIMARY KEY,
-    digest TEXT NOT NULL  -- `edges_digest` of this file's edges when they were last built
-);
-"""
-GENERATION_KEY = "graph_generation"
-JS_PACKAGES_KEY = "graph_js_packages"  # the workspace packages and tsconfig paths the JS edges used
-CODE_KEY = "graph_code"  # `code_fingerprint()` of the code that built the edges
 _CODE = ("build.py", "resolve_refs.py", "resolve_imports.py", "lazy_defs.py", "rust_crates.py",
          "typed/engine.py", "typed/langs.py", "typed/syntax.py", "typed/go.py", "typed/rust.py", "typed/ts.py",
          "typed/java.py")
-_EDGE_INDEXES = {"edges_src": "src", "edges_dst": "dst", "edges_file": "file_id"}  # as in store.SCHEMA
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
 _IFACE_BATCH = 1000  # files whose interfaces are read and written together (full builds)
@@ -60,10 +46,6 @@ _WORKER_BATCH = 64  # files per task handed to a resolver worker
 GRAPH_MAX_WORKERS = 4
 GRAPH_WORKERS_BYTES = 1.5e9  # the resolver workers' symbol tables together (peak RSS target: < 2 GB)
 _BYTES_PER_SYMBOL = 1100  # a full build per symbol (graph_rss.py: 692 MiB peak for 722k symbols)
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(GRAPH_SCHEMA)
 
 
 def code_fingerprint() -> str:
@@ -109,7 +91,7 @@ def update_edges(
     through its own connection), and this process only writes them.
     """
     conn = store.conn
-    ensure_schema(conn)
+    conn.executescript(GRAPH_SCHEMA)  # an index written before the graph tables existed
     files = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, id, hash FROM files")}
     built = dict(conn.execute("SELECT path, hash FROM graph_files"))  # interfaces: only the changed ones
     changed = {p for p, (_fid, h) in files.items() if p not in built or built[p] != h}
@@ -182,7 +164,7 @@ def update_edges(
         if full:
             conn.execute("DELETE FROM edges")
             conn.execute("DELETE FROM graph_files")
-            for name in _EDGE_INDEXES:  # one sort at the end beats 3 index updates per row
+            for name in EDGE_INDEXES:  # one sort at the end beats 3 index updates per row
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
         else:
             ids = [files[p][0] for p in redo]
@@ -194,8 +176,8 @@ def update_edges(
             "INSERT INTO edges(file_id, src, dst, kind, weight, line) VALUES (?,?,?,?,?,?)", rows
         )
         if full:
-            for name, cols in _EDGE_INDEXES.items():
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON edges({cols})")
+            for ddl in EDGE_INDEXES.values():
+                conn.execute(ddl)
             resolver = None  # type: ignore[assignment]  # free the whole-repo tables before the interfaces
             iface_rows: Iterable[tuple[str, str, str]] = _all_interface_rows(conn, files)
         else:

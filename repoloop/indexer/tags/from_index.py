@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from repoloop.indexer.parse.languages import LANGUAGES, MODULE_PREFIXED, QUALNAME_SEP
+from repoloop.indexer.schema import PARSER_FINGERPRINT_KEY
 from repoloop.indexer.store import DB_NAME
 from repoloop.indexer.tags.extract import OUTER_KIND, DefRow
 
@@ -36,7 +37,7 @@ class IndexedDefs:
             from repoloop.indexer.pipeline import parser_fingerprint
 
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
-            row = conn.execute("SELECT value FROM meta WHERE key='parser_fingerprint'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (PARSER_FINGERPRINT_KEY,)).fetchone()
             if row is None or row[0] != parser_fingerprint():
                 conn.close()
                 return None

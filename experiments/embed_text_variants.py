@@ -4,7 +4,7 @@ the signature, the docstring's first line, one line per comment block, then the 
 more of the body fits in the model's N word pieces.
 
     BENCH_WORK=/work/benchdata/devsig REPOLOOP_EMBED_MAX_TOKENS=128 BENCH_OUT=... \
-        nice python benchmarks/embed_text_variants.py condensed dev --systems dense,fused --tag sig128
+        nice python experiments/embed_text_variants.py condensed dev --systems dense,fused --tag sig128
 
 runs `localization.py` (all arguments after the variant name) with the embedding phase's
 `embed_text` replaced. Keys are computed only for chunks without an `embed_keys` row, so first
@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the localization harness
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from repoloop.indexer.embed import phase as embed_phase  # noqa: E402

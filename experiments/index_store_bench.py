@@ -1,6 +1,6 @@
 """Micro-benchmarks behind the indexing optimizations, each against its baseline in the same run.
 
-    nice .venv/bin/python benchmarks/index_store_bench.py [--files 1000] [--repeat 3]
+    nice .venv/bin/python experiments/index_store_bench.py [--files 1000] [--repeat 3]
 
 On the first N `.py` files of the standard library (sorted paths, site-packages excluded):
 1. FTS tokenizing: `tokens.fts_text` (identifier cache) vs the uncached code it replaced (same output).

@@ -8,7 +8,7 @@ signal adds where the lexical signals already found the candidates. Its ceiling 
 Acc@10 (nothing outside the top 10 can come in). If it lifts Acc@5 towards that ceiling, lazy
 embedding of candidates at query time is the way to have dense retrieval on repos too big to embed.
 
-    python benchmarks/loc_rerank_dense.py --snapshots /work/benchdata/swe-lex \
+    python experiments/loc_rerank_dense.py --snapshots /work/benchdata/swe-lex \
         --lex /work/benchdata/res-e/swe-snap-e_fused-lex.jsonl --cache /work/benchdata/rerank.npz
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # loc_filedense, beside this one
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the localization harness
 import loc_metrics as M  # noqa: E402
 from loc_filedense import Cache, embed_missing, finish, inputs, key, parser, rrf  # noqa: E402
 

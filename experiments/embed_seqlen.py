@@ -1,7 +1,7 @@
 """Embedding throughput by input length: chunks/s of the default model at max_seq_length 256 vs 128
 (and others) on the same real chunks, the texts exactly as the embedding phase builds them.
 
-    nice python benchmarks/embed_seqlen.py --db /work/benchdata/swe-lex-trees/django__django.repoloop/index.db \
+    nice python experiments/embed_seqlen.py --db /work/benchdata/swe-lex-trees/django__django.repoloop/index.db \
         --n 1000 --lengths 256,128,192 --rounds 3
 
 The model is loaded once; lengths are interleaved round by round (256, 128, ..., 256, 128, ...) so a

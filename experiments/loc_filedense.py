@@ -12,7 +12,7 @@ instance) and the rows of a `--from-snapshots` run of fused-lex (their `top` fil
 and MRR (loc_metrics.score_swe) for fused-lex, file-dense alone and weighted RRF fusions, all on
 the same instances.
 
-    python benchmarks/loc_filedense.py --snapshots /work/benchdata/swe-lex \
+    python experiments/loc_filedense.py --snapshots /work/benchdata/swe-lex \
         --lex /work/benchdata/res-e/swe-snap-e_fused-lex.jsonl --cache /work/benchdata/filedense.npz
 """
 
@@ -29,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the localization harness
 import loc_metrics as M  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "swebench_verified_dev.jsonl"
 RRF_K = 60.0
 MAX_CHARS = 2000  # the model reads 256 word pieces; more text is cut anyway
 
@@ -124,6 +123,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     """The options both experiments (this and loc_rerank_dense.py) take."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--snapshots", type=Path, required=True)
+    ap.add_argument("--bench", type=Path, required=True, help="the SWE-bench records (swebench_verified_dev.jsonl)")
     ap.add_argument("--lex", type=Path, required=True, help="fused-lex rows of a --from-snapshots run")
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--weights", default="0.5,1,2", help="dense weights fused with fused-lex (weight 1)")
@@ -134,7 +134,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
 
 def inputs(a: argparse.Namespace) -> tuple[dict[str, dict], list[dict]]:
     """(SWE records by id, the fused-lex rows to re-rank, --limit applied)."""
-    recs = {r["id"]: r for r in map(json.loads, BENCH.read_text().splitlines())}
+    recs = {r["id"]: r for r in map(json.loads, a.bench.read_text().splitlines())}
     lex_rows = [json.loads(x) for x in a.lex.read_text().splitlines()]
     return recs, lex_rows[: a.limit] if a.limit else lex_rows
 
