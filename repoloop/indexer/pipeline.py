@@ -557,10 +557,8 @@ class _Run:
         self.store.clear_pending(changed | deleted)
 
     def _embed(self) -> None:
-        try:
-            from repoloop.indexer.embed.phase import embed_missing
-        except ImportError:
-            return
+        from repoloop.indexer.embed.phase import embed_missing
+
         self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None,
                                              embedder=self.embedder)
 
