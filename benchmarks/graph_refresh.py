@@ -59,7 +59,8 @@ def edited(text: str, kind: str, i: int) -> str:
 def worker(repo: Path, idx: Path, files: list[str]) -> dict:
     """Runs under the variant's code (PYTHONPATH): warm retriever, then the edits."""
     from repoloop.indexer.store import IndexStore
-    from repoloop.retrieval.retriever import HybridRetriever
+    from repoloop.retrieval.api import RetrievalOptions
+    from repoloop.retrieval.retriever import open_retriever
     from repoloop.service.watch import PipelineIndexer
 
     def gen() -> str | None:
@@ -70,22 +71,22 @@ def worker(repo: Path, idx: Path, files: list[str]) -> dict:
             s.close()
 
     index = PipelineIndexer(repo, idx, embed=False)
-    r = HybridRetriever.open(repo, idx, lexical_only=True)
+    r = open_retriever(repo, idx, RetrievalOptions(lexical_only=True))
     t = time.perf_counter()
     r.warm()
     warm_s = time.perf_counter() - t
-    assert r.full_graph and isinstance(r._graph, tuple)
+    assert r.graph.full and r.graph.graph is not None
 
     def refresh_until_current() -> tuple[float, float, bool]:
-        before = r._graph
+        before = r.graph.graph
         w, c = time.perf_counter(), time.process_time()
         r.refresh()
-        while r._graph_next is not None:  # a re-read on the helper thread; in service once done
-            if r._graph_next.done():
-                r._swap_graph()
+        while r.graph.pending is not None:  # a re-read on the helper thread; in service once done
+            if r.graph.pending.done():
+                r.graph.swap()
                 break
             time.sleep(0.002)
-        return time.perf_counter() - w, time.process_time() - c, r._graph is not before
+        return time.perf_counter() - w, time.process_time() - c, r.graph.graph is not before
 
     rows = []
     for i, path in enumerate(files):

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from materialize import BENCH_DIR, checkout_name  # noqa: E402
 
-from repoloop.retrieval.api import Retriever  # noqa: E402
+from repoloop.retrieval.api import RetrievalOptions  # noqa: E402
+from repoloop.retrieval.retriever import open_retriever  # noqa: E402
 
 
 def main(base: Path, k: int = 10) -> None:
@@ -27,7 +28,7 @@ def main(base: Path, k: int = 10) -> None:
     totals: Counter[tuple[bool, str]] = Counter()
     n = 0
     for name in sorted({checkout_name(r["repo"]) for r in records}):
-        with Retriever.open(base / name, base / f"{name}.repoloop", lexical_only=True) as r:
+        with open_retriever(base / name, base / f"{name}.repoloop", RetrievalOptions(lexical_only=True)) as r:
             for rec in (x for x in records if checkout_name(x["repo"]) == name):
                 n += 1
                 for merge in (False, True):

@@ -18,7 +18,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import open_retriever
 from repoloop.retrieval.weights import Weights
 
 DATA = Path("/work/benchdata")
@@ -55,7 +56,7 @@ def swe(per_repo: int) -> None:
     for repo, rs in sorted(by_repo.items()):
         d = repo.replace("/", "__")
         for name, w in VARIANTS.items():
-            ret = HybridRetriever.open(trees / d, trees / f"{d}.repoloop", lexical_only=True, weights=w)
+            ret = open_retriever(trees / d, trees / f"{d}.repoloop", RetrievalOptions(lexical_only=True, weights=w))
             for rec in sorted(rs, key=lambda r: r["id"])[:per_repo]:
                 gold = {g for g in rec["gold_files"] if _candidate(g)}
                 if not gold:
@@ -78,7 +79,7 @@ def dev() -> None:
         a1 = mrr = sym = nsym = 0.0
         for repo in sorted({r["repo"] for r in recs}):
             d = repo.replace("/", "__")
-            ret = HybridRetriever.open(DATA / "dev" / d, DATA / "dev" / f"{d}.repoloop", lexical_only=True, weights=w)
+            ret = open_retriever(DATA / "dev" / d, DATA / "dev" / f"{d}.repoloop", RetrievalOptions(lexical_only=True, weights=w))
             for rec in (r for r in recs if r["repo"] == repo):
                 hits = ret.search(rec["query_subject"], 20, signals=SIGNALS)
                 files = list(dict.fromkeys(h.path for h in hits))

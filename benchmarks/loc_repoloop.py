@@ -1,6 +1,6 @@
 """repoloop as a localization system: incremental index + search per signal set, in-process or via the CLI.
 
-In-process calls (`index_repo`, `HybridRetriever.search`) give the metrics cheaply; `cli_search`
+In-process calls (`index_repo`, `Retriever.search`) give the metrics cheaply; `cli_search`
 runs the real `repoloop search ... --json` command (the contract) for the latency sample and checks
 it agrees with the in-process answer.
 """
@@ -13,6 +13,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from repoloop.retrieval.retriever import HybridRetriever
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,7 +62,7 @@ class RepoloopRunner:
     def __init__(self, systems: list[str], weights=None) -> None:  # noqa: ANN001 - Weights, lazily imported
         self.systems = systems
         self.weights = weights
-        self._open: dict[Path, object] = {}
+        self._open: dict[Path, HybridRetriever] = {}
         self.index_dirs: dict[Path, Path] = {}  # root -> index dir, where not beside the root (snapshots)
         self.embedder = None  # shared by the retrievers of many snapshots (the model loads once)
         self.signals = dict(SIGNALS)  # system -> --signals (snapshot runs: fused-lex = lexical_signals())
@@ -79,10 +83,11 @@ class RepoloopRunner:
                 "symbols": rep.symbols, "edges": rep.edges, "embedded": rep.embedded,
                 "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}}
 
-    def retriever(self, root: Path):  # noqa: ANN201
+    def retriever(self, root: Path) -> HybridRetriever:
         r = self._open.get(root)
         if r is None:
-            from repoloop.retrieval.retriever import HybridRetriever
+            from repoloop.retrieval.api import RetrievalOptions
+            from repoloop.retrieval.retriever import open_retriever
 
             bases = {s.split("@")[0] for s in self.systems}
             lexical = not bases & {"dense", "fused", "fused-rerank", "locate", "locate-rerank"}
@@ -91,20 +96,22 @@ class RepoloopRunner:
                 from repoloop.indexer.embed.embedders import embedder_from_config
 
                 self.embedder = embedder_from_config()  # one model for every snapshot's re-rank
-            r = HybridRetriever.open(root, self.index_dir(root), lexical_only=lexical, weights=self.weights,
-                                     embedder=self.embedder, rerank=rerank)
+            r = open_retriever(root, self.index_dir(root), RetrievalOptions.from_env(
+                lexical_only=lexical, weights=self.weights, rerank=rerank), embedder=self.embedder)
             self._open[root] = r
         return r
 
     def search(self, root: Path, query: str, system: str, k: int = 20) -> tuple[list[dict] | None, float]:
         """Results as the CLI's JSON would list them, and the seconds the call took (None on error).
         `system@variant` searches with the weight variant of benchmarks/loc_grid.py."""
+        from repoloop.retrieval.weights import DEFAULT
+
         r = self.retriever(root)
         base, _, variant = system.partition("@")
         if base.startswith("locate"):  # variants of the locate weights: `locate@text=0.3+caps=3-1`
-            _set_weights(r, self.weights)
+            r.set_weights(self.weights or DEFAULT)
             return self._locate(r, query, base, k, time.perf_counter(), _locate_variant(variant))
-        _set_weights(r, self._variant(variant) if variant else self.weights)
+        r.set_weights(self._variant(variant) if variant else self.weights or DEFAULT)
         t0 = time.perf_counter()
         try:
             hits = r.search(query, k, signals=self.signals[base])
@@ -115,11 +122,10 @@ class RepoloopRunner:
         return [{"path": h.path, "symbol": h.symbol, "start_line": h.start_line, "end_line": h.end_line,
                  "score": h.score} for h in hits], dt
 
-    def _locate(self, r, query: str, base: str, k: int, t0: float, lw=None) -> tuple[list[dict] | None, float]:  # noqa: ANN001
-        from repoloop.retrieval.locate import Locator
-
+    def _locate(self, r: HybridRetriever, query: str, base: str, k: int, t0: float, lw=None  # noqa: ANN001
+                ) -> tuple[list[dict] | None, float]:
         try:
-            got = Locator(r, lw or self.locate_weights).locate(query, k, signals=self.signals[base])
+            got = r.locate(query, k, signals=self.signals[base], weights=lw or self.locate_weights)
         except Exception as e:  # noqa: BLE001 - a failing query is scored as a miss and an error
             print(f"locate error ({base}): {type(e).__name__}: {e}", file=sys.stderr)
             return None, time.perf_counter() - t0
@@ -172,20 +178,6 @@ def _locate_variant(spec: str):  # noqa: ANN202 - LocateWeights or None
         cur = getattr(DEFAULT_LOCATE, key)
         over[key] = tuple(int(x) for x in val.split("-")) if isinstance(cur, tuple) else type(cur)(float(val))
     return dataclasses.replace(DEFAULT_LOCATE, **over)
-
-
-def _set_weights(r: object, w: object) -> None:
-    """Swap the weights of an open retriever and its parts (cheaper than re-opening per variant)."""
-    if w is None:
-        from repoloop.retrieval.weights import DEFAULT
-
-        w = DEFAULT
-    for obj in (r, *vars(r).values()) if hasattr(r, "__dict__") else (r,):
-        if hasattr(obj, "weights"):
-            try:
-                obj.weights = w
-            except AttributeError:
-                pass
 
 
 def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float = 120,

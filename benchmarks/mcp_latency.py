@@ -114,7 +114,6 @@ def main() -> int:
     from mcp import Client, StdioServerParameters
 
     from repoloop.indexer.pipeline import index_repo
-    from repoloop.retrieval.api import Retriever
 
     tmp = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="mcp_latency_"))
     try:
@@ -146,9 +145,11 @@ def main() -> int:
 
             # direct, in-process: the floor
             t = time.perf_counter()
-            r = Retriever.open(repo, lexical_only=args.lexical)
-            if hasattr(r, "warm"):
-                r.warm()
+            from repoloop.retrieval.api import RetrievalOptions
+            from repoloop.retrieval.retriever import open_retriever
+
+            r = open_retriever(repo, options=RetrievalOptions(lexical_only=args.lexical))
+            r.warm()
             open_s = time.perf_counter() - t
 
             async def run() -> tuple[float, float, dict[str, list[float]], dict[str, list[float]]]:

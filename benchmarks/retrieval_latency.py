@@ -22,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from loc_repoloop import _set_weights  # noqa: E402  (benchmarks/ is on the path as the script's folder)
-
-from repoloop.retrieval.retriever import HybridRetriever  # noqa: E402
+from repoloop.retrieval.api import RetrievalOptions  # noqa: E402
+from repoloop.retrieval.retriever import open_retriever  # noqa: E402
 from repoloop.retrieval.weights import DEFAULT  # noqa: E402
 
 NL = [
@@ -83,7 +82,7 @@ def main() -> int:
     weights = DEFAULT
     if args.graph != "auto":
         weights = dataclasses.replace(DEFAULT, full_graph_max_edges=0 if args.graph == "local" else 10**12)
-    r = HybridRetriever.open(Path(args.repo), Path(args.index_dir) if args.index_dir else None, weights=weights)
+    r = open_retriever(Path(args.repo), Path(args.index_dir) if args.index_dir else None, RetrievalOptions(weights=weights))
     t_open = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     r.warm()
@@ -98,14 +97,14 @@ def main() -> int:
                      True, {"rerank_inject": 0}),
                     ("bm25+name+trace+graph + re-rank (--rerank)", "bm25,dense,name,graph,trace", True, {})]
     print(f"corpus: {args.repo} — {counts['files']} files, {counts['chunks']} chunks, {counts['edges']} edges;"
-          f" embeddings: {'no' if r.lexical_only else 'yes'}; graph: {'full' if r.full_graph else 'local'}")
+          f" embeddings: {'no' if r.lexical_only else 'yes'}; graph: {'full' if r.graph.full else 'local'}")
     print(f"open {t_open:.0f} ms, warm-up (model, chroma, graph, tables) {t_warm:.0f} ms;"
           f" {len(QUERIES)} queries x {args.rounds} rounds, k={args.k}\n")
     print("| configuration | p50 ms | p95 ms | mean ms | p50 vs baseline |")
     print("|---|---|---|---|---|")
     base = None
     for label, sig, *mode in configs:
-        _set_weights(r, dataclasses.replace(weights, **(mode[1] if len(mode) > 1 else {})))
+        r.set_weights(dataclasses.replace(weights, **(mode[1] if len(mode) > 1 else {})))
         r.set_rerank(bool(mode and mode[0]))
         for q in QUERIES if mode else QUERIES[:3]:  # per-config warm-up (the re-rank: embed every candidate)
             r.search(q, args.k, signals=sig)

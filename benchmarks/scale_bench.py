@@ -201,9 +201,10 @@ def _cold_cli(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None
 
 
 def _warm(tree: Path, idx: Path, queries: list[str], cpu: list[float] | None = None) -> list[float]:
-    from repoloop.retrieval.api import Retriever
+    from repoloop.retrieval.api import RetrievalOptions
+    from repoloop.retrieval.retriever import open_retriever
 
-    r = Retriever.open(tree, idx, lexical_only=True)
+    r = open_retriever(tree, idx, RetrievalOptions(lexical_only=True))
     r.search(queries[0], 10)  # warm-up
     out = []
     for q in queries:
@@ -376,9 +377,10 @@ def run(args: argparse.Namespace) -> dict:
 _ONE_QUERY = """
 import sys
 from pathlib import Path
-from repoloop.retrieval.retriever import HybridRetriever
-r = HybridRetriever.open(Path(sys.argv[1]), Path(sys.argv[2]), lexical_only=True)
-r.full_graph = sys.argv[4] == "full"
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import open_retriever
+r = open_retriever(Path(sys.argv[1]), Path(sys.argv[2]), RetrievalOptions(lexical_only=True))
+r.graph.full = sys.argv[4] == "full"
 r.search(sys.argv[3], 10)
 """
 
@@ -409,11 +411,12 @@ def cold_graph(tree: Path, idx: Path, queries: list[str]) -> dict:
 def graph_agreement(tree: Path, idx: Path, queries: list[str]) -> dict:
     """Does the local push change what search returns? Top-10 of the fused lexical search with the
     graph signal from the local push vs from PageRank over the whole graph, same index."""
-    from repoloop.retrieval.retriever import HybridRetriever
+    from repoloop.retrieval.api import RetrievalOptions
+    from repoloop.retrieval.retriever import open_retriever
 
-    local = HybridRetriever.open(tree, idx, lexical_only=True)
-    full = HybridRetriever.open(tree, idx, lexical_only=True)
-    full.full_graph = True
+    local = open_retriever(tree, idx, RetrievalOptions(lexical_only=True))
+    full = open_retriever(tree, idx, RetrievalOptions(lexical_only=True))
+    full.graph.full = True
     overlap, same_top1, same_order = [], 0, 0
     for q in queries:
         a = [(h.path, h.start_line) for h in local.search(q, 10)]

@@ -40,9 +40,10 @@ from mcp_latency import env, repoloop_exe  # noqa: E402  (the same subprocess se
 
 
 def found(repo: Path, name: str, path: str) -> bool:
-    from repoloop.retrieval.api import Retriever
+    from repoloop.retrieval.api import RetrievalOptions
+    from repoloop.retrieval.retriever import open_retriever
 
-    r = Retriever.open(repo, lexical_only=True)
+    r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
     try:
         return any(h.path == path for h in r.search(name, 5))
     finally:
@@ -124,7 +125,6 @@ def reload_cost(args: argparse.Namespace) -> int:
     embedder; `refresh()` in place), each followed by the query that must find the edit (dense)."""
     from repoloop.indexer.embed.embedders import embedder_from_config
     from repoloop.indexer.pipeline import index_paths
-    from repoloop.retrieval.api import Retriever
     from repoloop.service.warm import ModelLoads, SharedEmbedder
 
     tmp = Path(tempfile.mkdtemp(prefix="watch_reload_"))
@@ -137,9 +137,11 @@ def reload_cost(args: argparse.Namespace) -> int:
         subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
         subprocess.run([*repoloop_exe(), "index", str(repo), "--json"], check=True, capture_output=True, env=env())
         files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.py") if ".repoloop" not in p.parts)
+        from repoloop.retrieval.retriever import open_retriever
+
         with ModelLoads() as loads:
             shared = SharedEmbedder(embedder_from_config())
-            current = Retriever.open(repo, embedder=shared)
+            current = open_retriever(repo, embedder=shared)
             current.warm()
             loads_by_way = {"old": 0, "new": 0}
             for i in range(args.edits * 2):
@@ -153,7 +155,7 @@ def reload_cost(args: argparse.Namespace) -> int:
                 index_paths(repo, [path], embed=True, embedder=None if way == "old" else shared)
                 t_pass = time.perf_counter()
                 if way == "old":
-                    fresh = Retriever.open(repo)  # what RetrieverHost did: open and warm beside, switch
+                    fresh = open_retriever(repo)  # what RetrieverHost did: open and warm beside, switch
                     fresh.warm()
                     current.close()
                     current = fresh

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.lexical import variants
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from repoloop.retrieval.weights import DEFAULT
 from tests.test_retrieval_fixtures import index, write_repo
 
@@ -38,7 +39,7 @@ def test_a_plural_in_the_query_finds_the_singular_in_code(tmp_path: Path) -> Non
     root = write_repo(tmp_path / "repo", FILES)
     index(root)
     query = "follow redirects"
-    plain = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, bm25_stem=False)).lexical.search(query, 10)
-    stem = HybridRetriever.open(root).lexical.search(query, 10)  # the default
+    plain = open_retriever(root, options=RetrievalOptions(weights=dataclasses.replace(DEFAULT, bm25_stem=False))).lexical.search(query, 10)
+    stem = open_retriever(root).lexical.search(query, 10)  # the default
     assert plain.ids == []  # "redirects" and "follow" are nowhere as such
     assert len(stem.ids) == 1  # the redirect middleware, through "redirect"

@@ -17,7 +17,7 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_embed_endpoint import endpoint  # noqa: F401, F811 - the fake embeddings endpoint fixture
 from tests.test_retrieval_fixtures import index, write_repo
 
@@ -78,7 +78,7 @@ def test_index_check_and_search_through_a_chroma_server(tmp_path: Path, chroma_s
     assert not (root / ".repoloop" / "chroma").exists()  # nothing went to the embedded store
     assert any(data_dir.iterdir())
 
-    r = HybridRetriever.open(root, embedder=model)
+    r = open_retriever(root, embedder=model)
     try:
         hits = r.search("reduce the price by a percentage", 3, explain=True, signals="dense")
         assert hits[0].symbol == "shop.pricing.apply_discount"

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repoloop.retrieval.api import SearchHit
+from repoloop.retrieval.api import RetrievalOptions, SearchHit
 from repoloop.retrieval.context import build_context
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import HybridRetriever, open_retriever
 from repoloop.retrieval.tokens_count import EstimateCounter, get_counter
 from tests.test_retrieval_fixtures import index, write_repo
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def retriever(tmp_path_factory: pytest.TempPathFactory):
     root = write_repo(tmp_path_factory.mktemp("shop"))
     index(root)
-    r = HybridRetriever.open(root)
+    r = open_retriever(root)
     yield r
     r.close()
 
@@ -107,8 +107,8 @@ def test_context_cli_json(retriever) -> None:
 def test_without_a_tokenizer_the_estimate_still_keeps_the_budget(retriever) -> None:
     exact = get_counter()
     for budget in (0, 7, 50, 400, 1500):
-        r = HybridRetriever(retriever.repo, retriever.idx, retriever.store, lexical_only=True,
-                            weights=retriever.weights, chroma_url=None, embedder=None, counter=EstimateCounter())
+        r = HybridRetriever(retriever.repo, retriever.idx, retriever.store,
+                            RetrievalOptions(lexical_only=True, weights=retriever.weights), counter=EstimateCounter())
         pack = r.context("apply a discount to the cart total", budget)
         assert pack.tokens == EstimateCounter().count(pack.text) <= budget
         assert exact.count(pack.text) <= budget

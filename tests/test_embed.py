@@ -14,7 +14,7 @@ import pytest
 from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_embedding_cache_across_reindex_rename_edit_and_delete(tmp_path: Path, m
     assert c["consistent"], c
 
     # Dense retrieval finds the moved code at its new path.
-    r = HybridRetriever.open(root, embedder=model)
+    r = open_retriever(root, embedder=model)
     try:
         assert not r.lexical_only
         hits = r.search("checksum digits of a credit card", 3, explain=True, signals="dense")
@@ -106,7 +106,7 @@ def test_no_embed_then_index_fills_in_and_lexical_stays_light(tmp_path: Path, mo
     index(root)
     c = _check(root)
     assert not c["enabled"] and c["missing"] == c["chunks"] > 0
-    assert HybridRetriever.open(root).lexical_only
+    assert open_retriever(root).lexical_only
     emb = CountingEmbedder(model)
     n = _embed(root, emb)
     assert n == sum(emb.calls) > 0

@@ -17,7 +17,8 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer.embed.embedders import OpenAIEmbedder, embedder_from_config
 from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 DIM = 64
@@ -79,7 +80,7 @@ def test_endpoint_embedder_indexes_and_searches(tmp_path: Path, endpoint: str, m
         assert c["consistent"] and c["model"] == "openai:hash-64" and c["vectors"] == n
         assert embed_missing(store, root / ".repoloop", embedder=emb) == 0
     # The query side re-creates the endpoint embedder from the index's model name and the env URL.
-    r = HybridRetriever.open(root)
+    r = open_retriever(root)
     try:
         hits = r.search("stock reserve quantity", 3, explain=True, signals="dense")
         assert hits[0].symbol in {"shop.inventory.Inventory", "shop.inventory.Inventory.reserve_stock"}
@@ -103,15 +104,15 @@ def test_unreachable_vector_store_degrades_to_lexical_search(tmp_path: Path, end
     with IndexStore.open(root) as store:
         assert embed_missing(store, root / ".repoloop", embedder=emb) > 0
     # The index's own float16 copy of its vectors needs no store: dense works with the server down ...
-    r = HybridRetriever.open(root, embedder=emb, chroma_url="http://127.0.0.1:9")
+    r = open_retriever(root, options=RetrievalOptions(chroma_url="http://127.0.0.1:9"), embedder=emb)
     try:
         hits = r.search("reserve stock quantity", 3, explain=True)
         assert any("dense" in h.signals for h in hits) and not r.lexical_only
     finally:
         r.close()
     # ... and where the store itself is asked (no array, or REPOLOOP_DENSE_STORE=chroma), it degrades.
-    monkeypatch.setenv("REPOLOOP_DENSE_STORE", "chroma")
-    r = HybridRetriever.open(root, embedder=emb, chroma_url="http://127.0.0.1:9")
+    monkeypatch.setenv("REPOLOOP_DENSE_STORE", "chroma")  # read at the edge, as the CLI does
+    r = open_retriever(root, options=RetrievalOptions.from_env(chroma_url="http://127.0.0.1:9"), embedder=emb)
     try:
         assert not r.lexical_only
         hits = r.search("reserve stock quantity", 3, explain=True)
@@ -127,7 +128,7 @@ def test_endpoint_down_at_query_time_degrades_that_query(tmp_path: Path, endpoin
     with IndexStore.open(root) as store:
         assert embed_missing(store, root / ".repoloop", embedder=OpenAIEmbedder(model="hash-64", base_url=endpoint)) > 0
     dead = OpenAIEmbedder(model="hash-64", base_url="http://127.0.0.1:9/v1")
-    r = HybridRetriever.open(root, embedder=dead)
+    r = open_retriever(root, embedder=dead)
     try:
         hits = r.search("reserve stock quantity", 3, explain=True)
         assert hits and all("dense" not in h.signals for h in hits)

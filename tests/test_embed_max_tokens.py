@@ -20,7 +20,7 @@ from repoloop.indexer.embed.embedders import (
 )
 from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_embed import CountingEmbedder
 from tests.test_retrieval_fixtures import index, write_repo
 
@@ -96,11 +96,11 @@ def test_changed_length_reembeds_and_the_cache_still_holds(tmp_path: Path) -> No
     assert _embed(root, at128) == 0 and sum(at128.calls) == n256
 
     # Queries embed at the index's length (the stored name), and find the code.
-    r = HybridRetriever.open(root)
+    r = open_retriever(root)
     try:
         hits = r.search("checksum digits of a credit card", 3, signals="dense")
         assert hits and hits[0].symbol == "shop.payment.validate_card"
-        assert r.dense.embedder.name == "all-MiniLM-L6-v2@128"  # type: ignore[union-attr]
+        assert r.dense.dense.embedder.name == "all-MiniLM-L6-v2@128"  # type: ignore[union-attr]
     finally:
         r.close()
 

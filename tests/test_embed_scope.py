@@ -11,7 +11,7 @@ import pytest
 from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 from repoloop.indexer.embed.phase import check_consistency, embed_missing, scope_from_env
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 FILES = {
@@ -68,7 +68,7 @@ def test_tests_are_not_embedded_by_default_and_can_be(tmp_path: Path, monkeypatc
     assert c["chunks"] < n_all  # the test chunks are out of scope, not "missing"
 
     model = SentenceTransformerEmbedder()
-    r = HybridRetriever.open(root, embedder=model)
+    r = open_retriever(root, embedder=model)
     try:  # dense answers only with code; the lexical signals still find the tests
         dense = r.search("adding the same item twice accumulates the quantity", 5, signals="dense")
         assert dense and all("test" not in h.path for h in dense)

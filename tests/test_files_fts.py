@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 
@@ -47,7 +47,7 @@ def test_an_index_without_files_fts_gets_it_filled_in_place(tmp_path: Path) -> N
     con.commit()
     con.close()
     # A reader on the old index still answers (the file signal is just empty) ...
-    r = HybridRetriever.open(repo)
+    r = open_retriever(repo)
     try:
         assert r.search("compute total prices", 3)
     finally:
@@ -67,7 +67,7 @@ def test_file_signal_ranks_the_module_whose_words_spread_over_it(tmp_path: Path)
         "def a():\n    return 'invoice'\n\n\ndef b():\n    return 'refund'\n\n\ndef c():\n    return 'currency'\n")
     (root / "pkg" / "misc.py").write_text("def z():\n    return 'invoice refund'\n")
     index(root)
-    r = HybridRetriever.open(root)
+    r = open_retriever(root)
     try:
         best_id = r.lexical.files("invoice refund currency", 5)[0][0]
         assert r.store.conn.execute("SELECT path FROM files WHERE id=?", (best_id,)).fetchone()[0] == "pkg/ledger.py"

@@ -17,7 +17,8 @@ from repoloop.indexer.graph.build import generation, rebuild_edges, update_edges
 from repoloop.indexer.pipeline import index_repo
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval import graph
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import HybridRetriever, open_retriever
 
 UTIL = '''"""Helpers."""
 
@@ -190,37 +191,37 @@ def test_the_cached_global_ranking_is_never_stored_from_half_written_edges(repo:
         store.close()
 
 
-def _in_service(r: HybridRetriever, old: object) -> object:
+def _in_service(r: HybridRetriever, old: graph.RepoGraph | None) -> graph.RepoGraph:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         r.search("invoice slug", 3)  # a query swaps a loaded graph into service
-        if r._graph is not old and r._graph_next is None:
-            return r._graph
+        if r.graph.graph is not old and r.graph.pending is None:
+            return r.graph.graph
         time.sleep(0.05)
     raise AssertionError("the re-read graph never came into service")
 
 
 def test_a_warm_retriever_keeps_its_graph_after_a_body_edit_and_rereads_it_after_a_call(repo: Path) -> None:
-    r = HybridRetriever.open(repo, lexical_only=True)
+    r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
     try:
         r.warm()  # small repo: the whole graph in memory
-        assert r.full_graph and isinstance(r._graph, tuple) and r._graph[1].complete
-        graph_before = r._graph
+        assert r.graph.full and r.graph.graph is not None and r.graph.graph.complete
+        graph_before = r.graph.graph
         billing = repo / "pkg" / "billing.py"
         _edit(billing, "return sum(lines)", "return sum(list(lines))  # no new repo call")
         _index(repo)
         assert r.refresh() is True  # the files' rows changed ...
-        assert r.graph_reloads == 0 and r._graph_next is None  # ... the graph did not
+        assert r.graph.reloads == 0 and r.graph.pending is None  # ... the graph did not
         r.search("invoice total", 3)
-        assert r._graph is graph_before
+        assert r.graph.graph is graph_before
 
         _edit(billing, "return sum(list(lines))", "shout('x')\n    return sum(list(lines))")
         _edit(billing, "from pkg.util import slugify", "from pkg.util import shout, slugify")
         _index(repo)
-        assert r.refresh() is True and r.graph_reloads == 1
+        assert r.refresh() is True and r.graph.reloads == 1
         g = _in_service(r, graph_before)
-        src, dst = g[1].index["s:pkg.billing.invoice_total"], g[1].index["s:pkg.util.shout"]
-        assert g[1].transition_t[dst, src] > 0
+        src, dst = g.index["s:pkg.billing.invoice_total"], g.index["s:pkg.util.shout"]
+        assert g.transition_t[dst, src] > 0
     finally:
         r.close()
 
@@ -230,18 +231,19 @@ def test_a_graph_read_mid_pass_is_read_again_even_without_a_bump(repo: Path) -> 
     them; the pass then keeps the generation (body edit), so refresh must re-read it anyway."""
     db = repo / ".repoloop" / "index.db"
     writer = IndexStore(db)
-    r = HybridRetriever.open(repo, lexical_only=True)
+    r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
     try:
         writer.conn.execute("INSERT INTO pending(path, op) VALUES ('pkg/util.py', 'changed')")
         writer.conn.execute("DELETE FROM edges WHERE file_id=(SELECT id FROM files WHERE path='pkg/util.py')")
         r.warm()
-        assert r.full_graph and not r._graph[1].complete and "s:pkg.util.shout" not in r._graph[1].index
-        before = r._graph
+        g = r.graph.graph
+        assert r.graph.full and g is not None and not g.complete and "s:pkg.util.shout" not in g.index
+        before = g
         update_edges(writer, {"pkg/util.py"}, set())
         writer.clear_pending(["pkg/util.py"])
-        assert r.refresh() is True and r.graph_reloads == 1
+        assert r.refresh() is True and r.graph.reloads == 1
         g = _in_service(r, before)
-        assert g[1].complete and "s:pkg.util.shout" in g[1].index
+        assert g.complete and "s:pkg.util.shout" in g.index
     finally:
         r.close()
         writer.close()

@@ -7,17 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from repoloop.indexer.pipeline import index_repo
-from repoloop.retrieval.api import Retriever
 from repoloop.retrieval.fusion import Fused
 from repoloop.retrieval.hits import MAX_LINES, take_hits
+from repoloop.retrieval.retriever import open_retriever
+from repoloop.retrieval.rows import ChunkRow
 
 
-def _row(path: str, start: int, end: int, symbol: str | None, *, prefix: str | None = None) -> tuple:
+def _row(path: str, start: int, end: int, symbol: str | None, *, prefix: str | None = None) -> ChunkRow:
     lines = [f"{path}:{i}" for i in range(start, end + 1)]
-    return (path, start, end, symbol, "function", "\n".join(([prefix] if prefix else []) + lines))
+    return ChunkRow(path, start, end, symbol, "function", "\n".join(([prefix] if prefix else []) + lines))
 
 
-def _ranked(*rows: tuple) -> list[tuple[Fused, tuple]]:
+def _ranked(*rows: ChunkRow) -> list[tuple[Fused, ChunkRow]]:
     return [(Fused(i, 1.0 - i / 100, {"bm25": {"rank": i + 1, "score": 1.0}}), r) for i, r in enumerate(rows)]
 
 
@@ -71,7 +72,7 @@ def test_a_hit_stops_growing_at_max_lines() -> None:
 
 
 def test_text_that_is_not_the_files_lines_is_never_joined() -> None:
-    odd = ("a.py", 11, 20, "a.f", "function", "a summary\nof two lines")  # not a slice of the file
+    odd = ChunkRow("a.py", 11, 20, "a.f", "function", "a summary\nof two lines")  # not a slice of the file
     ranked = _ranked(_row("a.py", 1, 10, "a.f"), odd)
     hits = take_hits(ranked, 5, head=5, cap=0)
     assert [(h.start_line, h.end_line) for h in hits] == [(1, 10), (11, 20)]
@@ -97,7 +98,7 @@ def test_a_long_function_split_into_chunks_is_one_hit_with_the_files_lines(tmp_p
     (repo / "pkg" / "ledger.py").write_text(LONG)
     (repo / "pkg" / "other.py").write_text("def journal_totals(journal):\n    return sum(journal.values())\n")
     index_repo(repo, embed=False, progress=False, jobs=1)
-    with Retriever.open(repo) as r:
+    with open_retriever(repo) as r:
         parts = [h for h in r.search("settle ledger entries journal acct", 10, merge=False)
                  if h.symbol == "pkg.ledger.settle_ledger_entries"]
         assert len(parts) >= 2  # the function really was split, and several parts rank

@@ -355,10 +355,11 @@ def test_mcp_context_of_a_megabyte_packs_its_first_part(repo: Path) -> None:
 def test_a_call_past_its_deadline_stops_itself_and_the_next_one_answers(repo: Path) -> None:
     """The host's one retriever thread runs a call that would never end (real searches, one after
     another): it stops at its deadline, from inside the ranking, and frees the thread."""
-    from repoloop.retrieval.api import Retriever
+    from repoloop.retrieval.api import RetrievalOptions, Retriever
+    from repoloop.retrieval.retriever import open_retriever
     from repoloop.service.host import RetrieverHost
 
-    host = RetrieverHost(lambda: Retriever.open(repo, lexical_only=True))
+    host = RetrieverHost(lambda: open_retriever(repo, options=RetrievalOptions(lexical_only=True)))
     host.start()
     rounds = {"n": 0}
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.locate import Locator, name_words
+from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 ORDERS = '''"""Orders and their money."""
@@ -113,7 +114,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def retriever(repo: Path):
-    r = Retriever.open(repo)
+    r = open_retriever(repo)
     yield r
     r.close()
 
@@ -235,18 +236,17 @@ class _TransferEmbedder:
 
 def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path, monkeypatch) -> None:
     from repoloop.indexer.embed.query_time_cache import CACHE_ENV
-    from repoloop.retrieval.retriever import HybridRetriever
 
     monkeypatch.setenv(CACHE_ENV, str(repo.parent / "locate-vectors.db"))
     emb = _TransferEmbedder()
-    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
         got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
         assert emb.calls > 0  # the re-rank embedded chunks at query time
         wallet = next(f for f in got.files if f.path == "shop/wallet.py")
         ev = {f.symbol: f.evidence for f in wallet.functions}
         assert ev["shop.wallet.transfer"].get("dense", 0) > 0.4
         assert all(e.get("dense", 0) == 0 for s, e in ev.items() if s != "shop.wallet.transfer")
-    with HybridRetriever.open(repo, rerank=False) as r:  # lexical: no dense evidence at all
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:  # lexical: no dense evidence at all
         got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
         assert not any("dense" in fn.evidence for f in got.files for fn in f.functions)
 

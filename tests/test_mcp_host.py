@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from repoloop.errors import RepoloopError
-from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.api import RetrievalOptions, Retriever
+from repoloop.retrieval.retriever import open_retriever
 from repoloop.service.host import RetrieverHost
 from tests.fixtures_service import index, write_sample
 
@@ -22,7 +23,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_every_call_runs_on_the_one_retriever_thread(repo: Path) -> None:
-    host = RetrieverHost(lambda: Retriever.open(repo, lexical_only=True))
+    host = RetrieverHost(lambda: open_retriever(repo, options=RetrievalOptions(lexical_only=True)))
     host.start()
     threads: set[int] = set()
 
@@ -48,7 +49,7 @@ def test_reload_sees_the_new_index_and_a_failed_reopen_keeps_serving(repo: Path)
         opens["n"] += 1
         if opens["fail"]:
             raise RuntimeError("index being rewritten")
-        return Retriever.open(repo, lexical_only=True)
+        return open_retriever(repo, options=RetrievalOptions(lexical_only=True))
 
     host = RetrieverHost(opener)
     host.start()
@@ -78,7 +79,7 @@ def test_queries_keep_answering_while_a_new_retriever_warms(repo: Path) -> None:
     opened: list[Retriever] = []
 
     def opener() -> Retriever:
-        r = Retriever.open(repo, lexical_only=True)
+        r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
         if opened:  # the reload's open: hold it until the test has queried meanwhile
             assert gate.wait(30)
         opened.append(r)
@@ -108,7 +109,7 @@ def test_reload_refreshes_in_place_and_falls_back_to_a_new_retriever(repo: Path)
 
     def opener() -> Retriever:
         opens["n"] += 1
-        return Retriever.open(repo, lexical_only=True)
+        return open_retriever(repo, options=RetrievalOptions(lexical_only=True))
 
     host = RetrieverHost(opener)
     host.start()

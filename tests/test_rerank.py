@@ -15,8 +15,9 @@ from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 from repoloop.indexer.embed.phase import embed_missing
 from repoloop.indexer.embed.query_time_cache import CACHE_ENV, VectorCache, cache_path
 from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.rerank import reassign
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.retriever import HybridRetriever, open_retriever
 from tests.test_embed import CountingEmbedder
 from tests.test_retrieval_fixtures import index, write_repo
 
@@ -62,14 +63,14 @@ def repo(tmp_path: Path) -> Path:
 
 def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, monkeypatch) -> None:
     monkeypatch.setenv(CACHE_ENV, str(repo.parent / "shared-vectors.db"))
-    with HybridRetriever.open(repo, rerank=False) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
         before = _files(r)
     assert before[0] == "shop/cart.py" and "shop/pricing.py" in before[1:]
     emb = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
         hits = r.search(QUERY, 10, explain=True)
         after = list(dict.fromkeys(h.path for h in hits))
-        assert r._reranker.embedded > 0
+        assert r.reranking.reranker is not None and r.reranking.reranker.embedded > 0
     assert after[0] == "shop/pricing.py"
     assert sorted(after) == sorted(before)  # re-ordered, nothing lost or added
     assert any("rerank" in h.signals for h in hits if h.path == "shop/pricing.py")
@@ -80,7 +81,7 @@ def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, 
     # The vectors went to the shared cache: a new retriever embeds only its query.
     assert (repo.parent / "shared-vectors.db").exists()
     emb2 = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank=True, embedder=emb2) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb2) as r:
         assert _files(r) == after
     assert emb2.texts == [QUERY]
 
@@ -88,31 +89,30 @@ def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, 
 def test_a_small_similarity_gap_does_not_overturn_the_first_stage(repo: Path) -> None:
     # Every chunk equally close: the first stage's order stands (the rank penalty breaks the tie).
     emb = KeywordEmbedder(word="def ")
-    with HybridRetriever.open(repo, rerank=False) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
         before = _files(r)
-    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
         assert _files(r) == before
 
 
 def test_off_by_default_and_with_lexical_or_without_dense(repo: Path) -> None:
     emb = KeywordEmbedder()
-    with HybridRetriever.open(repo, rerank=False) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
         before = _files(r)
-    with HybridRetriever.open(repo, embedder=emb) as r:  # the CLI's default: a cold query stays fast
+    with open_retriever(repo, embedder=emb) as r:  # the CLI's default: a cold query stays fast
         assert _files(r) == before
-    with HybridRetriever.open(repo, embedder=emb, rerank=True, lexical_only=True) as r:  # --lexical: no model
+    with open_retriever(repo, options=RetrievalOptions(rerank=True, lexical_only=True), embedder=emb) as r:  # --lexical: no model
         assert _files(r) == before
-    with HybridRetriever.open(repo, embedder=emb, rerank=True) as r:  # signals without dense: an ablation
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:  # signals without dense: an ablation
         assert list(dict.fromkeys(h.path for h in r.search(QUERY, 10, signals="bm25,name,graph,trace"))) == before
     assert emb.texts == []
     assert not (repo / ".repoloop" / "vectors.db").exists()
 
 
 def test_a_failing_model_keeps_the_fused_order(repo: Path, caplog) -> None:
-    with HybridRetriever.open(repo, rerank=False) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
         before = _files(r)
-    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank=True,
-                                                                embedder=KeywordEmbedder(fail=True)) as r:
+    with caplog.at_level(logging.WARNING), open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=KeywordEmbedder(fail=True)) as r:
         assert _files(r) == before
     assert "re-rank failed" in caplog.text
 
@@ -124,11 +124,11 @@ def test_a_model_that_cannot_load_turns_the_rerank_off_once(repo: Path, caplog) 
         def embed(self, texts: list[str]) -> list[list[float]]:
             raise RepoloopError("cannot load embedding model 'x' offline")
 
-    with HybridRetriever.open(repo, rerank=False) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
         before = _files(r)
-    with caplog.at_level(logging.WARNING), HybridRetriever.open(repo, rerank=True, embedder=Unloadable()) as r:
+    with caplog.at_level(logging.WARNING), open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=Unloadable()) as r:
         assert _files(r) == before and _files(r, "cart items") is not None
-        assert r._reranker is False
+        assert r.reranking.tools(r.rerank_on) is None  # off for this index, not tried again
     assert caplog.text.count("re-rank off") == 1
 
 
@@ -169,9 +169,10 @@ def test_query_time_vectors_are_reused_by_a_later_index(repo: Path, model) -> No
     """Real model: the re-rank embeds the candidates' chunks once; `repoloop index` then takes
     them from the cache and embeds only the rest."""
     emb = CountingEmbedder(model)
-    with HybridRetriever.open(repo, rerank=True, embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
         r.search("discount percent on the cart total", 5)
-        lazily = r._reranker.embedded
+        assert r.reranking.reranker is not None
+        lazily = r.reranking.reranker.embedded
     assert lazily > 0 and (repo / ".repoloop" / "vectors.db").exists()
     later = CountingEmbedder(model)
     with IndexStore.open(repo) as store:
@@ -185,9 +186,9 @@ def test_an_embedded_index_is_not_reranked(repo: Path, model) -> None:
     with IndexStore.open(repo) as store:
         embed_missing(store, repo / ".repoloop", embedder=model)
     emb = CountingEmbedder(model)
-    with HybridRetriever.open(repo, embedder=emb, rerank=True) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
         hits = r.search("discount percent on the cart total", 5, explain=True)
-        assert not r.lexical_only and r._rerank_tools() is None
+        assert not r.lexical_only and not r.rerank_on and r.reranking.tools(r.rerank_on) is None
     assert emb.calls == [1]  # the query, for the dense signal
     assert not any("rerank" in h.signals for h in hits) and any("dense" in h.signals for h in hits)
 
@@ -198,7 +199,7 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
     import subprocess
     import sys
 
-    from repoloop.agent.loop import RunConfig
+    from repoloop.agent.config import RetrievalConfig
     from repoloop.agent.observe import Observer
 
     env = {**os.environ, CACHE_ENV: str(tmp_path / "cli-vectors.db")}
@@ -220,19 +221,20 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
                         capture_output=True, text=True, env=env, timeout=120)
     assert st.returncode == 0 and "query-time vectors (re-rank)" in st.stdout
     # The agent re-ranks by default (its steps wait for a model anyway), and can be told not to.
-    assert RunConfig(task="t", repo=repo, model="m").rerank is True
+    assert RetrievalConfig().rerank is True
     obs = Observer.open(repo, None, lexical_only=False)
     try:
-        assert obs.retriever.rerank is True
+        assert isinstance(obs.retriever, HybridRetriever) and obs.retriever.options.rerank is True
+        assert obs.retriever.rerank_on  # a --no-embed index: the re-rank runs
     finally:
-        obs.retriever.close()
+        obs.close()
 
 
 def test_a_damaged_vector_cache_is_reported_and_ranking_goes_on(repo: Path, caplog) -> None:
     idx = repo / ".repoloop"
     (idx / "vectors.db").write_bytes(b"not a database" * 100)
     with caplog.at_level(logging.WARNING):
-        with HybridRetriever.open(repo, rerank=True, embedder=KeywordEmbedder()) as r:
+        with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=KeywordEmbedder()) as r:
             assert _files(r)[0] == "shop/pricing.py"  # re-ranked with vectors kept in memory
         with IndexStore.open(repo) as store:  # a later index pass does not trip over it either
             assert embed_missing(store, idx, embedder=KeywordEmbedder()) > 0
@@ -262,11 +264,10 @@ def test_whole_file_bm25_offers_files_the_fused_list_missed(tmp_path: Path) -> N
             return [[1.0, 0.0] if t == query or "marker" in t else [0.0, 1.0] for t in texts]
 
     shallow = dataclasses.replace(DEFAULT, depth=2, rerank_inject=0)
-    with HybridRetriever.open(root, rerank=True, embedder=MarkerEmbedder(), weights=shallow) as r:
+    with open_retriever(root, options=RetrievalOptions(rerank=True, weights=shallow), embedder=MarkerEmbedder()) as r:
         without = _files(r, query)
     assert "pkg/dense.py" in without and "pkg/spread.py" not in without
-    with HybridRetriever.open(root, rerank=True, embedder=MarkerEmbedder(),
-                              weights=dataclasses.replace(shallow, rerank_inject=3)) as r:
+    with open_retriever(root, options=RetrievalOptions(rerank=True, weights=dataclasses.replace(shallow, rerank_inject=3)), embedder=MarkerEmbedder()) as r:
         files = _files(r, query)
     assert files[0] == "pkg/spread.py"
     assert set(without) <= set(files)  # the first stage's files are all still there

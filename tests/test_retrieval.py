@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repoloop.retrieval.api import Retriever
-from repoloop.retrieval.retriever import HybridRetriever
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import HybridRetriever, open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def retriever(repo: Path):
-    r = Retriever.open(repo)
+    r = open_retriever(repo)
     yield r
     r.close()
 
@@ -167,13 +167,13 @@ def test_search_files_cli_json(repo: Path) -> None:
 
 def test_warm_loads_the_whole_graph_and_ranks_the_same(repo: Path) -> None:
     q = "why does Cart.total_price return the wrong total"
-    cold = HybridRetriever.open(repo)
-    warm = HybridRetriever.open(repo)
+    cold = open_retriever(repo)
+    warm = open_retriever(repo)
     try:
         before = [h.symbol for h in cold.search(q, 5, signals="graph")]
-        assert not cold.full_graph
+        assert not cold.graph.full
         warm.warm()
-        assert warm.full_graph and isinstance(warm._graph, tuple)  # (pagerank, in-memory graph)
+        assert warm.graph.full and warm.graph.graph is not None  # the in-memory graph
         after = [h.symbol for h in warm.search(q, 5, signals="graph")]
         assert after[:2] == before[:2]
     finally:
@@ -192,8 +192,8 @@ def test_one_file_gets_at_most_per_file_chunks_before_other_files(tmp_path: Path
     (root / "pkg" / "billing.py").write_text(many)
     (root / "pkg" / "report.py").write_text("def summarize(rows):\n    # the invoice total, per month\n    return rows\n")
     index(root)
-    capped = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, per_file=2))
-    uncapped = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, per_file=0))
+    capped = open_retriever(root, options=RetrievalOptions(weights=dataclasses.replace(DEFAULT, per_file=2)))
+    uncapped = open_retriever(root, options=RetrievalOptions(weights=dataclasses.replace(DEFAULT, per_file=0)))
     try:
         got = [h.path for h in capped.search("invoice total amount", 4)]
         assert got[:2] == ["pkg/billing.py", "pkg/billing.py"] and got[2] == "pkg/report.py", got
@@ -201,7 +201,7 @@ def test_one_file_gets_at_most_per_file_chunks_before_other_files(tmp_path: Path
         assert [h.path for h in uncapped.search("invoice total amount", 4)] == ["pkg/billing.py"] * 4
         # The default: the first 40 % of k is free (the best file's next symbols stay on top), then
         # one chunk per file until every file had its turn.
-        default = HybridRetriever.open(root)
+        default = open_retriever(root)
         got = [h.path for h in default.search("invoice total amount", 5)]
         assert got[:2] == ["pkg/billing.py"] * 2 and got[2] == "pkg/report.py", got
         assert got[3:] == ["pkg/billing.py"] * 2
@@ -224,7 +224,7 @@ def test_path_priors_follow_weights_swapped_on_an_open_retriever(tmp_path: Path)
     (root / "pkg" / "ledger.py").write_text("def ledger_balance(ledger):\n    return ledger.balance\n")
     (root / "docs" / "ledger.py").write_text("def ledger_balance(ledger):\n    return ledger.balance\n")
     index(root)
-    r = HybridRetriever.open(root, weights=dataclasses.replace(DEFAULT, path_boost=((r"^docs/", 0.1),)))
+    r = open_retriever(root, options=RetrievalOptions(weights=dataclasses.replace(DEFAULT, path_boost=((r"^docs/", 0.1),))))
     try:
         assert r.search("ledger balance", 2)[0].path == "pkg/ledger.py"
         r.weights = dataclasses.replace(DEFAULT, path_boost=((r"^pkg/", 0.1),))

@@ -16,8 +16,9 @@ from mcp import Client
 
 from repoloop.indexer.embed.embedders import embedder_from_config
 from repoloop.indexer.pipeline import index_repo
-from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.local_rank import LocalRanker
+from repoloop.retrieval.retriever import open_retriever
 from repoloop.service.host import RetrieverHost
 from repoloop.service.warm import ModelLoads, SharedEmbedder
 from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
@@ -75,7 +76,7 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
     with ModelLoads() as loads:
         shared = SharedEmbedder(embedder_from_config())
         assert index_repo(repo, embed=True, progress=False, jobs=1, embedder=shared).embedded
-        host = RetrieverHost(lambda: Retriever.open(repo, embedder=shared))
+        host = RetrieverHost(lambda: open_retriever(repo, embedder=shared))
         host.start()
         reports: list[UpdateReport] = []
 
@@ -111,7 +112,7 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
             r = host.submit(lambda r: r).result()
             assert r is first  # refreshed in place, never reopened
             assert r.refreshes >= 2 and host.generation >= 3
-            assert r.dense.embedder is shared  # queries embed with the indexer's model
+            assert r.dense.dense.embedder is shared  # queries embed with the indexer's model
             assert shared.calls > calls_before  # ... which the index passes used too
             assert all(rep.error is None for rep in reports), reports
         finally:
@@ -123,12 +124,12 @@ def test_watch_passes_and_queries_share_one_model_and_refresh_in_place(tmp_path:
 def test_refresh_is_a_no_op_when_nothing_changed_and_rereads_a_changed_graph(tmp_path: Path) -> None:
     repo = write_sample(tmp_path / "repo")
     index(repo)
-    r = Retriever.open(repo, lexical_only=True)
+    r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
     try:
         r.warm()  # the whole graph in memory (a small repo)
-        assert r.full_graph and isinstance(r._graph, tuple)
-        graph, names = r._graph, r.names
-        assert r.refresh() is False and r._graph is graph and r.names is names and r.refreshes == 0
+        assert r.graph.full and r.graph.graph is not None
+        graph, names = r.graph.graph, r.names
+        assert r.refresh() is False and r.graph.graph is graph and r.names is names and r.refreshes == 0
 
         (repo / "pkg" / "billing.py").write_text(
             "from pkg.util.strings import slugify\n\n\ndef invoice_slug(title):\n    return slugify(title)\n")
@@ -139,24 +140,24 @@ def test_refresh_is_a_no_op_when_nothing_changed_and_rereads_a_changed_graph(tmp
 
         def swapped() -> bool:  # the new graph loads on a helper thread; a query puts it in service
             r.search("invoice_slug", 3)
-            return r._graph is not graph and isinstance(r._graph, tuple)
+            return r.graph.graph is not None and r.graph.graph is not graph
 
         poll(swapped, what="the re-read graph in service")
-        assert "s:pkg.billing.invoice_slug" in r._graph[1].index
+        assert "s:pkg.billing.invoice_slug" in r.graph.graph.index
         assert r.search("invoice_slug", 1)[0].path == "pkg/billing.py"
     finally:
         r.close()
 
-    local = Retriever.open(repo, lexical_only=True)  # the SQLite-local ranker: its cache is dropped
+    local = open_retriever(repo, options=RetrievalOptions(lexical_only=True))  # the SQLite-local ranker: its cache is dropped
     try:
         local.search("slugify", 3)
-        ranker = local._graph
+        ranker = local.graph.local
         assert isinstance(ranker, LocalRanker)
         (repo / "pkg" / "billing.py").unlink()
         index(repo)
-        assert local.refresh() is True and local._graph is None
+        assert local.refresh() is True and local.graph.local is None
         assert all(h.path != "pkg/billing.py" for h in local.search("invoice_slug slugify", 5))
-        assert isinstance(local._graph, LocalRanker) and local._graph is not ranker
+        assert isinstance(local.graph.local, LocalRanker) and local.graph.local is not ranker
     finally:
         local.close()
 

@@ -13,13 +13,14 @@ import pytest
 
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.store import IndexStore
-from repoloop.retrieval.api import Retriever
+from repoloop.retrieval.api import RetrievalOptions
+from repoloop.retrieval.retriever import open_retriever
 from repoloop.service.watch import PathFilter, PipelineIndexer, UpdateReport, Watcher
 from tests.fixtures_service import child_env, index, poll, repoloop_cmd, stop, write_sample
 
 
 def _hits(repo: Path, query: str) -> set[str]:
-    r = Retriever.open(repo, lexical_only=True)
+    r = open_retriever(repo, options=RetrievalOptions(lexical_only=True))
     try:
         return {h.path for h in r.search(query, 10)}
     finally:

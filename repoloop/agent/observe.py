@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from repoloop.retrieval import RetrievalOptions, Retriever
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md", "CONTRIBUTING.rst", "CONTRIBUTING.txt",
                      ".github/CONTRIBUTING.md", "docs/CONTRIBUTING.md")
@@ -44,23 +47,31 @@ def project_instructions(root: Path) -> str:
 class Observer:
     """Retrieval for the loop; `retriever` is None when none could be opened."""
 
-    retriever: Any | None
+    retriever: Retriever | None
     notes: list[str] = field(default_factory=list)  # why retrieval is degraded, for the trajectory
     seconds: float = 0.0  # time spent in retrieval (part of repoloop's own share)
     located: list[dict] = field(default_factory=list)  # the last `locations` answer (path, functions)
 
     @classmethod
     def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
-             log: Callable[[str], None] | None = None, rerank: bool = True) -> Observer:
+             log: Callable[[str], None] | None = None, rerank: bool = True,
+             options: RetrievalOptions | None = None) -> Observer:
+        """`options`: how to rank (the caller's, read at its edge); `lexical_only` and `rerank` are set
+        on them. Without them, the user's environment is read here (REPOLOOP_TOKENIZER, ...)."""
+        from dataclasses import replace
+
+        from repoloop.retrieval import RetrievalOptions
+
         t0 = time.perf_counter()
         notes: list[str] = []
         retriever = None
+        opts = replace(options or RetrievalOptions.from_env(), lexical_only=lexical_only, rerank=rerank)
         try:
             from repoloop.errors import IndexMissingError
-            from repoloop.retrieval.api import Retriever
+            from repoloop.retrieval import open_retriever
 
             try:
-                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only, rerank=rerank)
+                retriever = open_retriever(repo, index_dir, opts)
             except IndexMissingError:
                 if not build:
                     raise
@@ -69,21 +80,19 @@ class Observer:
                 from repoloop.indexer.pipeline import index_repo
 
                 index_repo(repo, index_dir, embed=False, progress=False)
-                retriever = Retriever.open(repo, index_dir, lexical_only=lexical_only, rerank=rerank)
-        except NotImplementedError:
-            notes.append("retrieval is not implemented in this build; going on without it")
+                retriever = open_retriever(repo, index_dir, opts)
         except Exception as e:  # noqa: BLE001 - retrieval must never stop the agent
             notes.append(f"retrieval unavailable ({type(e).__name__}: {e}); going on without it")
         return cls(retriever=retriever, notes=notes, seconds=time.perf_counter() - t0)
 
-    def _try(self, what: str, fn: Callable[[], Any], default: Any) -> Any:
+    def _try(self, what: str, fn: Callable[[Retriever], Any], default: Any) -> Any:
+        """`fn(retriever)`, timed; `default` where there is no retriever or it raised (noted)."""
         if self.retriever is None:
             return default
+        r = self.retriever
         t0 = time.perf_counter()
         try:
-            return fn()
-        except NotImplementedError:
-            self.notes.append(f"{what}: not implemented")
+            return fn(r)
         except Exception as e:  # noqa: BLE001
             self.notes.append(f"{what} failed: {type(e).__name__}: {e}")
         finally:
@@ -91,7 +100,7 @@ class Observer:
         return default
 
     def repo_map(self, budget: int) -> str:
-        return self._try("repo map", lambda: self.retriever.repo_map(budget), "") or ""
+        return self._try("repo map", lambda r: r.repo_map(budget), "") or ""
 
     def context(self, query: str, budget: int) -> tuple[str, list[dict]]:
         """Rendered context pack and its items (path, lines, score, tokens) for the trajectory,
@@ -100,28 +109,23 @@ class Observer:
             return "", []
         head = self.locations(query, budget // 10)
         cost = _tokens(head) if head else 0
-        pack = self._try("context", lambda: self.retriever.context(query, budget - cost), None)
+        pack = self._try("context", lambda r: r.context(query, budget - cost), None)
         if pack is None:
             return head, []
         items = [{"path": i.path, "start_line": i.start_line, "end_line": i.end_line, "tokens": i.tokens,
-                  "score": round(float(i.score), 4)} for i in getattr(pack, "items", [])]
+                  "score": round(float(i.score), 4)} for i in pack.items]
         return (head + "\n\n" if head else "") + (pack.text or ""), items
 
     def locations(self, query: str, budget: int, files: int = 5, functions: int = 3) -> str:
         """"Likely locations": the files `repoloop locate` ranks first with their likeliest
         functions, one line per file, within `budget` tokens (over-estimated at 3.5 chars a token);
-        "" where the retriever cannot locate. Kept in `self.located` for the trajectory."""
-        if not hasattr(self.retriever, "fused") or budget <= 0:
+        "" without a retriever. Kept in `self.located` for the trajectory."""
+        if budget <= 0:
             return ""
+        from repoloop.retrieval.limits import bounded_prefix
 
-        def run() -> Any:
-            from repoloop.retrieval.limits import bounded_prefix
-            from repoloop.retrieval.locate import Locator
-
-            # a long task: its first part, as the context pack does (a search would refuse it whole)
-            return Locator(self.retriever).locate(bounded_prefix(query), files, functions=functions)
-
-        got = self._try("locate", run, None)
+        # a long task: its first part, as the context pack does (a search would refuse it whole)
+        got = self._try("locate", lambda r: r.locate(bounded_prefix(query), files, functions=functions), None)
         if got is None or not got.files:
             return ""
         lines = ["Likely locations (files, then their likeliest functions):"]
@@ -142,7 +146,7 @@ class Observer:
         context pack (with its repo map) costs far more on a big repository, on every failure."""
         if not query.strip():
             return "", []
-        hits = self._try("search", lambda: self.retriever.search(query, k, merge=False), None) or []  # fitted one by one
+        hits = self._try("search", lambda r: r.search(query, k, merge=False), None) or []  # fitted one by one
         parts, items, used = [], [], 0
         for h in hits:
             block = f"# {h.path} (lines {h.start_line}-{h.end_line})\n{h.text.rstrip()}\n"
@@ -157,7 +161,7 @@ class Observer:
 
     # -- the tools' search backend ------------------------------------------------------------------
     def search(self, query: str, k: int) -> str | None:
-        hits = self._try("search", lambda: self.retriever.search(query, k), None)
+        hits = self._try("search", lambda r: r.search(query, k), None)
         if hits is None:
             return None
         out = []
@@ -171,13 +175,7 @@ class Observer:
         """Definitions with their direct callers and callees (the graph's, guesses marked)."""
         from repoloop.retrieval.graph import NEIGHBOURS  # noqa: PLC0415 - numpy only when used
 
-        def defs() -> list[dict]:
-            try:
-                return list(self.retriever.definitions(name, neighbours=NEIGHBOURS))
-            except TypeError:  # a retriever without graph neighbours
-                return list(self.retriever.definitions(name))
-
-        return self._try("definitions", defs, None)
+        return self._try("definitions", lambda r: list(r.definitions(name, neighbours=NEIGHBOURS)), None)
 
     def close(self) -> None:
         if self.retriever is not None:

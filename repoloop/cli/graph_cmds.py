@@ -84,13 +84,16 @@ def cmd_deps(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
+    from repoloop.retrieval import RetrievalOptions
     from repoloop.retrieval.repomap import build_repo_map
+    from repoloop.retrieval.tokens_count import get_counter
 
     if args.budget < 1:
         raise RepoloopError(f"--budget must be at least 1, not {args.budget}")
+    counter = get_counter(RetrievalOptions.from_env().tokenizer)  # the user's REPOLOOP_TOKENIZER
     _repo, store = _open(args)
     with store:
-        m = build_repo_map(store, args.budget, args.focus)
+        m = build_repo_map(store, args.budget, args.focus, counter)
     if args.json:
         print_json(m.to_json())
         return 0

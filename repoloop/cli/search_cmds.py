@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
+
+if TYPE_CHECKING:
+    from repoloop.retrieval import Retriever, SearchHit
 
 
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
@@ -50,13 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_context)
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202 - HybridRetriever, imported lazily
-    from repoloop.retrieval.retriever import HybridRetriever, parse_signals
+def _open(args: argparse.Namespace) -> tuple[Retriever, tuple[str, ...]]:
+    """The retriever the flags ask for (and the user's REPOLOOP_DENSE_STORE, REPOLOOP_TOKENIZER),
+    and the signals to search with."""
+    from repoloop.retrieval import RetrievalOptions, open_retriever, parse_signals
 
     signals = parse_signals(args.signals)
     lexical = args.lexical or "dense" not in signals
-    return HybridRetriever.open(repo_root(args.repo), index_dir(args), lexical_only=lexical,
-                                chroma_url=args.chroma_url, rerank=args.rerank), signals
+    options = RetrievalOptions.from_env(lexical_only=lexical, chroma_url=args.chroma_url, rerank=args.rerank)
+    return open_retriever(repo_root(args.repo), index_dir(args), options), signals
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -96,11 +102,9 @@ def cmd_locate(args: argparse.Namespace) -> int:
         raise RepoloopError(f"--functions must not be negative, not {args.functions}")
     if not args.query.strip():
         raise RepoloopError("the issue text is empty")
-    from repoloop.retrieval.locate import Locator
-
     r, signals = _open(args)
     try:
-        located = Locator(r).locate(args.query, args.k, functions=args.functions, signals=signals)
+        located = r.locate(args.query, args.k, functions=args.functions, signals=signals)
     finally:
         r.close()
     if args.json:
@@ -118,7 +122,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
     return 0 if located.files else 1
 
 
-def _print_hits(hits: list, explain: bool) -> None:
+def _print_hits(hits: list[SearchHit], explain: bool) -> None:
     con = console()
     if not hits:
         con.print("no results")

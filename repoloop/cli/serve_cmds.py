@@ -51,6 +51,7 @@ def _add_watch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from repoloop.retrieval import RetrievalOptions
     from repoloop.service.mcp_server import ServeOptions, serve
 
     serve(ServeOptions(
@@ -58,8 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         index_dir=index_dir(args),
         http_port=args.http,
         watch=args.watch,
-        lexical_only=args.lexical,
-        rerank=args.rerank,
+        retrieval=RetrievalOptions.from_env(lexical_only=args.lexical, rerank=args.rerank),
         embed=not args.no_embed,
         debounce=_debounce(args.debounce),
         query_timeout=_query_timeout(args.query_timeout),

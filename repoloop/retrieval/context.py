@@ -99,7 +99,7 @@ def build_context(hits: Sequence[SearchHit], budget: int, counter: TokenCounter,
         if counter.count(text) <= budget:
             chosen, code = cand, text
     code, rendered = _render_code(chosen, lines_of, cache) if chosen else ("", [])
-    items = [ContextItem(s.path, s.start, s.end, s.symbol, round(s.score, 6), counter.count(t))
+    items = [ContextItem(s.path, s.start, s.end, s.symbol, round(s.score, 6), counter.count(t), "code")
              for s, t in rendered]
     text = code
     left = budget - counter.count(code + "\n\n" + MAP_HEADER)

@@ -1,7 +1,7 @@
 """Dense retrieval: the query embedded with the model the index was built with, nearest vectors
 from the index's compact array (repoloop.indexer.embed.vector_array: numpy, exact) or, where an index
 has none yet, from chromadb; mapped back to chunks through `embed_keys` (one vector may serve
-several chunks). `REPOLOOP_DENSE_STORE=chroma` asks chromadb even where the array exists.
+several chunks). `use_array=False` (REPOLOOP_DENSE_STORE=chroma) asks chromadb even where the array exists.
 
 Imported only when dense retrieval is on. The array path imports neither chromadb nor torch: a
 one-shot search pays only for the query's numpy encoder.
@@ -9,7 +9,6 @@ one-shot search pays only for the query's numpy encoder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,18 @@ from repoloop.indexer.schema import META_MODEL, META_TAG
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.fusion import Ranked
 
-STORE_ENV = "REPOLOOP_DENSE_STORE"  # "chroma": skip the array (comparisons, benchmarks)
-
 
 class Dense:
     """Warm dense search: model, client and collection are opened once, on first use."""
 
     def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None = None,
-                 chroma_url: str | None = None) -> None:
+                 chroma_url: str | None = None, use_array: bool = True) -> None:
         self.store = store
         self.index_dir = Path(index_dir)
         self.model = store.get_meta(META_MODEL) or ""
         self.embedder = embedder
         self.chroma_url = chroma_url or stored_chroma_url(store)
+        self.use_array = use_array  # False: chromadb even where the array exists (comparisons, benchmarks)
         self._coll: Any = None
         self._tag: str | None = None  # the collection's tag when it was opened
         self._count: int | None = None  # collection size, read once per index generation (refresh)
@@ -72,7 +70,7 @@ class Dense:
         there is nothing to search."""
         if not self.available:
             return False
-        if self._array is None and os.environ.get(STORE_ENV, "").strip().lower() != "chroma":
+        if self._array is None and self.use_array:
             self._array = VectorArray.load(array_path(self.index_dir, self.store.get_meta(META_TAG) or "", self.model))
         if self._array is None:
             coll = self._collection()

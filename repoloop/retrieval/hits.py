@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from repoloop.retrieval.api import SearchHit
 from repoloop.retrieval.fusion import Fused
+from repoloop.retrieval.rows import ChunkRow
 
-Row = tuple[str, int, int, str | None, str, str]  # path, start, end, symbol, kind, text
 MAX_LINES = 150  # a hit stays a readable unit: the parts of a longer definition are shown apart
 
 
@@ -35,13 +35,12 @@ class _Draft:
     raw: str | None = None  # a text that is not the span's lines: shown as is, never joined
 
     @classmethod
-    def of(cls, f: Fused, row: Row) -> _Draft:
-        path, start, end, symbol, kind, text = row
-        d = cls(path, start, end, symbol, kind, f.score, f.signals)
+    def of(cls, f: Fused, row: ChunkRow) -> _Draft:
+        d = cls(row.path, row.start_line, row.end_line, row.symbol, row.kind, f.score, f.signals)
         try:
-            d._add_text(start, end, text)
+            d._add_text(row.start_line, row.end_line, row.text)
         except ValueError:
-            d.raw = text
+            d.raw = row.text
         return d
 
     def _add_text(self, start: int, end: int, text: str) -> None:
@@ -81,7 +80,7 @@ class _Draft:
                          signals=self.signals if explain else {})
 
 
-def take_hits(ranked: Iterable[tuple[Fused, Row]], k: int, *, head: int, cap: int,
+def take_hits(ranked: Iterable[tuple[Fused, ChunkRow]], k: int, *, head: int, cap: int,
               explain: bool = False, merge: bool = True) -> list[SearchHit]:
     """The first k hits of a fused ranking (best first). The first `head` chunks are taken as they
     come; after them at most `cap` hits of one file until every file had its turn (0: no cap), the
@@ -92,11 +91,10 @@ def take_hits(ranked: Iterable[tuple[Fused, Row]], k: int, *, head: int, cap: in
     rest: list[_Draft] = []
     per: Counter[str] = Counter()
     for seen, (f, row) in enumerate(ranked, start=1):
-        path, start, end, symbol, _, text = row
-        if merge and _fold(first, rest, path, symbol, start, end, text):
+        if merge and _fold(first, rest, row.path, row.symbol, row.start_line, row.end_line, row.text):
             continue
-        per[path] += 1
-        (first if seen <= head or not cap or per[path] <= cap else rest).append(_Draft.of(f, row))
+        per[row.path] += 1
+        (first if seen <= head or not cap or per[row.path] <= cap else rest).append(_Draft.of(f, row))
         if len(first) == k:
             break
     return [d.hit(explain) for d in (first + rest)[:k]]

@@ -29,12 +29,17 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from repoloop.indexer.lexical_tokens import code_tokens
+from repoloop.retrieval.fusion import Fused
 from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.limits import bounded_prefix, check_deadline
 from repoloop.retrieval.query import QueryAnalysis, analyze
+from repoloop.retrieval.rows import ChunkRow
+
+if TYPE_CHECKING:
+    from repoloop.retrieval.retriever import HybridRetriever
 
 # Definitions that can be "the code to change" (not variables, fields, constants or imports).
 DEF_KINDS = ("function", "method", "class", "struct", "interface", "trait", "enum", "impl", "type",
@@ -256,9 +261,10 @@ def _norm(name: str) -> str:
 
 
 class Locator:
-    """Function-level localization over an open HybridRetriever (kept warm by its caller)."""
+    """Function-level localization over an open HybridRetriever (kept warm by its caller; callers
+    outside retrieval ask it through `Retriever.locate`)."""
 
-    def __init__(self, retriever: Any, weights: LocateWeights | None = None) -> None:
+    def __init__(self, retriever: HybridRetriever, weights: LocateWeights | None = None) -> None:
         self.r = retriever
         self.w = weights or DEFAULT_LOCATE
 
@@ -324,13 +330,14 @@ class Locator:
         return out
 
     # -- evidence -----------------------------------------------------------------------------
-    def _chunk_evidence(self, defs: dict[str, list[_Def]], fused: list, rows: dict, top: float) -> None:
+    def _chunk_evidence(self, defs: dict[str, list[_Def]], fused: list[Fused], rows: dict[int, ChunkRow],
+                        top: float) -> None:
         w = self.w
         for f in fused:
             row = rows.get(f.chunk_id)
-            if row is None or row[0] not in defs:
+            if row is None or row.path not in defs:
                 continue
-            path, cs, ce, csym = row[0], row[1], row[2], row[3]
+            path, cs, ce, csym = row.path, row.start_line, row.end_line, row.symbol
             s = f.score / top
             dense = f.signals.get("dense", {}).get("score") if f.signals else None
             for d in defs[path]:
@@ -410,7 +417,7 @@ class Locator:
         for path, ds in defs.items():
             if not ds:
                 continue
-            lines = self.r._lines(path)
+            lines = self.r.lines(path)
             if lines is None:
                 continue
             # Each line's query terms, once per file (only query terms matter, so the sets are small).
@@ -460,33 +467,33 @@ class Locator:
                         if d.name == last:
                             d.add("trace", w.trace_func / (1 + i))
 
-    def _rerank_evidence(self, defs: dict[str, list[_Def]], rows: dict) -> None:
+    def _rerank_evidence(self, defs: dict[str, list[_Def]], rows: dict[int, ChunkRow]) -> None:
         """On a --no-embed index with the re-rank: each definition's best chunk cosine among the chunks
         the re-rank embedded (`rerank_dense`), and the file's best chunk (`rerank_best`)."""
-        rr = getattr(self.r, "_reranker", None)
-        sims = getattr(rr, "last_sims", None) if rr else None
-        if sims and self.w.rerank_dense > 0 and getattr(self.r, "last_rerank_best", None):
-            got = self.r._rows([c for c in sims if c not in rows])
+        rr = self.r.reranking.reranker
+        sims = rr.last_sims if rr is not None else None
+        best = self.r.reranking.last_best
+        if sims and self.w.rerank_dense > 0 and best:
+            got = self.r.rows([c for c in sims if c not in rows])
             for cid, sim in sims.items():
                 row = rows.get(cid) or got.get(cid)
-                ds = defs.get(row[0]) if row else None
+                ds = defs.get(row.path) if row else None
                 if not ds:
                     continue
-                cs, ce, csym = row[1], row[2], row[3]
+                cs, ce, csym = row.start_line, row.end_line, row.symbol
                 for d in ds:
                     if csym == d.qualname or (d.start <= cs and d.end >= ce):
                         d.add("dense", self.w.rerank_dense * max(0.0, sim))
                     elif cs <= d.start and ce >= d.end:
                         d.add("dense", self.w.rerank_dense * max(0.0, sim) * self.w.inner_share)
-        best = getattr(self.r, "last_rerank_best", None) or {}
         for path, (_, cid) in best.items():
             row = rows.get(cid)
             ds = defs.get(path)
             if not ds or row is None:
-                row = self.r._rows([cid]).get(cid) if ds else None
+                row = self.r.rows([cid]).get(cid) if ds else None
             if not ds or row is None:
                 continue
-            inside = [d for d in ds if d.start <= row[1] <= d.end or row[1] <= d.start <= row[2]]
+            inside = [d for d in ds if d.start <= row.start_line <= d.end or row.start_line <= d.start <= row.end_line]
             if inside:
                 min(inside, key=lambda d: d.span).add("rerank", self.w.rerank_best)
 
@@ -500,7 +507,7 @@ class Locator:
             return
         seeds = {f"s:{d.qualname}": sum(d.ev.values()) for d in seeded}
         try:
-            pr = self.r._graph_rank(seeds, 200)
+            pr = self.r.graph_rank(seeds)
         except Exception:  # noqa: BLE001 - a graph problem must not break locate
             return
         if not pr:

@@ -69,9 +69,9 @@ def _cached(name: str) -> bool:
 
 @lru_cache(maxsize=4)
 def get_counter(preferred: str | None = None) -> TokenCounter:
-    """The best counter available offline. `preferred` (or env REPOLOOP_TOKENIZER) names an encoding;
-    "estimate" forces the estimate. Never touches the network."""
-    preferred = preferred or os.environ.get("REPOLOOP_TOKENIZER") or None
+    """The best counter available offline. `preferred` (RetrievalOptions.tokenizer, the user's
+    REPOLOOP_TOKENIZER) names an encoding; "estimate" forces the estimate. Never touches the network."""
+    preferred = preferred or None
     if preferred == "estimate":
         return EstimateCounter()
     try:

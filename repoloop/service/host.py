@@ -24,12 +24,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from repoloop.retrieval.api import Retriever
-from repoloop.retrieval.limits import Deadline, deadline_scope
+from repoloop.retrieval import Retriever
+from repoloop.retrieval.limits import Deadline
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -194,10 +193,10 @@ class RetrieverHost:
     def _reload(self, reopen: bool) -> None:
         with self._lock:
             current = self._slot
-        refresh: Any = getattr(current.retriever, "refresh", None)
-        if callable(refresh) and not reopen:
+        retriever = current.retriever
+        if retriever is not None and not reopen:
             try:
-                current.executor.submit(refresh).result()
+                current.executor.submit(retriever.refresh).result()
             except Exception as e:  # noqa: BLE001 - fall back to a fresh Retriever beside this one
                 log.warning("refreshing the Retriever in place failed (%s); opening a new one", e)
             else:
@@ -240,9 +239,7 @@ class RetrieverHost:
         with self._lock:
             self._running.add(d)
         try:
-            limit: Any = getattr(r, "time_limit", None)  # a Retriever's own (it interrupts SQLite too)
-            scope: AbstractContextManager[Any] = limit(d) if callable(limit) else deadline_scope(d)
-            with scope:
+            with r.time_limit(d):  # the Retriever's own: it interrupts SQLite statements too
                 d.check()  # cancelled while it waited in the queue
                 return fn(r)
         finally:
@@ -260,9 +257,7 @@ class RetrieverHost:
 
 
 def _warm(r: Retriever) -> None:
-    warm: Any = getattr(r, "warm", None)  # load the model, open the collection, fill caches now
-    if callable(warm):
-        warm()
+    r.warm()  # load the model, open the collection, fill caches now
 
 
 def _consume(f: asyncio.Future[Any]) -> None:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import (
     Annotated,
@@ -36,7 +36,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from repoloop.errors import RepoloopError
-from repoloop.retrieval.api import Retriever
+from repoloop.retrieval import ContextItem, RetrievalOptions
 from repoloop.retrieval.graph import NEIGHBOURS, neighbour_lines
 from repoloop.retrieval.limits import DEFAULT_QUERY_TIMEOUT_S
 from repoloop.service.host import RetrieverHost
@@ -94,21 +94,11 @@ class SymbolResult(TypedDict):
     definitions: list[Definition]
 
 
-class PackedItem(TypedDict):
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str | None
-    score: float
-    tokens: int
-    kind: str
-
-
 class ContextResult(TypedDict):
     text: str
     tokens: int
     budget: int
-    items: list[PackedItem]
+    items: list[ContextItem]
 
 
 class OutlineSymbol(TypedDict):
@@ -145,8 +135,6 @@ class RepoTools:
             return await self.host.call(fn, timeout=self.query_timeout)
         except RepoloopError as e:
             raise ToolError(str(e)) from e
-        except NotImplementedError as e:
-            raise ToolError(f"not available in this build of repoloop: {e or 'not implemented'}") from e
 
     async def search_code(
         self,
@@ -261,8 +249,7 @@ class ServeOptions:
     index_dir: Path | None = None
     http_port: int | None = None  # None: stdio
     watch: bool = False
-    lexical_only: bool = False
-    rerank: bool = False  # see Retriever.open
+    retrieval: RetrievalOptions = field(default_factory=RetrievalOptions)  # how the Retriever ranks
     embed: bool = True  # for the watcher's index passes
     debounce: float = 0.3
     query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S  # per tool call, seconds (None: none)
@@ -273,6 +260,7 @@ def serve(opts: ServeOptions) -> None:
     import anyio
 
     from repoloop.indexer.embed.embedders import embedder_from_config
+    from repoloop.retrieval import open_retriever
     from repoloop.service.warm import ModelLoads, SharedEmbedder
     from repoloop.service.watch import PipelineIndexer, UpdateReport, Watcher
 
@@ -282,8 +270,7 @@ def serve(opts: ServeOptions) -> None:
     # One model for the process: the watcher's index passes and the Retriever's queries share it
     # (made now, loaded on first use; a Retriever over an index of another model loads that one).
     embedder = SharedEmbedder(embedder_from_config())
-    host = RetrieverHost(lambda: Retriever.open(opts.repo, opts.index_dir, lexical_only=opts.lexical_only,
-                                                embedder=embedder, rerank=opts.rerank))
+    host = RetrieverHost(lambda: open_retriever(opts.repo, opts.index_dir, opts.retrieval, embedder=embedder))
     watcher: Watcher | None = None
     loads = ModelLoads(sys.stderr).__enter__()  # a line on stderr per model load
 

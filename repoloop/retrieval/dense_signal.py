@@ -1,0 +1,96 @@
+"""The dense signal inside a retriever: opened on first use, run beside the lexical signals.
+
+Why its own part: the query embedding and the vector search run on a worker thread while the
+lexical signals and the graph run on the caller's (the latency is the longer of the two, not their
+sum), and a vector store or model that fails is a logged degradation, never a failed query. It also
+keeps the model: one given by the caller, or the one the re-rank loaded, survives a reopened index.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.fusion import Ranked
+from repoloop.retrieval.limits import current_deadline
+
+if TYPE_CHECKING:
+    from repoloop.indexer.embed.embedders import Embedder
+    from repoloop.retrieval.dense import Dense
+
+log = logging.getLogger(__name__)
+
+Nearest = list[tuple[str, float]]  # (embedding key, similarity), best first
+
+
+class DenseSignal:
+    def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None,
+                 chroma_url: str | None, use_array: bool) -> None:
+        self.store = store
+        self.index_dir = index_dir
+        self.embedder = embedder  # the model to embed queries with, where it made the index
+        self._chroma_url = chroma_url
+        self._use_array = use_array
+        self._dense: Dense | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def dense(self) -> Dense:
+        if self._dense is None:
+            from repoloop.retrieval.dense import Dense
+
+            self._dense = Dense(self.store, self.index_dir, embedder=self.embedder, chroma_url=self._chroma_url,
+                                use_array=self._use_array)
+        return self._dense
+
+    def prepare(self) -> bool:
+        """Open the vector side on this thread (it owns the SQLite connection); False if there is
+        nothing to search. Raises what the model or the store raise."""
+        return bool(self.dense.prepare())
+
+    def warm(self) -> None:
+        self.dense.warm()
+
+    def submit(self, query: str, depth: int) -> Future[Nearest]:
+        """The nearest vectors, computed on the worker thread (call `prepare` first)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoloop-dense")
+        return self._executor.submit(self.dense.nearest, query, depth)
+
+    def collect(self, pending: Future[Nearest] | None) -> Nearest | None:
+        """The dense answer, or None if it failed (logged; the query goes on without it)."""
+        if pending is None:
+            return None
+        d = current_deadline()
+        left = None if d is None else d.remaining()
+        try:
+            return pending.result(timeout=None if left is None else left + 0.05)
+        except FutureTimeout:
+            assert d is not None
+            raise d.error() from None
+        except Exception as e:  # noqa: BLE001 - model/endpoint/chroma errors come in many types
+            log.warning("dense retrieval failed for this query, searching lexically: %s", e)
+            return None
+
+    def to_chunks(self, nearest: Nearest, depth: int) -> Ranked:
+        return self.dense.to_chunks(nearest, depth)
+
+    def refresh(self) -> None:
+        if self._dense is not None:
+            self._dense.refresh()
+
+    def reopen(self, store: IndexStore) -> None:
+        """A new database file: the vector side is opened afresh on next use; the model stays."""
+        self.store = store
+        if self._dense is not None and self.embedder is None:
+            self.embedder = self._dense.embedder  # keep the loaded model
+        self._dense = None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
