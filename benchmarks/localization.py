@@ -421,6 +421,7 @@ def report(a: argparse.Namespace) -> None:
 
     base_file = OUT / "swe_baseline.jsonl"
     all_base = [json.loads(x) for x in base_file.open()] if base_file.exists() else []
+    drawn: dict[str, dict[str, dict]] = {}  # tag -> system -> aggregate (for --plot)
     for tag, systems in sorted(groups.items()):
         swe = tag.startswith("swe")
         if swe and "baseline" not in systems and all_base:
@@ -441,6 +442,7 @@ def report(a: argparse.Namespace) -> None:
             rows = systems[s] if base_ids is None or s.startswith("cli-") else [
                 r for r in systems[s] if r["id"] in base_ids]
             g = M.aggregate(rows, metrics)
+            drawn.setdefault(tag, {})[s] = g
             cells = [s, str(g["n"])]
             for m in metrics:
                 cells.append(_fmt(g[m], pct=(m != "mrr")))
@@ -464,6 +466,39 @@ def report(a: argparse.Namespace) -> None:
             print("\nindex seconds per repo (first build / median incremental):",
                   ", ".join(f"{repo.split('/')[1]} {v[0]:.1f}/{sorted(v[1:])[len(v[1:]) // 2] if len(v) > 1 else float('nan'):.1f}"
                             for repo, v in sorted(by.items())))
+    if a.plot:
+        _plot(drawn, a.plot)
+
+
+def _plot(drawn: dict[str, dict[str, dict]], png: Path) -> None:
+    """One panel per result group: Acc@1, Acc@5 and the symbol-level hit rate of each system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tags = [t for t in drawn if drawn[t]]
+    fig, axes = plt.subplots(1, len(tags), figsize=(4.5 * len(tags) + 1, 4), squeeze=False)
+    for ax, tag in zip(axes[0], tags, strict=True):
+        systems = [s for s in drawn[tag] if not s.startswith("cli-")]
+        metrics = ["acc@1", "acc@5", "func@10" if tag.startswith("swe") else "symacc@10"]
+        width = 0.8 / len(metrics)
+        for j, m in enumerate(metrics):
+            # whole-file BM25 names no symbols: no bar rather than a zero
+            vals = [float("nan") if s == "baseline" and m != "acc@1" and m != "acc@5" else
+                    100 * (drawn[tag][s].get(m) or 0) for s in systems]
+            bars = ax.bar([i + j * width for i in range(len(systems))], vals, width, label=m)
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        n = max(drawn[tag][s]["n"] for s in systems)
+        ax.set_title(f"{tag} (n={n})", fontsize=9)
+        labels = [x if len(x) <= 24 else x[:23] + "…" for x in systems]
+        ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(systems))], labels,
+                      rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("% of instances")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
 
 
 LANG = {"pallets/flask": "Python", "psf/requests": "Python", "vuejs/core": "TypeScript"}
@@ -561,6 +596,7 @@ def main() -> None:
     p.add_argument("--split", choices=["tuning", "held_out"], default="",
                    help="only the repositories of this part of benchmarks/loc_split.json")
     p.add_argument("--by-lang", action="store_true", help="commit sets: per language and repository")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw each group's headline metrics per system")
     p = sub.add_parser("sample-ids", help="print the ids a seeded --max-per-repo sample takes")
     p.add_argument("--max-per-repo", type=int, required=True)
     p.add_argument("--cap", action="append", default=[], metavar="REPO=N")
