@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from repoloop.agent.config import BudgetConfig, ModelConfig, RetrievalConfig, RunConfig, SandboxConfig  # noqa: E402
 from repoloop.agent.llm import LLMClient, LLMConfig  # noqa: E402
-from repoloop.agent.loop import Agent, RunConfig  # noqa: E402
+from repoloop.agent.loop import Agent  # noqa: E402
 from repoloop.agent.trajectory import read  # noqa: E402
 from tests.fake_llm import FakeLLM, call, text  # noqa: E402
 
@@ -125,10 +126,11 @@ def one_run(repo: Path, files: int, rounds: int) -> tuple[str, list[dict], dict[
         # The test fails until ok.marker exists: the first edits' verifications fail (retrieval on the
         # failure output), the last one passes.
         cfg = RunConfig(task="Scale helper outputs by 3 instead of 2 where configured.", repo=repo,
-                        model="fake-model", base_url=fake.base_url, api_key="x", sandbox="bwrap",
+                        model=ModelConfig("fake-model", base_url=fake.base_url, api_key="x"),
+                        sandbox=SandboxConfig(kind="bwrap"),
                         test_cmd="test -f ok.marker || { echo 'FAILED tests/test_cfg.py::test_marker - "
                                  "AssertionError: ok.marker missing in parse_config_value'; exit 1; }",
-                        lexical_only=True, max_steps=100, repeat_limit=99)
+                        retrieval=RetrievalConfig(lexical_only=True), budget=BudgetConfig(max_steps=100, repeat_limit=99))
         t1 = time.perf_counter()
         result = Agent(cfg).run()
         run_s = time.perf_counter() - t1

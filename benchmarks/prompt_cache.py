@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repoloop.agent.loop import Agent, RunConfig  # noqa: E402
+from repoloop.agent.config import ModelConfig, RetrievalConfig, RunConfig, SandboxConfig  # noqa: E402
+from repoloop.agent.loop import Agent  # noqa: E402
 from repoloop.agent.trajectory import read  # noqa: E402
 from tests.fake_llm import TEST_CMD, FakeLLM, call, make_bug_repo, text  # noqa: E402
 
@@ -65,10 +66,11 @@ def extends(prev: dict, cur: dict) -> bool:
 
 def run(script: list, mode: str, model: str, repo: Path) -> tuple[dict, list[dict]]:
     with FakeLLM(script) as fake:
-        cfg = RunConfig(task="Fix add(): test_add fails", repo=repo, model=model, base_url=fake.base_url,
-                        api_key="sk-local-0000000000000", sandbox="bwrap", test_cmd=TEST_CMD, lexical_only=True,
-                        tool_mode=mode, backoff=0.01,
-                        prices=json.dumps({model: {"input": 1.0, "output": 4.0, "cached_input": 0.1}}))
+        prices = json.dumps({model: {"input": 1.0, "output": 4.0, "cached_input": 0.1}})
+        cfg = RunConfig(task="Fix add(): test_add fails", repo=repo, test_cmd=TEST_CMD,
+                        model=ModelConfig(model, base_url=fake.base_url, api_key="sk-local-0000000000000",
+                                          tool_mode=mode, backoff=0.01, prices=prices),
+                        sandbox=SandboxConfig(kind="bwrap"), retrieval=RetrievalConfig(lexical_only=True))
         result = Agent(cfg).run()
         return {"status": result.status, "trajectory": result.trajectory}, list(fake.requests)
 

@@ -285,23 +285,25 @@ def test_usage_errors_are_one_line(bug_repo, tmp_path):
 
 
 def test_retrieval_failure_degrades_instead_of_crashing(fake_llm, bug_repo, monkeypatch):
-    from repoloop.agent.loop import Agent, RunConfig
-    from repoloop.retrieval.api import Retriever
+    from repoloop.agent.config import ModelConfig, RunConfig, SandboxConfig
+    from repoloop.agent.loop import Agent
+    from repoloop.retrieval import retriever
 
     def broken(*a, **k):
-        raise NotImplementedError
+        raise RuntimeError("the index cannot be read")
 
-    monkeypatch.setattr(Retriever, "open", classmethod(broken))
+    monkeypatch.setattr(retriever, "open_retriever", broken)
     fake_llm.add(PLAN, call("search_code", {"query": "Sum of a and b"}), FIX, FINISH)
-    cfg = RunConfig(task="Fix add", repo=bug_repo, model="fake-model", base_url=fake_llm.base_url, api_key="k",
-                    sandbox="bwrap", test_cmd=QUICK_TEST_CMD, backoff=0.01)
+    cfg = RunConfig(task="Fix add", repo=bug_repo, test_cmd=QUICK_TEST_CMD,
+                    model=ModelConfig("fake-model", base_url=fake_llm.base_url, api_key="k", backoff=0.01),
+                    sandbox=SandboxConfig(kind="bwrap"))
     result = Agent(cfg).run()
     assert result.status == "success", result.reason
     first = fake_llm.request_text(0)
     assert "AGENTS-MARKER-7731" in first and "Repository map" not in first
     assert "calc/__init__.py:2" in tool_messages(fake_llm.requests[2])[-1]  # search fell back to grep
     notes = [r for r in map(json.loads, result.trajectory.read_text().splitlines()) if r["type"] == "observe"][0]
-    assert any("not implemented" in n for n in notes["notes"])
+    assert any("retrieval unavailable (RuntimeError: the index cannot be read)" in n for n in notes["notes"])
 
 
 def test_long_runs_compact_old_turns_and_keep_the_prefix_stable(fake_llm, bug_repo):

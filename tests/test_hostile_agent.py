@@ -436,7 +436,8 @@ def test_deadline_covers_trickled_headers(fake_llm):
 # -- 7: anything else: the structural catch-all ---------------------------------------------------------------
 @pytest.mark.hostile("7: an unexpected exception inside the loop")
 def test_an_unexpected_exception_ends_the_run_cleanly(fake_llm, repo):
-    from repoloop.agent.loop import Agent, RunConfig
+    from repoloop.agent.config import ModelConfig, RetrievalConfig, RunConfig, SandboxConfig
+    from repoloop.agent.loop import Agent
 
     class Exploding:
         kind = "local"
@@ -448,9 +449,10 @@ def test_an_unexpected_exception_ends_the_run_cleanly(fake_llm, repo):
             pass
 
     fake_llm.add(PLAN, FIX, FINISH)
-    cfg = RunConfig(task="Fix add", repo=repo, model="fake-model", base_url=fake_llm.base_url, api_key="k",
-                    sandbox="local", test_cmd=QUICK_TEST_CMD, backoff=0.01, lexical_only=True)
-    result = Agent(cfg, runner_factory=lambda kind, path: Exploding()).run()
+    cfg = RunConfig(task="Fix add", repo=repo, test_cmd=QUICK_TEST_CMD,
+                    model=ModelConfig("fake-model", base_url=fake_llm.base_url, api_key="k", backoff=0.01),
+                    sandbox=SandboxConfig(kind="local"), retrieval=RetrievalConfig(lexical_only=True))
+    result = Agent(cfg, sandbox=lambda kind, path: Exploding()).run()
     assert result.status == "error" and result.exit_code == 1
     assert result.reason == "internal error: RuntimeError: the sandbox exploded"
     recs = [json.loads(x) for x in result.trajectory.read_text().splitlines()]

@@ -137,10 +137,10 @@ class PriceTable:
 
     @classmethod
     def load(cls, spec: str | None = None) -> PriceTable:
-        """Defaults, overridden by `spec` or REPOLOOP_PRICES: a JSON object or a path to one.
-        Format: {"model": {"input": 1.0, "output": 2.0, "cached_input": 0.5}} (USD per 1M tokens)."""
+        """Defaults, overridden by `spec`: a JSON object or a path to one (the CLI passes --prices, else
+        $REPOLOOP_PRICES). Format: {"model": {"input": 1.0, "output": 2.0, "cached_input": 0.5}} (USD per 1M
+        tokens)."""
         table = cls()
-        spec = spec or os.environ.get("REPOLOOP_PRICES")
         if not spec:
             return table
         try:

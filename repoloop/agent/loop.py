@@ -1,16 +1,22 @@
-"""The agent loop: observe (retrieve), plan (optionally approved by a person), act (tools), verify
-(tests in the sandbox), stop. Every step is written to the trajectory with its timing split into
-model, sandbox and repoloop's own time.
+"""The agent loop: observe (retrieve), plan (optionally approved by a person), then steps of act
+(tools) and verify (tests in the sandbox) until the work is submitted or a limit ends it. Every
+step is written to the trajectory with its timing split into model, sandbox and repoloop's own time.
 
 The user's checkout is never written: edits happen in a git worktree on branch `repoloop/<id>`;
 only `apply=True` with a verified result copies the final diff back.
+
+One step is `query` (one model call, its reply read into tool calls), `dispatch` (run the calls;
+`finish` verifies and submits), `verify` (tests after edits). Its ends are exceptions: `Submitted`
+(finish accepted) and `LimitsExceeded` (steps, tokens, cost, or a repetition `RepeatGuard` caught)
+end the loop at the end of the step; `FormatError` (a reply with nothing to run) sends the model a
+correction and the loop goes on.
 
 Tool calls go natively or as text (`tool_mode`, repoloop.agent.protocol): `auto` starts native and
 switches to text-mode action blocks once, when the server refuses `tools` or the model keeps answering
 in prose. Every reply is read into at most a few calls and an outcome (native, action, bash, prose,
 empty, cut, format_error), written to the trajectory as a `parse` record; a reply with nothing to run
 gets a precise correction, and repeats (the same prose, empty replies, the same action again and
-again) end the run with a reason instead of using up every step.
+again) end the run with a reason instead of using up every step (repoloop.agent.repeats).
 
 Each request is meant to extend the previous one byte for byte (system prompt, tool schemas and
 repository context first; history only appended; compaction only when the window is full): the
@@ -32,63 +38,30 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from repoloop.agent import prompts
+from repoloop.agent.config import RunConfig
 from repoloop.agent.conversation import Conversation, estimate_tokens
-from repoloop.agent.llm import LLMClient, LLMConfig, LLMError, LLMReply, PriceTable, ToolCall, Usage
+from repoloop.agent.interfaces import Model, PlanDecision, QuietReporter, Reporter, Runner, RunnerFactory
+from repoloop.agent.llm import LLMClient, LLMError, LLMReply, PriceTable, ToolCall, Usage
 from repoloop.agent.observe import Observer, project_instructions
 from repoloop.agent.prefix import PrefixMeter
 from repoloop.agent.protocol import TextProtocol, make_protocol, to_text_history, wire
+from repoloop.agent.repeats import RepeatGuard
 from repoloop.agent.textmode import Decoded, decode_text, protocol_text
-from repoloop.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, CommandRunner, Toolbox, truncate
+from repoloop.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, Toolbox, truncate
 from repoloop.agent.trajectory import Redactor, Trajectory, runs_dir
 from repoloop.agent.verify import Verification, detect_test_command, failure_digest, failure_query
 from repoloop.agent.workspace import Workspace, ensure_state_dir
 from repoloop.errors import RepoloopError
 
+if TYPE_CHECKING:
+    from repoloop.retrieval.api import Retriever
+
 MUTATING = {"edit_file", "write_file", "run_command"}
 MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are dropped and the model is told
 PROSE_SWITCH = 2  # auto mode: replies in a row without a native call before switching to text mode
-
-
-@dataclass
-class RunConfig:
-    task: str
-    repo: Path
-    model: str
-    index_dir: Path | None = None
-    plan_model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    sandbox: str | None = None
-    image: str | None = None  # docker sandbox image
-    test_cmd: str | None = None
-    max_steps: int = 30
-    max_tokens: int | None = None  # total tokens (prompt + completion) over the run
-    max_cost: float | None = None  # USD
-    approve_plan: bool = False
-    apply: bool = False
-    context_limit: int = 128_000
-    context_budget: int = 6_000  # tokens of retrieved code for the task
-    failure_budget: int = 2_000  # tokens of retrieved code after each failed verification
-    map_budget: int = 1_024
-    lexical_only: bool = False
-    # Dense re-rank of retrieved files where the index has no vectors (repoloop.retrieval.rerank): the
-    # top candidates' chunks are embedded at query time, seconds once per new file on a CPU (an agent
-    # step waits longer for its model), for +13.6 file Acc@1 on SWE-bench dev (RESULTS.md).
-    rerank: bool = True
-    stream: bool = False
-    timeout: float = 120.0  # seconds per model request attempt, as a whole (connect to last byte)
-    retries: int = 4
-    backoff: float = 1.0
-    prices: str | None = None
-    tool_mode: str = "auto"  # native | text | auto (repoloop.agent.protocol)
-    max_output_tokens: int | None = None  # per reply, sent as max_tokens when set
-    repeat_limit: int = 3  # identical failing tool calls (or empty replies) before giving up
-    stall_limit: int = 5  # the same action (or no usable action) this many replies in a row: give up
-    command_timeout: float = 120.0
-    verify_timeout: float = 900.0
 
 
 @dataclass
@@ -127,26 +100,35 @@ class RunResult:
                 "cached_tokens": self.usage.cached}
 
 
-@dataclass
-class PlanDecision:
-    action: str  # approve | reject | edit
-    plan: str = ""
+# -- how the act loop ends ---------------------------------------------------------------------------------
+class Ended(Exception):
+    """Ends the act loop: the run's status and the reason it gives."""
+
+    status = "failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-class Reporter(Protocol):
-    """How the loop talks to a person (the CLI gives a rich one; tests and programs a quiet one)."""
+class Submitted(Ended):
+    """The model called finish and the work was accepted (the tests pass, or there are none)."""
 
-    def event(self, name: str, data: dict[str, Any]) -> None: ...
-
-    def approve_plan(self, plan: str) -> PlanDecision: ...
+    status = "success"
 
 
-class QuietReporter:
-    def event(self, name: str, data: dict[str, Any]) -> None:
-        pass
+class LimitsExceeded(Ended):
+    """A budget is spent (steps, tokens, cost) or the model is repeating itself (RepeatGuard)."""
 
-    def approve_plan(self, plan: str) -> PlanDecision:
-        return PlanDecision("approve")
+
+class FormatError(Exception):
+    """A reply with nothing to run (prose, empty, cut, a malformed action): the model is told what
+    was wrong and the loop goes on, unless the repetition rules say it is time to stop."""
+
+    def __init__(self, turn: Decoded, content: str | None) -> None:
+        super().__init__(turn.outcome)
+        self.turn = turn
+        self.content = content
 
 
 def new_run_id() -> str:
@@ -155,47 +137,78 @@ def new_run_id() -> str:
 
 @dataclass
 class _State:
+    """What the run has spent and reached so far."""
+
     steps: int = 0
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     cost_known: bool = True
-    failing: dict[str, int] = field(default_factory=dict)
     verified_tree: str | None = None  # tree hash at the last passing verification
     last_failed_tree: str | None = None
     summary: str = ""
     model_calls: int = 0  # chat requests that got a reply (retries inside one are not counted again)
     outcomes: dict[str, int] = field(default_factory=dict)  # how replies were read (parse outcome -> count)
-    no_action: int = 0  # replies in a row with nothing to run
-    empty: int = 0  # empty replies in a row
-    same_action: int = 0  # replies in a row asking for the same action as the one before
-    last_action: str = ""
     prose_native: int = 0  # auto mode: native replies in a row without a call
 
 
-class Agent:
-    """One run. Build with a config; `run()` returns the result (never raises for model trouble)."""
+@dataclass
+class _Session:
+    """What the act loop works with once the worktree and its sandbox exist."""
 
-    def __init__(self, config: RunConfig, *, reporter: Reporter | None = None,
-                 runner_factory: Any = None, llm: LLMClient | None = None) -> None:
+    ws: Workspace
+    runner: Runner
+    toolbox: Toolbox
+    observer: Observer
+    test_cmd: str | None
+
+
+@dataclass
+class _Step:
+    """One step's bookkeeping: where its time went and what its calls did."""
+
+    number: int
+    t0: float
+    retrieval0: float  # the observer's and the worktree's time counters at the start
+    git0: float
+    outcome: str = ""  # how the reply was read
+    tools: list[str] = field(default_factory=list)  # the calls run (names)
+    model_s: float = 0.0
+    sandbox_s: float = 0.0
+    finished: bool = False  # finish was called and accepted
+    stop: str = ""  # why the run ends after this step (a repetition), "" to go on
+    note: str = ""  # said to the model after the calls' results (the same action again)
+    dropped: int = 0  # calls over MAX_CALLS_PER_TURN, not run
+    mutated: bool = False
+    edited: list[str] = field(default_factory=list)
+
+
+class Agent:
+    """One run. Build with a config and, where the defaults will not do, the collaborators: `model`
+    (an OpenAI-protocol client), `sandbox` (opens a Runner over the worktree), `retriever` (an open
+    repoloop.retrieval.api.Retriever, which its caller closes; by default one is opened over the
+    index). `run()` returns the result and never raises for model trouble."""
+
+    def __init__(self, config: RunConfig, *, reporter: Reporter | None = None, model: Model | None = None,
+                 sandbox: RunnerFactory | None = None, retriever: Retriever | None = None) -> None:
         self.cfg = config
-        self.ui = reporter or QuietReporter()
+        self.ui: Reporter = reporter or QuietReporter()
         self.repo = Path(config.repo).resolve()
         self.run_id = new_run_id()
         self.state_dir = self.repo / ".repoloop"  # created in run(), once the repo is known to be fit
         self.traj_path = runs_dir(self.state_dir) / f"{self.run_id}.jsonl"
-        self.prices = PriceTable.load(config.prices)
-        self.llm = llm or LLMClient(LLMConfig(
-            model=config.model, base_url=config.base_url, api_key=config.api_key, timeout=config.timeout,
-            max_retries=config.retries, backoff=config.backoff, stream=config.stream,
-            max_output_tokens=config.max_output_tokens), self.prices)
-        self.runner_factory = runner_factory
-        self.redact = Redactor.from_env([config.api_key] if config.api_key else [])
+        mc = config.model
+        self.llm: Model = model or LLMClient(mc.client(), PriceTable.load(mc.prices))
+        self.open_runner = sandbox
+        self.retriever = retriever
+        self.sandbox_kind = config.sandbox.kind  # what preflight settles on, in run()
+        self.redact = Redactor.from_env([mc.api_key] if mc.api_key else [])
         self.st = _State()
+        self.repeats = RepeatGuard(config.budget.repeat_limit, config.budget.stall_limit)
         self.unreachable = False  # set when the run ends because the endpoint was never reached
-        self.conv = Conversation(context_limit=config.context_limit)
+        self.conv = Conversation(context_limit=mc.context_limit)
         self._base_tree_cache: str | None = None
-        self.auto = config.tool_mode == "auto"
-        self.proto = make_protocol(config.tool_mode)
+        self.auto = mc.tool_mode == "auto"
+        self.proto = make_protocol(mc.tool_mode)
         self.prefix = PrefixMeter()
         self._pending: list[str] = []  # user messages to add once this turn's results are in
         self.tools_tokens = self._tools_tokens()
@@ -210,25 +223,24 @@ class Agent:
         cfg = self.cfg
         Workspace.check(self.repo)  # a user error (not a git repository) ends here, before any record
         ensure_state_dir(self.repo)
-        if self.runner_factory is None:
+        if self.open_runner is None:
             from repoloop.agent.sandboxing import preflight
 
-            cfg.sandbox = preflight(cfg.sandbox)  # no sandbox: stop before paying for a model call
+            self.sandbox_kind = preflight(cfg.sandbox.kind)  # no sandbox: stop before paying for a model call
         self.traj = Trajectory(self.traj_path, self.redact)
-        self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model,
-                        plan_model=cfg.plan_model or cfg.model, base_url=cfg.base_url, repo=str(self.repo),
-                        sandbox=cfg.sandbox, max_steps=cfg.max_steps, tool_mode=cfg.tool_mode, started=time.time())
+        self.traj.write("run_start", id=self.run_id, task=cfg.task, model=cfg.model.name,
+                        plan_model=cfg.model.plan_model or cfg.model.name, base_url=cfg.model.base_url,
+                        repo=str(self.repo), sandbox=self.sandbox_kind, max_steps=cfg.budget.max_steps,
+                        tool_mode=cfg.model.tool_mode, started=time.time())
         ws: Workspace | None = None
-        runner: Any = None
+        runner: Runner | None = None
         observer: Observer | None = None
         status, reason = "failed", ""
         try:
             if Workspace.user_changes(self.repo):
-                note = "your checkout has uncommitted changes; the agent starts from HEAD and does not see them"
-                self.ui.event("note", {"text": note})
-                self.traj.write("note", text=note)
-            observer = Observer.open(self.repo, cfg.index_dir, lexical_only=cfg.lexical_only, rerank=cfg.rerank,
-                                     log=lambda m: self.ui.event("note", {"text": m}))
+                self._emit("note", text="your checkout has uncommitted changes; the agent starts from HEAD and "
+                                        "does not see them")
+            observer = self._open_observer()
             test_cmd = cfg.test_cmd or detect_test_command(self.repo)
             self._observe(observer, test_cmd)
             decision = self._plan()
@@ -236,13 +248,11 @@ class Agent:
                 return self._close(None, None, observer, "rejected", "plan rejected by the user", t0)
             ws = Workspace.create(self.repo, self.run_id, self.state_dir)
             self.traj.write("workspace", path=str(ws.path), branch=ws.branch, base=ws.base)
-            if self.runner_factory:
-                runner = self.runner_factory(cfg.sandbox, ws.path)
-            else:
-                runner = _default_runner(cfg.sandbox, ws.path, cfg.image, self.repo)
-            self.traj.write("sandbox", kind=getattr(runner, "kind", cfg.sandbox))
-            toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.command_timeout, git_dir=ws.gitdir)
-            status, reason = self._act(ws, toolbox, runner, observer, test_cmd)
+            runner = (self.open_runner or self._default_runner)(self.sandbox_kind, ws.path)
+            self.traj.write("sandbox", kind=getattr(runner, "kind", self.sandbox_kind))
+            toolbox = Toolbox(ws.path, runner, observer, command_timeout=cfg.sandbox.command_timeout,
+                              git_dir=ws.gitdir)
+            status, reason = self._act(_Session(ws, runner, toolbox, observer, test_cmd))
         except LLMError as e:
             status, reason = "error", str(e)
             self.unreachable = e.unreachable
@@ -257,6 +267,25 @@ class Agent:
             self._record("error", error=_one_line_error(e), traceback=traceback.format_exc())
         return self._close(ws, runner, observer, status, reason, t0)
 
+    def _open_observer(self) -> Observer:
+        if self.retriever is not None:
+            return Observer(retriever=self.retriever)
+        r = self.cfg.retrieval
+        return Observer.open(self.repo, r.index_dir, lexical_only=r.lexical_only, rerank=r.rerank,
+                             log=lambda m: self.ui.event("note", {"text": m}))
+
+    def _default_runner(self, kind: str | None, workspace: Path) -> Runner:
+        from repoloop.agent.sandboxing import SandboxRunner, project_env_binds
+
+        return SandboxRunner.open(kind, workspace, image=self.cfg.sandbox.image,
+                                  ro_binds=tuple(project_env_binds(self.repo)))
+
+    def _emit(self, type: str, show: dict[str, Any] | None = None, **fields: Any) -> None:
+        """One event, recorded once: its trajectory record, and the same fields (plus `show`, what
+        a person watching needs beside them) for the reporter."""
+        self.traj.write(type, **fields)
+        self.ui.event(type, {**fields, **show} if show else fields)
+
     def _record(self, type: str, **fields: Any) -> None:
         """A trajectory record that must not itself end the run (a full disk, say)."""
         try:
@@ -268,23 +297,22 @@ class Agent:
     def _observe(self, observer: Observer, test_cmd: str | None) -> None:
         cfg = self.cfg
         instructions = project_instructions(self.repo)
-        repo_map = observer.repo_map(cfg.map_budget)
-        context, items = observer.context(cfg.task, cfg.context_budget)
+        repo_map = observer.repo_map(cfg.retrieval.map_budget)
+        context, items = observer.context(cfg.task, cfg.retrieval.context_budget)
         system = prompts.system_message(instructions=instructions, repo_map=repo_map, test_cmd=test_cmd,
                                         tool_protocol=self.proto.system_text())
         self.conv.add({"role": "system", "content": system})
         self.conv.add({"role": "user", "content": prompts.task_message(cfg.task, context)})
-        self.traj.write("observe", query=cfg.task, context_items=items, repo_map_chars=len(repo_map),
-                        instructions_chars=len(instructions), test_cmd=test_cmd, notes=list(observer.notes),
-                        retrieval_s=round(observer.seconds, 4), located=list(observer.located))
-        self.ui.event("observe", {"items": len(items), "test_cmd": test_cmd, "notes": observer.notes})
+        self._emit("observe", show={"items": len(items)}, query=cfg.task, context_items=items,
+                   repo_map_chars=len(repo_map), instructions_chars=len(instructions), test_cmd=test_cmd,
+                   notes=list(observer.notes), retrieval_s=round(observer.seconds, 4), located=list(observer.located))
 
     def _plan(self) -> PlanDecision:
         cfg = self.cfg
         self.conv.add({"role": "user", "content": prompts.PLAN_REQUEST})
         # The plan request carries the same tools as every later one (tool_choice "none"), so that the
         # tool schemas at the head of the prompt are cached from the first request on.
-        reply = self._model(model=cfg.plan_model or cfg.model, phase="plan", tool_choice="none")
+        reply = self._model(model=cfg.model.plan_model or cfg.model.name, phase="plan", tool_choice="none")
         plan = (reply.content or "").strip()
         self.conv.add({"role": "assistant", "content": plan})
         decision = self.ui.approve_plan(plan) if cfg.approve_plan else PlanDecision("approve")
@@ -299,7 +327,7 @@ class Agent:
     # -- the model ---------------------------------------------------------------------------------------
     def _model(self, *, model: str | None = None, phase: str = "act", tool_choice: str | None = None) -> LLMReply:
         """One model call under the current tool protocol."""
-        model = model or self.cfg.model
+        model = model or self.cfg.model.name
         try:
             reply = self._send_adapting(model, phase, tool_choice)
         except LLMError as e:
@@ -308,10 +336,8 @@ class Agent:
         self.st.model_calls += 1
         self.st.usage.add(reply.usage)
         if reply.cost is None:
-            if self.st.cost_known and self.cfg.max_cost is not None:
-                note = f"no price known for {model}: --max-cost cannot be enforced (give --prices)"
-                self.ui.event("note", {"text": note})
-                self.traj.write("note", text=note)
+            if self.st.cost_known and self.cfg.budget.max_cost is not None:
+                self._emit("note", text=f"no price known for {model}: --max-cost cannot be enforced (give --prices)")
             self.st.cost_known = False
         else:
             self.st.cost += reply.cost
@@ -388,8 +414,7 @@ class Agent:
             self.conv.add({"role": "user", "content": note})
         else:  # after the reply that made the switch, and its results
             self._pending.append(note)
-        self.traj.write("tool_mode", step=self.st.steps, mode="text", reason=reason)
-        self.ui.event("note", {"text": f"switching to text-mode tool calls: {reason}"})
+        self._emit("tool_mode", step=self.st.steps, mode="text", reason=reason)
 
     def _read_reply(self, reply: LLMReply) -> Decoded:
         """The calls a reply asks for. Auto mode, still native: a reply with no native call that holds
@@ -411,151 +436,156 @@ class Agent:
         return turn
 
     # -- act / verify ------------------------------------------------------------------------------------
-    def _act(self, ws: Workspace, toolbox: Toolbox, runner: CommandRunner, observer: Observer,
-             test_cmd: str | None) -> tuple[str, str]:
-        cfg, st = self.cfg, self.st
-        no_tool_replies: dict[str, int] = {}
-        while st.steps < cfg.max_steps:
-            st.steps += 1
-            t_step = time.perf_counter()
-            retr0, git0 = observer.seconds, ws.git_s
-            reply = self._model()
-            turn = self._read_reply(reply)
-            calls, extra_calls = turn.calls[:MAX_CALLS_PER_TURN], turn.calls[MAX_CALLS_PER_TURN:]
-            if extra_calls:  # the model sent hundreds: run the first ones, tell it about the rest
-                reply.tool_calls = reply.tool_calls[:MAX_CALLS_PER_TURN]
-            self.conv.add(self.proto.assistant_message(reply))
-            st.outcomes[turn.outcome] = st.outcomes.get(turn.outcome, 0) + 1
-            self.traj.write("parse", step=st.steps, tool_mode=self.proto.mode, outcome=turn.outcome,
-                            detail=turn.detail, calls=len(turn.calls), finish_reason=reply.finish_reason)
-            model_s, sandbox_s = reply.seconds, 0.0
-            finished, stop_reason = False, ""
-            mutated = False
-            edited: list[str] = []
-            repeat_note = ""
-            if not calls:
-                stop_reason = self._no_action(turn, reply, no_tool_replies)
+    def _act(self, s: _Session) -> tuple[str, str]:
+        """Steps until one of them ends the run: (status, reason)."""
+        try:
+            while True:
+                self._step(s)
+        except Ended as e:
+            return e.status, e.reason
+
+    def _step(self, s: _Session) -> None:
+        """query -> dispatch -> verify; a reply with nothing to run is corrected instead of dispatched."""
+        step = self._begin_step(s)
+        try:
+            self._dispatch(step, self._query(step), s)
+        except FormatError as e:
+            self._correct(step, e)
+        self._tell_after_results(step)
+        self._verify_step(step, s)
+        self._end_step(step, s)
+
+    def _begin_step(self, s: _Session) -> _Step:
+        budget = self.cfg.budget
+        if self.st.steps >= budget.max_steps:
+            raise LimitsExceeded(f"max steps reached ({budget.max_steps})")
+        self.st.steps += 1
+        return _Step(self.st.steps, time.perf_counter(), s.observer.seconds, s.ws.git_s)
+
+    def _query(self, step: _Step) -> list[ToolCall]:
+        """One model call, read into the calls to run (FormatError when there are none)."""
+        reply = self._model()
+        turn = self._read_reply(reply)
+        calls = turn.calls[:MAX_CALLS_PER_TURN]
+        step.dropped = len(turn.calls) - len(calls)
+        if step.dropped:  # the model sent hundreds: run the first ones, tell it about the rest
+            reply.tool_calls = reply.tool_calls[:MAX_CALLS_PER_TURN]
+        self.conv.add(self.proto.assistant_message(reply))
+        self.st.outcomes[turn.outcome] = self.st.outcomes.get(turn.outcome, 0) + 1
+        self.traj.write("parse", step=step.number, tool_mode=self.proto.mode, outcome=turn.outcome,
+                        detail=turn.detail, calls=len(turn.calls), finish_reason=reply.finish_reason)
+        step.model_s, step.outcome = reply.seconds, turn.outcome
+        if not calls:
+            raise FormatError(turn, reply.content)
+        step.tools = [c.name for c in calls]
+        step.note, step.stop = self.repeats.acted(calls)
+        return calls
+
+    def _correct(self, step: _Step, e: FormatError) -> None:
+        """Tell the model what was wrong with its reply; the same mistake again and again ends the run."""
+        if e.turn.correction:
+            self.conv.add({"role": "user", "content": e.turn.correction})
+        step.stop = self.repeats.unusable(e.turn.outcome, e.content)
+
+    def _dispatch(self, step: _Step, calls: list[ToolCall], s: _Session) -> None:
+        """Run the calls in order; every call gets a result message, even those after an accepted finish."""
+        for call in calls:
+            if step.finished:
+                self._tool_message(call, "ignored: finish was already called in this turn")
+            elif call.name == "finish":
+                self._finish_call(step, call, s)
             else:
-                st.no_action = st.empty = 0
-                repeat_note, stop_reason = self._same_action(calls)
-            for call in calls:
-                if finished:
-                    self._tool_message(call, "ignored: finish was already called in this turn")
-                    continue
-                t_tool = time.perf_counter()
-                if call.name == "finish":
-                    res = toolbox.call(call.name, call.arguments)
-                    if not res.finish:  # malformed finish arguments
-                        self._tool_message(call, res.output)
-                        self._log_tool(call, res.output, False, time.perf_counter() - t_tool, 0.0)
-                        continue
-                    st.summary = res.output
-                    ver, tree = self._verify_if_changed(ws, runner, test_cmd)
-                    if ver is not None:
-                        sandbox_s += ver.seconds
-                    if ver is None or ver.passed:
-                        self._commit(ws, f"repoloop: {_first_line(st.summary) or 'finish'}", tree)
-                        msg = "accepted: " + ("tests passed" if ver else "no test command; not verified")
-                        self._tool_message(call, msg)
-                        self._log_tool(call, msg, True, time.perf_counter() - t_tool, 0.0)
-                        finished = True
-                    else:
-                        msg = "finish refused: the tests fail (details follow)"
-                        self._tool_message(call, msg)
-                        self._log_tool(call, msg, False, time.perf_counter() - t_tool, 0.0)
-                        self._failure_observation(ver, observer)
-                        sig = f"finish@{tree}"  # finishing again on the same failing state
-                        st.failing[sig] = st.failing.get(sig, 0) + 1
-                        if st.failing[sig] >= cfg.repeat_limit:
-                            stop_reason = f"the model called finish {cfg.repeat_limit} times with the tests failing"
-                    continue
-                res = toolbox.call(call.name, call.arguments)
-                sandbox_s += res.sandbox_s
-                mutated |= call.name in MUTATING
-                if res.edited:
-                    edited.append(_path_arg(call.arguments))
-                self._tool_message(call, res.output)
-                self._log_tool(call, res.output, res.ok, time.perf_counter() - t_tool, res.sandbox_s)
-                self.ui.event("tool", {"step": st.steps, "name": call.name, "ok": res.ok})
-                if not res.ok:
-                    sig = f"{call.name}:{_normalize_args(call.arguments)}"
-                    st.failing[sig] = st.failing.get(sig, 0) + 1
-                    if st.failing[sig] >= cfg.repeat_limit:
-                        stop_reason = (f"the model repeated the same failing call {cfg.repeat_limit} times "
-                                       f"({call.name})")
-            if repeat_note and not finished:
-                self.conv.add({"role": "user", "content": repeat_note})
-            for note in self._pending:
-                self.conv.add({"role": "user", "content": note})
-            self._pending.clear()
-            if extra_calls:
-                self.conv.add({"role": "user", "content": f"note: you sent {len(extra_calls) + MAX_CALLS_PER_TURN} "
-                               f"tool calls in one reply; only the first {MAX_CALLS_PER_TURN} were run."})
-                self.traj.write("note", step=st.steps, text=f"{len(extra_calls)} tool calls over the "
-                                f"{MAX_CALLS_PER_TURN}-call limit of one turn were not run")
-            if not finished and mutated and not stop_reason:
-                ver, tree = self._verify_if_changed(ws, runner, test_cmd, edits_only=True)
-                if ver is not None:
-                    sandbox_s += ver.seconds
-                    if ver.passed:
-                        what = ", ".join(dict.fromkeys(p for p in edited if p)) or "changes from a command"
-                        self._commit(ws, f"repoloop step {st.steps}: {what[:100]} (tests pass)", tree)
-                    else:
-                        self._failure_observation(ver, observer)
-            wall = time.perf_counter() - t_step
-            self.traj.write("step", step=st.steps, wall_s=round(wall, 4), model_s=round(model_s, 4),
-                            sandbox_s=round(sandbox_s, 4), repoloop_s=round(max(wall - model_s - sandbox_s, 0), 4),
-                            retrieval_s=round(observer.seconds - retr0, 4), git_s=round(ws.git_s - git0, 4),
-                            tokens=st.usage.to_json(), cost=round(st.cost, 6), tool_mode=self.proto.mode,
-                            parse=turn.outcome)
-            self.ui.event("step", {"step": st.steps, "max_steps": cfg.max_steps, "tokens": st.usage.total,
-                                   "cost": st.cost, "wall_s": wall, "model_s": model_s, "sandbox_s": sandbox_s,
-                                   "tools": [c.name for c in calls]})
-            if finished:
-                return "success", "verified" if test_cmd else "finished (no test command)"
-            if stop_reason:
-                return "failed", stop_reason
-            if cfg.max_tokens is not None and st.usage.total >= cfg.max_tokens:
-                return "failed", f"token budget exhausted ({st.usage.total} >= {cfg.max_tokens})"
-            if cfg.max_cost is not None and st.cost >= cfg.max_cost:
-                return "failed", f"cost budget exhausted (${st.cost:.4f} >= ${cfg.max_cost})"
-        return "failed", f"max steps reached ({cfg.max_steps})"
+                self._tool_call(step, call, s)
 
-    def _no_action(self, turn: Decoded, reply: LLMReply, seen: dict[str, int]) -> str:
-        """A reply with nothing to run: tell the model what was wrong; the reason to stop, if it is time."""
-        cfg, st = self.cfg, self.st
-        if turn.correction:
-            self.conv.add({"role": "user", "content": turn.correction})
-        st.no_action += 1
-        st.empty = st.empty + 1 if turn.outcome == "empty" else 0
-        if st.empty >= cfg.repeat_limit:
-            return f"the model sent {st.empty} empty replies in a row"
-        key = f"{turn.outcome}:{(reply.content or '').strip()}"
-        seen[key] = seen.get(key, 0) + 1 if turn.outcome != "empty" else 0
-        if seen[key] >= cfg.repeat_limit:
-            what = "the same reply" if turn.outcome in ("prose", "native") else f"the same unusable reply ({turn.outcome})"
-            return f"the model repeated {what} {cfg.repeat_limit} times without acting"
-        if st.no_action >= cfg.stall_limit:
-            return f"the model sent {st.no_action} replies in a row without a usable tool call (last: {turn.outcome})"
-        return ""
+    def _tool_call(self, step: _Step, call: ToolCall, s: _Session) -> None:
+        t0 = time.perf_counter()
+        res = s.toolbox.call(call.name, call.arguments)
+        step.sandbox_s += res.sandbox_s
+        step.mutated |= call.name in MUTATING
+        if res.edited:
+            step.edited.append(_path_arg(call.arguments))
+        self._tool_message(call, res.output)
+        self._log_tool(call, res.output, res.ok, time.perf_counter() - t0, res.sandbox_s)
+        if not res.ok:
+            step.stop = self.repeats.failed_call(call) or step.stop
 
-    def _same_action(self, calls: list[ToolCall]) -> tuple[str, str]:
-        """(a note for the model, a reason to stop) when this reply asks for exactly what the previous
-        one did: a weak model can loop on one read until its steps run out."""
-        st = self.st
-        sig = json.dumps([[c.name, _normalize_args(c.arguments)] for c in calls])
-        st.same_action = st.same_action + 1 if sig == st.last_action else 1
-        st.last_action = sig
-        if st.same_action >= self.cfg.stall_limit:
-            return "", f"the model repeated the same action {st.same_action} times in a row ({calls[0].name})"
-        if st.same_action >= 2:
-            return (f"Note: this is the same action as your previous reply ({st.same_action} times in a row); it "
-                    "will most likely give the same result. Do something else, or finish if the task is done."), ""
-        return "", ""
+    def _finish_call(self, step: _Step, call: ToolCall, s: _Session) -> None:
+        """`finish` is accepted when the tests pass on the worktree (or there are none): the work is
+        committed and the step submits; refused, the failure goes back to the model."""
+        t0 = time.perf_counter()
+        res = s.toolbox.call(call.name, call.arguments)
+        if not res.finish:  # malformed finish arguments
+            self._tool_message(call, res.output)
+            self._log_tool(call, res.output, False, time.perf_counter() - t0, 0.0)
+            return
+        self.st.summary = res.output
+        ver, tree = self._verify_if_changed(s)
+        if ver is not None:
+            step.sandbox_s += ver.seconds
+        if ver is None or ver.passed:
+            self._commit(s.ws, f"repoloop: {_first_line(self.st.summary) or 'finish'}", tree)
+            msg = "accepted: " + ("tests passed" if ver else "no test command; not verified")
+            step.finished = True
+        else:
+            msg = "finish refused: the tests fail (details follow)"
+        self._tool_message(call, msg)
+        self._log_tool(call, msg, step.finished, time.perf_counter() - t0, 0.0)
+        if ver is not None and not ver.passed:
+            self._failure_observation(ver, s.observer)
+            step.stop = self.repeats.refused_finish(tree) or step.stop
 
-    def _verify_if_changed(self, ws: Workspace, runner: CommandRunner, test_cmd: str | None,
-                           *, edits_only: bool = False) -> tuple[Verification | None, str]:
+    def _tell_after_results(self, step: _Step) -> None:
+        """What the model hears once the turn's results are in: the same action again, the switch to
+        text mode, calls over the limit."""
+        if step.note and not step.finished:
+            self.conv.add({"role": "user", "content": step.note})
+        for note in self._pending:
+            self.conv.add({"role": "user", "content": note})
+        self._pending.clear()
+        if step.dropped:
+            self.conv.add({"role": "user", "content": f"note: you sent {step.dropped + MAX_CALLS_PER_TURN} "
+                           f"tool calls in one reply; only the first {MAX_CALLS_PER_TURN} were run."})
+            self.traj.write("note", step=step.number, text=f"{step.dropped} tool calls over the "
+                            f"{MAX_CALLS_PER_TURN}-call limit of one turn were not run")
+
+    def _verify_step(self, step: _Step, s: _Session) -> None:
+        """After edits (not after a finish, nor on a step that stops the run): run the tests; a pass is
+        committed, a failure becomes an observation."""
+        if step.finished or not step.mutated or step.stop:
+            return
+        ver, tree = self._verify_if_changed(s, edits_only=True)
+        if ver is None:
+            return
+        step.sandbox_s += ver.seconds
+        if ver.passed:
+            what = ", ".join(dict.fromkeys(p for p in step.edited if p)) or "changes from a command"
+            self._commit(s.ws, f"repoloop step {step.number}: {what[:100]} (tests pass)", tree)
+        else:
+            self._failure_observation(ver, s.observer)
+
+    def _end_step(self, step: _Step, s: _Session) -> None:
+        """The step's record; then its end, if it is one: Submitted, or LimitsExceeded."""
+        st, budget = self.st, self.cfg.budget
+        wall = time.perf_counter() - step.t0
+        own = max(wall - step.model_s - step.sandbox_s, 0)
+        self._emit("step", show={"max_steps": budget.max_steps, "tokens": st.usage.total, "cost": st.cost,
+                                 "tools": step.tools},
+                   step=step.number, wall_s=round(wall, 4), model_s=round(step.model_s, 4),
+                   sandbox_s=round(step.sandbox_s, 4), repoloop_s=round(own, 4),
+                   retrieval_s=round(s.observer.seconds - step.retrieval0, 4), git_s=round(s.ws.git_s - step.git0, 4),
+                   tokens=st.usage.to_json(), cost=round(st.cost, 6), tool_mode=self.proto.mode, parse=step.outcome)
+        if step.finished:
+            raise Submitted("verified" if s.test_cmd else "finished (no test command)")
+        if step.stop:
+            raise LimitsExceeded(step.stop)
+        if budget.max_tokens is not None and st.usage.total >= budget.max_tokens:
+            raise LimitsExceeded(f"token budget exhausted ({st.usage.total} >= {budget.max_tokens})")
+        if budget.max_cost is not None and st.cost >= budget.max_cost:
+            raise LimitsExceeded(f"cost budget exhausted (${st.cost:.4f} >= ${budget.max_cost})")
+
+    def _verify_if_changed(self, s: _Session, *, edits_only: bool = False) -> tuple[Verification | None, str]:
         """Run the tests when the worktree differs from the last verified state."""
+        ws, test_cmd = s.ws, s.test_cmd
         tree = ws.tree()
         if tree == self.st.verified_tree:
             return Verification(test_cmd or "", True, 0, "(unchanged since the last passing run)", 0.0), tree
@@ -565,14 +595,14 @@ class Agent:
         if not test_cmd:
             return None, tree
         t0 = time.perf_counter()
-        res = runner.run(test_cmd, timeout=self.cfg.verify_timeout)
+        res = s.runner.run(test_cmd, timeout=self.cfg.sandbox.verify_timeout)
         secs = time.perf_counter() - t0
         out = (res.stdout or "") + (("\n" + res.stderr) if res.stderr else "")
         ver = Verification(test_cmd, res.exit_code == 0 and not res.timed_out, res.exit_code, out, secs,
                            bool(res.timed_out))
-        self.traj.write("verify", step=self.st.steps, command=test_cmd, passed=ver.passed, exit_code=ver.exit_code,
-                        timed_out=ver.timed_out, seconds=round(secs, 4), output=truncate(out, 20_000))
-        self.ui.event("verify", {"step": self.st.steps, "passed": ver.passed, "seconds": secs})
+        self._emit("verify", show={"seconds": secs}, step=self.st.steps, command=test_cmd, passed=ver.passed,
+                   exit_code=ver.exit_code, timed_out=ver.timed_out, seconds=round(secs, 4),
+                   output=truncate(out, 20_000))
         if ver.passed:
             self.st.verified_tree = tree
         else:
@@ -587,7 +617,7 @@ class Agent:
     def _failure_observation(self, ver: Verification, observer: Observer) -> None:
         digest = failure_digest(ver.output)
         query = failure_query(ver.output)
-        context, items = observer.snippets(query, self.cfg.failure_budget) if query else ("", [])
+        context, items = observer.snippets(query, self.cfg.retrieval.failure_budget) if query else ("", [])
         self.traj.write("observe", step=self.st.steps, query=query, context_items=items, after="failed verification")
         self.conv.add({"role": "user", "content": prompts.failure_message(
             ver.command, ver.exit_code, digest, truncate(ver.output, 8_000), context)})
@@ -600,31 +630,29 @@ class Agent:
     def _tool_message(self, call: ToolCall, content: str) -> None:
         self.conv.add(self.proto.result_message(call, content))
 
-    def _log_tool(self, call: Any, output: str, ok: bool, seconds: float, sandbox_s: float) -> None:
-        self.traj.write("tool", step=self.st.steps, id=call.id, name=call.name, arguments=call.arguments,
-                        ok=ok, output=truncate(output, 20_000), seconds=round(seconds, 4),
-                        sandbox_s=round(sandbox_s, 4))
+    def _log_tool(self, call: ToolCall, output: str, ok: bool, seconds: float, sandbox_s: float) -> None:
+        self._emit("tool", step=self.st.steps, id=call.id, name=call.name, arguments=call.arguments, ok=ok,
+                   output=truncate(output, 20_000), seconds=round(seconds, 4), sandbox_s=round(sandbox_s, 4))
 
     # -- end -------------------------------------------------------------------------------------------------
-    def _close(self, ws: Workspace | None, runner: Any, observer: Observer | None, status: str, reason: str,
-               t0: float) -> RunResult:
+    def _close(self, ws: Workspace | None, runner: Runner | None, observer: Observer | None, status: str,
+               reason: str, t0: float) -> RunResult:
         """Stop the sandbox, keep the work on the branch, remove the worktree (releasing the run's lock)
         and write `run_end` - each step on its own, so that one failing does not skip the others."""
         diff = ""
         branch = None
         try:
-            if runner is not None and hasattr(runner, "stop"):
+            if runner is not None:
                 runner.stop()
         except Exception:  # noqa: BLE001
             pass
         try:
-            if observer is not None:
+            if observer is not None and self.retriever is None:  # an injected retriever is its owner's to close
                 observer.close()
         except Exception:  # noqa: BLE001
             pass
         try:
-            if hasattr(self.llm, "close"):
-                self.llm.close()
+            self.llm.close()
         except Exception:  # noqa: BLE001
             pass
         if ws is not None:
@@ -659,30 +687,17 @@ class Agent:
                            trajectory=self.traj_path, reason=reason, summary=self.redact(self.st.summary),
                            wall_s=wall, unreachable=self.unreachable, tool_mode=self.proto.mode,
                            model_calls=self.st.model_calls)
-        self._record("run_end", status=status, reason=reason, branch=branch, steps=self.st.steps,
-                     tokens=self.st.usage.to_json(), cost=round(self.st.cost, 6), cost_known=self.st.cost_known,
-                     model=self.cfg.model, wall_s=round(wall, 3), diff_lines=diff.count("\n"),
-                     summary=self.st.summary, diff=diff, tool_mode=self.proto.mode, model_calls=self.st.model_calls,
-                     parse_outcomes=self.st.outcomes)
+        end = dict(status=status, reason=reason, branch=branch, steps=self.st.steps, tokens=self.st.usage.to_json(),
+                   cost=round(self.st.cost, 6), cost_known=self.st.cost_known, model=self.cfg.model.name,
+                   wall_s=round(wall, 3), diff_lines=diff.count("\n"), summary=self.st.summary, diff=diff,
+                   tool_mode=self.proto.mode, model_calls=self.st.model_calls, parse_outcomes=self.st.outcomes)
+        self._record("run_end", **end)  # not _emit: a record that fails to be written must not stop the end
         try:
             self.traj.close()
         except OSError:
             pass
-        self.ui.event("end", result.to_json())
+        self.ui.event("run_end", {**end, "summary": result.summary})  # redacted, as the record is when written
         return result
-
-
-def _default_runner(kind: str | None, workspace: Path, image: str | None, repo: Path) -> Any:
-    from repoloop.agent.sandboxing import SandboxRunner, project_env_binds
-
-    return SandboxRunner.open(kind, workspace, image=image, ro_binds=tuple(project_env_binds(repo)))
-
-
-def _normalize_args(raw: str) -> str:
-    try:
-        return json.dumps(json.loads(raw), sort_keys=True)
-    except (ValueError, TypeError, RecursionError):
-        return (raw or "").strip() if isinstance(raw, str) else repr(raw)
 
 
 def _context_overflow(message: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from repoloop.sandbox.base import RunResult, Sandbox
 
 # No bytecode or cache droppings in the worktree (they would end up in the diff).
 COMMAND_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "CI": "1", "NO_COLOR": "1"}
@@ -13,7 +14,9 @@ COMMAND_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "CI": "1
 
 @dataclass
 class SandboxRunner:
-    sandbox: Any  # repoloop.sandbox.Sandbox
+    """The agent's Runner (repoloop.agent.interfaces) over a started sandbox backend."""
+
+    sandbox: Sandbox
 
     @classmethod
     def open(cls, kind: str | None, workspace: Path, *, network: bool = False, image: str | None = None,
@@ -29,7 +32,7 @@ class SandboxRunner:
     def kind(self) -> str:
         return str(getattr(self.sandbox, "kind", "?"))
 
-    def run(self, command: str, timeout: float) -> Any:
+    def run(self, command: str, timeout: float) -> RunResult:
         return self.sandbox.run(command, timeout=timeout, env=COMMAND_ENV)
 
     def stop(self) -> None:

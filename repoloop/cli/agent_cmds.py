@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
+
+if TYPE_CHECKING:
+    from repoloop.agent.config import RunConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,26 +91,11 @@ def _task(text: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from repoloop.agent.loop import Agent, RunConfig
+    from repoloop.agent.loop import Agent
 
     _validate(args)
-    model = args.model or os.environ.get("REPOLOOP_MODEL")
-    if not model:
-        raise RepoloopError("no model: pass --model or set REPOLOOP_MODEL")
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
-    api_key = os.environ.get("OPENAI_API_KEY")
-    if not base_url and not api_key:
-        raise RepoloopError("no endpoint: set OPENAI_API_KEY (OpenAI) or pass --base-url (a local server)")
-    cfg = RunConfig(
-        task=_task(args.task), repo=repo_root(args.repo), index_dir=index_dir(args), model=model,
-        plan_model=args.plan_model, base_url=base_url, api_key=api_key, sandbox=args.sandbox, image=args.image,
-        test_cmd=args.test_cmd, max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost,
-        approve_plan=args.approve_plan, apply=args.apply, context_limit=args.context_limit,
-        context_budget=args.budget, lexical_only=args.lexical, rerank=args.rerank, stream=args.stream, timeout=args.timeout,
-        retries=args.retries, backoff=args.backoff, prices=args.prices, tool_mode=args.tool_mode,
-        max_output_tokens=args.max_output_tokens,
-    )
-    redact = _redactor(api_key)
+    cfg = run_config(args, os.environ)
+    redact = _redactor(cfg.model.api_key)
     reporter = ConsoleReporter(live=sys.stderr.isatty() and not args.json, redact=redact)
     _interrupt_on_sigterm()  # so a killed run still removes its worktree and records its end
     result = Agent(cfg, reporter=reporter).run()
@@ -115,6 +104,33 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_result(result, redact)
     return result.exit_code
+
+
+def run_config(args: argparse.Namespace, env: Mapping[str, str]) -> RunConfig:
+    """The run's configuration from the flags and, where a flag is not given, the user's environment
+    (REPOLOOP_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY, REPOLOOP_PRICES, REPOLOOP_SANDBOX_IMAGE): read
+    here, once, and passed down."""
+    from repoloop.agent.config import BudgetConfig, ModelConfig, RetrievalConfig, RunConfig, SandboxConfig
+
+    model = args.model or env.get("REPOLOOP_MODEL")
+    if not model:
+        raise RepoloopError("no model: pass --model or set REPOLOOP_MODEL")
+    base_url = args.base_url or env.get("OPENAI_BASE_URL")
+    api_key = env.get("OPENAI_API_KEY")
+    if not base_url and not api_key:
+        raise RepoloopError("no endpoint: set OPENAI_API_KEY (OpenAI) or pass --base-url (a local server)")
+    return RunConfig(
+        task=_task(args.task), repo=repo_root(args.repo), test_cmd=args.test_cmd, approve_plan=args.approve_plan,
+        apply=args.apply,
+        model=ModelConfig(name=model, plan_model=args.plan_model, base_url=base_url, api_key=api_key,
+                          stream=args.stream, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
+                          prices=args.prices or env.get("REPOLOOP_PRICES"), tool_mode=args.tool_mode,
+                          max_output_tokens=args.max_output_tokens, context_limit=args.context_limit),
+        retrieval=RetrievalConfig(index_dir=index_dir(args), lexical_only=args.lexical, rerank=args.rerank,
+                                  context_budget=args.budget),
+        sandbox=SandboxConfig(kind=args.sandbox, image=args.image or env.get("REPOLOOP_SANDBOX_IMAGE")),
+        budget=BudgetConfig(max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost),
+    )
 
 
 def _redactor(api_key: str | None = None) -> Any:
@@ -165,6 +181,8 @@ class ConsoleReporter:
             return
         if name == "note":
             self.err.print(styled((self.redact(str(data["text"])), "dim")))
+        elif name == "tool_mode":
+            self.err.print(styled((self.redact(f"switching to {data['mode']}-mode tool calls: {data['reason']}"), "dim")))
         elif name == "observe":
             self.err.print(styled((f"observe: {data['items']} context items; tests: {data['test_cmd'] or 'none'}",
                                    "dim")))
@@ -178,7 +196,7 @@ class ConsoleReporter:
             self.err.print(styled("  verify: ", mark, f" ({data['seconds']:.1f}s)"))
 
     def approve_plan(self, plan: str) -> Any:
-        from repoloop.agent.loop import PlanDecision
+        from repoloop.agent.interfaces import PlanDecision
 
         sys.stderr.write("\n--- plan ---\n" + self.redact(plan) + "\n------------\n")
         while True:

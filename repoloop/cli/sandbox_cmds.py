@@ -77,7 +77,8 @@ def _exec(args: argparse.Namespace) -> int:
         limits = replace(limits, disk_mb=args.disk_mb)
     command: str | list[str] = cmd[0] if len(cmd) == 1 else cmd
     root = repo_root(args.repo)
-    sandbox = open_sandbox(args.sandbox, root, network=args.network, image=args.image, limits=limits,
+    image = args.image or os.environ.get("REPOLOOP_SANDBOX_IMAGE")  # read here, once, and passed down
+    sandbox = open_sandbox(args.sandbox, root, network=args.network, image=image, limits=limits,
                            hide=untracked_secrets(root))
     with sandbox:
         result = sandbox.run(command, timeout=args.timeout)

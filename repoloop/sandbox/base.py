@@ -17,6 +17,9 @@ Command = str | Sequence[str]
 
 TIMEOUT_EXIT_CODE = 124  # what `timeout(1)` returns; the CLI and the agent report it as such
 QUOTA_EXIT_CODE = 128 + 25  # as if killed by SIGXFSZ: the workspace outgrew its disk quota
+# Set in every command's environment to the backend's kind: a script inside can tell where it runs.
+# Written, never read: nothing in repoloop takes its configuration from the environment below the CLI.
+KIND_ENV = "REPOLOOP_SANDBOX"
 
 
 @dataclass(frozen=True)

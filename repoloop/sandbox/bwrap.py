@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from repoloop.errors import RepoloopError
-from repoloop.sandbox.base import Command, Limits, RunResult, SandboxBase, SandboxInfo, shell_argv
+from repoloop.sandbox.base import KIND_ENV, Command, Limits, RunResult, SandboxBase, SandboxInfo, shell_argv
 from repoloop.sandbox.cgroup import CgroupJail
 from repoloop.sandbox.disk import DiskWatch
 from repoloop.sandbox.gitmeta import GIT_ENV, git_mounts
@@ -276,7 +276,7 @@ class BwrapSandbox(SandboxBase):
             "TMPDIR": "/tmp",
             "LANG": "C.UTF-8",
             "TERM": "dumb",
-            "REPOLOOP_SANDBOX": self.kind,
+            KIND_ENV: self.kind,
             **GIT_ENV,
         }
         if self._user is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.sandbox.base import (
+    KIND_ENV,
     QUOTA_EXIT_CODE,
     TIMEOUT_EXIT_CODE,
     Command,
@@ -83,7 +84,7 @@ class DockerSandbox(SandboxBase):
     ) -> None:
         super().__init__(workspace, network=network, limits=limits)
         self.hide = [Path(p) for p in hide]
-        self.image = image or os.environ.get("REPOLOOP_SANDBOX_IMAGE") or DEFAULT_IMAGE
+        self.image = image or DEFAULT_IMAGE  # the CLI passes $REPOLOOP_SANDBOX_IMAGE as `image`
         self.base_url = base_url
         self.user = user
         self.client: Any = None
@@ -153,7 +154,7 @@ class DockerSandbox(SandboxBase):
                 Ulimit(name="nofile", soft=lim.open_files, hard=lim.open_files),
                 *([Ulimit(name="cpu", soft=lim.cpu_seconds, hard=lim.cpu_seconds)] if lim.cpu_seconds else []),
             ],
-            environment={"HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb", "REPOLOOP_SANDBOX": "docker",
+            environment={"HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb", KIND_ENV: self.kind,
                          **GIT_ENV},
             labels={"repoloop.sandbox": "1"},
         )
