@@ -1,8 +1,8 @@
 """What one agent run is told: a `RunConfig` made of one frozen config per part it drives.
 
 The CLI builds these once, from its flags and the user's environment variables (REPOLOOP_MODEL,
-REPOLOOP_PRICES, REPOLOOP_SANDBOX_IMAGE, OPENAI_*); nothing below the CLI reads the environment for
-them. Frozen, so that a run cannot change what it was asked to do: what it decides on the way (the
+REPOLOOP_PRICES, REPOLOOP_SANDBOX_IMAGE, OPENAI_*, and retrieval's REPOLOOP_DENSE_STORE and
+REPOLOOP_TOKENIZER); nothing below the CLI reads the environment for them. Frozen, so that a run cannot change what it was asked to do: what it decides on the way (the
 sandbox kind that auto-selection found, say) lives on the `Agent`, not here.
 """
 
@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repoloop.agent.llm import LLMConfig
+
+if TYPE_CHECKING:
+    from repoloop.retrieval.api import RetrievalOptions
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class RetrievalConfig:
     # top candidates' chunks are embedded at query time, seconds once per new file on a CPU (an agent
     # step waits longer for its model), for +13.6 file Acc@1 on SWE-bench dev (RESULTS.md).
     rerank: bool = True
+    # How the retriever ranks (dense store, tokenizer), read by the CLI from the user's environment;
+    # None: the defaults. `lexical_only` and `rerank` above are set on it.
+    options: RetrievalOptions | None = None
     context_budget: int = 6_000  # tokens of retrieved code given with the task
     failure_budget: int = 2_000  # tokens of retrieved code after each failed verification
     map_budget: int = 1_024

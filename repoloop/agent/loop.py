@@ -270,9 +270,11 @@ class Agent:
     def _open_observer(self) -> Observer:
         if self.retriever is not None:
             return Observer(retriever=self.retriever)
+        from repoloop.retrieval.api import RetrievalOptions
+
         r = self.cfg.retrieval
         return Observer.open(self.repo, r.index_dir, lexical_only=r.lexical_only, rerank=r.rerank,
-                             log=lambda m: self.ui.event("note", {"text": m}))
+                             options=r.options or RetrievalOptions(), log=lambda m: self.ui.event("note", {"text": m}))
 
     def _default_runner(self, kind: str | None, workspace: Path) -> Runner:
         from repoloop.agent.sandboxing import SandboxRunner, project_env_binds

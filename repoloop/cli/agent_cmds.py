@@ -108,9 +108,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def run_config(args: argparse.Namespace, env: Mapping[str, str]) -> RunConfig:
     """The run's configuration from the flags and, where a flag is not given, the user's environment
-    (REPOLOOP_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY, REPOLOOP_PRICES, REPOLOOP_SANDBOX_IMAGE): read
-    here, once, and passed down."""
+    (REPOLOOP_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY, REPOLOOP_PRICES, REPOLOOP_SANDBOX_IMAGE, and
+    retrieval's REPOLOOP_DENSE_STORE and REPOLOOP_TOKENIZER): read here, once, and passed down."""
     from repoloop.agent.config import BudgetConfig, ModelConfig, RetrievalConfig, RunConfig, SandboxConfig
+    from repoloop.retrieval.api import RetrievalOptions
 
     model = args.model or env.get("REPOLOOP_MODEL")
     if not model:
@@ -127,7 +128,7 @@ def run_config(args: argparse.Namespace, env: Mapping[str, str]) -> RunConfig:
                           prices=args.prices or env.get("REPOLOOP_PRICES"), tool_mode=args.tool_mode,
                           max_output_tokens=args.max_output_tokens, context_limit=args.context_limit),
         retrieval=RetrievalConfig(index_dir=index_dir(args), lexical_only=args.lexical, rerank=args.rerank,
-                                  context_budget=args.budget),
+                                  options=RetrievalOptions.from_env(env), context_budget=args.budget),
         sandbox=SandboxConfig(kind=args.sandbox, image=args.image or env.get("REPOLOOP_SANDBOX_IMAGE")),
         budget=BudgetConfig(max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost),
     )
