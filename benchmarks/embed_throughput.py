@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder  # noqa: E402
+from repoloop.indexer.config import EmbedConfig  # noqa: E402
+from repoloop.indexer.embed.embedders import DEFAULT_MODEL, SentenceTransformerEmbedder  # noqa: E402
 from repoloop.indexer.embed.phase import embed_text  # noqa: E402
 
 
@@ -52,9 +53,9 @@ def main() -> None:
     embedders = {}
     for b in a.backends.split(","):
         backend, _, precision = b.partition("-")
-        if precision:
-            os.environ["REPOLOOP_EMBED_PRECISION"] = precision
-        e = SentenceTransformerEmbedder(backend=backend)
+        base = EmbedConfig.from_env(os.environ)  # the user's cache dir and threads
+        e = SentenceTransformerEmbedder.from_config(base.replace(backend=backend, precision=precision or None),
+                                                    DEFAULT_MODEL, None)
         e.embed([f"warm up {i}" for i in range(8)])  # load (and build/cache the ONNX graph) outside the timing
         embedders[b] = e
     vecs: dict[str, np.ndarray] = {}

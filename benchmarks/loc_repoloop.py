@@ -72,13 +72,15 @@ class RepoloopRunner:
         return self.index_dirs.get(root) or index_dir(root)
 
     def index(self, root: Path, *, embed: bool) -> dict:
+        from repoloop.indexer.config import EmbedConfig
         from repoloop.indexer.pipeline import index_repo
 
         self.forget(root)
         # jobs=1 (parse in-process) by default: parser worker processes import the code on disk,
         # which other engineers edit while a long benchmark runs (a mismatch hangs the pool).
         jobs = int(os.environ.get("BENCH_JOBS", "1"))
-        rep = index_repo(root, index_dir(root), embed=embed, progress=False, jobs=jobs)
+        rep = index_repo(root, index_dir(root), embed=embed, progress=False, jobs=jobs,
+                         embed_config=EmbedConfig.from_env(os.environ))  # the user's REPOLOOP_EMBED_* and cache
         return {"files": rep.files_seen, "parsed": rep.files_indexed, "chunks": rep.chunks,
                 "symbols": rep.symbols, "edges": rep.edges, "embedded": rep.embedded,
                 "seconds": {k: round(v, 2) for k, v in rep.seconds.items()}}
@@ -95,7 +97,8 @@ class RepoloopRunner:
             if rerank and self.embedder is None:
                 from repoloop.indexer.embed.embedders import embedder_from_config
 
-                self.embedder = embedder_from_config()  # one model for every snapshot's re-rank
+                # one model for every snapshot's re-rank, as the user's variables configure it
+                self.embedder = embedder_from_config(RetrievalOptions.from_env().embed)
             r = open_retriever(root, self.index_dir(root), RetrievalOptions.from_env(
                 lexical_only=lexical, weights=self.weights, rerank=rerank), embedder=self.embedder)
             self._open[root] = r
@@ -207,11 +210,12 @@ def cli_search(root: Path, query: str, system: str, k: int = 20, timeout: float 
 
 def index_stats(root: Path, idx: Path, *, embed: bool) -> dict:
     """Index `root` into `idx` (in this process) and summarise the run for the benchmark's logs."""
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.pipeline import index_repo
     from repoloop.indexer.store import DB_NAME, IndexStore
 
     jobs = int(os.environ.get("BENCH_JOBS", "1"))
-    rep = index_repo(root, idx, embed=embed, progress=False, jobs=jobs)
+    rep = index_repo(root, idx, embed=embed, progress=False, jobs=jobs, embed_config=EmbedConfig.from_env(os.environ))
     with IndexStore(idx / DB_NAME, readonly=True) as store:
         fp = store.get_meta("parser_fingerprint")
         model = store.get_meta("embed_model")

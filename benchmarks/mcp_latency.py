@@ -113,6 +113,7 @@ def main() -> int:
 
     from mcp import Client, StdioServerParameters
 
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.pipeline import index_repo
 
     tmp = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="mcp_latency_"))
@@ -124,7 +125,7 @@ def main() -> int:
         else:
             repo = snapshot(ROOT, tmp / "repo")
         t = time.perf_counter()
-        rep = index_repo(repo, embed=not args.lexical, progress=False)
+        rep = index_repo(repo, embed=not args.lexical, progress=False, embed_config=EmbedConfig.from_env(os.environ))
         index_s = time.perf_counter() - t
         lex = ["--lexical"] if args.lexical else []
         outline_paths = [p.relative_to(repo).as_posix() for p in sorted(repo.glob("repoloop/*/*.py"))[:10]] or \

@@ -241,6 +241,7 @@ def _parse_only(tree: Path, idx: Path) -> tuple[float, int, int]:
 
 def _embed_overhead(tree: Path, idx: Path, sample: int, rng: random.Random) -> dict:
     """Repoloop's embed phase on a sample index vs raw `encode` of exactly the texts it embeds."""
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.embed.embedders import embedder_from_config
     from repoloop.indexer.embed.phase import embed_missing, embed_text
     from repoloop.indexer.store import IndexStore
@@ -256,7 +257,7 @@ def _embed_overhead(tree: Path, idx: Path, sample: int, rng: random.Random) -> d
         store.conn.execute("DELETE FROM chunks WHERE id NOT IN (SELECT id FROM keep)")
         texts = list({embed_text(t, s, m) for t, s, m in store.conn.execute(
             "SELECT c.text, c.symbol, f.module FROM chunks c JOIN files f ON f.id=c.file_id")})
-        emb = embedder_from_config()
+        emb = embedder_from_config(EmbedConfig.from_env(os.environ))
         emb.embed(texts[:8])  # load the model before either timing
         model = emb._load()  # the same SentenceTransformer object
         # raw, ours, raw again: the machine's load drifts, so the baseline brackets our run

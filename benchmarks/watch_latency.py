@@ -123,6 +123,7 @@ def reload_cost(args: argparse.Namespace) -> int:
     """In one process, alternating per edit: what a watcher pass plus the server's reload cost the
     old way (a new embedder per pass; a new Retriever opened and warmed) and the new way (one shared
     embedder; `refresh()` in place), each followed by the query that must find the edit (dense)."""
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.embed.embedders import embedder_from_config
     from repoloop.indexer.pipeline import index_paths
     from repoloop.service.warm import ModelLoads, SharedEmbedder
@@ -140,7 +141,7 @@ def reload_cost(args: argparse.Namespace) -> int:
         from repoloop.retrieval.retriever import open_retriever
 
         with ModelLoads() as loads:
-            shared = SharedEmbedder(embedder_from_config())
+            shared = SharedEmbedder(embedder_from_config(EmbedConfig.from_env(os.environ)))
             current = open_retriever(repo, embedder=shared)
             current.warm()
             loads_by_way = {"old": 0, "new": 0}
@@ -296,6 +297,7 @@ def main() -> int:
     if args.mcp:
         return mcp_latency(args)
 
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.pipeline import index_repo
 
     tmp = Path(tempfile.mkdtemp(prefix="watch_latency_"))
@@ -305,7 +307,7 @@ def main() -> int:
         repo.mkdir()
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
-        rep = index_repo(repo, embed=args.embed, progress=False)
+        rep = index_repo(repo, embed=args.embed, progress=False, embed_config=EmbedConfig.from_env(os.environ))
         files = sorted(p.relative_to(repo).as_posix() for p in repo.glob("repoloop/*/*.py"))
         embed_flag = [] if args.embed else ["--no-embed"]
 

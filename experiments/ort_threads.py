@@ -8,6 +8,7 @@ intra-op thread each"; the answer is in benchmarks/RESULTS.md, "Quiet-machine fi
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.embed import phase
 from repoloop.indexer.embed.embedders import embedder_from_config
 from repoloop.indexer.embed.onnx_encoder import graph_path
@@ -65,11 +67,11 @@ def main() -> None:
     store = IndexStore(a.db, readonly=True)
     keys = sorted({r[0] for r in store.conn.execute("SELECT DISTINCT key FROM embed_keys")})
     texts = [t for _, t in phase._by_length(phase._texts_for(store, keys), 1024)][: a.n]
-    emb = embedder_from_config()
+    emb = embedder_from_config(EmbedConfig.from_env(os.environ))
     emb.embed(["warm"] * 40)  # loads the ONNX encoder (and builds its graph if not cached)
     fast = emb._fast_encoder()
     encs = fast.tokenizer.encode_batch(texts)
-    graph = graph_path(Path(emb._path()), "int8")
+    graph = graph_path(Path(emb._path()), "int8", emb.cache_dir)
     print("| threads x intra-op | wall s | CPU s | chunks/s |\n|---|---|---|---|")
     for workers, intra, spin, size in ((2, 1, False, 16), (2, 1, False, 32), (1, 2, True, 16), (1, 2, True, 64),
                                        (1, 2, False, 64), (1, 1, False, 16)):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.embed.embedders import OpenAIEmbedder, embedder_from_config
 from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
@@ -66,9 +67,9 @@ def endpoint():
     srv.server_close()
 
 
-def test_endpoint_embedder_indexes_and_searches(tmp_path: Path, endpoint: str, monkeypatch) -> None:
-    monkeypatch.setenv("REPOLOOP_EMBED_BASE_URL", endpoint)
-    emb = embedder_from_config(model="hash-64")
+def test_endpoint_embedder_indexes_and_searches(tmp_path: Path, endpoint: str) -> None:
+    config = EmbedConfig.from_env({"REPOLOOP_EMBED_BASE_URL": endpoint}, model="hash-64")  # as the CLI reads them
+    emb = embedder_from_config(config)
     assert isinstance(emb, OpenAIEmbedder) and emb.name == "openai:hash-64"
     root = write_repo(tmp_path / "repo")
     index(root)
@@ -79,8 +80,8 @@ def test_endpoint_embedder_indexes_and_searches(tmp_path: Path, endpoint: str, m
         c = check_consistency(store, root / ".repoloop")
         assert c["consistent"] and c["model"] == "openai:hash-64" and c["vectors"] == n
         assert embed_missing(store, root / ".repoloop", embedder=emb) == 0
-    # The query side re-creates the endpoint embedder from the index's model name and the env URL.
-    r = open_retriever(root)
+    # The query side re-creates the endpoint embedder from the index's model name and the configured URL.
+    r = open_retriever(root, options=RetrievalOptions.from_env({"REPOLOOP_EMBED_BASE_URL": endpoint}))
     try:
         hits = r.search("stock reserve quantity", 3, explain=True, signals="dense")
         assert hits[0].symbol in {"shop.inventory.Inventory", "shop.inventory.Inventory.reserve_stock"}

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+from repoloop.indexer.config import EmbedConfig
+from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder, embedder_from_config
 from repoloop.indexer.embed.phase import embed_missing
 from repoloop.indexer.embed.vector_array import VectorArray
 from repoloop.indexer.store import IndexStore
@@ -30,17 +31,19 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ONNX graph cache for the module's tests (built once, as a user's first index builds it)."""
-    monkeypatch.setenv("REPOLOOP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "repoloop-cache"))
+    return tmp_path_factory.getbasetemp() / "repoloop-cache"
 
 
 @pytest.mark.parametrize(("precision", "floor"), [("int8", 0.99), ("fp32", 0.99999)])
-def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPOLOOP_EMBED_PRECISION", precision)
-    fast = np.asarray(SentenceTransformerEmbedder(backend="onnx").embed(TEXTS * 2), dtype=np.float32)
+def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float, cache: Path) -> None:
+    config = EmbedConfig.from_env({"REPOLOOP_EMBED_PRECISION": precision, "REPOLOOP_CACHE_DIR": str(cache)})
+    onnx = embedder_from_config(config)
+    assert isinstance(onnx, SentenceTransformerEmbedder) and (onnx.precision, onnx.cache_dir) == (precision, cache)
+    fast = np.asarray(onnx.embed(TEXTS * 2), dtype=np.float32)
+    assert list((cache / "onnx").glob(f"*-{precision}.onnx"))  # built where the configuration says
     ref = np.asarray(SentenceTransformerEmbedder(backend="torch").embed(TEXTS * 2), dtype=np.float32)
     assert fast.shape == ref.shape == (2 * len(TEXTS), 384)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
@@ -50,9 +53,10 @@ def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float,
     assert (cos[~real] >= min(floor, 0.97)).all(), cos  # "" is [CLS] [SEP] alone: int8's worst case, 0.98
 
 
-def test_a_batch_embeds_without_torch(tmp_path: Path) -> None:
-    code = ("import sys\nfrom repoloop.indexer.embed.embedders import SentenceTransformerEmbedder\n"
-            "v = SentenceTransformerEmbedder().embed([f'def f{i}(): return {i}' for i in range(40)])\n"
+def test_a_batch_embeds_without_torch(tmp_path: Path, cache: Path) -> None:
+    code = ("import sys\nfrom pathlib import Path\nfrom repoloop.indexer.embed.embedders import SentenceTransformerEmbedder\n"
+            f"v = SentenceTransformerEmbedder(cache_dir=Path({str(cache)!r})).embed("
+            "[f'def f{i}(): return {i}' for i in range(40)])\n"
             "print(len(v), len(v[0]), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))

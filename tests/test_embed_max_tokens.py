@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.embed import embedders as E
 from repoloop.indexer.embed.embedders import (
     SentenceTransformerEmbedder,
@@ -27,32 +28,25 @@ from tests.test_retrieval_fixtures import index, write_repo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_names_carry_the_length_and_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(E.MAX_TOKENS_ENV, raising=False)
-    monkeypatch.delenv("REPOLOOP_EMBED_MODEL", raising=False)
-    monkeypatch.delenv("REPOLOOP_EMBED_BASE_URL", raising=False)
-    default = embedder_from_config()
+def test_names_carry_the_length_and_round_trip() -> None:
+    default = embedder_from_config(EmbedConfig.from_env({}))
     expected = E.DEFAULT_MODEL + (f"@{E.DEFAULT_MAX_TOKENS}" if E.DEFAULT_MAX_TOKENS not in (None, 256) else "")
     assert default.name == expected == SentenceTransformerEmbedder().name  # the pipeline's and the class's
-    assert embedder_from_config(max_tokens=128).name == "all-MiniLM-L6-v2@128"
+    assert embedder_from_config(EmbedConfig(max_tokens=128)).name == "all-MiniLM-L6-v2@128"
     # The model's own length is the plain name: indexes made before the setting keep their vectors.
-    assert embedder_from_config(max_tokens=256).name == "all-MiniLM-L6-v2"
-    monkeypatch.setenv(E.MAX_TOKENS_ENV, "192")
-    assert embedder_from_config().name == "all-MiniLM-L6-v2@192"
+    assert embedder_from_config(EmbedConfig(max_tokens=256)).name == "all-MiniLM-L6-v2"
+    assert embedder_from_config(EmbedConfig.from_env({E.MAX_TOKENS_ENV: "192"})).name == "all-MiniLM-L6-v2@192"
     # Queries re-create the embedder from the stored name, length included.
     for name, tokens in (("all-MiniLM-L6-v2@128", 128), ("all-MiniLM-L6-v2", 256), ("/m/my@model", None),
                          ("/m/model@64", 64)):
         e = embedder_by_name(name)
         assert isinstance(e, SentenceTransformerEmbedder) and e.max_tokens == tokens and e.name == name
     for bad in ("0", "-3", "many", "1.5"):
-        monkeypatch.setenv(E.MAX_TOKENS_ENV, bad)
-        with pytest.raises(RepoloopError, match="positive number of tokens"):
-            embedder_from_config()
+        with pytest.raises(RepoloopError, match=f"{E.MAX_TOKENS_ENV} must be a positive number of tokens"):
+            EmbedConfig.from_env({E.MAX_TOKENS_ENV: bad})
 
 
 def test_a_shorter_default_leaves_old_indexes_at_their_length(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(E.MAX_TOKENS_ENV, raising=False)
-    monkeypatch.delenv("REPOLOOP_EMBED_BASE_URL", raising=False)
     monkeypatch.setattr(E, "DEFAULT_MAX_TOKENS", 128)
     assert SentenceTransformerEmbedder().name == embedder_from_config().name == "all-MiniLM-L6-v2@128"
     assert SentenceTransformerEmbedder(model="/some/model").max_tokens is None  # other models: their own

@@ -6,10 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
-from repoloop.indexer.embed.phase import check_consistency, embed_missing, scope_from_env
+from repoloop.indexer.embed.phase import check_consistency, embed_missing
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.retriever import open_retriever
 from tests.test_retrieval_fixtures import index, write_repo
@@ -47,17 +46,13 @@ def _keyed_paths(root: Path) -> set[str]:
         db.close()
 
 
-def test_scope_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REPOLOOP_EMBED_TESTS", raising=False)
-    assert scope_from_env() == "code"
-    monkeypatch.setenv("REPOLOOP_EMBED_TESTS", "1")
-    assert scope_from_env() == "all"
-    monkeypatch.setenv("REPOLOOP_EMBED_TESTS", "0")
-    assert scope_from_env() == "code"
+def test_scope_from_env() -> None:
+    assert EmbedConfig.from_env({}).scope == "code"
+    assert EmbedConfig.from_env({"REPOLOOP_EMBED_TESTS": "1"}).scope == "all"
+    assert EmbedConfig.from_env({"REPOLOOP_EMBED_TESTS": "0"}).scope == "code"
 
 
-def test_tests_are_not_embedded_by_default_and_can_be(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REPOLOOP_EMBED_TESTS", raising=False)
+def test_tests_are_not_embedded_by_default_and_can_be(tmp_path: Path) -> None:
     root = write_repo(tmp_path / "repo", FILES)
     rep = index(root, embed=True)
     assert _keyed_paths(root) == {"shop/cart.py", "shop/tax.py"}
@@ -83,8 +78,7 @@ def test_tests_are_not_embedded_by_default_and_can_be(tmp_path: Path, monkeypatc
         c = check_consistency(store, root / ".repoloop")
     assert added == n_all - rep.embedded and c["consistent"] and c["scope"] == "all"
     assert _keyed_paths(root) == set(FILES)
-    monkeypatch.setenv("REPOLOOP_EMBED_TESTS", "0")
     with IndexStore.open(root) as store:
-        assert embed_missing(store, root / ".repoloop", embedder=model) == 0
+        assert embed_missing(store, root / ".repoloop", embedder=model, config=EmbedConfig(scope="code")) == 0
         c = check_consistency(store, root / ".repoloop")
     assert c["consistent"] and c["orphans"] == 0 and c["vectors"] == rep.embedded

@@ -234,12 +234,12 @@ class _TransferEmbedder:
         return [[1.0, 0.0] if ("def transfer" in t or t.startswith("QUERY")) else [0.0, 1.0] for t in texts]
 
 
-def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path, monkeypatch) -> None:
-    from repoloop.indexer.embed.query_time_cache import CACHE_ENV
+def test_rerank_vectors_give_each_definition_its_own_dense_evidence(repo: Path) -> None:
+    from repoloop.indexer.config import EmbedConfig
 
-    monkeypatch.setenv(CACHE_ENV, str(repo.parent / "locate-vectors.db"))
+    shared = EmbedConfig(vector_cache=repo.parent / "locate-vectors.db")
     emb = _TransferEmbedder()
-    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True, embed=shared), embedder=emb) as r:
         got = Locator(r).locate("QUERY money moves between wallets: balance credit debit", 5)
         assert emb.calls > 0  # the re-rank embedded chunks at query time
         wallet = next(f for f in got.files if f.path == "shop/wallet.py")

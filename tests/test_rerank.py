@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from repoloop.indexer.config import VECTOR_CACHE_ENV, EmbedConfig
 from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
 from repoloop.indexer.embed.phase import embed_missing
-from repoloop.indexer.embed.query_time_cache import CACHE_ENV, VectorCache, cache_path
+from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
 from repoloop.indexer.store import IndexStore
 from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.rerank import reassign
@@ -61,13 +62,13 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, monkeypatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(repo.parent / "shared-vectors.db"))
-    with open_retriever(repo, options=RetrievalOptions(rerank=False)) as r:
+def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path) -> None:
+    shared = EmbedConfig(vector_cache=repo.parent / "shared-vectors.db")
+    with open_retriever(repo, options=RetrievalOptions(rerank=False, embed=shared)) as r:
         before = _files(r)
     assert before[0] == "shop/cart.py" and "shop/pricing.py" in before[1:]
     emb = KeywordEmbedder()
-    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True, embed=shared), embedder=emb) as r:
         hits = r.search(QUERY, 10, explain=True)
         after = list(dict.fromkeys(h.path for h in hits))
         assert r.reranking.reranker is not None and r.reranking.reranker.embedded > 0
@@ -81,7 +82,7 @@ def test_rerank_moves_the_closest_file_up_and_leaves_tests_in_place(repo: Path, 
     # The vectors went to the shared cache: a new retriever embeds only its query.
     assert (repo.parent / "shared-vectors.db").exists()
     emb2 = KeywordEmbedder()
-    with open_retriever(repo, options=RetrievalOptions(rerank=True), embedder=emb2) as r:
+    with open_retriever(repo, options=RetrievalOptions(rerank=True, embed=shared), embedder=emb2) as r:
         assert _files(r) == after
     assert emb2.texts == [QUERY]
 
@@ -154,10 +155,9 @@ def test_vector_cache_persists_per_model_and_degrades_to_memory(tmp_path: Path, 
         bad = VectorCache(tmp_path / "blocker" / "v.db", "m1")
     bad.put({"k": [1.0, 0.0]})
     assert set(bad.get(["k"])) == {"k"} and "unusable" in caplog.text
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "shared.db"))
-    assert cache_path(tmp_path / "idx") == tmp_path / "shared.db"
-    monkeypatch.delenv(CACHE_ENV)
-    assert cache_path(tmp_path / "idx") == tmp_path / "idx" / "vectors.db"
+    shared = EmbedConfig.from_env({VECTOR_CACHE_ENV: str(tmp_path / "shared.db")}).vector_cache
+    assert cache_path(tmp_path / "idx", shared) == tmp_path / "shared.db"
+    assert cache_path(tmp_path / "idx", EmbedConfig.from_env({}).vector_cache) == tmp_path / "idx" / "vectors.db"
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
     from repoloop.agent.config import RetrievalConfig
     from repoloop.agent.observe import Observer
 
-    env = {**os.environ, CACHE_ENV: str(tmp_path / "cli-vectors.db")}
+    env = {**os.environ, VECTOR_CACHE_ENV: str(tmp_path / "cli-vectors.db")}
     cmd = [sys.executable, "-m", "repoloop.cli", "search", "discount percent on the cart total", "--repo", str(repo),
            "--json", "--explain", "-k", "5"]
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

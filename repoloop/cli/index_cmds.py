@@ -7,11 +7,15 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repoloop.cli.common import add_repo_args, console, index_dir, print_json, repo_root, styled
 from repoloop.errors import RepoloopError
+
+if TYPE_CHECKING:
+    from repoloop.indexer.config import IndexConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip files bigger than this (default 1 MiB)")
     p.add_argument("--wait", action="store_true", help="wait for another run on this index instead of refusing")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no summary")
-    # Embedding options (read by repoloop.indexer.embed.phase through these env variables).
+    # Embedding options: each over its environment variable, read once into an EmbedConfig (cmd_index).
     p.add_argument("--embed-model", default=None, metavar="PATH_OR_NAME",
                    help="local sentence-transformers model (env REPOLOOP_EMBED_MODEL; default all-MiniLM-L6-v2)")
     p.add_argument("--embed-max-tokens", default=None, metavar="N",
@@ -77,33 +81,23 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise RepoloopError(f"{args.path}: not a directory")
     else:
         repo = repo_root(args.repo)
-    if args.embed_max_tokens is not None:
-        from repoloop.indexer.embed.embedders import parse_max_tokens
-
-        parse_max_tokens(args.embed_max_tokens, "--embed-max-tokens")  # a bad value fails before any work
-    for opt, env in (("embed_model", "REPOLOOP_EMBED_MODEL"), ("embed_base_url", "REPOLOOP_EMBED_BASE_URL"),
-                     ("embed_max_tokens", "REPOLOOP_EMBED_MAX_TOKENS"), ("chroma_url", "REPOLOOP_CHROMA_URL")):
-        if getattr(args, opt, None):
-            os.environ[env] = getattr(args, opt)
-    if args.embed_tests:
-        os.environ["REPOLOOP_EMBED_TESTS"] = "1"
+    config = index_config(args, os.environ)  # bad values fail here, before any work
     from repoloop.indexer.seed import maybe_seed
 
-    seeded = maybe_seed(repo, index_dir(args), args.seed_from, auto=not args.no_seed, wait=args.wait)
+    seeded = maybe_seed(repo, index_dir(args), args.seed_from, auto=config.auto_seed and not args.no_seed,
+                        wait=args.wait, vector_cache=config.embed.vector_cache)
     progress = not args.quiet and not args.json and sys.stderr.isatty()
     max_size = args.max_file_size or DEFAULT_MAX_FILE_SIZE
-    from repoloop.indexer.cluster import cluster_address
-
-    cluster, address = None, cluster_address(args.cluster)
-    if address:
+    cluster = None
+    if config.cluster.address:
         from repoloop.indexer.cluster import index_repo_cluster
 
-        report, cluster = index_repo_cluster(repo, address, index_dir(args), embed=not args.no_embed,
+        report, cluster = index_repo_cluster(repo, config.cluster.address, index_dir(args), embed=not args.no_embed,
                                              progress=progress, max_file_size=max_size, wait=args.wait,
-                                             jobs=args.jobs)
+                                             jobs=args.jobs, cluster=config.cluster, embed_config=config.embed)
     else:
         report = index_repo(repo, index_dir(args), jobs=args.jobs, embed=not args.no_embed, progress=progress,
-                            max_file_size=max_size, wait=args.wait)
+                            max_file_size=max_size, wait=args.wait, embed_config=config.embed)
     if args.json:
         out = report.to_json()
         if cluster is not None:
@@ -128,6 +122,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def index_config(args: argparse.Namespace, environ: Mapping[str, str]) -> IndexConfig:
+    """The user's environment (REPOLOOP_EMBED_*, REPOLOOP_CHROMA_URL, REPOLOOP_VECTOR_CACHE,
+    RAY_ADDRESS, ...; see repoloop.indexer.config), read once, with `index`'s flags on top."""
+    from repoloop.indexer.config import ClusterConfig, IndexConfig, parse_max_tokens
+
+    config = IndexConfig.from_env(environ)
+    embed = config.embed.replace(
+        model=args.embed_model or None, base_url=args.embed_base_url or None, chroma_url=args.chroma_url or None,
+        max_tokens=parse_max_tokens(args.embed_max_tokens, "--embed-max-tokens"),
+        scope="all" if args.embed_tests else None)
+    return dataclasses.replace(config, embed=embed, cluster=ClusterConfig.from_env(environ, args.cluster))
+
+
 # -- status ---------------------------------------------------------------------------------------
 def _open_store(args: argparse.Namespace) -> tuple[Path, Any]:
     from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
@@ -139,7 +146,9 @@ def _open_store(args: argparse.Namespace) -> tuple[Path, Any]:
     return repo, IndexStore(idx / DB_NAME, readonly=True)
 
 
-def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> dict[str, Any]:
+def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50,
+                vector_cache: Path | None = None) -> dict[str, Any]:
+    """Everything `status` shows; `vector_cache`: the user's shared query-time cache, if any."""
     from repoloop.indexer.pipeline import changed_since_index, parser_fingerprint
     from repoloop.indexer.schema import LAST_RUN_KEY, PARSER_FINGERPRINT_KEY, SCHEMA_VERSION
 
@@ -176,7 +185,7 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
         "up_to_date": not any(stale.values()) and store.get_meta(PARSER_FINGERPRINT_KEY) == parser_fingerprint(),
         "last_run": json.loads(last_run) if last_run else None,
     }
-    data["query_time_vectors"] = _query_time_vectors(idx)
+    data["query_time_vectors"] = _query_time_vectors(idx, vector_cache)
     consistency = _consistency(store, idx)
     if consistency is not None:
         data["consistency"] = consistency
@@ -188,11 +197,11 @@ def status_data(repo: Path, store: Any, idx: Path, *, stale_limit: int = 50) -> 
     return data
 
 
-def _query_time_vectors(idx: Path) -> dict[str, Any] | None:
+def _query_time_vectors(idx: Path, vector_cache: Path | None) -> dict[str, Any] | None:
     """What the dense re-rank embedded at query time (`search --rerank`, the agent), if anything."""
     from repoloop.indexer.embed.query_time_cache import cache_path
 
-    path = cache_path(idx)
+    path = cache_path(idx, vector_cache)
     if not path.exists():
         return None
     import sqlite3
@@ -224,7 +233,9 @@ def _consistency(store: Any, idx: Path) -> Any:
 def cmd_status(args: argparse.Namespace) -> int:
     repo, store = _open_store(args)
     with store:
-        data = status_data(repo, store, store.db_path.parent)
+        from repoloop.indexer.config import vector_cache_from_env
+
+        data = status_data(repo, store, store.db_path.parent, vector_cache=vector_cache_from_env(os.environ))
     if args.json:
         print_json(data)
         return 0

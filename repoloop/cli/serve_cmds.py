@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -87,7 +88,11 @@ def _watch(args: argparse.Namespace) -> int:
         print(f"repoloop: {r.line()}", file=sys.stderr, flush=True)
 
     # One embedder for every pass (the model is read once), and a log line when it is read.
-    watcher = Watcher(repo, PipelineIndexer(repo, idx, embed=not args.no_embed), index_dir=idx,
+    from repoloop.indexer.config import EmbedConfig
+
+    embed_config = EmbedConfig.from_env(os.environ)  # the user's REPOLOOP_EMBED_*, read once
+    indexer = PipelineIndexer(repo, idx, embed=not args.no_embed, embed_config=embed_config)
+    watcher = Watcher(repo, indexer, index_dir=idx,
                       debounce=_debounce(args.debounce), on_update=report, polling=args.poll)
     with ModelLoads(sys.stderr):
         first = watcher.run_pass(None)

@@ -18,7 +18,7 @@ What fans out:
 - embedding: plain Ray actors, one per CPU of the cluster (or one per GPU where it has GPUs), each
   loading the model once (the same ONNX encoder as a local run on a CPU; sentence-transformers on
   the GPU). Plain actors rather than Ray Data `map_batches`: the texts to embed come from SQLite
-  on the driver after the content-hash/vector-store check (`embed_phase.embed_missing`, so only
+  on the driver after the content-hash/vector-store check (`embed.phase.embed_missing`, so only
   texts with no vector anywhere, team cache included, are sent), and every vector goes back to the
   driver, which upserts it into Chroma batch by batch, so a kill loses at most one round; Ray Data
   would add a dataset layer, its own scheduler and its own memory accounting to what is a
@@ -44,6 +44,7 @@ from typing import Any
 
 from repoloop.errors import RepoloopError
 from repoloop.indexer import walk as walk_mod
+from repoloop.indexer.config import ClusterConfig, EmbedConfig
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.pipeline import (
     IndexReport,
@@ -56,11 +57,9 @@ from repoloop.indexer.pipeline import (
 )
 from repoloop.indexer.store import DB_NAME, FileWrite, IndexStore, index_dir_for, prepare_index_dir
 
-ADDRESS_ENV = "RAY_ADDRESS"
-TRACE_ENV = "REPOLOOP_CLUSTER_TRACE"  # a file: one JSON line per parse batch and store flush (tests)
-BATCH_FILES = 64  # files per parse task (env REPOLOOP_CLUSTER_BATCH_FILES)
+BATCH_FILES = ClusterConfig.batch_files  # files per parse task by default (ClusterConfig.batch_files)
 BATCH_BYTES = 4 << 20  # ... or this many source bytes
-EMBED_SUB = 128  # texts per actor call (one ONNX pass over length-sorted texts; env REPOLOOP_CLUSTER_EMBED_SUB)
+EMBED_SUB = ClusterConfig.embed_sub  # texts per actor call by default (ClusterConfig.embed_sub)
 _ACTOR_START_S = 180.0  # how long the first new embedding actor may take to come up
 _ACTOR_GRACE_S = 60.0  # ... and the others after it
 
@@ -87,12 +86,6 @@ class ClusterStats:
         return d
 
 
-def cluster_address(value: str | None) -> str | None:
-    """What `--cluster` names, else `RAY_ADDRESS`; None: index locally."""
-    v = (value or os.environ.get(ADDRESS_ENV) or "").strip()
-    return v or None
-
-
 def _ray() -> Any:
     try:
         import ray
@@ -109,7 +102,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> tuple[Any, ClusterS
 
     keep_loopback()
     _messages_to_stderr()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray reads it itself: no usage report sent
     stats = ClusterStats(address=address)
     t = time.perf_counter()
     _reachable(address)
@@ -212,29 +205,28 @@ def _parse_batch(items: list[tuple[str, int, float, str, bytes]]) -> tuple[str, 
 
 
 class _EmbedActor:
-    """One loaded model (a Ray actor): texts in, unit float32 vectors out."""
+    """One loaded model (a Ray actor): texts in, unit float32 vectors out. `settings`: the driver's
+    `SentenceTransformerEmbedder` fields (model, length, backend, precision, threads, and the ONNX
+    cache dir where the user named one; else each node's own default under its home)."""
 
-    def __init__(self, model: str, max_tokens: int | None, device: str, threads: int) -> None:
+    def __init__(self, settings: dict[str, Any], device: str) -> None:
         import ray
 
-        os.environ["REPOLOOP_EMBED_THREADS"] = str(max(1, threads))
+        from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
+
         self.node = ray.get_runtime_context().get_node_id()
         self.device = device
         if device == "cuda":
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read by the Hugging Face libraries: no downloads
             from sentence_transformers import SentenceTransformer
 
-            from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
-
-            path = SentenceTransformerEmbedder(model=model, max_tokens=max_tokens)._path()
+            path = SentenceTransformerEmbedder(**settings)._path()
             self.st = SentenceTransformer(path, device="cuda")
-            if max_tokens:
-                self.st.max_seq_length = max_tokens
+            if settings.get("max_tokens"):
+                self.st.max_seq_length = settings["max_tokens"]
         else:
-            from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder
-
             self.st = None
-            self.e = SentenceTransformerEmbedder(model=model, max_tokens=max_tokens)
+            self.e = SentenceTransformerEmbedder(**settings)
 
     def ready(self) -> str:
         return self.node
@@ -251,17 +243,19 @@ class _EmbedActor:
 
 
 class RayEmbedder:
-    """The `Embedder` protocol over a pool of `_EmbedActor`s: `embed` splits its texts into calls of
-    `EMBED_SUB`, spreads them over the actors, and re-sends a call whose actor died."""
+    """The `Embedder` protocol over a pool of `_EmbedActor`s, each running `base`'s model as `base`
+    is set up (one ONNX thread each): `embed` splits its texts into calls of `sub` texts, spreads
+    them over the actors, and re-sends a call whose actor died."""
 
-    def __init__(self, ray: Any, model: str, max_tokens: int | None, name: str, stats: ClusterStats,
-                 log: Any = None) -> None:
-        self.ray, self.model, self.max_tokens, self.name, self.stats = ray, model, max_tokens, name, stats
+    def __init__(self, ray: Any, base: Any, stats: ClusterStats, *, sub: int = EMBED_SUB, log: Any = None) -> None:
+        self.ray, self.name, self.stats = ray, base.name, stats
+        self.settings: dict[str, Any] = {"model": base.model, "max_tokens": base.max_tokens, "backend": base.backend,
+                                         "precision": base.precision, "threads": 1, "cache_dir": base.cache_dir}
         self.log = log or (lambda **_: None)
         self.actors: list[Any] = []
         self._dim: int | None = None
         self.device = "cuda" if stats.gpus >= 1 else "cpu"
-        self.sub = int(os.environ.get("REPOLOOP_CLUSTER_EMBED_SUB") or EMBED_SUB)
+        self.sub = sub
 
     @property
     def dim(self) -> int:
@@ -283,7 +277,7 @@ class RayEmbedder:
         if self.device == "cuda":
             opts["num_gpus"] = 1
         cls = ray.remote(**opts)(_EmbedActor)
-        actors = [cls.remote(self.model, self.max_tokens, self.device, 1) for _ in range(n)]
+        actors = [cls.remote(self.settings, self.device) for _ in range(n)]
         refs = {a.ready.remote(): a for a in actors}
         # The first actor may take long (a model to load, a node busy); once one is up, the others
         # get a short grace: an actor with no room (CPUs taken by another job) is not waited for.
@@ -373,14 +367,14 @@ class _ClusterRun(_Run):
     """A `pipeline._Run` whose parse results come from Ray tasks and whose embedder is a Ray actor
     pool; walk, store, graph and the embedding bookkeeping are the local run's own code."""
 
-    def __init__(self, *args: Any, ray: Any, stats: ClusterStats, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ray: Any, stats: ClusterStats, cluster: ClusterConfig, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ray, self.stats = ray, stats
-        self.trace = os.environ.get(TRACE_ENV)
+        self.ray, self.stats, self.cluster = ray, stats, cluster
+        self.trace = cluster.trace
         # SPREAD: batches go round the nodes (the default packs the driver's node first, and a remote
         # node whose worker process is still starting would get nothing on a small repository).
         self._remote = ray.remote(max_retries=5, scheduling_strategy="SPREAD")(_parse_batch)
-        self.batch_files = int(os.environ.get("REPOLOOP_CLUSTER_BATCH_FILES") or BATCH_FILES)
+        self.batch_files = cluster.batch_files
 
     def _log(self, **event: Any) -> None:
         if self.trace:
@@ -461,16 +455,16 @@ class _ClusterRun(_Run):
         from repoloop.indexer.embed.embedders import SentenceTransformerEmbedder, embedder_from_config
         from repoloop.indexer.embed.phase import BATCH, embed_missing
 
-        base = self.embedder or embedder_from_config()
+        base = self.embedder or embedder_from_config(self.embed_config)
         if not isinstance(base, SentenceTransformerEmbedder):  # an HTTP endpoint: nothing to fan out
-            self.report.embedded = embed_missing(self.store, self.idx, embedder=base)
+            self.report.embedded = embed_missing(self.store, self.idx, embedder=base, config=self.embed_config)
             return
-        pool = RayEmbedder(self.ray, base.model, base.max_tokens, base.name, self.stats, self._log)
+        pool = RayEmbedder(self.ray, base, self.stats, sub=self.cluster.embed_sub, log=self._log)
         try:
             # Rounds big enough for two calls per actor at once: the driver's upserts overlap the encoding.
             rounds = max(BATCH, pool.sub) * 2 * pool.pool_size()
             self.report.embedded = embed_missing(self.store, self.idx, embedder=pool, batch=rounds,
-                                                 progress=self.progress._p is not None)
+                                                 progress=self.progress._p is not None, config=self.embed_config)
         finally:
             pool.close()
 
@@ -485,9 +479,12 @@ def index_repo_cluster(
     max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE,
     wait: bool = False,
     jobs: int | None = None,
+    cluster: ClusterConfig | None = None,
+    embed_config: EmbedConfig | None = None,
 ) -> tuple[IndexReport, ClusterStats]:
     """`index_repo` with parsing and embedding on the Ray cluster at `address` (or `local`: an
-    in-process Ray over `jobs` CPUs). Returns the same report as a local run, and the cluster's."""
+    in-process Ray over `jobs` CPUs), its work cut as `cluster` says and embedded as `embed_config`
+    says (both read at the caller's edge). Returns the same report as a local run, and the cluster's."""
     repo = Path(repo).expanduser().resolve()
     if not repo.is_dir():
         raise RepoloopError(f"{repo}: not a directory")
@@ -501,7 +498,8 @@ def index_repo_cluster(
             store = IndexStore(idx / DB_NAME)
             try:
                 run = _ClusterRun(repo, idx, store, max(1, int(stats.cpus)), max_file_size, progress, None,
-                                  ray=ray, stats=stats)
+                                  ray=ray, stats=stats, cluster=cluster or ClusterConfig(address=address),
+                                  embed_config=embed_config)
                 report = run.run(embed)
             finally:
                 store.close()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from repoloop.errors import RepoloopError
 from repoloop.indexer import safe_read
 from repoloop.indexer import walk as walk_mod
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.parse import parser
@@ -280,10 +281,12 @@ def index_repo(
     max_file_size: int = walk_mod.DEFAULT_MAX_FILE_SIZE,
     wait: bool = False,
     embedder: Embedder | None = None,
+    embed_config: EmbedConfig | None = None,
 ) -> IndexReport:
     """Build or update the index of `repo`; returns what was done. Raises IndexLockedError when
-    another run holds the index (unless `wait`). `embedder`: an already-loaded model to embed
-    with (a long-running process keeps one); None builds one from the configuration."""
+    another run holds the index (unless `wait`). `embed_config`: how to embed (the caller's, read
+    at its edge; default `EmbedConfig()`); `embedder`: an already-loaded model to embed with (a
+    long-running process keeps one); None builds one from `embed_config`."""
     repo = Path(repo).expanduser().resolve()
     if not repo.is_dir():
         raise RepoloopError(f"{repo}: not a directory")
@@ -296,7 +299,8 @@ def index_repo(
         progress = sys.stderr.isatty()
     prepare_index_dir(idx)
     with IndexLock(idx, wait=wait):
-        return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None, embedder)
+        return _locked_run(repo, idx, jobs or usable_cpus(), max_file_size, progress, embed, None, embedder,
+                           embed_config)
 
 
 def usable_cpus() -> int:
@@ -316,11 +320,12 @@ def index_paths(
     progress: bool = False,
     wait: bool = False,
     embedder: Embedder | None = None,
+    embed_config: EmbedConfig | None = None,
 ) -> IndexReport:
     """Update the index for a few changed paths (a watcher's events) without walking the whole
     tree: each path gets the walk's rules, and is re-parsed if its hash changed, removed if gone or
     now skipped. A directory among them, or an index never built, means a full incremental run.
-    `embedder` as for `index_repo`: a watcher passes the one it keeps loaded."""
+    `embedder` and `embed_config` as for `index_repo`: a watcher passes the model it keeps loaded."""
     repo = Path(repo).expanduser().resolve()
     idx = index_dir_for(repo, index_dir).resolve()
     rels: set[str] = set()
@@ -344,15 +349,16 @@ def index_paths(
                 limit = store.get_meta(MAX_FILE_SIZE_KEY)
         if limit is None:
             return _locked_run(repo, idx, usable_cpus(), walk_mod.DEFAULT_MAX_FILE_SIZE, progress, embed,
-                               None, embedder)
-        return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels), embedder)
+                               None, embedder, embed_config)
+        return _locked_run(repo, idx, 1, int(limit), progress, embed, sorted(rels), embedder, embed_config)
 
 
 def _locked_run(repo: Path, idx: Path, jobs: int, max_file_size: int, progress: bool, embed: bool,
-                scope: list[str] | None, embedder: Embedder | None = None) -> IndexReport:
+                scope: list[str] | None, embedder: Embedder | None = None,
+                embed_config: EmbedConfig | None = None) -> IndexReport:
     store = IndexStore(idx / DB_NAME)
     try:
-        run = _Run(repo, idx, store, jobs, max_file_size, progress, scope)
+        run = _Run(repo, idx, store, jobs, max_file_size, progress, scope, embed_config=embed_config)
         run.embedder = embedder
         return run.run(embed)
     finally:
@@ -363,8 +369,10 @@ class _Run:
     """One indexing run's state (kept off module globals)."""
 
     def __init__(self, repo: Path, idx: Path, store: IndexStore, jobs: int, max_file_size: int,
-                 progress: bool, scope: list[str] | None = None) -> None:
+                 progress: bool, scope: list[str] | None = None, *,
+                 embed_config: EmbedConfig | None = None) -> None:
         self.repo, self.idx, self.store = repo, idx, store
+        self.embed_config = embed_config or EmbedConfig()
         self.jobs, self.max_file_size = jobs, max_file_size
         self.report = IndexReport(repo=str(repo), index_dir=str(idx))
         if store.damaged_copy is not None:
@@ -379,7 +387,7 @@ class _Run:
             self.known = {p: ("", size, mtime, 0.0) for p, (_h, size, mtime, _t) in self.known.items()}
         self.skips: dict[str, str] = {}
         self.scope = scope  # only these paths (index_paths), or None for the whole tree
-        self.embedder: Embedder | None = None  # a caller's loaded model, else one from the configuration
+        self.embedder: Embedder | None = None  # a caller's loaded model, else one from embed_config
 
     def run(self, embed: bool) -> IndexReport:
         rep = self.report
@@ -560,7 +568,7 @@ class _Run:
         from repoloop.indexer.embed.phase import embed_missing
 
         self.report.embedded = embed_missing(self.store, self.idx, progress=self.progress._p is not None,
-                                             embedder=self.embedder)
+                                             embedder=self.embedder, config=self.embed_config)
 
 
 def changed_since_index(repo: Path, store: IndexStore, max_file_size: int | None = None

@@ -52,9 +52,11 @@ def worktree_siblings(repo: Path) -> list[Path]:
 
 
 def maybe_seed(repo: Path, index_dir: Path | None, seed_from: str | None, *, auto: bool = True,
-               wait: bool = False) -> dict[str, Any] | None:
-    """Seed `repo`'s index if it has none yet: from `seed_from`, else (auto) from the first other
-    worktree of the same git repository that has an index. Returns what was done, or None."""
+               wait: bool = False, vector_cache: Path | None = None) -> dict[str, Any] | None:
+    """Seed `repo`'s index if it has none yet: from `seed_from`, else (auto: neither --no-seed nor
+    REPOLOOP_NO_SEED, decided by the caller) from the first other worktree of the same git repository
+    that has an index. The sibling's vectors go to the query-time cache (`vector_cache`, the shared
+    one if the caller has one, else beside the index). Returns what was done, or None."""
     idx = index_dir_for(repo, index_dir)
     if (idx / DB_NAME).exists():
         return None  # an index is never replaced by a seed
@@ -63,17 +65,18 @@ def maybe_seed(repo: Path, index_dir: Path | None, seed_from: str | None, *, aut
         source = _index_of(Path(seed_from).expanduser().resolve())
         if source is None:
             raise RepoloopError(f"--seed-from {seed_from}: no repoloop index there (run `repoloop index` in it first)")
-    elif auto and index_dir is None and os.environ.get("REPOLOOP_NO_SEED", "") in ("", "0"):
+    elif auto and index_dir is None:
         for sib in worktree_siblings(repo):
             source = _index_of(sib)
             if source is not None:
                 break
     if source is None or source.resolve() == idx.resolve():
         return None
-    return seed_index(idx, source, wait=wait)
+    return seed_index(idx, source, wait=wait, vector_cache=vector_cache)
 
 
-def seed_index(idx: Path, source: Path, *, wait: bool = False) -> dict[str, Any] | None:
+def seed_index(idx: Path, source: Path, *, wait: bool = False,
+               vector_cache: Path | None = None) -> dict[str, Any] | None:
     prepare_index_dir(idx)
     with IndexLock(idx, wait=wait):
         db = idx / DB_NAME
@@ -93,12 +96,12 @@ def seed_index(idx: Path, source: Path, *, wait: bool = False) -> dict[str, Any]
         finally:
             src.close()
             dst.close()
-        vectors = _copy_vectors(source, idx, meta)
+        vectors = _copy_vectors(source, idx, meta, vector_cache)
         os.replace(tmp, db)  # last: a seed killed before this leaves no index, and the next run seeds again
     return {"from": str(source), "files": files, "vectors": vectors}
 
 
-def _copy_vectors(source: Path, idx: Path, meta: dict[str, str]) -> int:
+def _copy_vectors(source: Path, idx: Path, meta: dict[str, str], vector_cache: Path | None = None) -> int:
     """The sibling's vectors into this index's vector cache; 0 if it has none or they cannot be read."""
     model, tag = meta.get(META_MODEL), meta.get(META_TAG)
     if not model or not tag:
@@ -113,7 +116,7 @@ def _copy_vectors(source: Path, idx: Path, meta: dict[str, str]) -> int:
         return 0
     if coll is None:
         return 0
-    cache = VectorCache(cache_path(idx), model)
+    cache = VectorCache(cache_path(idx, vector_cache), model)
     n, offset, page = 0, 0, 5000
     try:
         while True:

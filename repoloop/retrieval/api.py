@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from repoloop.indexer.config import EmbedConfig
 from repoloop.retrieval.limits import Deadline
 
 if TYPE_CHECKING:
@@ -78,13 +79,16 @@ class RetrievalOptions:
     chroma_url: str | None = None  # None: the server the index was built with, else embedded
     dense_store: str = ""  # "chroma": search chromadb even where the index has its compact array
     tokenizer: str | None = None  # budgets counted with this encoding ("estimate": the byte count)
+    # How queries and the re-rank's chunks are embedded (endpoint, backend, ...) and where the re-rank's
+    # vectors are cached: the indexer's settings (repoloop.indexer.config), so that both embed alike.
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **fields: Any) -> RetrievalOptions:
-        """The user's REPOLOOP_DENSE_STORE and REPOLOOP_TOKENIZER, then `fields` (flags): read once, at
-        the CLI or service edge."""
+        """The user's REPOLOOP_DENSE_STORE, REPOLOOP_TOKENIZER and the embedding variables
+        (`EmbedConfig.from_env`), then `fields` (flags): read once, at the CLI or service edge."""
         env = {"dense_store": environ.get(DENSE_STORE_ENV, "").strip().lower(),
-               "tokenizer": environ.get(TOKENIZER_ENV) or None}
+               "tokenizer": environ.get(TOKENIZER_ENV) or None, "embed": EmbedConfig.from_env(environ)}
         return cls(**{**env, **fields})
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.embed.embedders import Embedder, embedder_by_name
 from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, stored_chroma_url
 from repoloop.indexer.embed.vector_array import VectorArray, array_path
@@ -26,8 +27,10 @@ class Dense:
     """Warm dense search: model, client and collection are opened once, on first use."""
 
     def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None = None,
-                 chroma_url: str | None = None, use_array: bool = True) -> None:
+                 chroma_url: str | None = None, use_array: bool = True,
+                 embed_config: EmbedConfig | None = None) -> None:
         self.store = store
+        self.embed_config = embed_config  # how the query embedder is made (None: EmbedConfig())
         self.index_dir = Path(index_dir)
         self.model = store.get_meta(META_MODEL) or ""
         self.embedder = embedder
@@ -79,7 +82,7 @@ class Dense:
             if self._count is None:
                 self._count = coll.count()
         if self.embedder is None or self.embedder.name != self.model:  # a given one only if it made the index
-            self.embedder = embedder_by_name(self.model, None)
+            self.embedder = embedder_by_name(self.model, self.embed_config)
         return True
 
     def nearest(self, query: str, limit: int) -> list[tuple[str, float]]:

@@ -19,6 +19,7 @@ from repoloop.retrieval.fusion import Ranked
 from repoloop.retrieval.limits import current_deadline
 
 if TYPE_CHECKING:
+    from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.embed.embedders import Embedder
     from repoloop.retrieval.dense import Dense
 
@@ -29,8 +30,9 @@ Nearest = list[tuple[str, float]]  # (embedding key, similarity), best first
 
 class DenseSignal:
     def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None,
-                 chroma_url: str | None, use_array: bool) -> None:
+                 chroma_url: str | None, use_array: bool, embed_config: EmbedConfig | None = None) -> None:
         self.store = store
+        self.embed_config = embed_config  # how a query embedder is made (an endpoint's URL, the backend, ...)
         self.index_dir = index_dir
         self.embedder = embedder  # the model to embed queries with, where it made the index
         self._chroma_url = chroma_url
@@ -44,7 +46,7 @@ class DenseSignal:
             from repoloop.retrieval.dense import Dense
 
             self._dense = Dense(self.store, self.index_dir, embedder=self.embedder, chroma_url=self._chroma_url,
-                                use_array=self._use_array)
+                                use_array=self._use_array, embed_config=self.embed_config)
         return self._dense
 
     def prepare(self) -> bool:

@@ -99,7 +99,7 @@ class HybridRetriever:
         self._lexical_forced = options.lexical_only  # the caller's choice; else decided by the index (refresh)
         self._lexical_only = options.lexical_only or not store.get_meta(META_MODEL)
         self.dense = DenseSignal(store, idx, embedder=embedder, chroma_url=options.chroma_url,
-                                 use_array=options.dense_store != "chroma")
+                                 use_array=options.dense_store != "chroma", embed_config=options.embed)
         self._counter = counter
         # Dense re-rank of the top files (repoloop.retrieval.rerank) where the index has no vectors:
         # their chunks are embedded at query time (seconds on a CPU for files not seen before, then
@@ -209,9 +209,11 @@ class HybridRetriever:
         from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
         from repoloop.retrieval.rerank import DenseReranker
 
-        emb = self.dense.embedder = self.dense.embedder or embedder_from_config()  # the model a later `index` would use
+        embed = self.options.embed
+        emb = self.dense.embedder = self.dense.embedder or embedder_from_config(embed)  # the model a later `index` would use
         return DenseReranker(self.store.conn, emb, penalty=self.weights.rerank_penalty,
-                             cache=VectorCache(cache_path(self.idx), emb.name), per_file=self.weights.rerank_chunks)
+                             cache=VectorCache(cache_path(self.idx, embed.vector_cache), emb.name),
+                             per_file=self.weights.rerank_chunks)
 
     def path_prior(self, path: str) -> float:
         return self._priors(path, self.weights.path_boost)

@@ -269,7 +269,7 @@ def serve(opts: ServeOptions) -> None:
     quiet = contextlib.redirect_stdout(sys.stderr) if sock is None else contextlib.nullcontext()
     # One model for the process: the watcher's index passes and the Retriever's queries share it
     # (made now, loaded on first use; a Retriever over an index of another model loads that one).
-    embedder = SharedEmbedder(embedder_from_config())
+    embedder = SharedEmbedder(embedder_from_config(opts.retrieval.embed))
     host = RetrieverHost(lambda: open_retriever(opts.repo, opts.index_dir, opts.retrieval, embedder=embedder))
     watcher: Watcher | None = None
     loads = ModelLoads(sys.stderr).__enter__()  # a line on stderr per model load
@@ -292,7 +292,8 @@ def serve(opts: ServeOptions) -> None:
 
                 watcher = Watcher(
                     opts.repo,
-                    PipelineIndexer(opts.repo, opts.index_dir, embed=opts.embed, embedder=embedder),
+                    PipelineIndexer(opts.repo, opts.index_dir, embed=opts.embed, embedder=embedder,
+                                    embed_config=opts.retrieval.embed),
                     index_dir=opts.index_dir,
                     debounce=opts.debounce,
                     on_update=reload,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from repoloop.errors import IndexLockedError
+from repoloop.indexer.config import EmbedConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +65,27 @@ class PipelineIndexer:
     else `pipeline.index_repo`, which is incremental (only changed files are re-parsed).
 
     Every pass embeds with the same embedder, loaded once for the life of the watcher (given, e.g.
-    the one a server shares with its Retriever, or made here from the configuration)."""
+    the one a server shares with its Retriever, or made here from `embed_config`, which the caller
+    read at its edge; it also says where vectors go)."""
 
     def __init__(self, repo: Path, index_dir: Path | None = None, *, embed: bool = True,
-                 embedder: Any = None) -> None:
+                 embedder: Any = None, embed_config: EmbedConfig | None = None) -> None:
         self.repo = repo
         self.index_dir = index_dir
         self.embed = embed
         self.embedder = embedder
+        self.embed_config = embed_config or EmbedConfig()
         if embed and embedder is None:
             from repoloop.indexer.embed.embedders import embedder_from_config
             from repoloop.service.warm import SharedEmbedder
 
-            self.embedder = SharedEmbedder(embedder_from_config())  # cheap: the model loads on first use
+            # cheap: the model loads on first use
+            self.embedder = SharedEmbedder(embedder_from_config(self.embed_config))
 
     def __call__(self, paths: frozenset[str] | None) -> Any:
         from repoloop.indexer import pipeline
 
-        extra = {"embedder": self.embedder} if self.embed else {}
+        extra = {"embedder": self.embedder, "embed_config": self.embed_config} if self.embed else {}
         index_paths = getattr(pipeline, "index_paths", None)
         if paths is not None and callable(index_paths):
             return _call_quietly(index_paths, self.repo, sorted(paths), self.index_dir, embed=self.embed, **extra)

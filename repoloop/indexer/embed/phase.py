@@ -10,8 +10,8 @@ run killed at any point leaves some keys without vectors; `check_consistency` re
 ("missing") and the next `embed_missing` embeds exactly those. Vectors whose key no chunk uses any
 more ("orphans", after deletes) are removed by the next run.
 
-Scope: by default only non-test code is embedded (`REPOLOOP_EMBED_TESTS=1` / `index --embed-tests`
-embeds tests too). Embedding is the slow phase on a CPU and tests are often most of a repository's
+Scope: by default only non-test code is embedded (`EmbedConfig.scope` "all": `index --embed-tests`
+or REPOLOOP_EMBED_TESTS=1, embeds tests too). Embedding is the slow phase on a CPU and tests are often most of a repository's
 chunks (django: 62 %), while "where is the code for this?" wants the code; tests stay searchable
 through BM25, names and the graph.
 """
@@ -19,7 +19,6 @@ through BM25, names and the graph.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from repoloop.indexer.config import SCOPES, EmbedConfig
 from repoloop.indexer.embed.embedders import Embedder, embedder_from_config
 from repoloop.indexer.schema import EMBED_KEYS_SCHEMA, META_DIM, META_MODEL, META_SCOPE, META_TAG, META_URL
 from repoloop.indexer.store import IndexStore, transaction
@@ -38,8 +38,6 @@ EMBED_TEXT_VERSION = "v1"
 MAX_EMBED_CHARS = 1500  # the model reads <= 256 word pieces (~1,000 chars of code; 128 by default)
 BATCH = 128  # texts per embed+upsert round: the unit of progress lost to a kill -9
 _SORT_WINDOW = 8  # rounds' worth of texts sorted by length together (less padding per batch)
-
-SCOPES = ("code", "all")
 
 
 def embed_text(text: str, symbol: str | None, module: str) -> str:
@@ -57,11 +55,6 @@ def embed_key(text: str) -> str:
 
 def ensure_keys_table(store: IndexStore) -> None:
     store.conn.executescript(EMBED_KEYS_SCHEMA)  # an index written before the table existed
-
-
-def scope_from_env() -> str:
-    """The embedding scope asked for: "all" when REPOLOOP_EMBED_TESTS is set to a true value."""
-    return "all" if os.environ.get("REPOLOOP_EMBED_TESTS", "").strip().lower() in ("1", "true", "yes") else "code"
 
 
 def _scope_sql(store: IndexStore, scope: str) -> str:
@@ -146,15 +139,19 @@ def embed_missing(
     *,
     batch: int = BATCH,
     scope: str | None = None,
+    config: EmbedConfig | None = None,
 ) -> int:
     """Embed every in-scope chunk text that has no vector yet for this model; returns how many were
     embedded. Also removes orphan vectors. The model is loaded only if something is missing.
-    `scope`: "code" or "all" (default: from the environment, see the module docstring)."""
+    `config` (default `EmbedConfig()`) gives what the other arguments leave unset: the model, the
+    Chroma server (else the one the index was built with), the scope ("code" or "all", see the
+    module docstring) and the query-time vector cache read before the model is called."""
     from repoloop.indexer.embed.vector_store import VectorStore
 
-    embedder = embedder or embedder_from_config()
-    chroma_url = chroma_url or os.environ.get("REPOLOOP_CHROMA_URL") or stored_chroma_url(store)
-    scope = scope or scope_from_env()
+    config = config or EmbedConfig()
+    embedder = embedder or embedder_from_config(config)
+    chroma_url = chroma_url or config.chroma_url or stored_chroma_url(store)
+    scope = scope or config.scope
     sync_keys(store, scope)
     store.set_meta(META_SCOPE, scope)
     vs = VectorStore.open(index_dir, chroma_url)
@@ -167,6 +164,7 @@ def embed_missing(
     if orphans:
         VectorStore.delete(coll, orphans)
     missing = sorted(needed - have)
+    from repoloop.indexer.embed.query_time_cache import cache_path
     from repoloop.indexer.embed.vector_array import array_path
 
     mirror = _Mirror(array_path(index_dir, _chroma_tag(store), embedder.name), coll, needed, have - orphans,
@@ -174,7 +172,8 @@ def embed_missing(
     done = 0
     bar = None
     try:
-        missing = _from_vector_cache(coll, missing, index_dir, embedder.name, store, mirror)
+        missing = _from_vector_cache(coll, missing, cache_path(index_dir, config.vector_cache), embedder.name,
+                                     store, mirror)
         team = None
         if chroma_url:  # the server is also the team's embedding cache (repoloop.indexer.embed.team_cache)
             from repoloop.indexer.embed import team_cache
@@ -252,13 +251,12 @@ class _Mirror:
         self.cost = self.last - t
 
 
-def _from_vector_cache(coll: object, keys: list[str], index_dir: Path, model: str, store: IndexStore,
+def _from_vector_cache(coll: object, keys: list[str], path: Path, model: str, store: IndexStore,
                        mirror: _Mirror | None = None) -> list[str]:
-    """Store the vectors that query-time embedding (the dense re-rank) already made for these keys;
-    returns the keys still missing."""
-    from repoloop.indexer.embed.query_time_cache import VectorCache, cache_path
+    """Store the vectors that query-time embedding (the dense re-rank) already made for these keys
+    (the cache at `path`); returns the keys still missing."""
+    from repoloop.indexer.embed.query_time_cache import VectorCache
 
-    path = cache_path(index_dir)
     if not keys or not path.exists():
         return keys
     cache = VectorCache(path, model)

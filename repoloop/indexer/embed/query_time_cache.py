@@ -3,10 +3,11 @@
 Why: the dense re-rank (repoloop.retrieval.rerank) embeds, at query time, only the chunks of the
 files a query ranks highest, on an index built with `--no-embed` (a monorepo too big to embed on a
 CPU). Those vectors must survive the process (the next query, the next session, another worktree of
-the same code: `REPOLOOP_VECTOR_CACHE` points many indexes at one file) and must not be embedded a
-second time by a later `repoloop index`, which reads them from here before it calls the model.
+the same code: `EmbedConfig.vector_cache`, REPOLOOP_VECTOR_CACHE, points many indexes at one file)
+and must not be embedded a second time by a later `repoloop index`, which reads them from here
+before it calls the model.
 
-Keys are `embed_phase.embed_key` of the embedded text, so the same text is the same entry whatever
+Keys are `repoloop.indexer.embed.phase.embed_key` of the embedded text, so the same text is the same entry whatever
 file or snapshot it came from. SQLite rather than chroma: readers hold the index read-only, several
 processes may write at once (WAL, short transactions), and a lookup by key needs no vector index.
 A cache that cannot be opened or written (read-only directory, damaged file) degrades to memory.
@@ -15,7 +16,6 @@ A cache that cannot be opened or written (read-only directory, damaged file) deg
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +24,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "REPOLOOP_VECTOR_CACHE"
 CACHE_NAME = "vectors.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -36,10 +35,9 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 
-def cache_path(index_dir: Path) -> Path:
-    """`REPOLOOP_VECTOR_CACHE` if set (one cache shared by many indexes), else beside the index."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(index_dir) / CACHE_NAME
+def cache_path(index_dir: Path, shared: Path | None = None) -> Path:
+    """`shared` if given (`EmbedConfig.vector_cache`: one cache for many indexes), else beside the index."""
+    return Path(shared).expanduser() if shared else Path(index_dir) / CACHE_NAME
 
 
 class VectorCache:
