@@ -2,9 +2,9 @@
 
 Each index keeps its own collection on the server (`rl-<tag>-<model>`: the vectors its chunks use,
 orphans pruned on every run). Beside them, one collection per model and input length,
-`rl-team-<model>` (`vectors.collection_name("team", model)`; the model's name carries its input
+`rl-team-<model>` (`vector_store.collection_name("team", model)`; the model's name carries its input
 length, `all-MiniLM-L6-v2@128`), holds every vector any index embedded through that server, keyed
-like everything else by `embed_phase.embed_key` (a hash of the embedded text). It is never pruned:
+like everything else by `phase.embed_key` (a hash of the embedded text). It is never pruned:
 a vector is a pure function of (text, model, length), so one made on any clone, branch or worktree
 serves every other. Before calling the model, `embed_missing` takes what it can from here; after
 each batch it embeds, it adds the new vectors here too. A second clone of the same repository (at

@@ -2,7 +2,7 @@
 Chroma server (`--chroma-url http://host:port`). Telemetry is off.
 
 One collection per (index, model); a vector's id is the embedding key of the text it was made
-from (see embed_phase), so equal texts share one vector and a renamed file costs nothing. We
+from (see `phase.embed_key`), so equal texts share one vector and a renamed file costs nothing. We
 always supply embeddings: chroma's default embedding function would try to download a model.
 """
 

@@ -58,7 +58,7 @@ class IndexedDefs:
         return s[0]
 
     def defs(self, file_ids: list[int]) -> dict[int, tuple[str, list[DefRow]]]:
-        """file id -> (language, definition rows, as `tags.extract_file` returns them), for the files
+        """file id -> (language, definition rows, as `extract.extract_file` returns them), for the files
         the index parsed with a grammar (one it kept as plain text is parsed again)."""
         out: dict[int, tuple[str, list[DefRow]]] = {}
         if not file_ids:

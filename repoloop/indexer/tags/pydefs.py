@@ -6,7 +6,7 @@ Python definitions. One compiled `re` pattern (the C engine) matches a whole log
 (strings of every prefix and quote form, f-strings, comments, brackets nested up to `_DEPTH`,
 backslash continuations), so Python code runs once per logical line, not per character.
 
-Contract: `scan(source, module)` returns exactly the rows `tags._python_rows` builds from
+Contract: `scan(source, module)` returns exactly the rows `extract._python_rows` builds from
 tree-sitter's tree (same names, qualnames, kinds, lines, scopes, order), or None when it is not
 sure, and the caller then parses with tree-sitter. "Not sure" is: anything the pattern does not
 tokenize (unterminated string or bracket, brackets nested deeper than `_DEPTH` or of mismatched
