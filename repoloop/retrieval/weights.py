@@ -32,7 +32,7 @@ class Weights:
     })
     # search: after the first `free_head` share of the k results (best evidence, any file), at most
     # `per_file` chunks of one file until every candidate file had its turn: a k=20 answer names more
-    # files instead of five slices of one module. Measured (benchmarks/loc_quick_ab.py, lexical):
+    # files instead of five slices of one module. Measured (experiments/loc_quick_ab.py, lexical):
     # 147 SWE-bench dev issues file Acc@5 70.1 -> 72.1, Acc@10 71.4 -> 76.9, MRR 0.633 -> 0.648;
     # dev.jsonl SymAcc@10 81 -> 82. A cap from the first result (free_head 0) gave the same SWE
     # figures but SymAcc@10 65: the best file's second symbol must stay near the top.

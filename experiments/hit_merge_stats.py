@@ -2,7 +2,7 @@
 of one definition into one hit (repoloop.retrieval.hits). dev.jsonl's `query_subject` queries, on
 the lexical indexes that `localization.py dev --no-embed` built under BENCH_WORK:
 
-    .venv/bin/python benchmarks/hit_merge_stats.py /work/benchdata/devlex/dev
+    .venv/bin/python experiments/hit_merge_stats.py BENCH_WORK/dev
 
 Prints per query (means): distinct definitions, distinct files and lines shown in the top 10, and
 the number of queries whose top 10 names one definition twice.
@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # materialize
 
 from materialize import BENCH_DIR, checkout_name  # noqa: E402
 

@@ -1,9 +1,10 @@
 """Quick in-process A/B of retrieval weight variants on both dev sets (lexical signals).
 
-    .venv/bin/python benchmarks/loc_quick_ab.py swe [--per-repo 16]   # SWE-bench dev
-    .venv/bin/python benchmarks/loc_quick_ab.py dev                   # dev.jsonl, query_subject
+    .venv/bin/python experiments/loc_quick_ab.py swe WORK --bench BENCH [--per-repo 16]   # SWE-bench dev
+    .venv/bin/python experiments/loc_quick_ab.py dev WORK --bench BENCH                   # dev.jsonl, query_subject
 
-Reuses the checkouts and indexes `localization.py` leaves under /work/benchdata: for `swe`, each
+Reuses the checkouts and indexes `benchmarks/localization.py` leaves under its BENCH_WORK (WORK here;
+BENCH holds dev.jsonl and swebench_verified_dev.jsonl): for `swe`, each
 repository's tree sits at the LAST base commit it was moved to (not each instance's own), so the
 figures compare variants with each other only; `localization.py` gives the absolute ones. Scoring
 as the two READMEs: file Acc@k (LocAgent's, non-test .py candidates for SWE), MRR, SymAcc@10 (dev).
@@ -22,8 +23,6 @@ from repoloop.retrieval.api import RetrievalOptions
 from repoloop.retrieval.retriever import open_retriever
 from repoloop.retrieval.weights import Weights
 
-DATA = Path("/work/benchdata")
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 SIGNALS = "bm25,file,name,graph,trace"
 
 
@@ -46,13 +45,13 @@ def _acc(files: list[str], gold: set[str], k: int) -> bool:
     return len(gold & set(files[:k])) >= min(k, len(gold))
 
 
-def swe(per_repo: int) -> None:
-    recs = [json.loads(line) for line in open(BENCH / "swebench_verified_dev.jsonl")]
+def swe(data: Path, bench: Path, per_repo: int) -> None:
+    recs = [json.loads(line) for line in open(bench / "swebench_verified_dev.jsonl")]
     by_repo: dict[str, list[dict]] = collections.defaultdict(list)
     for r in recs:
         by_repo[r["repo"]].append(r)
     rows: dict[str, list[tuple]] = {v: [] for v in VARIANTS}
-    trees = DATA / "swe-lex-trees"
+    trees = data / "swe-lex-trees"
     for repo, rs in sorted(by_repo.items()):
         d = repo.replace("/", "__")
         for name, w in VARIANTS.items():
@@ -73,13 +72,14 @@ def swe(per_repo: int) -> None:
               f" acc@10 {100 * sum(x[2] for x in xs) / n:.1f} mrr {sum(x[3] for x in xs) / n:.3f}")
 
 
-def dev() -> None:
-    recs = [json.loads(line) for line in open(BENCH / "dev.jsonl")]
+def dev(data: Path, bench: Path) -> None:
+    recs = [json.loads(line) for line in open(bench / "dev.jsonl")]
     for name, w in VARIANTS.items():
         a1 = mrr = sym = nsym = 0.0
         for repo in sorted({r["repo"] for r in recs}):
             d = repo.replace("/", "__")
-            ret = open_retriever(DATA / "dev" / d, DATA / "dev" / f"{d}.repoloop", RetrievalOptions(lexical_only=True, weights=w))
+            ret = open_retriever(data / "dev" / d, data / "dev" / f"{d}.repoloop",
+                                 RetrievalOptions(lexical_only=True, weights=w))
             for rec in (r for r in recs if r["repo"] == repo):
                 hits = ret.search(rec["query_subject"], 20, signals=SIGNALS)
                 files = list(dict.fromkeys(h.path for h in hits))
@@ -100,9 +100,11 @@ def dev() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("set", choices=("swe", "dev"))
+    ap.add_argument("work", type=Path, help="localization.py's BENCH_WORK (swe-lex-trees/, dev/)")
+    ap.add_argument("--bench", type=Path, required=True, help="the directory of dev.jsonl and swebench_verified_dev.jsonl")
     ap.add_argument("--per-repo", type=int, default=16)
     args = ap.parse_args()
-    swe(args.per_repo) if args.set == "swe" else dev()
+    swe(args.work, args.bench, args.per_repo) if args.set == "swe" else dev(args.work, args.bench)
 
 
 if __name__ == "__main__":
