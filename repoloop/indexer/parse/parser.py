@@ -24,7 +24,13 @@ from tree_sitter import Node, Parser, Query, QueryCursor
 
 from repoloop.indexer.models import ParsedFile, Reference, Symbol
 from repoloop.indexer.parse.chunk import SplitPoints, chunk_file
-from repoloop.indexer.parse.handlers import Handler, definition_captures, handler_for, last_ident
+from repoloop.indexer.parse.handlers import (
+    Handler,
+    definition_captures,
+    handler_for,
+    last_ident,
+    nested_definitions,
+)
 from repoloop.indexer.parse.handlers.base import CLASS_KINDS
 from repoloop.indexer.parse.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
 
@@ -106,22 +112,8 @@ def parse_tree(path: str, source: bytes, language: str, root: Node) -> tuple[Par
 
     # Definitions, nested by byte range.
     captures = QueryCursor(comp.query).captures(root)
-    found = definition_captures(captures)
-    defs: list[_Def] = []
-    stack: list[int] = []
-    for start, neg_end, kind, node in found:
-        end = -neg_end
-        while stack and defs[stack[-1]].end <= start:
-            stack.pop()
-        parent = stack[-1] if stack else -1
-        named = h.name(node, kind, source)
-        if named is None or not named[0].strip():
-            continue  # anonymous, or a name the parser made up (MISSING) in broken code
-        name, kind = named
-        if parent >= 0 and defs[parent].node.id == node.id:
-            continue  # captured twice under two kinds
-        defs.append(_Def(node, start, end, kind, name, parent))
-        stack.append(len(defs) - 1)
+    defs = [_Def(node, start, end, kind, name, parent)
+            for node, name, kind, start, end, parent in nested_definitions(definition_captures(captures), h, source)]
 
     symbols: list[Symbol] = []
     split_points: SplitPoints = {}

@@ -1,18 +1,18 @@
 """Definitions (and optionally identifier references) of a whole tree, fast: the `repoloop tags` path.
 
-Why a second path beside `parse.parse_source`: an editor's tags file or a repo map needs names, kinds
-and lines only. The index's parse also builds signatures, docstrings, references per scope, chunks
-and FTS text, which costs about twice the tree-sitter parse itself. Here each language gets a
-definitions-only query (the handler's `def_query`; with refs, plus its identifier pattern), the
-Parser/Query objects are built once per worker process, files are read as bytes in the workers
+Why a second path beside `parse.parser.parse_source`: an editor's tags file or a repo map needs
+names, kinds and lines only. The index's parse also builds signatures, docstrings, references per
+scope, chunks and FTS text, which costs about twice the tree-sitter parse itself. Here each language
+gets a definitions-only query (the handler's `def_query`; with refs, plus its identifier pattern),
+the Parser/Query objects are built once per worker process, files are read as bytes in the workers
 (which receive paths, not contents), and results come back as compact tuples.
 
-Definitions are nested and named exactly as `parse.parse_tree` does (same handler calls, same
-byte-range stack), so names, kinds, qualnames and lines equal the index's symbols; the tests check
-that equality on fixtures in several languages. Python, the common case, skips the query: a walk
-over statements finds the same definitions (checked against the query on the whole stdlib) at
-about half the cost (0.83 vs 1.56 s CPU on stdlib's parsed trees: `benchmarks/tags_bench.py
---walk-ab`), since expressions, most of a tree's nodes, are never visited.
+Definitions are nested and named exactly as `parse.parser.parse_tree` does (same handler calls, the
+same byte-range walk: `handlers.nested_definitions`), so names, kinds, qualnames and lines equal the
+index's symbols; the tests check that equality on fixtures in several languages. Python, the common
+case, skips the query: a walk over statements finds the same definitions (checked against the query
+on the whole stdlib) at about half the cost (0.83 vs 1.56 s CPU on stdlib's parsed trees:
+`benchmarks/tags_bench.py --walk-ab`), since expressions, most of a tree's nodes, are never visited.
 
 Where the time goes (stdlib, 1,794 files, one process): tree-sitter's `parse` is ~2/3 of it and is
 the floor of any tree-sitter tagger; finding and naming definitions, reading files and freeing
@@ -33,7 +33,7 @@ from tree_sitter import Parser, Query, QueryCursor
 
 from repoloop.indexer import safe_read
 from repoloop.indexer import walk as walk_mod
-from repoloop.indexer.parse.handlers import Handler, definition_captures, handler_for
+from repoloop.indexer.parse.handlers import Handler, definition_captures, handler_for, nested_definitions
 from repoloop.indexer.parse.handlers.base import CLASS_KINDS
 from repoloop.indexer.parse.languages import (
     MODULE_PREFIXED,
@@ -145,25 +145,13 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
     module = h.module(root, path, module_name(path, language))
     prefix = module if language in MODULE_PREFIXED else h.namespace_prefix(root, source)
     sep = QUALNAME_SEP[language]
-    # Parallel lists per kept definition: end byte, node id, kind, qualname, local path, parent index.
-    ends: list[int] = []
-    ids: list[int] = []
+    # Parallel lists per kept definition (indexed as nested_definitions counts): kind, qualname, local path.
     kinds: list[str] = []
     quals: list[str] = []
     locs: list[str] = []
-    stack: list[int] = []
     rows: list[DefRow] = []
     name_starts: set[int] = set()
-    for start, neg_end, kind, node in found:
-        while stack and ends[stack[-1]] <= start:
-            stack.pop()
-        parent = stack[-1] if stack else -1
-        named = h.name(node, kind, source)
-        if named is None or not named[0].strip():
-            continue  # anonymous, or a name the parser made up (MISSING) in broken code
-        name, kind = named
-        if parent >= 0 and ids[parent] == node.id:
-            continue  # captured twice under two kinds
+    for node, name, kind, _start, _end, parent in nested_definitions(found, h, source):
         pkind = kinds[parent] if parent >= 0 else None
         kind = h.adjust_kind(kind, pkind, node)
         outer = h.qualifier(node, kind, source)  # Go receiver type, C++ `Foo::` of Foo::bar
@@ -182,12 +170,9 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
         erow, ecol = node.end_point
         line = srow + 1
         rows.append((name, qual, kind, line, max(line, erow + 1 if ecol > 0 else erow), scope, lscope, skind))
-        ends.append(-neg_end)
-        ids.append(node.id)
         kinds.append(kind)
         quals.append(qual)
         locs.append(loc)
-        stack.append(len(ends) - 1)
         if refs:
             nn = h.name_node(node)
             if nn is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from repoloop.indexer.parse.handlers.base import Handler, definition_captures, last_ident
+from repoloop.indexer.parse.handlers.base import Handler, definition_captures, last_ident, nested_definitions
 
-__all__ = ["Handler", "definition_captures", "handler_for", "last_ident"]
+__all__ = ["Handler", "definition_captures", "handler_for", "last_ident", "nested_definitions"]
 
 # language -> (module, class name, constructor arguments)
 _REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {

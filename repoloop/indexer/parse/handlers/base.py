@@ -4,6 +4,7 @@ above a definition as its documentation), and small text helpers for the languag
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from tree_sitter import Node
 
@@ -25,6 +26,30 @@ def definition_captures(captures: dict[str, list[Node]]) -> list[tuple[int, int,
              for n in nodes]
     found.sort(key=lambda t: (t[0], t[1]))
     return found
+
+
+def nested_definitions(found: list[tuple[int, int, str, Node]], handler: Handler, source: bytes
+                       ) -> Iterator[tuple[Node, str, str, int, int, int]]:
+    """The named definitions among `found` (`definition_captures`' order) as (node, name, kind,
+    start byte, end byte, parent), parent being the index among those yielded of the one it is nested
+    in (-1: top level). Left out: anonymous ones, names the parser made up (MISSING) in broken code,
+    a node captured twice under two kinds. One walk, so that the index and `repoloop tags` nest alike."""
+    ends: list[int] = []
+    ids: list[int] = []
+    stack: list[int] = []
+    for start, neg_end, kind, node in found:
+        while stack and ends[stack[-1]] <= start:
+            stack.pop()
+        parent = stack[-1] if stack else -1
+        named = handler.name(node, kind, source)
+        if named is None or not named[0].strip():
+            continue
+        if parent >= 0 and ids[parent] == node.id:
+            continue
+        ends.append(-neg_end)
+        ids.append(node.id)
+        stack.append(len(ends) - 1)
+        yield node, named[0], named[1], start, -neg_end, parent
 
 
 def text_of(node: Node | None, src: bytes) -> str:
