@@ -451,6 +451,7 @@ def test_symbol_tools_show_the_same_callers_and_callees(tmp_path):
     marked: the same edges `symbol --callees` shows."""
     from repoloop.agent.observe import Observer
     from repoloop.agent.tools import Toolbox
+    from repoloop.retrieval.api import RetrievalOptions
     from repoloop.retrieval.graph import neighbour_lines
     from repoloop.service.mcp_server import Definition
 
@@ -458,7 +459,7 @@ def test_symbol_tools_show_the_same_callers_and_callees(tmp_path):
     files["guess.go"] = "package proxy\n\nfunc guess() {\n\tunknownThing().Available()\n}\n"
     root = write_repo(tmp_path / "repo", files)
     index_dir(root).close()
-    obs = Observer.open(root, None, lexical_only=True, build=False, rerank=False)
+    obs = Observer.open(root, None, options=RetrievalOptions(), lexical_only=True, build=False, rerank=False)
     defs = obs.symbol("doActiveHealthCheck")
     assert defs and defs[0]["qualname"] == "proxy.Handler.doActiveHealthCheck"
     callees = {c["qualname"]: c["confidence"] for c in defs[0]["callees"]}

@@ -521,9 +521,11 @@ import json, sys
 from pathlib import Path
 from repoloop.agent.observe import Observer
 from repoloop.agent.tools import Toolbox
+from repoloop.retrieval.api import RetrievalOptions
 
 junk = (%(pathy)r * 90_000)[:1_000_000]
-obs = Observer.open(Path(%(repo)r), None, lexical_only=True, build=False, rerank=False)
+obs = Observer.open(Path(%(repo)r), None, options=RetrievalOptions(), lexical_only=True, build=False,
+                    rerank=False)
 task = "parse_config cannot read the configuration file\n" + junk
 text, items = obs.context(task, 2000)
 found = obs.search(junk, 5)

@@ -207,7 +207,7 @@ def test_cli_exit_codes(repo: Path, tmp_path: Path) -> None:
 def test_observer_heads_the_context_with_likely_locations(repo: Path) -> None:
     from repoloop.agent.observe import Observer
 
-    obs = Observer.open(repo, None, lexical_only=True, rerank=False)
+    obs = Observer.open(repo, None, options=RetrievalOptions(), lexical_only=True, rerank=False)
     try:
         text, items = obs.context("Refunding an order twice credits the customer's wallet twice", 2000)
     finally:
@@ -255,7 +255,7 @@ def test_observer_locates_from_the_first_part_of_a_task_too_long_to_search(repo:
     from repoloop.agent.observe import Observer
 
     task = "Refunding an order twice credits the customer's wallet twice\n" + "log line\n" * 5000
-    obs = Observer.open(repo, None, lexical_only=True, rerank=False)
+    obs = Observer.open(repo, None, options=RetrievalOptions(), lexical_only=True, rerank=False)
     try:
         text, _ = obs.context(task, 2000)
     finally:

@@ -222,7 +222,7 @@ def test_cli_rerank_on_a_no_embed_index_and_the_agent_default(repo: Path, tmp_pa
     assert st.returncode == 0 and "query-time vectors (re-rank)" in st.stdout
     # The agent re-ranks by default (its steps wait for a model anyway), and can be told not to.
     assert RetrievalConfig().rerank is True
-    obs = Observer.open(repo, None, lexical_only=False)
+    obs = Observer.open(repo, None, options=RetrievalOptions(), lexical_only=False)
     try:
         assert isinstance(obs.retriever, HybridRetriever) and obs.retriever.options.rerank is True
         assert obs.retriever.rerank_on  # a --no-embed index: the re-rank runs

@@ -11,17 +11,12 @@ One step is `query` (one model call, its reply read into tool calls), `dispatch`
 end the loop at the end of the step; `FormatError` (a reply with nothing to run) sends the model a
 correction and the loop goes on.
 
-Tool calls go natively or as text (`tool_mode`, repoloop.agent.protocol): `auto` starts native and
-switches to text-mode action blocks once, when the server refuses `tools` or the model keeps answering
-in prose. Every reply is read into at most a few calls and an outcome (native, action, bash, prose,
-empty, cut, format_error), written to the trajectory as a `parse` record; a reply with nothing to run
-gets a precise correction, and repeats (the same prose, empty replies, the same action again and
-again) end the run with a reason instead of using up every step (repoloop.agent.repeats).
-
-Each request is meant to extend the previous one byte for byte (system prompt, tool schemas and
-repository context first; history only appended; compaction only when the window is full): the
-`request` record carries the share that repeats the previous request's prefix (repoloop.agent.prefix),
-the `reply` record the server's `cached` tokens where it reports them.
+Talking to the model is repoloop.agent.model_turn (`ModelTurn`: the request and its records, the
+server's refusals and errors, compaction, the switch to text mode). Every reply is read into at most
+a few calls and an outcome (native, action, bash, prose, empty, cut, format_error), written to the
+trajectory as a `parse` record; a reply with nothing to run gets a precise correction, and repeats
+(the same prose, empty replies, the same action again and again) end the run with a reason instead
+of using up every step (repoloop.agent.repeats).
 
 Whatever the model or its server does, a run ends with a status (RunResult.status) and a `run_end`
 record, its worktree removed and its lock released, its branch kept: `Agent.run` turns any
@@ -42,15 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from repoloop.agent import prompts
 from repoloop.agent.config import RunConfig
-from repoloop.agent.conversation import Conversation, estimate_tokens
+from repoloop.agent.conversation import Conversation
 from repoloop.agent.interfaces import Model, PlanDecision, QuietReporter, Reporter, Runner, RunnerFactory
-from repoloop.agent.llm import LLMClient, LLMError, LLMReply, PriceTable, ToolCall, Usage
+from repoloop.agent.llm import LLMClient, LLMError, PriceTable, ToolCall, Usage
+from repoloop.agent.model_turn import ModelTurn
 from repoloop.agent.observe import Observer, project_instructions
-from repoloop.agent.prefix import PrefixMeter
-from repoloop.agent.protocol import TextProtocol, make_protocol, to_text_history, wire
 from repoloop.agent.repeats import RepeatGuard
-from repoloop.agent.textmode import Decoded, decode_text, protocol_text
-from repoloop.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, Toolbox, truncate
+from repoloop.agent.textmode import Decoded
+from repoloop.agent.tools import Toolbox, truncate
 from repoloop.agent.trajectory import Redactor, Trajectory, runs_dir
 from repoloop.agent.verify import Verification, detect_test_command, failure_digest, failure_query
 from repoloop.agent.workspace import Workspace, ensure_state_dir
@@ -61,7 +55,6 @@ if TYPE_CHECKING:
 
 MUTATING = {"edit_file", "write_file", "run_command"}
 MAX_CALLS_PER_TURN = 32  # tool calls run from one reply; the rest are dropped and the model is told
-PROSE_SWITCH = 2  # auto mode: replies in a row without a native call before switching to text mode
 
 
 @dataclass
@@ -140,15 +133,10 @@ class _State:
     """What the run has spent and reached so far."""
 
     steps: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost: float = 0.0
-    cost_known: bool = True
     verified_tree: str | None = None  # tree hash at the last passing verification
     last_failed_tree: str | None = None
     summary: str = ""
-    model_calls: int = 0  # chat requests that got a reply (retries inside one are not counted again)
     outcomes: dict[str, int] = field(default_factory=dict)  # how replies were read (parse outcome -> count)
-    prose_native: int = 0  # auto mode: native replies in a row without a call
 
 
 @dataclass
@@ -207,15 +195,10 @@ class Agent:
         self.unreachable = False  # set when the run ends because the endpoint was never reached
         self.conv = Conversation(context_limit=mc.context_limit)
         self._base_tree_cache: str | None = None
-        self.auto = mc.tool_mode == "auto"
-        self.proto = make_protocol(mc.tool_mode)
-        self.prefix = PrefixMeter()
-        self._pending: list[str] = []  # user messages to add once this turn's results are in
-        self.tools_tokens = self._tools_tokens()
-
-    def _tools_tokens(self) -> int:
-        tools = self.proto.request_tools()
-        return estimate_tokens([{"content": json.dumps(tools)}]) if tools else 0
+        # the model's side of each step: requests, replies, spending, the switch to text mode
+        self.model_turn = ModelTurn(self.llm, self.conv, model=mc.name, tool_mode=mc.tool_mode,
+                                    max_cost=config.budget.max_cost,
+                                    write=lambda type, **f: self.traj.write(type, **f), emit=self._emit)
 
     # -- entry ---------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -302,7 +285,7 @@ class Agent:
         repo_map = observer.repo_map(cfg.retrieval.map_budget)
         context, items = observer.context(cfg.task, cfg.retrieval.context_budget)
         system = prompts.system_message(instructions=instructions, repo_map=repo_map, test_cmd=test_cmd,
-                                        tool_protocol=self.proto.system_text())
+                                        tool_protocol=self.model_turn.proto.system_text())
         self.conv.add({"role": "system", "content": system})
         self.conv.add({"role": "user", "content": prompts.task_message(cfg.task, context)})
         self._emit("observe", show={"items": len(items)}, query=cfg.task, context_items=items,
@@ -314,7 +297,8 @@ class Agent:
         self.conv.add({"role": "user", "content": prompts.PLAN_REQUEST})
         # The plan request carries the same tools as every later one (tool_choice "none"), so that the
         # tool schemas at the head of the prompt are cached from the first request on.
-        reply = self._model(model=cfg.model.plan_model or cfg.model.name, phase="plan", tool_choice="none")
+        reply = self.model_turn.ask(self.st.steps, model=cfg.model.plan_model or cfg.model.name, phase="plan",
+                                    tool_choice="none")
         plan = (reply.content or "").strip()
         self.conv.add({"role": "assistant", "content": plan})
         decision = self.ui.approve_plan(plan) if cfg.approve_plan else PlanDecision("approve")
@@ -325,117 +309,6 @@ class Agent:
             self.conv.add({"role": "user", "content": prompts.EXECUTE})
         self.conv.prefix = len(self.conv.messages)  # system, task and plan stay whole
         return decision
-
-    # -- the model ---------------------------------------------------------------------------------------
-    def _model(self, *, model: str | None = None, phase: str = "act", tool_choice: str | None = None) -> LLMReply:
-        """One model call under the current tool protocol."""
-        model = model or self.cfg.model.name
-        try:
-            reply = self._send_adapting(model, phase, tool_choice)
-        except LLMError as e:
-            self._request_failed(e, phase, model)
-            raise
-        self.st.model_calls += 1
-        self.st.usage.add(reply.usage)
-        if reply.cost is None:
-            if self.st.cost_known and self.cfg.budget.max_cost is not None:
-                self._emit("note", text=f"no price known for {model}: --max-cost cannot be enforced (give --prices)")
-            self.st.cost_known = False
-        else:
-            self.st.cost += reply.cost
-        self.traj.write("reply", step=self.st.steps, phase=phase, model=model, content=reply.content,
-                        tool_calls=[{"id": t.id, "name": t.name, "arguments": t.arguments} for t in reply.tool_calls],
-                        usage=reply.usage.to_json(), cost=reply.cost, model_s=round(reply.seconds, 4),
-                        attempts=reply.attempts, errors=reply.errors, finish_reason=reply.finish_reason,
-                        timings=reply.timings)
-        return reply
-
-    def _send_adapting(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
-        """Send; a server that refuses `tool_choice` gets the request again without it, and in auto mode
-        a server that refuses `tools` switches the run to text mode (the request is sent again without
-        them). Each refusal is on record with how the run went on."""
-        try:
-            return self._send(model, phase, tool_choice)
-        except LLMError as e:
-            if tool_choice and "tool_choice" in str(e).lower():
-                self._request_failed(e, phase, model, recovered="sent again without tool_choice")
-                return self._send_adapting(model, phase, None)
-            if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
-                raise
-            self._request_failed(e, phase, model, recovered="switched to text-mode tool calls")
-            self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
-            return self._send(model, phase, tool_choice)
-
-    def _request_failed(self, e: LLMError, phase: str, model: str, recovered: str = "") -> None:
-        """Every request ends in a `reply` or a `model_error` record; `recovered` says how the run went on."""
-        self.traj.write("model_error", step=self.st.steps, phase=phase, model=model, error=str(e),
-                        attempts=e.attempts, errors=e.errors, model_s=round(e.seconds, 4), tool_mode=self.proto.mode,
-                        **({"recovered": recovered} if recovered else {}))
-
-    def _send(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
-        """Compact if the window is full, log the request, send it; a server whose window turns out
-        smaller than --context-limit said gets the conversation shrunk to fit, once."""
-        summary = self.conv.compact_if_needed(self.tools_tokens)
-        if summary is not None:
-            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages))
-        try:
-            return self._chat(model, phase, tool_choice)
-        except LLMError as e:
-            if not _context_overflow(str(e)):
-                raise
-            self._request_failed(e, phase, model, recovered="compacted the conversation and sent it again")
-            # The server's own window where it says it (what the model wrote since is room to spare),
-            # else 60% of what was refused.
-            told = e.context_window
-            self.conv.context_limit = (max(told, 1_024) if told and told < self.conv.context_limit
-                                       else max(int(self.conv.tokens() * 0.6), 4_000))
-            summary = self.conv.compact_if_needed(self.tools_tokens)
-            self.traj.write("compaction", summary=summary, messages=len(self.conv.messages), reason=str(e)[:300])
-            return self._chat(model, phase, tool_choice)
-
-    def _chat(self, model: str, phase: str, tool_choice: str | None) -> LLMReply:
-        tools = self.proto.request_tools()
-        messages = wire(self.conv.messages)
-        share = self.prefix.measure(messages, tools)
-        self.traj.write("request", step=self.st.steps, phase=phase, model=model,
-                        messages=self.conv.new_since_last(), n_messages=len(self.conv.messages),
-                        est_tokens=self.conv.tokens(), tools=bool(tools), tool_mode=self.proto.mode, **share)
-        return self.llm.chat(messages, tools, model=model, tool_choice=tool_choice if tools else None,
-                             tools_optional=self.auto and tools is not None)
-
-    def _switch_to_text(self, reason: str, *, announce_now: bool = True) -> None:
-        """Auto mode gives up on native calls, once: the history is rewritten as text mode would have
-        had it and the action-block format is explained in a user message (the system prompt, and so
-        the cached head of every request, stays as it was)."""
-        self.proto = TextProtocol()
-        self.auto = False
-        self.tools_tokens = 0
-        self.conv.messages[:] = to_text_history(self.conv.messages)
-        note = prompts.text_mode_switch(protocol_text(TOOL_SCHEMAS))
-        if announce_now:
-            self.conv.add({"role": "user", "content": note})
-        else:  # after the reply that made the switch, and its results
-            self._pending.append(note)
-        self._emit("tool_mode", step=self.st.steps, mode="text", reason=reason)
-
-    def _read_reply(self, reply: LLMReply) -> Decoded:
-        """The calls a reply asks for. Auto mode, still native: a reply with no native call that holds
-        an action block (the model writes them anyway), or the PROSE_SWITCH-th reply in a row without a
-        call, switches the run to text mode."""
-        turn = self.proto.decode(reply, self.st.steps)
-        if not (self.auto and self.proto.mode == "native") or turn.calls or turn.outcome == "empty":
-            self.st.prose_native = 0
-            return turn
-        as_text = decode_text(reply.content, step=self.st.steps, cut=reply.finish_reason == "length",
-                              tool_names=TOOL_NAMES)
-        self.st.prose_native += 1
-        if as_text.calls:
-            self._switch_to_text("the model writes its tool calls as text", announce_now=False)
-            return as_text
-        if self.st.prose_native >= PROSE_SWITCH:
-            self._switch_to_text(f"{self.st.prose_native} replies in a row without a tool call", announce_now=False)
-            turn.correction = ""  # the switch message says what to do
-        return turn
 
     # -- act / verify ------------------------------------------------------------------------------------
     def _act(self, s: _Session) -> tuple[str, str]:
@@ -466,15 +339,16 @@ class Agent:
 
     def _query(self, step: _Step) -> list[ToolCall]:
         """One model call, read into the calls to run (FormatError when there are none)."""
-        reply = self._model()
-        turn = self._read_reply(reply)
+        mt = self.model_turn
+        reply = mt.ask(step.number)
+        turn = mt.read(reply, step.number)
         calls = turn.calls[:MAX_CALLS_PER_TURN]
         step.dropped = len(turn.calls) - len(calls)
         if step.dropped:  # the model sent hundreds: run the first ones, tell it about the rest
             reply.tool_calls = reply.tool_calls[:MAX_CALLS_PER_TURN]
-        self.conv.add(self.proto.assistant_message(reply))
+        self.conv.add(mt.proto.assistant_message(reply))
         self.st.outcomes[turn.outcome] = self.st.outcomes.get(turn.outcome, 0) + 1
-        self.traj.write("parse", step=step.number, tool_mode=self.proto.mode, outcome=turn.outcome,
+        self.traj.write("parse", step=step.number, tool_mode=mt.proto.mode, outcome=turn.outcome,
                         detail=turn.detail, calls=len(turn.calls), finish_reason=reply.finish_reason)
         step.model_s, step.outcome = reply.seconds, turn.outcome
         if not calls:
@@ -541,9 +415,8 @@ class Agent:
         text mode, calls over the limit."""
         if step.note and not step.finished:
             self.conv.add({"role": "user", "content": step.note})
-        for note in self._pending:
+        for note in self.model_turn.take_pending():
             self.conv.add({"role": "user", "content": note})
-        self._pending.clear()
         if step.dropped:
             self.conv.add({"role": "user", "content": f"note: you sent {step.dropped + MAX_CALLS_PER_TURN} "
                            f"tool calls in one reply; only the first {MAX_CALLS_PER_TURN} were run."})
@@ -567,23 +440,23 @@ class Agent:
 
     def _end_step(self, step: _Step, s: _Session) -> None:
         """The step's record; then its end, if it is one: Submitted, or LimitsExceeded."""
-        st, budget = self.st, self.cfg.budget
+        mt, budget = self.model_turn, self.cfg.budget
         wall = time.perf_counter() - step.t0
         own = max(wall - step.model_s - step.sandbox_s, 0)
-        self._emit("step", show={"max_steps": budget.max_steps, "tokens": st.usage.total, "cost": st.cost,
+        self._emit("step", show={"max_steps": budget.max_steps, "tokens": mt.usage.total, "cost": mt.cost,
                                  "tools": step.tools},
                    step=step.number, wall_s=round(wall, 4), model_s=round(step.model_s, 4),
                    sandbox_s=round(step.sandbox_s, 4), repoloop_s=round(own, 4),
                    retrieval_s=round(s.observer.seconds - step.retrieval0, 4), git_s=round(s.ws.git_s - step.git0, 4),
-                   tokens=st.usage.to_json(), cost=round(st.cost, 6), tool_mode=self.proto.mode, parse=step.outcome)
+                   tokens=mt.usage.to_json(), cost=round(mt.cost, 6), tool_mode=mt.proto.mode, parse=step.outcome)
         if step.finished:
             raise Submitted("verified" if s.test_cmd else "finished (no test command)")
         if step.stop:
             raise LimitsExceeded(step.stop)
-        if budget.max_tokens is not None and st.usage.total >= budget.max_tokens:
-            raise LimitsExceeded(f"token budget exhausted ({st.usage.total} >= {budget.max_tokens})")
-        if budget.max_cost is not None and st.cost >= budget.max_cost:
-            raise LimitsExceeded(f"cost budget exhausted (${st.cost:.4f} >= ${budget.max_cost})")
+        if budget.max_tokens is not None and mt.usage.total >= budget.max_tokens:
+            raise LimitsExceeded(f"token budget exhausted ({mt.usage.total} >= {budget.max_tokens})")
+        if budget.max_cost is not None and mt.cost >= budget.max_cost:
+            raise LimitsExceeded(f"cost budget exhausted (${mt.cost:.4f} >= ${budget.max_cost})")
 
     def _verify_if_changed(self, s: _Session, *, edits_only: bool = False) -> tuple[Verification | None, str]:
         """Run the tests when the worktree differs from the last verified state."""
@@ -630,7 +503,7 @@ class Agent:
             self.traj.write("commit", step=self.st.steps, sha=sha, message=message, tree=tree)
 
     def _tool_message(self, call: ToolCall, content: str) -> None:
-        self.conv.add(self.proto.result_message(call, content))
+        self.conv.add(self.model_turn.proto.result_message(call, content))
 
     def _log_tool(self, call: ToolCall, output: str, ok: bool, seconds: float, sandbox_s: float) -> None:
         self._emit("tool", step=self.st.steps, id=call.id, name=call.name, arguments=call.arguments, ok=ok,
@@ -684,15 +557,16 @@ class Agent:
     def _finish(self, status: str, reason: str, branch: str | None, t0: float, diff: str = "") -> RunResult:
         wall = time.perf_counter() - t0
         reason = self.redact(reason)
+        mt = self.model_turn
         result = RunResult(status=status, run_id=self.run_id, branch=branch, diff=diff, steps=self.st.steps,
-                           usage=self.st.usage, cost=self.st.cost, cost_known=self.st.cost_known,
+                           usage=mt.usage, cost=mt.cost, cost_known=mt.cost_known,
                            trajectory=self.traj_path, reason=reason, summary=self.redact(self.st.summary),
-                           wall_s=wall, unreachable=self.unreachable, tool_mode=self.proto.mode,
-                           model_calls=self.st.model_calls)
-        end = dict(status=status, reason=reason, branch=branch, steps=self.st.steps, tokens=self.st.usage.to_json(),
-                   cost=round(self.st.cost, 6), cost_known=self.st.cost_known, model=self.cfg.model.name,
+                           wall_s=wall, unreachable=self.unreachable, tool_mode=mt.proto.mode,
+                           model_calls=mt.model_calls)
+        end = dict(status=status, reason=reason, branch=branch, steps=self.st.steps, tokens=mt.usage.to_json(),
+                   cost=round(mt.cost, 6), cost_known=mt.cost_known, model=self.cfg.model.name,
                    wall_s=round(wall, 3), diff_lines=diff.count("\n"), summary=self.st.summary, diff=diff,
-                   tool_mode=self.proto.mode, model_calls=self.st.model_calls, parse_outcomes=self.st.outcomes)
+                   tool_mode=mt.proto.mode, model_calls=mt.model_calls, parse_outcomes=self.st.outcomes)
         self._record("run_end", **end)  # not _emit: a record that fails to be written must not stop the end
         try:
             self.traj.close()
@@ -700,11 +574,6 @@ class Agent:
             pass
         self.ui.event("run_end", {**end, "summary": result.summary})  # redacted, as the record is when written
         return result
-
-
-def _context_overflow(message: str) -> bool:
-    m = message.lower()
-    return "context" in m and any(w in m for w in ("length", "too long", "maximum", "exceed", "window"))
 
 
 def _path_arg(raw: str) -> str:

@@ -53,19 +53,16 @@ class Observer:
     located: list[dict] = field(default_factory=list)  # the last `locations` answer (path, functions)
 
     @classmethod
-    def open(cls, repo: Path, index_dir: Path | None, *, lexical_only: bool, build: bool = True,
-             log: Callable[[str], None] | None = None, rerank: bool = True,
-             options: RetrievalOptions | None = None) -> Observer:
-        """`options`: how to rank (the caller's, read at its edge); `lexical_only` and `rerank` are set
-        on them. Without them, the user's environment is read here (REPOLOOP_TOKENIZER, ...)."""
+    def open(cls, repo: Path, index_dir: Path | None, *, options: RetrievalOptions, lexical_only: bool,
+             build: bool = True, log: Callable[[str], None] | None = None, rerank: bool = True) -> Observer:
+        """`options`: how to rank (the caller's, read at its edge: nothing here reads the environment);
+        `lexical_only` and `rerank` are set on them."""
         from dataclasses import replace
-
-        from repoloop.retrieval import RetrievalOptions
 
         t0 = time.perf_counter()
         notes: list[str] = []
         retriever = None
-        opts = replace(options or RetrievalOptions.from_env(), lexical_only=lexical_only, rerank=rerank)
+        opts = replace(options, lexical_only=lexical_only, rerank=rerank)
         try:
             from repoloop.errors import IndexMissingError
             from repoloop.retrieval import open_retriever

@@ -1,7 +1,7 @@
 """How tool calls travel between the loop and the model: natively (`tools` in the request, `tool_calls`
 in the reply, results as `tool` messages) or as text (tools described in the system prompt, one action
 block per reply, results as user messages: repoloop.agent.textmode). The loop talks to one
-`ToolProtocol`; `--tool-mode auto` starts native and switches to text once (see Agent._switch_to_text).
+`ToolProtocol`; `--tool-mode auto` starts native and switches to text once (see ModelTurn._switch_to_text).
 
 `wire()` is what is sent: consecutive user messages are joined into one, since many chat templates
 (Gemma's, for one) refuse two user turns in a row; the join only ever touches the newest messages, so
