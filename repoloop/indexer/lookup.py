@@ -1,6 +1,6 @@
 """Read-side queries on the symbol tables: definitions by name, references, a file's outline.
 
-Shared by the CLI (`symbol`, `outline`) and anything else that wants DESIGN's JSON shapes
+Shared by the CLI (`symbol`, `outline`) and anything else that wants the JSON shapes README documents
 without going through retrieval ranking.
 """
 
@@ -60,7 +60,7 @@ def find_refs(store: IndexStore, name: str, limit: int = 1000) -> list[dict[str,
 
 
 def outline(store: IndexStore, path: str) -> dict[str, Any] | None:
-    """Every definition in one file, in order (DESIGN's `outline` JSON); None if not indexed."""
+    """Every definition in one file, in order (the `outline --json` shape in README); None if not indexed."""
     row = store.conn.execute("SELECT id, module FROM files WHERE path = ?", (path,)).fetchone()
     if row is None:
         return None

@@ -125,7 +125,7 @@ class Retriever(Protocol):
         ...
 
     def definitions(self, name: str, *, neighbours: int = 0) -> list[dict]:
-        """DESIGN's `symbol` JSON definitions: qualname, kind, path, start_line, end_line, signature, doc;
+        """`symbol --json` definitions (README): qualname, kind, path, start_line, end_line, signature, doc;
         with `neighbours` > 0 also `callers` and `callees` (each with its `confidence`)."""
         ...
 
