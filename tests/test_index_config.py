@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,20 +17,12 @@ from repoloop.indexer.config import ClusterConfig, EmbedConfig, IndexConfig
 from repoloop.indexer.pipeline import index_repo
 from repoloop.indexer.schema import META_MODEL
 from repoloop.indexer.store import IndexStore
-from tests.test_embed_scope import FILES
+from tests.test_embed_scope import FILES, _keyed_paths
 from tests.test_retrieval_fixtures import write_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_ONLY = {"shop/cart.py", "shop/tax.py"}
 
-
-def _keyed_paths(root: Path) -> set[str]:
-    db = sqlite3.connect(root / ".repoloop" / "index.db")
-    try:
-        return {r[0] for r in db.execute(
-            "SELECT DISTINCT f.path FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id JOIN files f ON f.id=c.file_id")}
-    finally:
-        db.close()
 
 
 def test_from_env_reads_each_variable_and_flags_go_on_top(tmp_path: Path) -> None:
