@@ -113,6 +113,30 @@ def test_search_on_an_embedded_index_imports_no_chromadb_and_agrees_with_it(tmp_
         assert hits == via_chroma
 
 
+def test_a_one_shot_search_loads_openblas_with_one_thread_unless_the_user_chose(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo")
+    index(root, embed=True)
+    code = ("import contextlib, io, json, os, sys\nfrom repoloop.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    rc = main(['search', 'parse a date string', '--repo', sys.argv[1], '--json'])\n"
+            "from threadpoolctl import threadpool_info\n"
+            "blas = [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']\n"
+            "print(json.dumps({'rc': rc, 'hits': len(json.loads(out.getvalue())['results']), 'blas': blas}))\n")
+
+    def run(**env: str) -> dict:
+        base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=300,
+                              cwd=ROOT, env=dict(base, PYTHONPATH=str(ROOT), **env))
+        assert done.returncode == 0, done.stderr
+        import json
+
+        return json.loads(done.stdout)
+
+    chosen, default = run(OPENBLAS_NUM_THREADS="2"), run()
+    assert chosen["rc"] == default["rc"] == 0 and chosen["hits"] == default["hits"] > 0
+    assert (default["blas"], chosen["blas"]) == ([1], [2])
+
+
 class _Interrupted(SentenceTransformerEmbedder):
     """Embeds two rounds, then the user presses Ctrl-C."""
 
