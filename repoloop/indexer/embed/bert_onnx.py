@@ -53,6 +53,7 @@ def build(model_dir: str | Path, out: Path, *, int8: bool) -> None:
     inits: list = []
     nodes: list = []
     peaks = _ffn_peaks(bert, Path(model_dir)) if int8 else None
+    f32 = np.float32
 
     def const(name: str, arr: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
@@ -84,7 +85,6 @@ def build(model_dir: str | Path, out: Path, *, int8: bool) -> None:
         down_k = node("MatMul", [act_k, const(a + "o2k_w", wo[:, keep].T.astype(f32))], a + _FP32 + "down")
         return node("Add", [down, down_k], a + "ffn")
 
-    f32 = np.float32
     const("word", w["embeddings.word_embeddings.weight"].astype(f32))
     const("pos", (w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]).astype(f32))
     const("zero1", np.array([0], dtype=np.int64))
