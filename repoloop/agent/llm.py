@@ -297,12 +297,12 @@ class LLMClient:
         if isinstance(e, DeadlineExceeded):
             return f"Timeout: {e}"
         if isinstance(e, (MalformedReply, ReplyTooLarge)):
-            return f"{type(e).__name__}: {_one_line(str(e), 400)}"
+            return f"{type(e).__name__}: {first_line(str(e), 400)}"
         if isinstance(e, oa.APITimeoutError):
             return f"APITimeoutError: no reply within {self.config.timeout:g}s (--timeout)"
         if isinstance(e, oa.APIConnectionError):
             cause = e.__cause__ or e.__context__
-            why = _one_line(str(cause)) if cause is not None and str(cause) else type(cause).__name__ if cause else ""
+            why = first_line(str(cause)) if cause is not None and str(cause) else type(cause).__name__ if cause else ""
             where = self.config.base_url or "the OpenAI API"
             return f"APIConnectionError: connection to {where} failed" + (f" ({why})" if why else "")
         return _describe(e)
@@ -341,7 +341,7 @@ class LLMClient:
         try:
             return parse_reply_meta(data, ctype)
         except (RecursionError, ValueError, TypeError, AttributeError) as e:  # a shape nobody foresaw
-            raise MalformedReply(f"a reply that could not be read ({type(e).__name__}: {_one_line(str(e))})") \
+            raise MalformedReply(f"a reply that could not be read ({type(e).__name__}: {first_line(str(e))})") \
                 from None
 
     async def _read(self, resp: Any) -> bytes:
@@ -397,7 +397,7 @@ def parse_reply_meta(data: bytes, content_type: str = "") -> tuple[str | None, l
         if head.startswith("<") or "html" in content_type.lower():
             raise MalformedReply("an HTML page instead of a chat completion (is the base URL right? it usually "
                                  f"ends in /v1): {_snippet(head, 80)}") from None
-        raise MalformedReply(f"a reply that is not valid JSON ({_one_line(str(e))}): {_snippet(head)}") from None
+        raise MalformedReply(f"a reply that is not valid JSON ({first_line(str(e))}): {_snippet(head)}") from None
     return _parse_completion(obj)
 
 
@@ -446,7 +446,7 @@ def _parse_sse(text: str) -> tuple[str | None, list[ToolCall], Usage, dict[str, 
         try:
             chunk = json.loads(data)
         except (ValueError, RecursionError) as e:
-            raise MalformedReply(f"a streamed chunk that is not valid JSON ({_one_line(str(e))}): "
+            raise MalformedReply(f"a streamed chunk that is not valid JSON ({first_line(str(e))}): "
                                  f"{_snippet(data)}") from None
         if not isinstance(chunk, dict):
             raise MalformedReply(f"a streamed chunk that is {_kind(chunk)}, not an object")
@@ -620,7 +620,8 @@ def _snippet(text: str, n: int = 120) -> str:
     return repr(t if len(t) <= n else t[:n] + "...")
 
 
-def _one_line(text: str, n: int = 200) -> str:
+def first_line(text: str, n: int = 200) -> str:
+    """The first line of `text`, at most `n` characters (an error message in one line)."""
     lines = str(text).strip().splitlines()
     return lines[0][:n] if lines else ""
 

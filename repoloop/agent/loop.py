@@ -39,7 +39,7 @@ from repoloop.agent import prompts
 from repoloop.agent.config import RunConfig
 from repoloop.agent.conversation import Conversation
 from repoloop.agent.interfaces import Model, PlanDecision, QuietReporter, Reporter, Runner, RunnerFactory
-from repoloop.agent.llm import LLMClient, LLMError, PriceTable, ToolCall, Usage
+from repoloop.agent.llm import LLMClient, LLMError, PriceTable, ToolCall, Usage, first_line
 from repoloop.agent.model_turn import ModelTurn
 from repoloop.agent.observe import Observer, project_instructions
 from repoloop.agent.repeats import RepeatGuard
@@ -533,7 +533,7 @@ class Agent:
         if ws is not None:
             branch = ws.branch
             try:
-                sha = ws.commit(f"repoloop: unverified work at stop ({_one_line(reason)[:80]})") \
+                sha = ws.commit(f"repoloop: unverified work at stop ({first_line(reason, 80)})") \
                     if status != "success" else None
                 if sha:
                     self._record("commit", step=self.st.steps, sha=sha, message="unverified work at stop",
@@ -584,14 +584,9 @@ def _path_arg(raw: str) -> str:
     return path[:200] if isinstance(path, str) else ""
 
 
-def _one_line(text: str) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def _one_line_error(e: BaseException) -> str:
     """`TypeName: first line of the message` (at most 300 characters)."""
-    msg = _one_line(str(e))[:300]
+    msg = first_line(str(e), 300)
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from repoloop.agent import prompts
 from repoloop.agent.conversation import Conversation, estimate_tokens
 from repoloop.agent.interfaces import Model
-from repoloop.agent.llm import LLMError, LLMReply, Usage
+from repoloop.agent.llm import LLMError, LLMReply, Usage, first_line
 from repoloop.agent.prefix import PrefixMeter
 from repoloop.agent.protocol import TextProtocol, make_protocol, to_text_history, wire
 from repoloop.agent.textmode import Decoded, decode_text, protocol_text
@@ -101,7 +101,7 @@ class ModelTurn:
             if not (e.tools_rejected and self.auto and self.proto.mode == "native"):
                 raise
             self._request_failed(e, phase, model, recovered="switched to text-mode tool calls")
-            self._switch_to_text(f"the server refused the tools: {_one_line(str(e))[:300]}")
+            self._switch_to_text(f"the server refused the tools: {first_line(str(e), 300)}")
             return self._send(model, phase, tool_choice)
 
     def _request_failed(self, e: LLMError, phase: str, model: str, recovered: str = "") -> None:
@@ -186,8 +186,3 @@ class ModelTurn:
 def _context_overflow(message: str) -> bool:
     m = message.lower()
     return "context" in m and any(w in m for w in ("length", "too long", "maximum", "exceed", "window"))
-
-
-def _one_line(text: str) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0] if lines else ""

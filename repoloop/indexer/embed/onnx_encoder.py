@@ -121,6 +121,7 @@ class OnnxBert:
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
+
         def open_session(graph: Path) -> Any:
             return ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"],
                                         disabled_optimizers=DISABLED_OPTIMIZERS)
