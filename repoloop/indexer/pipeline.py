@@ -30,7 +30,6 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer import safe_read
 from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.config import EmbedConfig
-from repoloop.indexer.bulk import ScratchCopier, ScratchWriter, remove_stale
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.parse import parser
@@ -136,7 +135,6 @@ class _Result:
     decode_errors: int = 0
     error: str | None = None
     rows: FileRows | None = None  # the parsed rows as tuples (then `parsed` keeps only its header fields)
-    scratch: str | None = None  # the scratch file holding the rows instead (a bulk load: bulk.py)
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -179,23 +177,6 @@ def parser_fingerprint() -> str:
 def _parse_file(task: _Task) -> _Result:
     """Read, hash, parse and tokenize one file. Runs in a worker; never raises for bad input."""
     return _with_rows(_read_and_parse(task))
-
-
-_SCRATCH: dict[str, ScratchWriter] = {}  # a bulk-load worker process's own scratch writer
-
-
-def _scratch_init(directory: str, run: str) -> None:
-    _SCRATCH["writer"] = ScratchWriter(Path(directory), run)
-
-
-def _parse_to_scratch(task: _Task) -> _Result:
-    """`_parse_file`, with the rows written to this worker's scratch file instead of sent back."""
-    res = _parse_file(task)
-    if res.rows is not None and res.parsed is not None:
-        res.scratch = _SCRATCH["writer"].add(res.parsed, res.rows, hash=res.hash, size=res.size,
-                                             mtime=res.mtime, decode_errors=res.decode_errors)
-        res.rows = None
-    return res
 
 
 def parse_bytes(path: str, size: int, mtime: float, hash: str, data: bytes) -> _Result:
@@ -463,13 +444,8 @@ class _Run:
         return tasks, seen
 
     # -- parse + store ------------------------------------------------------------------------
-    def _pooled(self, tasks: list[_Task]) -> bool:
-        return self.jobs > 1 and len(tasks) >= _POOL_MIN_TASKS
-
-    def _results(self, tasks: list[_Task], *, scratch: bool = False) -> Iterator[_Result]:
-        """Each task's result, parsed in worker processes when there are enough; with `scratch`
-        (pooled only), the workers write the rows to scratch files (bulk.py) and send none back."""
-        if not self._pooled(tasks):
+    def _results(self, tasks: list[_Task]) -> Iterator[_Result]:
+        if self.jobs <= 1 or len(tasks) < _POOL_MIN_TASKS:
             for t in tasks:
                 yield _parse_file(t)
             return
@@ -497,11 +473,9 @@ class _Run:
                     flight["bytes"] += t.size
                 yield t
 
-        func, init = (_parse_to_scratch, (_scratch_init, (str(self.idx), str(os.getpid())))) if scratch \
-            else (_parse_file, (None, ()))
-        with ctx.Pool(self.jobs, initializer=init[0], initargs=init[1]) as pool:
+        with ctx.Pool(self.jobs) as pool:
             try:
-                for res in pool.imap_unordered(func, feed(), chunksize=chunksize):
+                for res in pool.imap_unordered(_parse_file, feed(), chunksize=chunksize):
                     with cond:
                         flight["files"] -= 1
                         flight["bytes"] -= res.size
@@ -519,9 +493,6 @@ class _Run:
         bulk = not self.known and len(tasks) >= _BULK_MIN_TASKS
         if bulk:
             store.drop_bulk_indexes()
-        # A fresh index filled by workers: they write the rows to scratch files the writer copies.
-        copier = ScratchCopier(store) if bulk and self._pooled(tasks) else None
-        remove_stale(self.idx)  # a killed run's
         bar = self.progress.task("parsing", len(tasks))
         batch: list[FileWrite] = []
         touched: list[tuple[str, int, float]] = []
@@ -529,42 +500,29 @@ class _Run:
         t0 = time.perf_counter()
         last_flush = t0
         batch_bytes = 0
-        results = self._results(tasks, scratch=copier is not None)
-        try:
-            for res in results:
-                self.progress.advance(bar)
-                if res.vanished or res.skip:
-                    seen.discard(res.path)
-                    if res.skip:
-                        self.skips[res.path] = res.skip
-                    continue
-                if res.parsed is None:
-                    rep.files_unchanged += 1
-                    touched.append((res.path, res.size, res.mtime))
-                    continue
-                if res.error:
-                    rep.errors.append((res.path, res.error))
-                rep.decode_errors += res.decode_errors
-                if res.scratch is not None and copier is not None:
-                    for done in copier.arrived(res.scratch):
-                        store_s += self._copy(copier, done)
-                    continue
-                batch.append(FileWrite(res.parsed, res.hash, res.size, res.mtime, res.decode_errors, res.rows))
-                batch_bytes += res.size
-                now = time.perf_counter()
-                if len(batch) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES or now - last_flush > _BATCH_SECONDS:
-                    store_s += self._flush(batch)
-                    rep.files_indexed += len(batch)
-                    batch = []
-                    batch_bytes = 0
-                    last_flush = time.perf_counter()
-            if copier is not None:  # the pool has finished: every scratch file is complete
-                for done in copier.rest():
-                    store_s += self._copy(copier, done)
-        finally:
-            results.close()  # the pool stops (if it has not finished), then no scratch file is kept
-            if copier is not None:
-                remove_stale(self.idx)
+        for res in self._results(tasks):
+            self.progress.advance(bar)
+            if res.vanished or res.skip:
+                seen.discard(res.path)
+                if res.skip:
+                    self.skips[res.path] = res.skip
+                continue
+            if res.parsed is None:
+                rep.files_unchanged += 1
+                touched.append((res.path, res.size, res.mtime))
+                continue
+            if res.error:
+                rep.errors.append((res.path, res.error))
+            rep.decode_errors += res.decode_errors
+            batch.append(FileWrite(res.parsed, res.hash, res.size, res.mtime, res.decode_errors, res.rows))
+            batch_bytes += res.size
+            now = time.perf_counter()
+            if len(batch) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES or now - last_flush > _BATCH_SECONDS:
+                store_s += self._flush(batch)
+                rep.files_indexed += len(batch)
+                batch = []
+                batch_bytes = 0
+                last_flush = time.perf_counter()
         store_s += self._flush(batch)
         rep.files_indexed += len(batch)
         t = time.perf_counter()
@@ -585,11 +543,6 @@ class _Run:
         rep.skips = dict(Counter(self.skips.values()))
         rep.seconds["parse"] = time.perf_counter() - t0 - store_s
         rep.seconds["store"] = store_s
-
-    def _copy(self, copier: ScratchCopier, scratch: str) -> float:
-        t = time.perf_counter()
-        self.report.files_indexed += copier.copy(scratch)
-        return time.perf_counter() - t
 
     def _flush(self, batch: list[FileWrite]) -> float:
         if not batch:

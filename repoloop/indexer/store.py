@@ -81,15 +81,6 @@ class FileRows:
     chunks: list[tuple]  # (start_line, end_line, symbol, kind, text, header, hash)
     fts: list[tuple]  # (path words, names, body), one per chunk
 
-    def file_fts(self) -> tuple[str, str]:
-        """The file's `files_fts` row (path words, body): every chunk's names and body, in order."""
-        return self.fts[0][0], " ".join(f"{n} {b}" for _, n, b in self.fts)
-
-
-def file_status(parsed: ParsedFile) -> str:
-    """`files.status`: partial (syntax errors), ok, or text (no grammar)."""
-    return "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
-
 
 def file_rows(parsed: ParsedFile) -> FileRows:
     path_words = fts_text(parsed.path.replace("/", " ").replace(".", " "))
@@ -310,11 +301,12 @@ class IndexStore:
         c = self.conn
         parsed = w.parsed
         file_id = self._delete_file_rows(parsed.path)
+        status = "partial" if parsed.syntax_errors else ("ok" if parsed.language != "text" else "text")
         cur = c.execute(
             "INSERT INTO files(id, path, hash, language, module, size, mtime, lines, status,"
             " syntax_errors, decode_errors, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (file_id, parsed.path, w.hash, parsed.language, parsed.module, w.size, w.mtime, parsed.lines,
-             file_status(parsed), parsed.syntax_errors, w.decode_errors, time.time()),
+             status, parsed.syntax_errors, w.decode_errors, time.time()),
         )
         file_id = cur.lastrowid
         rows = w.rows if w.rows is not None else file_rows(parsed)
@@ -332,7 +324,8 @@ class IndexStore:
                 " VALUES (?,?,?,?,?,?,?,?,?)", [(first + i, file_id, *r) for i, r in enumerate(rows.chunks)])
             c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
                           [(first + i, *r) for i, r in enumerate(rows.fts)])
-            c.execute("INSERT INTO files_fts(rowid, path, body) VALUES (?,?,?)", (file_id, *rows.file_fts()))
+            c.execute("INSERT INTO files_fts(rowid, path, body) VALUES (?,?,?)",
+                      (file_id, rows.fts[0][0], " ".join(f"{n} {b}" for _, n, b in rows.fts)))
         return file_id
 
     def touch_files(self, stats: Iterable[tuple[str, int, float]]) -> None:
