@@ -6,6 +6,8 @@ the first "before" index of the same tree, so a speed-up that changed the output
     git worktree add /tmp/idx_before 19d4442
     nice .venv/bin/python benchmarks/index_ab_bench.py --before /tmp/idx_before [--runs 3]
         [--django-git DJANGO_GIT_DIR] [--switch-runs 1] [--out ab.json]
+    # the monorepo corpus instead of the standard library (no branch switch):
+    .venv/bin/python benchmarks/index_ab_bench.py --before /tmp/idx_before --tree MONOREPO --skip switch
 
 Wall seconds, CPU seconds of the whole process tree (user+sys; parse workers included, sampled
 with psutil as index_bench.py does), peak RSS, each run's phases (from `--json`), and lines/s
@@ -81,8 +83,10 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def stdlib_rounds(tmp: Path, variants: dict[str, Path], runs: int) -> dict:
-    tree = copy_stdlib(tmp / "stdlib")
+def tree_rounds(tmp: Path, variants: dict[str, Path], runs: int, tree: Path | None = None) -> dict:
+    """Full builds of `tree` (indexed where it is), or of a copy of the standard library."""
+    label = tree.name if tree is not None else "stdlib"
+    tree = tree if tree is not None else copy_stdlib(tmp / "stdlib")
     res: dict[str, list[dict]] = {v: [] for v in variants}
     res["ctags"] = []
     reference: dict | None = None
@@ -99,13 +103,13 @@ def stdlib_rounds(tmp: Path, variants: dict[str, Path], runs: int) -> dict:
             if diff:
                 print(f"  {name} #{i} DIFFERS: {diff}", flush=True)
             res[name].append(r)
-            print(f"stdlib {name} #{i}: {r['wall']:.2f} s wall, {r['cpu']:.1f} CPU s, {r['rss_mib']:.0f} MiB,"
+            print(f"{label} {name} #{i}: {r['wall']:.2f} s wall, {r['cpu']:.1f} CPU s, {r['rss_mib']:.0f} MiB,"
                   f" phases {r['phases']}, load {os.getloadavg()[0]:.1f}", flush=True)
             shutil.rmtree(idx)
         c = run(["ctags", "-R", "-f", str(tmp / "tags"), "--languages=Python", "."], None, cwd=tree)
         c.pop("out")
         res["ctags"].append(c)
-        print(f"stdlib ctags #{i}: {c['wall']:.2f} s wall, {c['cpu']:.2f} CPU s", flush=True)
+        print(f"{label} ctags #{i}: {c['wall']:.2f} s wall, {c['cpu']:.2f} CPU s", flush=True)
     out = {k: summary(v) for k, v in res.items()}
     out["equal_to_first_before"] = equal
     return out
@@ -155,6 +159,9 @@ def main() -> None:
                     help="a git dir of django for the branch-switch rounds (skipped without it)")
     ap.add_argument("--switch-runs", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[], choices=["stdlib", "switch"])
+    ap.add_argument("--tree", type=Path, default=None,
+                    help="index this tree in place instead of a copy of the standard library (e.g. the"
+                         " monorepo corpus of scale_bench.py; its result goes under the tree's name)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--plot", type=Path, nargs=2, metavar=("JSON", "PNG"),
                     help="only draw lines/s per phase (stdlib) and the switch's phases from a result file")
@@ -170,10 +177,11 @@ def main() -> None:
     print(json.dumps(out), flush=True)
     with tempfile.TemporaryDirectory(prefix="index_ab_") as tmp:
         if "stdlib" not in args.skip:
-            out["stdlib"] = s = stdlib_rounds(Path(tmp), variants, args.runs)
+            key = args.tree.name if args.tree else "stdlib"
+            out[key] = s = tree_rounds(Path(tmp), variants, args.runs, args.tree.resolve() if args.tree else None)
             for v in variants:
-                s[v]["vs_ctags_wall"] = s[v]["wall_s"] / s["ctags"]["wall_s"]
-                s[v]["vs_ctags_cpu"] = s[v]["cpu_s"] / s["ctags"]["cpu_s"]
+                s[v]["vs_ctags_wall"] = s[v]["wall_s"] / max(s["ctags"]["wall_s"], 0.01)
+                s[v]["vs_ctags_cpu"] = s[v]["cpu_s"] / max(s["ctags"]["cpu_s"], 0.01)
             s["speedup_wall"] = s["before"]["wall_s"] / s["after"]["wall_s"]
             s["speedup_cpu"] = s["before"]["cpu_s"] / s["after"]["cpu_s"]
         if "switch" not in args.skip and args.django_git is not None and args.django_git.exists():
