@@ -83,9 +83,8 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def tree_rounds(tmp: Path, variants: dict[str, Path], runs: int, tree: Path | None = None) -> dict:
+def tree_rounds(tmp: Path, variants: dict[str, Path], runs: int, tree: Path | None, label: str) -> dict:
     """Full builds of `tree` (indexed where it is), or of a copy of the standard library."""
-    label = tree.name if tree is not None else "stdlib"
     tree = tree if tree is not None else copy_stdlib(tmp / "stdlib")
     res: dict[str, list[dict]] = {v: [] for v in variants}
     res["ctags"] = []
@@ -177,8 +176,9 @@ def main() -> None:
     print(json.dumps(out), flush=True)
     with tempfile.TemporaryDirectory(prefix="index_ab_") as tmp:
         if "stdlib" not in args.skip:
-            key = args.tree.name if args.tree else "stdlib"
-            out[key] = s = tree_rounds(Path(tmp), variants, args.runs, args.tree.resolve() if args.tree else None)
+            tree = args.tree.resolve() if args.tree else None
+            label = tree.name if tree else "stdlib"
+            out[label] = s = tree_rounds(Path(tmp), variants, args.runs, tree, label)
             for v in variants:
                 s[v]["vs_ctags_wall"] = s[v]["wall_s"] / max(s["ctags"]["wall_s"], 0.01)
                 s[v]["vs_ctags_cpu"] = s[v]["cpu_s"] / max(s["ctags"]["cpu_s"], 0.01)
