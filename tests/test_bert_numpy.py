@@ -115,3 +115,36 @@ def test_weights_are_mapped_not_copied_and_equal_what_safetensors_reads(tmp_path
         (model / "model.safetensors").write_bytes(damaged)
         with pytest.raises(Unsupported, match="cannot read the model files"):
             NumpyBert.load(model, 128)
+
+
+def test_the_shipped_tokenizer_built_from_its_vocabulary_splits_as_its_tokenizer_json(tmp_path: Path) -> None:
+    """A one-shot query builds the shipped model's tokenizer from vocab.txt (10 ms, not 26): the
+    same word pieces as tokenizer.json on prose, code and other scripts; any other tokenizer.json
+    (here: one that keeps case) is read as it is."""
+    from tokenizers import Tokenizer
+
+    from repoloop.indexer.embed.bert_numpy import _plain_bert_tokenizer, load_tokenizer
+
+    d = _model_dir()
+    config = json.loads((d / "config.json").read_text())
+    fast, n = load_tokenizer(d, config, 128)
+    assert _plain_bert_tokenizer(d) and n == 128
+    ref = Tokenizer.from_file(str(d / "tokenizer.json"))
+    ref.no_padding()
+    ref.enable_truncation(max_length=128)
+    code = [p.read_text(errors="replace")[i:i + 600] for p in sorted((ROOT / "repoloop").rglob("*.py"))[:40]
+            for i in (0, 2000)]
+    texts = [*TEXTS, *code, "Ünïcödé naïve café ÉCOLE", "Привет мир", "مرحبا", "a\u200bb\x00c\ufeffd", "snake_case→x≥y"]
+    for t in texts:
+        a, b = fast.encode(t), ref.encode(t)
+        assert (a.ids, a.attention_mask) == (b.ids, b.attention_mask), t[:80]
+    assert len(texts) > 60
+
+    other = tmp_path / "model"
+    shutil.copytree(d, other)
+    data = json.loads((other / "tokenizer.json").read_text())
+    data["normalizer"]["lowercase"] = False
+    (other / "tokenizer.json").write_text(json.dumps(data))
+    assert not _plain_bert_tokenizer(other)
+    kept, _ = load_tokenizer(other, config, 128)
+    assert kept.encode("Hello World").ids != fast.encode("Hello World").ids  # its own, case kept

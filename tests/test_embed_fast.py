@@ -119,6 +119,7 @@ def test_a_one_shot_search_loads_openblas_with_one_thread_unless_the_user_chose(
     code = ("import contextlib, io, json, os, sys\nfrom repoloop.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
             "    rc = main(['search', 'parse a date string', '--repo', sys.argv[1], '--json'])\n"
+            "import numpy  # the search's dense half ran in a forked child; OpenBLAS loads here, after it\n"
             "from threadpoolctl import threadpool_info\n"
             "blas = [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']\n"
             "print(json.dumps({'rc': rc, 'hits': len(json.loads(out.getvalue())['results']), 'blas': blas}))\n")

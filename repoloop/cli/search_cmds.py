@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from repoloop.retrieval import Retriever, SearchHit
 
 
+_SEARCH_FILES_DEPTH = 50  # chunks `search --files` ranks files from
+
+
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
     add_repo_args(p)
     p.add_argument("--lexical", action="store_true", help="no dense retrieval (never loads the model)")
@@ -55,16 +58,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_context)
 
 
-def _open(args: argparse.Namespace) -> tuple[Retriever, tuple[str, ...]]:
+def _open(args: argparse.Namespace, query: str | None = None, k: int = 0) -> tuple[Retriever, tuple[str, ...]]:
     """The retriever the flags ask for (and the user's REPOLOOP_DENSE_STORE, REPOLOOP_TOKENIZER),
-    and the signals to search with."""
+    and the signals to search with. `query`, `k`: what the command ranks first (`fused(query, k)`):
+    its dense half starts now, in a forked child (repoloop.retrieval.dense_ahead), before this
+    process imports the retrieval code."""
     _one_blas_thread()
-    from repoloop.retrieval import RetrievalOptions, open_retriever, parse_signals
+    from repoloop.retrieval.api import RetrievalOptions
 
-    signals = parse_signals(args.signals)
-    lexical = args.lexical or "dense" not in signals
+    lexical = args.lexical or (args.signals is not None and "dense" not in {s.strip() for s in args.signals.split(",")})
     options = RetrievalOptions.from_env(lexical_only=lexical, chroma_url=args.chroma_url, rerank=args.rerank)
-    return open_retriever(repo_root(args.repo), index_dir(args), options), signals
+    repo, idx = repo_root(args.repo), index_dir(args)
+    ahead = None
+    if query is not None and not lexical and options.dense_store != "chroma":
+        from repoloop.retrieval.dense_ahead import DenseAhead
+        from repoloop.retrieval.weights import DEFAULT
+
+        ahead = DenseAhead.start(repo, idx, query, max(DEFAULT.depth, k), options.embed)
+    try:
+        from repoloop.retrieval import open_retriever, parse_signals
+
+        return open_retriever(repo, idx, options, dense_ahead=ahead), parse_signals(args.signals)
+    except BaseException:
+        if ahead is not None:
+            ahead.discard()
+        raise
 
 
 def _one_blas_thread() -> None:
@@ -82,14 +100,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise RepoloopError(f"-k must be at least 1, not {args.k}")
     if not args.query.strip():
         raise RepoloopError("the query is empty")
-    r, signals = _open(args)
+    r, signals = _open(args, args.query, _SEARCH_FILES_DEPTH if args.files else args.k)
     if set(signals) <= {"dense"} and r.lexical_only:
         r.close()
         raise RepoloopError("this index has no embeddings (built with --no-embed?): run `repoloop index` "
                             "to add them, or choose other --signals")
     try:
         if args.files:
-            ranked = r.search_files(args.query, args.k, signals=signals)
+            ranked = r.search_files(args.query, args.k, signals=signals, depth=_SEARCH_FILES_DEPTH)
             if args.json:
                 print_json({"files": [{"path": p, "score": round(s, 6)} for p, s in ranked]})
             else:
@@ -114,7 +132,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
         raise RepoloopError(f"--functions must not be negative, not {args.functions}")
     if not args.query.strip():
         raise RepoloopError("the issue text is empty")
-    r, signals = _open(args)
+    r, signals = _open(args, args.query, args.k)
     try:
         located = r.locate(args.query, args.k, functions=args.functions, signals=signals)
     finally:

@@ -20,6 +20,7 @@ from repoloop.indexer.embed.phase import MAX_EMBED_CHARS, stored_chroma_url
 from repoloop.indexer.embed.vector_array import VectorArray, array_path
 from repoloop.indexer.schema import META_MODEL, META_TAG
 from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.dense_signal import nearest_chunks
 from repoloop.retrieval.fusion import Ranked
 
 
@@ -73,8 +74,8 @@ class Dense:
         there is nothing to search."""
         if not self.available:
             return False
-        if self._array is None and self.use_array:
-            self._array = VectorArray.load(array_path(self.index_dir, self.store.get_meta(META_TAG) or "", self.model))
+        if self._array is None:
+            self.open_array()
         if self._array is None:
             coll = self._collection()
             if coll is None:
@@ -84,6 +85,12 @@ class Dense:
         if self.embedder is None or self.embedder.name != self.model:  # a given one only if it made the index
             self.embedder = embedder_by_name(self.model, self.embed_config)
         return True
+
+    def open_array(self) -> bool:
+        """Open the index's compact array (not chromadb); False where there is none to read."""
+        if self._array is None and self.use_array:
+            self._array = VectorArray.load(array_path(self.index_dir, self.store.get_meta(META_TAG) or "", self.model))
+        return self._array is not None
 
     def nearest(self, query: str, limit: int) -> list[tuple[str, float]]:
         """Embed the query and ask chroma; touches no SQLite, so it may run on another thread
@@ -97,19 +104,7 @@ class Dense:
 
         return VectorStore.query(self._coll, vec, limit, self._count)
 
-    def to_chunks(self, hits: list[tuple[str, float]], limit: int) -> Ranked:
-        """Map vector ids (embedding keys) to the chunks that use them."""
-        if not hits:
-            return Ranked("dense", [], [])
-        sim = dict(hits)
-        q = ",".join("?" * len(hits))
-        rows = self.store.conn.execute(
-            "SELECT e.key, e.chunk_id FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
-            f" WHERE e.key IN ({q})", [k for k, _ in hits]).fetchall()
-        scored = sorted(((sim[k], cid) for k, cid in rows), key=lambda x: (-x[0], x[1]))[:limit]
-        return Ranked("dense", [cid for _, cid in scored], [s for s, _ in scored])
-
     def search(self, query: str, limit: int) -> Ranked:
         if not self.prepare():
             return Ranked("dense", [], [])
-        return self.to_chunks(self.nearest(query, limit), limit)
+        return nearest_chunks(self.store.conn, self.nearest(query, limit), limit)

@@ -19,9 +19,12 @@ from repoloop.retrieval.fusion import Ranked
 from repoloop.retrieval.limits import current_deadline
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.embed.embedders import Embedder
     from repoloop.retrieval.dense import Dense
+    from repoloop.retrieval.dense_ahead import DenseAhead
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,10 @@ Nearest = list[tuple[str, float]]  # (embedding key, similarity), best first
 
 class DenseSignal:
     def __init__(self, store: IndexStore, index_dir: Path, *, embedder: Embedder | None,
-                 chroma_url: str | None, use_array: bool, embed_config: EmbedConfig | None = None) -> None:
+                 chroma_url: str | None, use_array: bool, embed_config: EmbedConfig | None = None,
+                 ahead: DenseAhead | None = None) -> None:
         self.store = store
+        self.ahead = ahead  # the first query's answer, computed in a forked child (a one-shot CLI query)
         self.embed_config = embed_config  # how a query embedder is made (an endpoint's URL, the backend, ...)
         self.index_dir = index_dir
         self.embedder = embedder  # the model to embed queries with, where it made the index
@@ -59,11 +64,26 @@ class DenseSignal:
 
     def submit(self, query: str, depth: int) -> Future[Nearest]:
         """The nearest vectors, computed on the worker thread (call `prepare` first)."""
+        return self._pool().submit(self.dense.nearest, query, depth)
+
+    def take_ahead(self, query: str, depth: int) -> Future[Nearest | None] | None:
+        """The answer the forked child computes for this query, awaited on the worker thread (None
+        from it: the child had none, search in process); None when no child computes this query
+        (one computing another is stopped). Nothing here imports numpy or loads the model."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is None:
+            return None
+        if not ahead.matches(query, depth):
+            ahead.discard()
+            return None
+        return self._pool().submit(ahead.result)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoloop-dense")
-        return self._executor.submit(self.dense.nearest, query, depth)
+        return self._executor
 
-    def collect(self, pending: Future[Nearest] | None) -> Nearest | None:
+    def collect(self, pending: Future[Nearest] | Future[Nearest | None] | None) -> Nearest | None:
         """The dense answer, or None if it failed (logged; the query goes on without it)."""
         if pending is None:
             return None
@@ -79,7 +99,7 @@ class DenseSignal:
             return None
 
     def to_chunks(self, nearest: Nearest, depth: int) -> Ranked:
-        return self.dense.to_chunks(nearest, depth)
+        return nearest_chunks(self.store.conn, nearest, depth)
 
     def refresh(self) -> None:
         if self._dense is not None:
@@ -93,6 +113,23 @@ class DenseSignal:
         self._dense = None
 
     def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.discard()
+            self.ahead = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def nearest_chunks(conn: sqlite3.Connection, hits: Nearest, limit: int) -> Ranked:
+    """Map vector ids (embedding keys) to the chunks that use them (one vector may serve several).
+    SQLite only: an answer computed ahead is mapped without importing numpy."""
+    if not hits:
+        return Ranked("dense", [], [])
+    sim = dict(hits)
+    q = ",".join("?" * len(hits))
+    rows = conn.execute(
+        "SELECT e.key, e.chunk_id FROM embed_keys e JOIN chunks c ON c.id=e.chunk_id AND c.hash=e.chunk_hash"
+        f" WHERE e.key IN ({q})", [k for k, _ in hits]).fetchall()
+    scored = sorted(((sim[k], cid) for k, cid in rows), key=lambda x: (-x[0], x[1]))[:limit]
+    return Ranked("dense", [cid for _, cid in scored], [s for s, _ in scored])

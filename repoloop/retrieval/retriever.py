@@ -50,6 +50,7 @@ from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
 
 if TYPE_CHECKING:
     from repoloop.indexer.embed.embedders import Embedder
+    from repoloop.retrieval.dense_ahead import DenseAhead
     from repoloop.retrieval.locate import Located, LocateWeights
     from repoloop.retrieval.rerank import DenseReranker
 
@@ -72,23 +73,33 @@ def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def open_retriever(repo: Path, index_dir: Path | None = None, options: RetrievalOptions | None = None, *,
-                   embedder: Embedder | None = None, counter: TokenCounter | None = None) -> HybridRetriever:
+                   embedder: Embedder | None = None, counter: TokenCounter | None = None,
+                   dense_ahead: DenseAhead | None = None) -> HybridRetriever:
     """Open the index of `repo` (in `index_dir`, else the default place) for retrieval.
 
     `embedder`: an already-loaded model to embed queries with (a long-running process shares one
     with its index passes); used when the index was built with the same model. `counter`: the token
-    counter for budgets (default: the one `options.tokenizer` names, else the best offline)."""
+    counter for budgets (default: the one `options.tokenizer` names, else the best offline).
+    `dense_ahead`: the dense half of the first query, already being computed in a forked child (a
+    one-shot CLI query; repoloop.retrieval.dense_ahead)."""
     repo = Path(repo).expanduser().resolve()
     idx = index_dir_for(repo, index_dir)
-    store = IndexStore(idx / DB_NAME, readonly=True)
-    return HybridRetriever(repo, idx, store, options or RetrievalOptions(), embedder=embedder, counter=counter)
+    try:
+        store = IndexStore(idx / DB_NAME, readonly=True)
+    except BaseException:
+        if dense_ahead is not None:
+            dense_ahead.discard()
+        raise
+    return HybridRetriever(repo, idx, store, options or RetrievalOptions(), embedder=embedder, counter=counter,
+                           dense_ahead=dense_ahead)
 
 
 class HybridRetriever:
     """The `Retriever` over one index (repoloop.retrieval.api); touched by one thread at a time."""
 
     def __init__(self, repo: Path, idx: Path, store: IndexStore, options: RetrievalOptions, *,
-                 embedder: Embedder | None = None, counter: TokenCounter | None = None) -> None:
+                 embedder: Embedder | None = None, counter: TokenCounter | None = None,
+                 dense_ahead: DenseAhead | None = None) -> None:
         self.repo = repo
         self.idx = idx
         self.store = store
@@ -99,7 +110,8 @@ class HybridRetriever:
         self._lexical_forced = options.lexical_only  # the caller's choice; else decided by the index (refresh)
         self._lexical_only = options.lexical_only or not store.get_meta(META_MODEL)
         self.dense = DenseSignal(store, idx, embedder=embedder, chroma_url=options.chroma_url,
-                                 use_array=options.dense_store != "chroma", embed_config=options.embed)
+                                 use_array=options.dense_store != "chroma", embed_config=options.embed,
+                                 ahead=dense_ahead)
         self._counter = counter
         # Dense re-rank of the top files (repoloop.retrieval.rerank) where the index has no vectors:
         # their chunks are embedded at query time (seconds on a CPU for files not seen before, then
@@ -243,9 +255,13 @@ class HybridRetriever:
         conn = self.store.conn
         # Dense (query embedding + vector search) runs on a worker thread while the lexical signals
         # and the graph run here: the latency is the longer of the two, not their sum.
-        pending: Future[Nearest] | None = None
-        if "dense" in sig and not self._lexical_only and self._dense_ready():
-            pending = self.dense.submit(query, depth)
+        pending: Future[Nearest] | Future[Nearest | None] | None = None
+        ahead = False  # the answer comes from a forked child (repoloop.retrieval.dense_ahead)
+        if "dense" in sig and not self._lexical_only:
+            pending = self.dense.take_ahead(query, depth)
+            ahead = pending is not None
+            if not ahead and self._dense_ready():
+                pending = self.dense.submit(query, depth)
         lists: list[Ranked] = []
         try:
             if "trace" in sig:
@@ -271,6 +287,8 @@ class HybridRetriever:
                     rows.update(self.rows(cid for cid in g.ids if cid not in rows))
         finally:
             nearest = self.dense.collect(pending)
+        if nearest is None and ahead and self._dense_ready():  # the child had no answer: in process, now
+            nearest = self.dense.collect(self.dense.submit(query, depth))
         if nearest is not None:
             d = self.dense.to_chunks(nearest, depth)
             lists.append(d)
