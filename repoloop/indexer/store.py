@@ -74,20 +74,12 @@ class FileRows:
     """A file's rows as plain tuples, ready for executemany (file and chunk ids left out).
 
     Building them is pure and CPU-heavy (tokenizing for FTS, hashing), and tuples pickle ~3x
-    cheaper than the dataclasses, so the pipeline builds them in the parser workers. A NULL is
-    the integer 0 here (`_NULL`): parent, scope, module, alias, a chunk's symbol."""
+    cheaper than the dataclasses, so the pipeline builds them in the parser workers."""
 
     symbols: list[tuple]  # (name, qualname, kind, start_line, end_line, signature, doc, parent)
     refs: list[tuple]  # (name, kind, line, scope, full, module, alias)
     chunks: list[tuple]  # (start_line, end_line, symbol, kind, text, header, hash)
     fts: list[tuple]  # (path words, names, body), one per chunk
-
-
-# A NULL text column travels as the integer 0 and is stored through `NULLIF(?, 0)`: binding `None`
-# costs Python's sqlite3 ~0.35 us a parameter (it looks for an adapter first), 0 costs nothing, and
-# those columns hold text or NULL, never the integer 0. On a monorepo's 7.4 M refs that is seconds
-# of the single writer's time.
-_NULL = 0
 
 
 def file_rows(parsed: ParsedFile) -> FileRows:
@@ -97,14 +89,13 @@ def file_rows(parsed: ParsedFile) -> FileRows:
         names = " ".join(split_identifier(ch.symbol.replace(".", "_"))) if ch.symbol else ""
         if ch.symbol:
             names = f"{ch.symbol.rsplit('.', 1)[-1].lower()} {names}"
-        chunks.append((ch.start_line, ch.end_line, _NULL if ch.symbol is None else ch.symbol, ch.kind, ch.text,
-                       ch.header, chunk_hash(ch.header, ch.text)))
+        chunks.append((ch.start_line, ch.end_line, ch.symbol, ch.kind, ch.text, ch.header,
+                       chunk_hash(ch.header, ch.text)))
         fts.append((path_words, names, fts_text(ch.text)))
     return FileRows(
-        symbols=[(s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc,
-                  _NULL if s.parent is None else s.parent) for s in parsed.symbols],
-        refs=[(r.name, r.kind, r.line, _NULL if r.scope is None else r.scope, r.full,
-               _NULL if r.module is None else r.module, _NULL if r.alias is None else r.alias) for r in parsed.refs],
+        symbols=[(s.name, s.qualname, s.kind, s.start_line, s.end_line, s.signature, s.doc, s.parent)
+                 for s in parsed.symbols],
+        refs=[(r.name, r.kind, r.line, r.scope, r.full, r.module, r.alias) for r in parsed.refs],
         chunks=chunks, fts=fts)
 
 
@@ -321,16 +312,16 @@ class IndexStore:
         rows = w.rows if w.rows is not None else file_rows(parsed)
         c.executemany(
             "INSERT INTO symbols(file_id, name, qualname, kind, start_line, end_line, signature, doc,"
-            " parent) VALUES (?,?,?,?,?,?,?,?,NULLIF(?,0))", [(file_id, *r) for r in rows.symbols])
+            " parent) VALUES (?,?,?,?,?,?,?,?,?)", [(file_id, *r) for r in rows.symbols])
         c.executemany(
-            "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias)"
-            " VALUES (?,?,?,?,NULLIF(?,0),?,NULLIF(?,0),NULLIF(?,0))", [(file_id, *r) for r in rows.refs])
+            "INSERT INTO refs(file_id, name, kind, line, scope, full, module, alias) VALUES (?,?,?,?,?,?,?,?)",
+            [(file_id, *r) for r in rows.refs])
         if rows.chunks:
             # Chunk ids are allocated here so chunks and their FTS rows go in with two executemany.
             first = (c.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
             c.executemany(
                 "INSERT INTO chunks(id, file_id, start_line, end_line, symbol, kind, text, header, hash)"
-                " VALUES (?,?,?,?,NULLIF(?,0),?,?,?,?)", [(first + i, file_id, *r) for i, r in enumerate(rows.chunks)])
+                " VALUES (?,?,?,?,?,?,?,?,?)", [(first + i, file_id, *r) for i, r in enumerate(rows.chunks)])
             c.executemany("INSERT INTO chunks_fts(rowid, path, names, body) VALUES (?,?,?,?)",
                           [(first + i, *r) for i, r in enumerate(rows.fts)])
             c.execute("INSERT INTO files_fts(rowid, path, body) VALUES (?,?,?)",

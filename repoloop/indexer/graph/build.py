@@ -29,7 +29,6 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from repoloop.indexer.graph.resolve_imports import RepoFiles
 from repoloop.indexer.graph.resolve_refs import TYPED_FAMILIES, Resolver
@@ -42,8 +41,6 @@ _CODE = ("build.py", "resolve_refs.py", "resolve_imports.py", "lazy_defs.py", "r
 FULL_REBUILD_FRACTION = 0.3  # above this share of files changed, rebuilding everything is cheaper
 _BATCH = 500
 _IFACE_BATCH = 1000  # files whose interfaces are read and written together (full builds)
-_INSERT_EDGE = "INSERT INTO edges(file_id, src, dst, kind, weight, line) VALUES (?,?,?,?,?,?)"
-_INSERT_IFACE = "INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)"
 PARALLEL_MIN_FILES = 300  # files to redo before resolving them in worker processes pays for their start
 _WORKER_BATCH = 64  # files per task handed to a resolver worker
 GRAPH_MAX_WORKERS = 4
@@ -153,7 +150,15 @@ def update_edges(
             for e in edges:
                 yield (fid, *e)
 
+    def worker_rows() -> Iterator[tuple]:
+        for p, fid, digest, edges in _resolve_in_workers(store.db_path, [(p, files[p][0]) for p in sorted(redo)],
+                                                         jobs, lazy=not full):
+            sums[p] = digest
+            for e in edges:
+                yield (fid, *e)
+
     parallel = jobs > 1 and len(redo) >= PARALLEL_MIN_FILES
+    rows = worker_rows() if parallel else edge_rows()
 
     with transaction(conn):
         if full:
@@ -167,26 +172,18 @@ def update_edges(
                 chunk = ids[i:i + _BATCH]
                 conn.execute(f"DELETE FROM edges WHERE file_id IN ({','.join('?' * len(chunk))})", chunk)
             conn.executemany("DELETE FROM graph_files WHERE path=?", [(p,) for p in deleted])
-        if parallel:
-            # Workers resolve batches of files (and, for a full build, read their interfaces); this
-            # process only writes them, batch by batch, in order.
-            for part in _resolve_in_workers(store.db_path, [(p, files[p][0]) for p in sorted(redo)], jobs,
-                                            lazy=not full, interfaces=full):
-                conn.executemany(_INSERT_EDGE, [(fid, *e) for _p, fid, _d, edges, _i in part for e in edges])
-                sums.update((p, digest) for p, _fid, digest, _e, _i in part)
-                if full:
-                    conn.executemany(_INSERT_IFACE, [(p, files[p][1], iface) for p, _f, _d, _e, iface in part])
-        else:
-            conn.executemany(_INSERT_EDGE, edge_rows())
+        conn.executemany(
+            "INSERT INTO edges(file_id, src, dst, kind, weight, line) VALUES (?,?,?,?,?,?)", rows
+        )
         if full:
             for ddl in EDGE_INDEXES.values():
                 conn.execute(ddl)
-            if not parallel:
-                resolver = None  # type: ignore[assignment]  # free the whole-repo tables before the interfaces
-                conn.executemany(_INSERT_IFACE, _all_interface_rows(conn, files))
+            resolver = None  # type: ignore[assignment]  # free the whole-repo tables before the interfaces
+            iface_rows: Iterable[tuple[str, str, str]] = _all_interface_rows(conn, files)
         else:
             empty = {"defs": [], "imports": [], "bases": [], "types": []}
-            conn.executemany(_INSERT_IFACE, [(p, files[p][1], json.dumps(new_iface.get(p, empty))) for p in changed])
+            iface_rows = [(p, files[p][1], json.dumps(new_iface.get(p, empty))) for p in changed]
+        conn.executemany("INSERT OR REPLACE INTO graph_files(path, hash, iface) VALUES (?,?,?)", iface_rows)
         moved = full or _edges_moved(conn, sums, deleted, built)
         if full:
             conn.execute("DELETE FROM graph_edge_sums")
@@ -203,8 +200,7 @@ def update_edges(
 
 
 # -- resolution in worker processes ---------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
-WorkerFile = tuple[str, int, str, list[tuple], str | None]  # path, file id, digest, edges, interface JSON
+_WORKER: dict[str, Resolver] = {}
 
 
 def graph_workers(conn: sqlite3.Connection, jobs: int) -> int:
@@ -218,39 +214,35 @@ def graph_workers(conn: sqlite3.Connection, jobs: int) -> int:
     return max(1, min(jobs, GRAPH_MAX_WORKERS, by_memory))
 
 
-def _worker_init(db_path: str, lazy: bool, interfaces: bool) -> None:
+def _worker_init(db_path: str, lazy: bool) -> None:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30.0)
     conn.execute("PRAGMA busy_timeout=30000")
     _WORKER["resolver"] = Resolver(conn, lazy=lazy)
-    _WORKER["interfaces"] = interfaces
 
 
-def _worker_edges(batch: list[tuple[str, int]]) -> list[WorkerFile]:
+def _worker_edges(batch: list[tuple[str, int]]) -> list[tuple[str, int, str, list[tuple]]]:
     resolver = _WORKER["resolver"]
-    interfaces = _WORKER["interfaces"]
     out = []
     for p, fid in batch:
         edges = file_edges(resolver, fid)
-        iface = json.dumps(_interface(resolver.conn, fid)) if interfaces else None
-        out.append((p, fid, edges_digest(edges), edges, iface))
+        out.append((p, fid, edges_digest(edges), edges))
     return out
 
 
-def _resolve_in_workers(db_path: Path, todo: list[tuple[str, int]], jobs: int, *, lazy: bool,
-                        interfaces: bool = False) -> Iterator[list[WorkerFile]]:
-    """Batches of (path, file id, digest, edges, interface JSON or None) of the files in `todo`, in
-    order, resolved by `jobs` worker processes over the committed index (a file's edges depend only
-    on the index, never on which other files a resolver saw before). `interfaces`: each file's
-    `_interface` too (a full build writes every one; in the workers, not serially after the edges).
-    Batches go back in order, so rows are written as before."""
+def _resolve_in_workers(db_path: Path, todo: list[tuple[str, int]], jobs: int, *, lazy: bool
+                        ) -> Iterator[tuple[str, int, str, list[tuple]]]:
+    """(path, file id, digest, edges) of each file in `todo`, in order, resolved by `jobs` worker
+    processes over the committed index (a file's edges depend only on the index, never on which
+    other files a resolver saw before). Batches go back in order, so rows are written as before."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["repoloop.indexer.graph.build"])
     n = max(8, min(_WORKER_BATCH, len(todo) // (jobs * 8) or 1))
     batches = [todo[i:i + n] for i in range(0, len(todo), n)]
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(str(db_path), lazy, interfaces)) as pool:
-        yield from pool.imap(_worker_edges, batches)
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(str(db_path), lazy)) as pool:
+        for part in pool.imap(_worker_edges, batches):
+            yield from part
 
 
 def rebuild_edges(store: IndexStore) -> int:
