@@ -365,15 +365,20 @@ def test_read_repo_file_reasons(tmp_path: Path) -> None:
     assert read("gone.py") == "vanished"
 
 
-def test_index_cli_still_follows_in_repo_symlinks(tmp_path: Path) -> None:
-    """`repoloop index` end to end: symlinks inside the repository are indexed as before (the
-    reader opens their resolved target), those leaving it are skipped."""
+def test_index_cli_follows_in_repo_symlinks_only_to_what_it_does_not_index_itself(tmp_path: Path) -> None:
+    """`repoloop index` end to end: a symlink inside the repository to a path the index holds
+    under its own name is skipped (each file once: no doubled hits); one to a path left out
+    (ignored here) is indexed under the link's name (the reader opens its resolved target);
+    those leaving the repository are skipped."""
     root = tmp_path / "repo"
     (root / "pkg").mkdir(parents=True)
     (root / "pkg" / "a.py").write_text("def real():\n    return 1\n")
     (root / "alias.py").symlink_to(root / "pkg" / "a.py")
     (root / "linkdir").symlink_to(root / "pkg")
-    (root / "rel.py").symlink_to("pkg/a.py")
+    (root / "gen").mkdir()
+    (root / "gen" / "b.py").write_text("def generated():\n    return 2\n")
+    (root / ".gitignore").write_text("gen/\n")
+    (root / "rel.py").symlink_to("gen/b.py")
     (tmp_path / "secret.py").write_text("def leaked():\n    pass\n")
     (root / "out.py").symlink_to(tmp_path / "secret.py")
     r = subprocess.run([sys.executable, "-m", "repoloop.cli", "index", str(root), "--no-embed"],
@@ -382,8 +387,10 @@ def test_index_cli_still_follows_in_repo_symlinks(tmp_path: Path) -> None:
     with _db(root) as conn:
         by_path = {p: n for p, n in conn.execute(
             "SELECT f.path, count(s.id) FROM files f LEFT JOIN symbols s ON s.file_id = f.id GROUP BY f.path")}
-    assert by_path == {"pkg/a.py": 1, "alias.py": 1, "linkdir/a.py": 1, "rel.py": 1}
-    assert _skipped(root).get("out.py") == "symlink_outside_repo"
+    assert by_path == {"pkg/a.py": 1, "rel.py": 1, ".gitignore": 0}
+    skipped = _skipped(root)
+    assert skipped.get("out.py") == "symlink_outside_repo"
+    assert skipped.get("alias.py") == skipped.get("linkdir/") == "symlink_to_indexed_path"
 
 
 if __name__ == "__main__":

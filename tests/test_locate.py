@@ -263,3 +263,21 @@ def test_observer_locates_from_the_first_part_of_a_task_too_long_to_search(repo:
     assert len(task) > 32_768
     assert text.startswith("Likely locations"), obs.notes
     assert not any("locate" in n for n in obs.notes)
+
+
+def test_a_name_defined_several_times_in_a_file_is_listed_once(tmp_path: Path) -> None:
+    """TypeScript overloads (three definitions of one name) take one line of the file's list, the
+    best of them: the others would crowd out the file's other functions."""
+    root = write_repo(tmp_path / "repo", {
+        "src/errors.ts": (
+            "export function treeifyError(e: string): string;\n"
+            "export function treeifyError(e: number): number;\n"
+            "export function treeifyError(e: any): any {\n  return flattenIssues(e);\n}\n"
+            "export function flattenIssues(e: any): any {\n  return e.issues.map((i: any) => i.message);\n}\n"
+            "export function formatError(e: any): string {\n  return String(e);\n}\n"),
+    })
+    index(root)
+    with open_retriever(root) as r:
+        syms = [f.symbol for f in Locator(r).locate("treeifyError loses nested issues", 3).files[0].functions]
+    assert syms.count(syms[0]) == 1 and syms[0].endswith("treeifyError")
+    assert len(syms) == len(set(syms)) and any(s.endswith("flattenIssues") for s in syms)

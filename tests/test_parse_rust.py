@@ -67,3 +67,16 @@ def test_rust() -> None:
     assert ("p.area", "crate::shapes::main") in calls
     assert ("super::g", "crate::shapes::inner::f") in calls
     assert ("write!", "crate::shapes::Point::fmt") in calls
+
+
+def test_an_impl_for_a_reference_or_pointer_is_named_after_the_type() -> None:
+    """`impl<'a, A> Trait for &'a mut A` is A's impl (not a type called `mutA`), as `*const T` is T's."""
+    src = ("pub trait Visit { fn visit(&self); }\n"
+           "impl<'a, A: Visit> Visit for &'a mut A {\n    fn visit(&self) {}\n}\n"
+           "impl<T> Visit for *const T {\n    fn visit(&self) {}\n}\n")
+    p = parse_source("src/de.rs", src.encode(), "rust")
+    assert p.syntax_errors == 0
+    impls = {x.qualname for x in p.symbols if x.kind == "impl"}
+    methods = {x.qualname for x in p.symbols if x.kind == "method" and x.start_line > 1}
+    assert impls == {"crate::de::A", "crate::de::T"}
+    assert methods == {"crate::de::A::visit", "crate::de::T::visit"}

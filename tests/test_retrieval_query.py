@@ -135,3 +135,13 @@ def test_go_and_rust_frames_over_many_lines_are_found_in_one_pass() -> None:
     go = "main.f(...)\n\t/x/main.go:1 +0x1\n" * 2000
     rust = "  0: m::g\n      at ./src/lib.rs:2:5\n" * 2000
     assert len(q._line_frames(go)[1]) == 2000 and len(q._line_frames(rust)[0]) == 2000
+
+
+def test_a_conventional_commit_type_is_a_label_not_a_call() -> None:
+    """`fix(compiler-sfc): ...` names no function `fix` (it pulled every file defining a `fix` to
+    the top); its scope's words stay, and a real call later in the text is still one."""
+    a = analyze("fix(compiler-sfc): handle v-model on a custom element")
+    assert "fix" not in a.identifiers and "compiler" in a.words
+    assert "feat" not in analyze("feat(api)!: add parse_date").identifiers
+    assert "parse_date" in analyze("feat(api)!: add parse_date").identifiers
+    assert "fix" in analyze("calling fix(x) twice breaks").identifiers

@@ -119,9 +119,15 @@ def test_symlinks_loop_outside_and_broken(tmp_path: Path) -> None:
     os.symlink(outside / "secret_src.py", repo / "out_file.py")
     os.symlink(repo / "missing.py", repo / "broken.py")
     os.symlink("self_loop.py", repo / "self_loop.py")  # ELOOP
-    os.symlink(repo / "pkg" / "a.py", repo / "alias.py")  # inside the repo: followed
+    os.symlink(repo / "pkg" / "a.py", repo / "alias.py")  # inside the repo, to an indexed file: a duplicate
+    os.symlink(repo / "pkg", repo / "linkdir")  # the same, for a directory
+    _write(repo, "local/conf.py")  # ignored: reached only through the symlink, which is followed
+    (repo / ".gitignore").write_text("local/\n")
+    os.symlink(repo / "local" / "conf.py", repo / "conf.py")
     kept, skips = _run(repo)
-    assert kept == {"pkg/a.py", "alias.py"}
+    assert kept - {".gitignore"} == {"pkg/a.py", "conf.py"}
+    assert skips["alias.py"] == skips["linkdir/"] == w.SYMLINK_DUPLICATE
+    assert skips["local/"] == w.IGNORED
     assert skips["pkg/loop/"] == w.SYMLINK_LOOP
     assert skips["out_dir/"] == w.SYMLINK_OUTSIDE
     assert skips["out_file.py"] == w.SYMLINK_OUTSIDE

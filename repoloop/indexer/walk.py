@@ -2,7 +2,8 @@
 
 The walk honours `.gitignore` (at every level, relative to its directory, with negations),
 `.git/info/exclude` and `.repoloopignore`; prunes dependency and build folders; never follows a
-symlink out of the repository or round a loop; and leaves out secrets, binaries, huge and
+symlink out of the repository or round a loop, nor one to a path it indexes under that path's own
+name (no file is indexed twice); and leaves out secrets, binaries, huge and
 minified files. Each skip is recorded with a reason, so `repoloop status` can say what was left
 out. It uses `os.scandir` and yields one file at a time: a large repository is never held whole.
 """
@@ -69,6 +70,7 @@ MINIFIED = "minified_or_generated"
 SYMLINK_OUTSIDE = "symlink_outside_repo"
 SYMLINK_LOOP = "symlink_loop"
 BROKEN_SYMLINK = "broken_symlink"
+SYMLINK_DUPLICATE = "symlink_to_indexed_path"  # inside the repository, to a path indexed as itself
 UNREADABLE = "unreadable"
 SPECIAL = "not_a_regular_file"
 UNSUPPORTED = "unsupported_type"
@@ -217,6 +219,26 @@ class Walker:
     def check(self, rel: str) -> FileEntry | None:
         """Apply the walk's rules to one path without walking the tree (for a watcher's changed
         paths): its FileEntry, or None when it is gone, a directory, or skipped (then in `skips`)."""
+        kept = self._follow(rel)
+        if kept is None or kept[2]:
+            return None
+        path, rel, _is_dir, st = kept
+        return FileEntry(rel, path, st.st_size, st.st_mtime)
+
+    def _reached(self, rel: str) -> bool:
+        """Whether the walk reaches `rel`, a path inside the repository without symlinks, on its
+        own (nothing about it is recorded in `skips`)."""
+        if rel in ("", "."):
+            return True
+        saved, self.skips = self.skips, {}
+        try:
+            return self._follow(rel) is not None
+        finally:
+            self.skips = saved
+
+    def _follow(self, rel: str) -> tuple[str, str, bool, os.stat_result] | None:
+        """(absolute path, relative path, is_dir, stat) of `rel` when the walk keeps it and every
+        directory above it; None when it is gone or skipped (then in `skips`)."""
         root = str(self.root)
         st = os.stat(root)
         ancestors = {(st.st_dev, st.st_ino)}
@@ -234,7 +256,7 @@ class Walker:
                 return None
             is_dir, st = verdict
             if i == len(parts) - 1:
-                return None if is_dir else FileEntry(prefix + name, path, st.st_size, st.st_mtime)
+                return path, prefix + name, is_dir, st
             if not is_dir:
                 return None
             ancestors = ancestors | {(st.st_dev, st.st_ino)}
@@ -313,16 +335,21 @@ class Walker:
         if why:
             self._skip(rel + "/" if is_dir else rel, why)
             return None
+        target = ""
         if is_link:
             target = os.path.realpath(entry.path)
             root = str(self.root)
             if target != root and not target.startswith(root + os.sep):
                 self._skip(rel + "/" if is_dir else rel, SYMLINK_OUTSIDE)
                 return None
+        if is_dir and (st.st_dev, st.st_ino) in ancestors:
+            self._skip(rel + "/", SYMLINK_LOOP)
+            return None
+        if is_link and self._reached(os.path.relpath(target, str(self.root))):
+            # Indexed under its own path: a second copy would double every hit and vector of it.
+            self._skip(rel + "/" if is_dir else rel, SYMLINK_DUPLICATE)
+            return None
         if is_dir:
-            if (st.st_dev, st.st_ino) in ancestors:
-                self._skip(rel + "/", SYMLINK_LOOP)
-                return None
             return True, st
         if not stat.S_ISREG(st.st_mode):
             self._skip(rel, SPECIAL)

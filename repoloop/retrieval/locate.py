@@ -304,7 +304,12 @@ class Locator:
             fns = [self._hit(d) for d in defs.get(p, [])]
             fns = [f for f in fns if f.score > 0] or fns[:0]
             fns.sort(key=lambda f: (-f.score, f.end_line - f.start_line, f.start_line))
-            files.append(FileHit(p, order[p], fns[:functions], counts.get(p, 0)))
+            # One line per name: overloads, a Rust item under two `#[cfg]`s, a type's several
+            # `impl` blocks are one place to look, not several slots of the list (the best kept).
+            named: dict[str, FunctionHit] = {}
+            for f in fns:
+                named.setdefault(f.symbol, f)
+            files.append(FileHit(p, order[p], list(named.values())[:functions], counts.get(p, 0)))
         return Located(files, self.w)
 
     # -- candidates ---------------------------------------------------------------------------

@@ -63,6 +63,9 @@ _TOKEN = re.compile(r"\S++")
 
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*+(?:(?:\.|::)[A-Za-z_$][\w$]*+)*+")
 _BACKTICK = re.compile(r"`([^`\n]{1,120})`")
+# A Conventional Commits subject, `fix(compiler-sfc): ...` or `feat(api)!: ...`: its type is a label,
+# not a call of `fix`; the scope in parentheses stays (its words name a package or a folder).
+_CONVENTIONAL = re.compile(r"\A[ \t]*([a-z]+)\([^()\n]{0,60}\)!?:[ \t]")
 _FILE_NAME = re.compile(rf"\w++\.{_EXT}")
 _HUMPS = re.compile(r"[a-z][A-Z]|[A-Z][a-z]++[A-Z]")  # camelCase / PascalCase with 2+ humps
 
@@ -317,8 +320,11 @@ def analyze(text: str) -> QueryAnalysis:
         for im in _IDENT.finditer(m.group(1)):
             idents.append(im.group(0))
     words: list[str] = []
+    labels = {m.start(1) for m in _CONVENTIONAL.finditer(text)}
     for m in _IDENT.finditer(text):
         ident = m.group(0)
+        if m.start() in labels:
+            continue
         if len(ident) > MAX_IDENT_CHARS or _is_path(ident):
             continue
         if _is_code_ident(ident, text, m.end()):

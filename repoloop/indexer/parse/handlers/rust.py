@@ -160,7 +160,9 @@ def _plain_type(node: Node | None, src: bytes) -> str:
 
 
 def _type_name(node: Node, src: bytes) -> str:
-    """`Wrapper<T>` -> `Wrapper`, `fmt::Display` -> `Display`, `&mut T` -> `T`."""
+    """`Wrapper<T>` -> `Wrapper`, `fmt::Display` -> `Display`, `&mut T` -> `T`, `*const T` -> `T`."""
+    while node.type in ("reference_type", "pointer_type") and node.child_by_field_name("type") is not None:
+        node = node.child_by_field_name("type")
     if node.type == "generic_type":
         node = node.child_by_field_name("type") or node
     return last_ident(compact(text_of(node, src)).split("<", 1)[0].replace("::", "."))
