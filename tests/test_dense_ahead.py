@@ -57,6 +57,18 @@ def test_the_cli_answers_as_in_process_without_importing_numpy(embedded: Path) -
             assert got["numpy"] is False
 
 
+def test_context_and_locate_take_the_childs_answer_too(embedded: Path) -> None:
+    q = QUERIES[0]
+    ctx = _python(_CLI, "context", q, "--repo", str(embedded), "--budget", "800", "--json")
+    want = _python("import json, sys\nfrom pathlib import Path\n"
+                   "from repoloop.retrieval.retriever import open_retriever\n"
+                   "p = open_retriever(Path(sys.argv[1])).context(sys.argv[2], 800)\n"
+                   "print(json.dumps(p.text))\n", str(embedded), q)
+    assert ctx["rc"] == 0 and ctx["out"]["text"] == want and want  # (its repo map's PageRank imports numpy)
+    loc = _python(_CLI, "locate", q, "--repo", str(embedded), "--json")
+    assert loc["rc"] == 0 and loc["out"]["files"] and loc["numpy"] is False
+
+
 def test_a_child_computed_for_another_query_is_stopped_and_reaped(embedded: Path) -> None:
     code = ("import json, os, sys\nfrom pathlib import Path\n"
             "from repoloop.retrieval.dense_ahead import DenseAhead\n"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 _SEARCH_FILES_DEPTH = 50  # chunks `search --files` ranks files from
+_CONTEXT_HITS = 30  # chunks `context` fits into its budget, one by one
 
 
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
@@ -171,9 +172,11 @@ def _print_hits(hits: list[SearchHit], explain: bool) -> None:
 def cmd_context(args: argparse.Namespace) -> int:
     if args.budget < 0:
         raise RepoloopError(f"--budget must not be negative, not {args.budget}")
-    r, _signals = _open(args)
+    from repoloop.retrieval.limits import bounded_prefix
+
+    r, _signals = _open(args, bounded_prefix(args.task), _CONTEXT_HITS)
     try:
-        pack = r.context(args.task, args.budget)
+        pack = r.context(args.task, args.budget, k=_CONTEXT_HITS)
         counter = r.counter
     finally:
         r.close()
