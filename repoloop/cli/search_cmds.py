@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 
 _SEARCH_FILES_DEPTH = 50  # chunks `search --files` ranks files from
-_CONTEXT_HITS = 30  # chunks `context` fits into its budget, one by one
 
 
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
@@ -172,11 +171,11 @@ def _print_hits(hits: list[SearchHit], explain: bool) -> None:
 def cmd_context(args: argparse.Namespace) -> int:
     if args.budget < 0:
         raise RepoloopError(f"--budget must not be negative, not {args.budget}")
-    from repoloop.retrieval.limits import bounded_prefix
+    from repoloop.retrieval.limits import CONTEXT_HITS, bounded_prefix
 
-    r, _signals = _open(args, bounded_prefix(args.task), _CONTEXT_HITS)
+    r, _signals = _open(args, bounded_prefix(args.task), CONTEXT_HITS)
     try:
-        pack = r.context(args.task, args.budget, k=_CONTEXT_HITS)
+        pack = r.context(args.task, args.budget)
         counter = r.counter
     finally:
         r.close()

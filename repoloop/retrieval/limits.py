@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from repoloop.errors import RepoloopError
 
 MAX_QUERY_CHARS = 32_768  # the longest SWE-bench Verified issue is ~10k; a pasted trace fits
+CONTEXT_HITS = 30  # chunks a context pack is fitted from, one by one (the CLI's dense half starts on it)
 MAX_IDENT_CHARS = 256  # a longer "identifier" is noise, not a name: not looked up as one
 DEFAULT_QUERY_TIMEOUT_S = 20.0  # `repoloop serve --query-timeout`; a warm query takes milliseconds
 

@@ -33,6 +33,7 @@ from repoloop.retrieval.graph_state import GraphRanker
 from repoloop.retrieval.hits import take_hits
 from repoloop.retrieval.lexical import Lexical
 from repoloop.retrieval.limits import (
+    CONTEXT_HITS,
     MAX_HIT_FILE_BYTES,
     Deadline,
     bounded_prefix,
@@ -338,7 +339,7 @@ class HybridRetriever:
 
         return Locator(self, weights).locate(query, k, functions=functions, signals=signals)
 
-    def context(self, task: str, budget: int, *, k: int = 30) -> ContextPack:
+    def context(self, task: str, budget: int, *, k: int = CONTEXT_HITS) -> ContextPack:
         from repoloop.retrieval.context import build_context
 
         if budget < 0:
