@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repoloop.indexer.parse.languages import detect_language  # noqa: E402
+from repoloop.indexer.parse.languages import HEADER_SNIFF_BYTES, detect_language  # noqa: E402
 from repoloop.indexer.parse.parser import parse_source  # noqa: E402
 from repoloop.indexer.testpaths import is_test_path  # noqa: E402
 
@@ -113,7 +113,7 @@ def hunks(gd: str, parent: str, commit: str, path: str) -> tuple[list[int], list
 
 
 def definitions(path: str, source: bytes) -> list:
-    lang = detect_language(path, source[:512])
+    lang = detect_language(path, source[:HEADER_SNIFF_BYTES])
     if lang is None:
         return []
     try:

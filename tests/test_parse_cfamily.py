@@ -84,3 +84,26 @@ def test_cpp() -> None:
     small = parse_source("src/geo.cpp", CPP, "cpp", max_tokens=60)
     chunk = next(c for c in small.chunks if c.symbol == "geo::max_of")
     assert chunk.start_line == 12
+
+
+def test_a_cpp_header_named_h_is_found_past_its_licence_and_by_its_class_heads() -> None:
+    """The first C++-only line of a `.h` may come after a long licence comment, and a library's
+    class heads carry an export macro: both are C++; C headers (struct, typedef, prototypes,
+    `<stdio.h>`) stay C."""
+    from repoloop.indexer.parse.languages import HEADER_SNIFF_BYTES
+
+    licence = b"/*\n" + b" * Licensed under the MIT License; see LICENSE for the terms of use.\n" * 12 + b" */\n"
+    assert len(licence) > 512
+    heads = [b"namespace YAML {\n", b"class YAML_CPP_API Node {\n", b"class LEVELDB_EXPORT Slice final : public Base {\n",
+             b"template <typename T>\nstruct convert;\n", b"struct node_ref : private noncopyable {\n",
+             b"#include <vector>\n", b"  public:\n", b"using Iter = std::vector<int>::iterator;\n",
+             b"extern \"C++\" {\n"]
+    for head in heads:
+        data = b"#pragma once\n" + licence + head
+        assert detect_language("inc/x.h", data[:HEADER_SNIFF_BYTES]) == "cpp", head
+        assert detect_language("inc/x.h", data[:256]) == "c"  # what the old 256-byte sniff saw
+    c_header = (b"#ifndef UV_H\n#define UV_H\n" + licence + b"#include <stdio.h>\n#include <stddef.h>\n"
+                b"typedef struct uv_loop_s uv_loop_t;\nstruct uv_buf_t { char* base; size_t len; };\n"
+                b"struct flags { unsigned a : 1; unsigned b : 2; };\nUV_EXTERN int uv_run(uv_loop_t*, int mode);\n"
+                b"#ifdef __cplusplus\nextern \"C\" {\n#endif\n")
+    assert detect_language("include/uv.h", c_header) == "c"

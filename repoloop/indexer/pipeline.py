@@ -33,7 +33,7 @@ from repoloop.indexer.config import EmbedConfig
 from repoloop.indexer.lock import IndexLock
 from repoloop.indexer.models import ParsedFile
 from repoloop.indexer.parse import parser
-from repoloop.indexer.parse.languages import detect_language
+from repoloop.indexer.parse.languages import HEADER_SNIFF_BYTES, detect_language
 from repoloop.indexer.parse.textchunk import (
     TEXT_LANGUAGE,
     is_text_name,
@@ -229,7 +229,7 @@ def _parse_data(res: _Result, data: bytes) -> _Result:
         # Not lost: indexed with replacement characters (line numbers stay right), and counted.
         res.decode_errors = 1
         data = data.decode("utf-8", errors="replace").encode("utf-8")
-    language = _language_of(res.path, data[:256])
+    language = _language_of(res.path, data[:HEADER_SNIFF_BYTES])
     if language is None:
         if res.decode_errors or not looks_like_text(data):
             res.skip, res.decode_errors = walk_mod.UNSUPPORTED, 0

@@ -47,7 +47,16 @@ EXTENSIONS: dict[str, str] = {
     ".php": "php", ".phtml": "php",
 }
 _FILENAMES = {"Rakefile": "ruby", "Gemfile": "ruby", "Vagrantfile": "ruby"}
-_CPP_HEADER = re.compile(rb"^\s*(namespace\s+\w|class\s+\w+\s*[:{]|template\s*<|#include\s*<(iostream|string|vector|memory)>)", re.M)
+# A `.h` file is C++ when its first HEADER_SNIFF_BYTES hold C++ only syntax: a namespace, a template,
+# a class head (also `class EXPORT_MACRO Name final :`), a struct with a base, access specifiers,
+# `using`, `extern "C++"`, a standard header without `.h`, or `std::`. 256 bytes (a licence
+# comment) made most of yaml-cpp's and leveldb's headers C; parsed as C, their namespaces became
+# functions and their classes vanished.
+HEADER_SNIFF_BYTES = 8192
+_CPP_HEADER = re.compile(
+    rb"^[ \t]*(namespace\b|template\s*<|class\s+(\w+\s+)?\w+\s*(final\s*)?[:{]|struct\s+(\w+\s+)?\w+\s*(final\s*)?:[^:]"
+    rb"|extern\s+\"C\+\+\"|(public|private|protected)\s*:|using\s+[\w:]+\s*[;=]|#\s*include\s*<[a-z_]+>)"
+    rb"|\bstd::\w", re.M)
 _SHEBANGS = {"python": "python", "node": "javascript", "ruby": "ruby", "php": "php"}
 
 # Separator between the components of a qualified name, per language.

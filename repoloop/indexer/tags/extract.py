@@ -36,6 +36,7 @@ from repoloop.indexer import walk as walk_mod
 from repoloop.indexer.parse.handlers import Handler, definition_captures, handler_for, nested_definitions
 from repoloop.indexer.parse.handlers.base import CLASS_KINDS
 from repoloop.indexer.parse.languages import (
+    HEADER_SNIFF_BYTES,
     MODULE_PREFIXED,
     QUALNAME_SEP,
     detect_language,
@@ -281,7 +282,7 @@ def _extract_path(task: tuple[str, str, bool], root: str, limit: int) -> FileRow
     reason = walk_mod.classify_head(data[: walk_mod.HEAD_BYTES])
     if reason:
         return rel, "", [], [], reason
-    language = detect_language(rel, data[:256])
+    language = detect_language(rel, data[:HEADER_SNIFF_BYTES])
     if language is None:
         return rel, "", [], [], walk_mod.UNSUPPORTED
     try:
