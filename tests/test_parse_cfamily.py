@@ -107,3 +107,18 @@ def test_a_cpp_header_named_h_is_found_past_its_licence_and_by_its_class_heads()
                 b"struct flags { unsigned a : 1; unsigned b : 2; };\nUV_EXTERN int uv_run(uv_loop_t*, int mode);\n"
                 b"#ifdef __cplusplus\nextern \"C\" {\n#endif\n")
     assert detect_language("include/uv.h", c_header) == "c"
+
+
+def test_a_class_head_with_an_export_macro_is_a_class() -> None:
+    """`class YAML_CPP_API Node {` (a library's export macro) is a class with its methods, and the
+    namespace around it ends where it ends; the macro is not a name."""
+    src = (b"namespace YAML {\nclass YAML_CPP_API Node {\n public:\n  Node();\n  bool IsNull() const;\n};\n"
+           b"class LEVELDB_EXPORT Slice final : public Base {\n public:\n  void clear() { n = 0; }\n};\n"
+           b"struct YAML_CPP_API Mark {\n  int pos;\n};\nclass URL {\n  int port;\n};\n}\n")
+    p = parse_source("inc/node.h", src, "cpp")
+    got = {(s.kind, s.qualname, s.start_line, s.end_line) for s in p.symbols}
+    assert p.syntax_errors == 0
+    assert {("namespace", "YAML", 1, 17), ("class", "YAML::Node", 2, 6), ("class", "YAML::Slice", 7, 10),
+            ("struct", "YAML::Mark", 11, 13), ("class", "YAML::URL", 14, 16)} <= got
+    assert ("method", "YAML::Slice::clear", 9, 9) in got
+    assert not any("YAML_CPP_API" in q or "LEVELDB_EXPORT" in q for _k, q, _s, _e in got)

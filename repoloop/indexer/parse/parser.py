@@ -33,6 +33,7 @@ from repoloop.indexer.parse.handlers import (
 )
 from repoloop.indexer.parse.handlers.base import CLASS_KINDS
 from repoloop.indexer.parse.languages import MODULE_PREFIXED, QUALNAME_SEP, module_name, ts_language
+from repoloop.indexer.parse.source_view import source_view
 
 __all__ = ["parse_source", "parse_tree"]
 
@@ -75,7 +76,7 @@ def _compiled(language: str) -> _Compiled:
 def parse_source(path: str, source: bytes, language: str, *, max_tokens: int = 400) -> ParsedFile:
     """Parse one file; never raises on bad input (syntax errors give a partial result)."""
     comp = _compiled(language)
-    tree = comp.parser.parse(source)
+    tree = comp.parser.parse(source_view(source, language))
     parsed, split_points = parse_tree(path, source, language, tree.root_node)
     text = source.decode("utf-8", errors="replace")
     parsed.chunks = chunk_file(parsed, text, max_tokens=max_tokens, split_points=split_points)

@@ -43,6 +43,7 @@ from repoloop.indexer.parse.languages import (
     module_name,
     ts_language,
 )
+from repoloop.indexer.parse.source_view import source_view
 from repoloop.indexer.tags import pydefs
 from repoloop.indexer.tags.pyrefs import python_refs
 
@@ -136,7 +137,7 @@ def extract_file(path: str, source: bytes, language: str, *, refs: bool = False)
                                      _PY_SKIP_REFS)
     comp = _compiled(language, refs)
     h = comp.handler
-    root = comp.parser.parse(source).root_node
+    root = comp.parser.parse(source_view(source, language)).root_node
     if language == "python" and not refs:
         return _python_rows(h, root, module_name(path, language), source), []
     captures = QueryCursor(comp.query).captures(root)
