@@ -122,3 +122,17 @@ def test_a_class_head_with_an_export_macro_is_a_class() -> None:
             ("struct", "YAML::Mark", 11, 13), ("class", "YAML::URL", 14, 16)} <= got
     assert ("method", "YAML::Slice::clear", 9, 9) in got
     assert not any("YAML_CPP_API" in q or "LEVELDB_EXPORT" in q for _k, q, _s, _e in got)
+
+
+def test_branches_opening_one_block_and_loop_macros_do_not_swallow_the_functions_after_them() -> None:
+    """Both branches of an `#ifdef` open the same `if` block, and a loop macro opens a block: the
+    functions after them are top-level functions, not nested in the first one; lines unchanged."""
+    src = (b"static int write_bufs(int n) {\n"
+           b"#ifdef _MSC_VER\n  if (n > 0 && fast()) {\n#else\n  if (n > 0) {\n#endif\n    n--;\n  }\n"
+           b"  uv__queue_foreach(q, &loop->handles) {\n    n++;\n  }\n  return n;\n}\n"
+           b"static void resize(void) {\n  return;\n}\n"
+           b"int after(void) { return 1; }\n")
+    p = parse_source("src/win/tty.c", src, "c")
+    got = {(s.qualname, s.start_line, s.end_line) for s in p.symbols if s.kind == "function"}
+    assert got == {("write_bufs", 1, 13), ("resize", 14, 16), ("after", 17, 17)}
+    assert "\n".join(c.text for c in p.chunks).count("#ifdef _MSC_VER") == 1  # the file's own text
