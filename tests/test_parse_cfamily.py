@@ -136,3 +136,14 @@ def test_branches_opening_one_block_and_loop_macros_do_not_swallow_the_functions
     got = {(s.qualname, s.start_line, s.end_line) for s in p.symbols if s.kind == "function"}
     assert got == {("write_bufs", 1, 13), ("resize", 14, 16), ("after", 17, 17)}
     assert "\n".join(c.text for c in p.chunks).count("#ifdef _MSC_VER") == 1  # the file's own text
+
+
+def test_of_two_branches_the_one_taken_without_configuration_macros_is_read() -> None:
+    """`#ifdef WIN32` / `int umain(...) {` / `#else` / `int main(...) {`: a build without WIN32 has
+    `main`; `#ifndef` keeps its first branch."""
+    src = (b"#ifdef WIN32\nint umain(int argc, char *argv[]) {\n#else\nint main(int argc, char *argv[]) {\n#endif\n"
+           b"  return run(argc);\n}\n"
+           b"#ifndef NO_COLOR\nstatic void paint(int c) {\n#else\nstatic void plain(int c) {\n#endif\n  (void)c;\n}\n")
+    p = parse_source("src/main.c", src, "c")
+    assert {(s.qualname, s.start_line, s.end_line) for s in p.symbols if s.kind == "function"} == {
+        ("main", 4, 7), ("paint", 9, 14)}

@@ -10,8 +10,9 @@ whole files of functions inside one:
   expands an empty export macro.
 - both branches of an `#if`/`#else` open the same block (`#ifdef _WIN32` / `if (a) {` / `#else` /
   `if (b) {` / `#endif`): tree-sitter saw two opening braces for one closing one, and the function
-  swallowed every function after it (libuv's `uv__tty_write_bufs` held 14). Only the first branch
-  is kept, as a compiler sees one; the others are blanked.
+  swallowed every function after it (libuv's `uv__tty_write_bufs` held 14). One branch is kept,
+  the one a compiler takes with no configuration macro defined (`#ifdef _WIN32` / `int umain(...) {`
+  / `#else` / `int main(...) {` is `main`); the others are blanked.
 - a loop macro opening a block (`uv__queue_foreach(q, &h) {`, `list_for_each_entry(p, l, m) {`)
   read as a function definition nested in the function. It is respelled `while (q, &h) {`.
 """
@@ -49,9 +50,11 @@ def _blank(line: bytes) -> bytes:
 
 def _one_branch(source: bytes) -> bytes:
     """Of each `#if` group whose branches all open (or close) the same number of braces, keep the
-    first branch; blank the others and the group's directives."""
+    branch a compiler takes with no configuration macro defined (`#ifndef X`, `#if !X`, `#if 1`:
+    the first; `#ifdef X`, `#if defined(X)`: the `#else`); blank the others and the directives."""
     lines = source.splitlines(keepends=True)
-    stack: list[list[list[int]]] = []  # per open group: its branches as [first body line, end, directive line]
+    stack: list[list[list[int]]] = []  # per open group: [first body line, end line, directive line]
+    words: list[list[bytes]] = []  # per open group: its directives' words
     changed = False
     for i, line in enumerate(lines):
         m = _DIRECTIVE.match(line)
@@ -60,25 +63,37 @@ def _one_branch(source: bytes) -> bytes:
         word = m.group(1)
         if word.startswith(b"if"):
             stack.append([[i + 1, -1, i]])
+            words.append([word])
         elif word in (b"elif", b"else") and stack:
             stack[-1][-1][1] = i
             stack[-1].append([i + 1, -1, i])
+            words[-1].append(word)
         elif word == b"endif" and stack:
-            branches = stack.pop()
+            branches, kinds = stack.pop(), words.pop()
             branches[-1][1] = i
-            if len(branches) < 2:
+            keep = 0 if _first_taken(lines[branches[0][2]]) else (len(kinds) - 1 if kinds[-1] == b"else" else -1)
+            if len(branches) < 2 or keep < 0:
                 continue
             nets = {_net_braces(lines[s:e]) for s, e, _d in branches}
             if len(nets) != 1 or nets == {0}:
                 continue
-            for s, e, _d in branches[1:]:
-                for j in range(s, e):
-                    lines[j] = _blank(lines[j])
-            for _s, _e, d in branches:
+            for n, (s, e, d) in enumerate(branches):
                 lines[d] = _blank(lines[d])
+                if n != keep:
+                    for j in range(s, e):
+                        lines[j] = _blank(lines[j])
             lines[i] = _blank(lines[i])
             changed = True
     return b"".join(lines) if changed else source
+
+
+def _first_taken(directive: bytes) -> bool:
+    """Whether an `#if`'s first branch is taken when no configuration macro is defined."""
+    m = re.match(rb"[ \t]*#[ \t]*(ifndef|ifdef|if)\b[ \t]*(.*)", directive)
+    if m is None or m.group(1) == b"ifdef":
+        return False
+    expr = m.group(2).split(b"//", 1)[0].split(b"/*", 1)[0].strip()
+    return m.group(1) == b"ifndef" or expr.startswith(b"!") or expr == b"1"
 
 
 def _net_braces(lines: list[bytes]) -> int:
