@@ -147,3 +147,16 @@ def test_of_two_branches_the_one_taken_without_configuration_macros_is_read() ->
     p = parse_source("src/main.c", src, "c")
     assert {(s.qualname, s.start_line, s.end_line) for s in p.symbols if s.kind == "function"} == {
         ("main", 4, 7), ("paint", 9, 14)}
+
+
+def test_a_struct_whose_fields_are_a_bare_macro_line_ends_where_it_ends() -> None:
+    """`struct uv_timer_s {` / `UV_HANDLE_FIELDS` / `};`: the definitions after it are not nested in it."""
+    src = (b"struct uv_shutdown_s {\n  UV_REQ_FIELDS\n  uv_stream_t* handle;\n  UV_SHUTDOWN_PRIVATE_FIELDS\n};\n"
+           b"struct uv_timer_s {\n  UV_HANDLE_FIELDS\n  UV_TIMER_PRIVATE_FIELDS\n};\n"
+           b"enum uv_process_flags {\n  UV_PROCESS_SETUID = 1\n};\n"
+           b"int uv_timer_init(uv_loop_t* loop, uv_timer_t* handle) {\n  return 0;\n}\n")
+    p = parse_source("include/uv.h", src, "c")
+    got = {(s.kind, s.qualname, s.start_line, s.end_line) for s in p.symbols}
+    assert {("struct", "uv_shutdown_s", 1, 5), ("struct", "uv_timer_s", 6, 9), ("enum", "uv_process_flags", 10, 12),
+            ("function", "uv_timer_init", 13, 15)} <= got
+    assert not any("::" in q for _k, q, _s, _e in got)

@@ -15,6 +15,9 @@ whole files of functions inside one:
   / `#else` / `int main(...) {` is `main`); the others are blanked.
 - a loop macro opening a block (`uv__queue_foreach(q, &h) {`, `list_for_each_entry(p, l, m) {`)
   read as a function definition nested in the function. It is respelled `while (q, &h) {`.
+- a struct's fields given by a bare macro line (`struct uv_timer_s {` / `UV_HANDLE_FIELDS` / `};`)
+  left the braces open: libuv's `uv.h` nested 30 later structs and enums in one. The line ends in
+  `;` instead of its last letter, a member tree-sitter can read.
 """
 
 from __future__ import annotations
@@ -41,7 +44,33 @@ def source_view(source: bytes, language: str) -> bytes:
         out = _LOOP_MACRO.sub(lambda m: m.group(1) + b"while".ljust(len(m.group(2))), out)
     if b"#" in out and b"{" in out:
         out = _one_branch(out)
+    if b"{" in out:
+        out = _bare_macro_lines(out)
     return out
+
+
+_BARE_MACRO = re.compile(rb"^[ \t]+[A-Z][A-Z0-9_]*[A-Z0-9][ \t]*\r?$")
+_COMMENT = re.compile(rb"/\*.*?\*/|//.*$")
+
+
+def _bare_macro_lines(source: bytes) -> bytes:
+    """A line holding only an ALL-CAPS macro after `{`, `;`, `}` or another such line (a struct's
+    field list, `UV_HANDLE_FIELDS`) ends in `;` instead of its last letter: a member tree-sitter
+    can read, where the bare name joined the next line's declaration and left the braces open."""
+    lines = source.splitlines(keepends=True)
+    prev = b"{"
+    changed = False
+    for i, line in enumerate(lines):
+        body = line.rstrip(b"\r\n")
+        if _BARE_MACRO.match(body) and prev[-1:] in (b"{", b";", b"}"):
+            k = len(body.rstrip())
+            lines[i] = body[: k - 1] + b";" + line[k:]
+            prev, changed = b";", True
+            continue
+        code = _COMMENT.sub(b"", body).rstrip()
+        if code.strip() and not code.lstrip().startswith(b"#"):
+            prev = code
+    return b"".join(lines) if changed else source
 
 
 def _blank(line: bytes) -> bytes:
