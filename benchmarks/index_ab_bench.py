@@ -163,7 +163,7 @@ def main() -> None:
                          " monorepo corpus of scale_bench.py; its result goes under the tree's name)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--plot", type=Path, nargs=2, metavar=("JSON", "PNG"),
-                    help="only draw lines/s per phase (stdlib) and the switch's phases from a result file")
+                    help="only draw lines/s per phase (the stdlib or --tree's) and the switch's phases from a result file")
     args = ap.parse_args()
     if args.plot:
         plot(*args.plot)
@@ -203,9 +203,11 @@ def plot(src: Path, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     d = json.loads(src.read_text())
-    s = d["stdlib"]
+    label = next(k for k, v in d.items() if isinstance(v, dict) and "ctags" in v)  # stdlib, or --tree's name
+    s = d[label]
     phases = ["parse", "store", "graph"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2 if "switch" in d else 1, figsize=(11 if "switch" in d else 6, 4), squeeze=False)
+    a, b = axes[0][0], axes[0][-1]
     x = range(len(phases) + 1)
     for i, v in enumerate(("before", "after")):
         vals = [s[v]["lines"] / max(s[v]["phases"][p], 1e-9) / 1000 for p in phases]
@@ -214,7 +216,7 @@ def plot(src: Path, png: Path) -> None:
     a.axhline(150, color="red", ls="--", lw=1, label="target: whole index 150k lines/s")
     a.set_xticks([j + 0.2 for j in x], [*phases, "whole index"])
     a.set_ylabel("thousand lines / s (wall)")
-    a.set_title(f"stdlib full index --no-embed, load {d['loadavg_start'][0]:.0f}-{d['loadavg_end'][0]:.0f}")
+    a.set_title(f"{label} full index --no-embed, load {d['loadavg_start'][0]:.0f}-{d['loadavg_end'][0]:.0f}")
     a.legend(fontsize=8)
     if "switch" in d:
         w = d["switch"]
