@@ -64,9 +64,10 @@ def _open(args: argparse.Namespace, query: str | None = None, k: int = 0) -> tup
     its dense half starts now, in a forked child (repoloop.retrieval.dense_ahead), before this
     process imports the retrieval code."""
     _one_blas_thread()
-    from repoloop.retrieval.api import RetrievalOptions
+    from repoloop.retrieval.api import RetrievalOptions, parse_signals
 
-    lexical = args.lexical or (args.signals is not None and "dense" not in {s.strip() for s in args.signals.split(",")})
+    signals = parse_signals(args.signals)
+    lexical = args.lexical or "dense" not in signals
     options = RetrievalOptions.from_env(lexical_only=lexical, chroma_url=args.chroma_url, rerank=args.rerank)
     repo, idx = repo_root(args.repo), index_dir(args)
     ahead = None
@@ -76,10 +77,10 @@ def _open(args: argparse.Namespace, query: str | None = None, k: int = 0) -> tup
 
         ahead = DenseAhead.start(repo, idx, query, max(DEFAULT.depth, k), options.embed)
     try:
-        from repoloop.retrieval import open_retriever, parse_signals
+        from repoloop.retrieval import open_retriever
 
-        return open_retriever(repo, idx, options, dense_ahead=ahead), parse_signals(args.signals)
-    except BaseException:
+        return open_retriever(repo, idx, options, dense_ahead=ahead), signals
+    except BaseException:  # the retriever owns the child only once it is open
         if ahead is not None:
             ahead.discard()
         raise

@@ -12,16 +12,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from repoloop.retrieval.api import ContextItem, ContextPack, RetrievalOptions, Retriever, SearchHit
+    from repoloop.retrieval.api import (
+        ContextItem,
+        ContextPack,
+        RetrievalOptions,
+        Retriever,
+        SearchHit,
+        parse_signals,
+    )
     from repoloop.retrieval.locate import FileHit, FunctionHit, Located
-    from repoloop.retrieval.retriever import open_retriever, parse_signals
+    from repoloop.retrieval.retriever import open_retriever
 
 __all__ = ["ContextItem", "ContextPack", "FileHit", "FunctionHit", "Located", "RetrievalOptions", "Retriever",
            "SearchHit", "open_retriever", "parse_signals"]
 
 _HOME = {"ContextItem": "api", "ContextPack": "api", "RetrievalOptions": "api", "Retriever": "api",
          "SearchHit": "api", "FileHit": "locate", "FunctionHit": "locate", "Located": "locate",
-         "open_retriever": "retriever", "parse_signals": "retriever"}
+         "open_retriever": "retriever", "parse_signals": "api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,8 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from repoloop.errors import RepoloopError
 from repoloop.indexer.config import EmbedConfig
 from repoloop.retrieval.limits import Deadline
+from repoloop.retrieval.weights import SIGNALS
 
 if TYPE_CHECKING:
     from repoloop.retrieval.locate import Located, LocateWeights
@@ -90,6 +92,17 @@ class RetrievalOptions:
         env = {"dense_store": environ.get(DENSE_STORE_ENV, "").strip().lower(),
                "tokenizer": environ.get(TOKENIZER_ENV) or None, "embed": EmbedConfig.from_env(environ)}
         return cls(**{**env, **fields})
+
+
+def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
+    """`"bm25,dense"` -> ("bm25", "dense"); unknown names are a user error."""
+    if spec is None:
+        return SIGNALS
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    bad = [s for s in items if s not in SIGNALS]
+    if bad or not items:
+        raise RepoloopError(f"--signals: unknown signal {', '.join(bad) or '(none)'}; choose from {','.join(SIGNALS)}")
+    return tuple(dict.fromkeys(items))
 
 
 class Retriever(Protocol):

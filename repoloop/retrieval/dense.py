@@ -74,9 +74,7 @@ class Dense:
         there is nothing to search."""
         if not self.available:
             return False
-        if self._array is None:
-            self.open_array()
-        if self._array is None:
+        if not self.open_array():
             coll = self._collection()
             if coll is None:
                 return False

@@ -10,9 +10,8 @@ only for the query and depth it was computed for; anything else drops it and goe
 
 Only where it is safe: a POSIX fork, no other thread in this process yet. Only an index with a
 compact array is answered (a chromadb-only or `--no-embed` index is searched in process, as
-before; its child exits at once). A child that fails
-answers nothing, and the retriever then searches in process, which reports the error as it
-always did.
+before; its child exits at once). A child that fails answers nothing, and the retriever then
+searches in process, which reports the error as it always did.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ class DenseAhead:
                 size += len(b)
         finally:
             os.close(fd)
-        ok = self._reap(block=True) == 0
+        ok = self._reap() == 0
         if not ok or size > _MAX_ANSWER:
             return None
         try:
@@ -108,14 +107,15 @@ class DenseAhead:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self._reap(block=True)
+        self._reap()
 
-    def _reap(self, *, block: bool) -> int | None:
+    def _reap(self) -> int | None:
+        """Wait for the child; its exit code (None when it was reaped already)."""
         try:
-            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            _pid, status = os.waitpid(self.pid, 0)
         except ChildProcessError:
             return None
-        return os.waitstatus_to_exitcode(status) if pid else None
+        return os.waitstatus_to_exitcode(status)
 
 
 def _nearest(repo: Path, index_dir: Path | None, query: str, depth: int, embed: EmbedConfig | None
@@ -124,7 +124,8 @@ def _nearest(repo: Path, index_dir: Path | None, query: str, depth: int, embed: 
     from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
 
     idx = index_dir_for(repo.expanduser().resolve(), index_dir)
-    if not any((idx / "dense").glob("*.npy")):  # no vectors, or only in chromadb: before importing numpy
+    # vector_array.DIR, spelled here: that module imports numpy, which an index without vectors never needs
+    if not any((idx / "dense").glob("*.npy")):
         return None
     from repoloop.retrieval.dense import Dense
 

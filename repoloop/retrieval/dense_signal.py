@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repoloop.indexer.store import IndexStore
+from repoloop.retrieval.dense_ahead import DenseAhead, Nearest
 from repoloop.retrieval.fusion import Ranked
 from repoloop.retrieval.limits import current_deadline
 
@@ -24,11 +25,9 @@ if TYPE_CHECKING:
     from repoloop.indexer.config import EmbedConfig
     from repoloop.indexer.embed.embedders import Embedder
     from repoloop.retrieval.dense import Dense
-    from repoloop.retrieval.dense_ahead import DenseAhead
 
 log = logging.getLogger(__name__)
 
-Nearest = list[tuple[str, float]]  # (embedding key, similarity), best first
 
 
 class DenseSignal:

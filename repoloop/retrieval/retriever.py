@@ -24,7 +24,7 @@ from repoloop.errors import RepoloopError
 from repoloop.indexer.safe_read import read_repo_file
 from repoloop.indexer.schema import GENERATION_KEY, META_MODEL
 from repoloop.indexer.store import DB_NAME, IndexStore, index_dir_for
-from repoloop.retrieval.api import ContextPack, RetrievalOptions, SearchHit
+from repoloop.retrieval.api import ContextPack, RetrievalOptions, SearchHit, parse_signals
 from repoloop.retrieval.dense_signal import DenseSignal, Nearest
 from repoloop.retrieval.file_signal import file_signal
 from repoloop.retrieval.fusion import Fused, Ranked, rank_files, rrf
@@ -47,7 +47,7 @@ from repoloop.retrieval.query import analyze
 from repoloop.retrieval.rerank_stage import RerankStage
 from repoloop.retrieval.rows import ChunkRow, chunk_rows
 from repoloop.retrieval.tokens_count import TokenCounter, get_counter
-from repoloop.retrieval.weights import DEFAULT, SIGNALS, Weights
+from repoloop.retrieval.weights import DEFAULT, Weights
 
 if TYPE_CHECKING:
     from repoloop.indexer.embed.embedders import Embedder
@@ -62,17 +62,6 @@ SQL_CHECK_EVERY = 10_000  # SQLite VM steps between deadline checks (well under 
 IndexVersion = tuple[int, int, str | None]  # (database file inode, SQLite data_version, graph generation)
 
 
-def parse_signals(spec: str | Iterable[str] | None) -> tuple[str, ...]:
-    """`"bm25,dense"` -> ("bm25", "dense"); unknown names are a user error."""
-    if spec is None:
-        return SIGNALS
-    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    bad = [s for s in items if s not in SIGNALS]
-    if bad or not items:
-        raise RepoloopError(f"--signals: unknown signal {', '.join(bad) or '(none)'}; choose from {','.join(SIGNALS)}")
-    return tuple(dict.fromkeys(items))
-
-
 def open_retriever(repo: Path, index_dir: Path | None = None, options: RetrievalOptions | None = None, *,
                    embedder: Embedder | None = None, counter: TokenCounter | None = None,
                    dense_ahead: DenseAhead | None = None) -> HybridRetriever:
@@ -82,15 +71,11 @@ def open_retriever(repo: Path, index_dir: Path | None = None, options: Retrieval
     with its index passes); used when the index was built with the same model. `counter`: the token
     counter for budgets (default: the one `options.tokenizer` names, else the best offline).
     `dense_ahead`: the dense half of the first query, already being computed in a forked child (a
-    one-shot CLI query; repoloop.retrieval.dense_ahead)."""
+    one-shot CLI query; repoloop.retrieval.dense_ahead): the retriever owns it once it is returned,
+    the caller until then."""
     repo = Path(repo).expanduser().resolve()
     idx = index_dir_for(repo, index_dir)
-    try:
-        store = IndexStore(idx / DB_NAME, readonly=True)
-    except BaseException:
-        if dense_ahead is not None:
-            dense_ahead.discard()
-        raise
+    store = IndexStore(idx / DB_NAME, readonly=True)
     return HybridRetriever(repo, idx, store, options or RetrievalOptions(), embedder=embedder, counter=counter,
                            dense_ahead=dense_ahead)
 

@@ -237,7 +237,9 @@ def load_tokenizer(path: Path, config: dict, max_tokens: int | None) -> tuple[ob
 # 10 ms, where parsing the 700 KB JSON takes 26 ms, a sixth of a one-shot query's dense half. Only
 # for the files this was checked on (tests/test_bert_numpy.py compares the two on code and prose);
 # every other model's tokenizer.json is read as it is.
-_PLAIN_BERT_TOKENIZERS = {("c1346c873f1124e358c6201eac21da13261cc5ff", "c3b4105373feaa5b0b2c332321c1e592d6f39658")}  # sha1 of (tokenizer.json, vocab.txt): all-MiniLM-L6-v2
+_PLAIN_BERT_TOKENIZERS = {  # sha1 of (tokenizer.json, vocab.txt)
+    ("c1346c873f1124e358c6201eac21da13261cc5ff", "c3b4105373feaa5b0b2c332321c1e592d6f39658"),  # all-MiniLM-L6-v2
+}
 
 
 def _plain_bert_tokenizer(path: Path) -> bool:

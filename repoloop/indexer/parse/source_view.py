@@ -30,7 +30,7 @@ _EXPORT_MACRO = re.compile(
     rb"(?=[ \t]+[A-Za-z_]\w*[ \t]*(?:final\b[ \t]*)?(?:[:{]|$))", re.M)
 _LOOP_MACRO = re.compile(
     rb"^([ \t]+)([A-Za-z_]\w*(?:foreach|FOREACH|for_each|FOR_EACH)\w*)(?=[ \t]*\(.*\)[ \t]*\{[ \t]*$)", re.M)
-_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b")
+_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b[ \t]*(.*)")
 
 
 def source_view(source: bytes, language: str) -> bytes:
@@ -84,6 +84,7 @@ def _one_branch(source: bytes) -> bytes:
     lines = source.splitlines(keepends=True)
     stack: list[list[list[int]]] = []  # per open group: [first body line, end line, directive line]
     words: list[list[bytes]] = []  # per open group: its directives' words
+    taken: list[bool] = []  # per open group: whether its first branch is taken
     changed = False
     for i, line in enumerate(lines):
         m = _DIRECTIVE.match(line)
@@ -93,14 +94,15 @@ def _one_branch(source: bytes) -> bytes:
         if word.startswith(b"if"):
             stack.append([[i + 1, -1, i]])
             words.append([word])
+            taken.append(_first_taken(word, m.group(2)))
         elif word in (b"elif", b"else") and stack:
             stack[-1][-1][1] = i
             stack[-1].append([i + 1, -1, i])
             words[-1].append(word)
         elif word == b"endif" and stack:
-            branches, kinds = stack.pop(), words.pop()
+            branches, kinds, first = stack.pop(), words.pop(), taken.pop()
             branches[-1][1] = i
-            keep = 0 if _first_taken(lines[branches[0][2]]) else (len(kinds) - 1 if kinds[-1] == b"else" else -1)
+            keep = 0 if first else (len(kinds) - 1 if kinds[-1] == b"else" else -1)
             if len(branches) < 2 or keep < 0:
                 continue
             nets = {_net_braces(lines[s:e]) for s, e, _d in branches}
@@ -116,13 +118,12 @@ def _one_branch(source: bytes) -> bytes:
     return b"".join(lines) if changed else source
 
 
-def _first_taken(directive: bytes) -> bool:
-    """Whether an `#if`'s first branch is taken when no configuration macro is defined."""
-    m = re.match(rb"[ \t]*#[ \t]*(ifndef|ifdef|if)\b[ \t]*(.*)", directive)
-    if m is None or m.group(1) == b"ifdef":
-        return False
-    expr = m.group(2).split(b"//", 1)[0].split(b"/*", 1)[0].strip()
-    return m.group(1) == b"ifndef" or expr.startswith(b"!") or expr == b"1"
+def _first_taken(word: bytes, rest: bytes) -> bool:
+    """Whether the first branch of `#<word> <rest>` is taken when no configuration macro is defined."""
+    if word != b"if":
+        return word == b"ifndef"
+    expr = rest.split(b"//", 1)[0].split(b"/*", 1)[0].strip()
+    return expr.startswith(b"!") or expr == b"1"
 
 
 def _net_braces(lines: list[bytes]) -> int:
